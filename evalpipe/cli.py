@@ -1,0 +1,291 @@
+"""The `evalpipe` command. It talks; the library logs.
+
+Exit codes (ARCHITECTURE.md): 0 GO, 1 NO-GO, 2 NOT-PROVEN, 3 INVALID, 4 usage/configuration error.
+Heavy modules (prefect, SDKs, pyarrow) are imported inside commands so `--help` and errors are fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import click
+import typer
+from rich.console import Console
+
+from evalpipe.errors import EvalpipeError
+
+if TYPE_CHECKING:
+    from evalpipe.gate.verdict import GateResult
+    from evalpipe.replay.engine import Progress
+    from evalpipe.spec import Spec
+
+app = typer.Typer(
+    name="evalpipe",
+    help="Is it safe to change the model behind an AI feature? Replay, score, gate, report.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+_STATE = {"debug": False}
+_COLOURS = {"GO": "bold green", "NO-GO": "bold red", "NOT-PROVEN": "bold yellow", "INVALID": "bold magenta"}
+
+
+def _quiet_prefect() -> None:
+    # Ephemeral Prefect: no telemetry tracebacks offline, no INFO chatter; user settings win.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the library's log.")] = False,
+) -> None:
+    _STATE["debug"] = debug
+    level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    _quiet_prefect()
+
+
+class _ProgressView:
+    """Rich progress bars per stage and arm on a TTY; a plain line per 25% otherwise."""
+
+    def __init__(self) -> None:
+        self.tty = out.is_terminal
+        self._bars: dict[tuple[str, str], Any] = {}
+        self._last: dict[tuple[str, str], int] = {}
+        self._progress: Any = None
+
+    def __enter__(self) -> _ProgressView:
+        if self.tty:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("{task.description:<28}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]:>7} req/s  ${task.fields[spent]:.4f}"),
+                TimeRemainingColumn(),
+                console=out,
+                transient=False,
+            )
+            self._progress.start()
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def __call__(self, ev: Progress) -> None:
+        key = (ev.stage, ev.arm)
+        rate = f"{ev.done / max(time.perf_counter() - self._t0, 1e-6):.0f}"
+        if self._progress is not None:
+            if key not in self._bars:
+                self._bars[key] = self._progress.add_task(
+                    f"{ev.stage} {ev.arm}", total=ev.total, rate=rate, spent=ev.spent_usd
+                )
+            self._progress.update(self._bars[key], completed=ev.done, rate=rate, spent=ev.spent_usd)
+            return
+        quarter = 4 * ev.done // max(ev.total, 1)
+        if self._last.get(key, -1) < quarter:
+            self._last[key] = quarter
+            out.print(f"{ev.stage} {ev.arm}: {ev.done}/{ev.total}")
+
+
+def _print_verdicts(result: GateResult, spec: Spec, candidate: str | None = None) -> None:
+    for c in result.candidates:
+        if candidate and c.candidate != candidate:
+            continue
+        colour = _COLOURS.get(c.verdict, "bold")
+        model = spec.arm_named(c.candidate).model if c.candidate in {a.name for a in spec.candidates} else ""
+        out.print(f"[{colour}]{c.verdict:<10}[/] {c.candidate} ({model})")
+        out.print(f"           {c.reason}", soft_wrap=True)
+
+
+def _run_flow(spec_path: Path, *, run_id: str | None, store: str | None, reports: str | None) -> str:
+    """Run the shadow flow (starting the built-in fake provider if the spec asks); its run id."""
+    from evalpipe.pipeline import needs_fake_provider, progress_sink
+    from evalpipe.providers.endpoint import builtin_fake
+    from evalpipe.spec import load_spec
+
+    spec = load_spec(spec_path)
+    from evalpipe.flows import shadow_eval
+
+    with builtin_fake(needs_fake_provider(spec)), _ProgressView() as view, progress_sink(view):
+        state = shadow_eval(str(spec_path), run_id=run_id, store=store, reports=reports)
+    return str(state["run_id"])
+
+
+def _finished(spec_path: Path, run_id: str, store: str | None) -> tuple[Spec, GateResult, Path]:
+    from evalpipe.pipeline import load_gate
+    from evalpipe.spec import load_spec
+    from evalpipe.store import open_run
+
+    spec = load_spec(spec_path)
+    run = open_run(spec, run_id, store=store)
+    return spec, load_gate(run), Path(run.manifest().get("report", ""))
+
+
+def _candidate_check(spec_path: Path, candidate: str | None) -> None:
+    if candidate is None:
+        return
+    from evalpipe.spec import load_spec
+
+    names = [c.name for c in load_spec(spec_path).candidates]
+    if candidate not in names:
+        raise EvalpipeError(f"--candidate {candidate!r} is not in the spec; candidates: {', '.join(names)}")
+
+
+SpecArg = Annotated[Path, typer.Argument(help="Path of the eval.yaml.", show_default=False)]
+StoreOpt = Annotated[str | None, typer.Option("--store", help="Store path (default: the spec's).")]
+RunIdOpt = Annotated[str | None, typer.Option("--run-id", help="Resume or pin this run.")]
+CandOpt = Annotated[str | None, typer.Option("--candidate", help="Decide for this candidate only.")]
+
+
+@app.command()
+def run(
+    spec: SpecArg,
+    run_id: RunIdOpt = None,
+    store: StoreOpt = None,
+    candidate: CandOpt = None,
+    reports: Annotated[str | None, typer.Option("--reports", help="Reports folder.")] = None,
+) -> None:
+    """Run the whole pipeline on SPEC and exit with the verdict."""
+    _candidate_check(spec, candidate)
+    rid = _run_flow(spec, run_id=run_id, store=store, reports=reports)
+    s, result, report = _finished(spec, rid, store)
+    _print_verdicts(result, s, candidate)
+    out.print(f"Report: {report}")
+    code = result.for_candidate(candidate).exit_code if candidate else result.exit_code
+    raise typer.Exit(code)
+
+
+@app.command()
+def gate(
+    spec: SpecArg,
+    candidate: CandOpt = None,
+    run_id: RunIdOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Exit 0 GO / 1 NO-GO / 2 NOT-PROVEN / 3 INVALID for SPEC's newest complete run (or run it)."""
+    from evalpipe.spec import load_spec
+    from evalpipe.store import latest_complete_run
+
+    s = load_spec(spec)
+    _candidate_check(spec, candidate)
+    rid = run_id
+    if rid is None:
+        latest = latest_complete_run(s, store=store)
+        rid = latest.run_id if latest else None
+    if rid is None:
+        rid = _run_flow(spec, run_id=None, store=store, reports=None)
+    s, result, report = _finished(spec, rid, store)
+    _print_verdicts(result, s, candidate)
+    out.print(f"Run {rid}; report: {report}")
+    code = result.for_candidate(candidate).exit_code if candidate else result.exit_code
+    raise typer.Exit(code)
+
+
+def _demo_spec() -> Path:
+    here = Path.cwd() / "eval_sets" / "demo" / "eval.yaml"
+    if here.is_file():
+        return here
+    src = Path(__file__).resolve().parents[1] / "eval_sets" / "demo" / "eval.yaml"
+    if src.is_file():
+        return src
+    raise EvalpipeError("the demo set eval_sets/demo/eval.yaml was not found; run from the repository")
+
+
+@app.command()
+def demo(
+    store: StoreOpt = None,
+    reports: Annotated[str, typer.Option("--reports", help="Reports folder.")] = "reports",
+) -> None:
+    """Run the built-in demo (no API keys: a fake provider answers) and show both verdicts."""
+    started = time.perf_counter()
+    spec_path = _demo_spec()
+    out.print(f"evalpipe demo: replaying {spec_path.parent / 'traffic.jsonl.gz'} against a local fake provider")
+    rid = _run_flow(spec_path, run_id=None, store=store, reports=reports)
+    s, result, report = _finished(spec_path, rid, store)
+    _print_verdicts(result, s)
+    out.print(f"Report: {report}")
+    out.print(f"Done in {time.perf_counter() - started:.1f} s.")
+
+
+@app.command()
+def ingest(
+    path: Annotated[Path, typer.Argument(help="Log file, folder or glob.", show_default=False)],
+    fmt: Annotated[str, typer.Option("--format", help="Adapter name, or auto.")] = "auto",
+    out_path: Annotated[Path | None, typer.Option("--out", help="Write records.parquet here.")] = None,
+) -> None:
+    """Read logs into canonical records; report good and quarantined counts."""
+    from evalpipe.ingest import ingest_paths
+    from evalpipe.store import write_table_atomic
+
+    result = ingest_paths(path, format=fmt)
+    if out_path is not None:
+        write_table_atomic(result.records, out_path)
+    out.print(f"{result.records.num_rows} records ingested, {result.quarantine.num_rows} quarantined")
+    for row in result.quarantine.slice(0, 20).to_pylist():
+        err.print(f"  {row['file']}:{row['line']}: {row['field'] or '-'}: {row['reason']}")
+
+
+@app.command("fake-provider")
+def fake_provider(
+    host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0 picks a free one).")] = 8911,
+    latency_ms: Annotated[float, typer.Option("--latency-ms", help="Mean answer latency.")] = 20.0,
+) -> None:
+    """Serve the fake OpenAI + Anthropic APIs (behaviours chosen by model name)."""
+    from evalpipe.fake import run_server
+
+    out.print(f"fake provider on http://{host}:{port} (OpenAI base_url …/v1, Anthropic base_url the root)")
+    run_server(host, port, latency_ms=latency_ms)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: every failure becomes one line and exit 4 (never a traceback)."""
+    try:
+        code = app(args=argv, standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        err.print(f"error: {exc.format_message()}")
+        sys.exit(4)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(4)
+    except EvalpipeError as exc:
+        if _STATE["debug"]:
+            err.print_exception()
+        err.print(f"error: {exc}", soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        if _STATE["debug"]:
+            err.print_exception()
+        err.print(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", soft_wrap=True)
+        sys.exit(4)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,312 @@
+"""The `*_run` functions: each reads its inputs from a run folder, calls its stage, writes its output.
+
+The CLI and the Prefect flows call these; tests call the stage functions or these. Every one is
+resumable: it returns at once when its stage is already done for the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Final
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from evalpipe.gate import gate_scores
+from evalpipe.gate.verdict import GateResult
+from evalpipe.replay.cache import ResponseCache
+from evalpipe.replay.engine import Progress, logged_responses, replay_records
+from evalpipe.replay.limits import Budget
+from evalpipe.score import score_responses
+from evalpipe.spec import BUILTIN_FAKE, Spec
+from evalpipe.store import (
+    Run,
+    find_runs,
+    read_table,
+    update_catalog,
+    write_json_atomic,
+    write_table_atomic,
+)
+from evalpipe.tables import RECORDS, RESPONSES, SCORES
+
+__all__ = [
+    "PARTITION_SIZE",
+    "gate_run",
+    "ingest_run",
+    "needs_fake_provider",
+    "partitions",
+    "progress_sink",
+    "replay_run",
+    "report_run",
+    "score_run",
+]
+
+log = logging.getLogger(__name__)
+
+PARTITION_SIZE: Final = 1000
+"""Records per replay partition (a task each in the flows)."""
+
+_sinks: list[Callable[[Progress], None]] = []
+
+
+@contextmanager
+def progress_sink(fn: Callable[[Progress], None]) -> Iterator[None]:
+    """Receive progress events of every stage while the context is open (the CLI draws them)."""
+    _sinks.append(fn)
+    try:
+        yield
+    finally:
+        _sinks.remove(fn)
+
+
+def _emit(event: Progress) -> None:
+    for fn in list(_sinks):
+        fn(event)
+
+
+def needs_fake_provider(spec: Spec) -> bool:
+    """Whether any arm or judge points at the built-in fake provider."""
+    urls = [a.base_url for a in spec.arms()] + [j.base_url for j in spec.judges]
+    return BUILTIN_FAKE in urls
+
+
+def _cache(run: Run) -> ResponseCache:
+    return ResponseCache(run.cache_dir, run.spec.cache)
+
+
+# --- ingest ------------------------------------------------------------------------------------
+
+
+def ingest_run(run: Run) -> dict[str, int]:
+    """Ingest the spec's traffic into records.parquet; bad lines go to the store's quarantine."""
+    from evalpipe.ingest import ingest_paths, select_records
+
+    if run.stage_done("ingest"):
+        return dict(run.manifest().get("counts", {}))
+    started = time.perf_counter()
+    spec = run.spec
+    traffic = spec.traffic
+    result = ingest_paths(
+        spec.resolve_input(traffic.path),
+        format=traffic.format,
+        redact_quarantine=spec.redact_pii.quarantine,
+    )
+    if result.quarantine.num_rows:
+        qpath = run.quarantine_dir / f"{run.run_id}.jsonl"
+        qpath.parent.mkdir(parents=True, exist_ok=True)
+        with qpath.open("wb") as fh:
+            for row in result.quarantine.to_pylist():
+                fh.write(orjson.dumps(row) + b"\n")
+        log.warning("%d input lines quarantined: %s", result.quarantine.num_rows, qpath)
+    window = traffic.window
+    records, select_counts = select_records(
+        result.records,
+        window_start=window.start if window else None,
+        window_end=window.end if window else None,
+        dedupe=traffic.dedupe,
+        sample_n=traffic.sample.n if traffic.sample else None,
+        stratify=traffic.sample.stratify if traffic.sample else (),
+        seed=spec.seed,
+    )
+    write_table_atomic(records, run.path("records.parquet"))
+    counts = {
+        **{k: int(v) for k, v in result.counts.items()},
+        **{k: int(v) for k, v in select_counts.items()},
+        "records": records.num_rows,
+        "quarantined": result.quarantine.num_rows,
+    }
+    run.update_manifest(counts=counts)
+    run.mark_stage("ingest", time.perf_counter() - started)
+    return counts
+
+
+# --- replay ------------------------------------------------------------------------------------
+
+
+def partitions(run: Run) -> list[int]:
+    """Partition numbers of the run's records (PARTITION_SIZE records each)."""
+    n = run.manifest().get("counts", {}).get("records")
+    if n is None:
+        n = read_table(run.path("records.parquet")).num_rows
+    return list(range(max(1, -(-int(n) // PARTITION_SIZE))))
+
+
+def _salt(run: Run) -> str:
+    return str(run.manifest().get("cache_salt") or "")
+
+
+def replay_run(run: Run, part: int | None = None) -> int:
+    """Replay one partition (or all) of the run's records against every arm; returns rows written."""
+    if run.stage_done("replay"):
+        return 0
+    started = time.perf_counter()
+    spec = run.spec
+    records = read_table(run.path("records.parquet"), RECORDS)
+    out_dir = run.path("responses")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    budget = Budget(spec.budget_usd, float(run.manifest().get("cost_usd", {}).get("total") or 0.0))
+    parts = partitions(run) if part is None else [part]
+    written = 0
+    for p in parts:
+        chunk = records.slice(p * PARTITION_SIZE, PARTITION_SIZE)
+        table = replay_records(
+            chunk,
+            spec,
+            run_id=run.run_id,
+            responses_dir=out_dir,
+            part=p,
+            cache=_cache(run),
+            cache_salt=_salt(run),
+            budget=budget,
+            on_progress=_emit,
+        )
+        written += table.num_rows
+    if part is None:
+        finish_replay(run, time.perf_counter() - started)
+    return written
+
+
+def finish_replay(run: Run, seconds: float | None = None) -> None:
+    """After every partition: add the `logged` arm, record counts and spend, mark replay done."""
+    spec = run.spec
+    assert spec.baseline is not None
+    out_dir = run.path("responses")
+    if spec.baseline.compare_logged:
+        records = read_table(run.path("records.parquet"), RECORDS)
+        write_table_atomic(
+            logged_responses(records, run_id=run.run_id), out_dir / "part-logged-r0-p00000.parquet"
+        )
+    responses = read_table(out_dir, RESPONSES)
+    with duckdb.connect() as con:
+        con.register("r", responses)
+        per_arm = con.sql(
+            "SELECT arm, count(*) FILTER (WHERE status = 'ok') AS ok, "
+            "count(*) FILTER (WHERE status = 'error') AS errored, "
+            "count(*) FILTER (WHERE status = 'skipped') AS skipped, "
+            "count(*) FILTER (WHERE cache_hit) AS cache_hits, "
+            "coalesce(sum(cost_usd) FILTER (WHERE NOT coalesce(cache_hit, false) AND arm <> 'logged'), 0) AS spent, "
+            "list(DISTINCT response_model ORDER BY response_model) FILTER (WHERE response_model IS NOT NULL) AS models "
+            "FROM r GROUP BY arm ORDER BY arm"
+        ).to_arrow_table().to_pylist()
+    coverage = {r["arm"]: {k: r[k] for k in ("ok", "errored", "skipped", "cache_hits")} for r in per_arm}
+    replay_cost = round(sum(r["spent"] for r in per_arm), 6)
+    run.update_manifest(
+        coverage=coverage,
+        models_seen={r["arm"]: r["models"] or [] for r in per_arm},
+        cost_usd={"replay": replay_cost, "total": replay_cost},
+    )
+    if seconds is None:
+        seconds = float(run.manifest().get("timings", {}).get("replay") or 0.0)
+    run.mark_stage("replay", seconds)
+
+
+# --- score -------------------------------------------------------------------------------------
+
+
+def score_run(run: Run) -> int:
+    """Score the run's responses into scores.parquet; returns its number of rows."""
+    if run.stage_done("score"):
+        return read_table(run.path("scores.parquet"), SCORES).num_rows
+    from evalpipe.ingest import redact_pii
+
+    started = time.perf_counter()
+    spec = run.spec
+    records = read_table(run.path("records.parquet"), RECORDS)
+    responses = read_table(run.path("responses"), RESPONSES)
+    spent = float(run.manifest().get("cost_usd", {}).get("total") or 0.0)
+    budget = Budget(spec.budget_usd, spent)
+
+    def redact(texts: list[str]) -> list[str]:
+        return [str(t) for t in redact_pii(pa.array(texts, pa.string())).to_pylist()]
+
+    scores = score_responses(
+        responses,
+        records,
+        spec,
+        run_id=run.run_id,
+        cache=_cache(run),
+        budget=budget,
+        redact=redact if spec.redact_pii.judges else None,
+        on_progress=_emit,
+    )
+    write_table_atomic(scores, run.path("scores.parquet"))
+    judge_cost = round(budget.spent - spent, 6)
+    run.update_manifest(cost_usd={"judges": judge_cost, "total": round(budget.spent, 6)})
+    run.mark_stage("score", time.perf_counter() - started)
+    return scores.num_rows
+
+
+# --- gate --------------------------------------------------------------------------------------
+
+
+def gate_run(run: Run) -> GateResult:
+    """Decide every candidate; writes gate.parquet and the verdict into the manifest."""
+    started = time.perf_counter()
+    spec = run.spec
+    records = read_table(run.path("records.parquet"), RECORDS)
+    responses = read_table(run.path("responses"), RESPONSES)
+    scores = read_table(run.path("scores.parquet"), SCORES)
+    skipped = pc.sum(pc.equal(responses["error_type"], "BudgetExhausted")).as_py() or 0
+    result = gate_scores(scores, responses, records, spec, run_id=run.run_id, budget_exhausted=skipped > 0)
+    write_table_atomic(result.table, run.path("gate.parquet"))
+    run.update_manifest(
+        verdict=result.verdict,
+        exit_code=result.exit_code,
+        candidates={c.candidate: {"verdict": c.verdict, "reason": c.reason} for c in result.candidates},
+    )
+    run.mark_stage("gate", time.perf_counter() - started)
+    return result
+
+
+def load_gate(run: Run) -> GateResult:
+    """The gate result of a finished run, rebuilt from its files (no statistics recomputed)."""
+    from evalpipe.gate.verdict import CandidateVerdict
+
+    table = read_table(run.path("gate.parquet"))
+    m = run.manifest()
+    cands = []
+    for name, c in m.get("candidates", {}).items():
+        cands.append(CandidateVerdict(candidate=name, verdict=c["verdict"], reason=c["reason"]))
+    return GateResult(run_id=run.run_id, table=table, candidates=cands)
+
+
+# --- report ------------------------------------------------------------------------------------
+
+
+def report_run(run: Run, result: GateResult, *, out: str | None = None) -> Path:
+    """Write reports/<run_id>/ (index.html, summary.md, verdict.json, junit.xml) and the runs index."""
+    from evalpipe.report import write_report, write_runs_index
+
+    started = time.perf_counter()
+    spec = run.spec
+    reports_root = Path(out or spec.report.out).resolve()
+    paths = write_report(
+        reports_root / run.run_id,
+        gate=result,
+        spec=spec,
+        records=read_table(run.path("records.parquet"), RECORDS),
+        responses=read_table(run.path("responses"), RESPONSES),
+        scores=read_table(run.path("scores.parquet"), SCORES),
+        manifest=run.manifest(),
+    )
+    write_json_atomic(orjson.loads(paths.verdict_json.read_bytes()), run.path("verdict.json"))
+    run.mark_stage("report", time.perf_counter() - started)
+    run.update_manifest(report=str(paths.index_html), finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    update_catalog(run)
+    write_runs_index(reports_root, _runs_for_index(run.root))
+    return paths.index_html
+
+
+def _runs_for_index(root: Path) -> list[dict[str, Any]]:
+    return [m for m in find_runs(root) if m.get("verdict")]
+
+
+__all__ += ["finish_replay", "load_gate"]
+_ = (RECORDS, RESPONSES, SCORES)

@@ -1,0 +1,1 @@
+"""Provider SDK calls, cross-provider translation and prices."""

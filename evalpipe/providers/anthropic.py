@@ -1,0 +1,115 @@
+"""Requests through the real `anthropic` SDK."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import anthropic
+import orjson
+
+from evalpipe.providers.calls import (
+    CallOutcome,
+    FatalProviderError,
+    classify_exception,
+    classify_status,
+    short,
+)
+
+__all__ = ["call_anthropic", "make_anthropic_client"]
+
+_STOP = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "max_tokens": "length",
+    "tool_use": "tool_calls",
+    "refusal": "refusal",
+    "pause_turn": "other",
+}
+
+
+def make_anthropic_client(
+    *, base_url: str | None, api_key_env: str | None, timeout_s: float, max_retries: int
+) -> anthropic.AsyncAnthropic:
+    """An AsyncAnthropic client; the key comes only from the environment."""
+    env = api_key_env or "ANTHROPIC_API_KEY"
+    key = os.environ.get(env)
+    if not key:
+        if base_url and ("127.0.0.1" in base_url or "localhost" in base_url):
+            key = "evalpipe-local"
+        else:
+            raise FatalProviderError(None, f"{env} is not set", f"Export {env} with an API key.")
+    return anthropic.AsyncAnthropic(
+        api_key=key, base_url=base_url, timeout=timeout_s, max_retries=max_retries
+    )
+
+
+async def call_anthropic(client: anthropic.AsyncAnthropic, kwargs: dict[str, Any]) -> CallOutcome:
+    """Send one message; failures come back as an error outcome, fatal ones raise."""
+    started = time.perf_counter()
+    try:
+        raw = await client.messages.with_raw_response.create(**kwargs)
+        message = raw.parse()
+    except anthropic.APIStatusError as exc:
+        origin, fatal = classify_status(exc.status_code)
+        text = short(_error_message(exc))
+        if fatal:
+            fix = (
+                "Check the API key in the environment."
+                if exc.status_code in (401, 403)
+                else "Check the model name and that this key can use it."
+            )
+            raise FatalProviderError(exc.status_code, text, fix) from exc
+        return CallOutcome(
+            status="error",
+            error_origin=origin,
+            http_status=exc.status_code,
+            error_type=type(exc).__name__,
+            error_message=text,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            attempts=client.max_retries + 1 if origin == "infrastructure" else 1,
+        )
+    except (anthropic.APIConnectionError, anthropic.APITimeoutError) as exc:
+        return CallOutcome(
+            status="error",
+            error_origin=classify_exception(exc),
+            error_type=type(exc).__name__,
+            error_message=short(str(exc)),
+            latency_ms=(time.perf_counter() - started) * 1000,
+            attempts=client.max_retries + 1,
+        )
+    latency = (time.perf_counter() - started) * 1000
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    for block in message.content:
+        if block.type == "text":
+            texts.append(block.text)
+        elif block.type == "tool_use":
+            calls.append({"id": block.id, "name": block.name, "arguments": block.input})
+    usage = message.usage
+    cache_read = getattr(usage, "cache_read_input_tokens", None) or 0
+    cache_write = getattr(usage, "cache_creation_input_tokens", None) or 0
+    return CallOutcome(
+        response_model=message.model,
+        output_text="".join(texts),
+        output_tool_calls=orjson.dumps(calls).decode() if calls else None,
+        finish_reason=_STOP.get(message.stop_reason or "", "other"),
+        # Anthropic's input_tokens excludes cache reads and writes; the canonical count includes them.
+        input_tokens=usage.input_tokens + cache_read + cache_write,
+        output_tokens=usage.output_tokens,
+        cached_input_tokens=cache_read,
+        latency_ms=latency,
+        http_status=raw.http_response.status_code,
+        attempts=raw.retries_taken + 1,
+        raw=message.model_dump(mode="json"),
+    )
+
+
+def _error_message(exc: anthropic.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+    return exc.message

@@ -1,0 +1,76 @@
+"""What every provider call returns, and how a failure is classified (FORMATS.md, responses)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import httpx
+
+__all__ = ["CallOutcome", "FatalProviderError", "classify_status", "classify_exception"]
+
+ErrorOrigin = Literal["infrastructure", "candidate"]
+
+
+class FatalProviderError(Exception):
+    """The provider refused the whole arm (auth, unknown model): the run stops early."""
+
+    def __init__(self, status: int | None, message: str, fix: str) -> None:
+        self.status, self.message, self.fix = status, message, fix
+        super().__init__(message)
+
+
+@dataclass
+class CallOutcome:
+    """One provider answer (or failure), in the columns of tables.RESPONSES."""
+
+    status: str = "ok"
+    response_model: str | None = None
+    system_fingerprint: str | None = None
+    output_text: str | None = None
+    output_tool_calls: str | None = None
+    finish_reason: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_input_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    error_origin: str | None = None
+    http_status: int | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    attempts: int = 1
+    raw: dict[str, Any] | None = field(default=None, repr=False)
+
+    def row(self) -> dict[str, Any]:
+        """Its columns (without the raw body)."""
+        out = asdict(self)
+        out.pop("raw")
+        return out
+
+
+def classify_status(status: int) -> tuple[ErrorOrigin, bool]:
+    """(origin, fatal) of an HTTP error status after the SDK's retries."""
+    if status in (401, 403, 404):
+        return "candidate", True
+    if status == 429 or status >= 500 or status == 408:
+        return "infrastructure", False
+    return "candidate", False
+
+
+def classify_exception(exc: BaseException) -> ErrorOrigin:
+    """Origin of a transport failure: a read timeout is the model's, the rest the network's."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, httpx.ReadTimeout):
+            return "candidate"
+        if isinstance(cause, httpx.ConnectTimeout | httpx.ConnectError | httpx.PoolTimeout):
+            return "infrastructure"
+        cause = cause.__cause__ or cause.__context__
+    return "infrastructure"
+
+
+def short(message: str, limit: int = 300) -> str:
+    message = " ".join(message.split())
+    return message if len(message) <= limit else message[: limit - 1] + "…"

@@ -1,0 +1,113 @@
+"""An endpoint: one provider + model + base URL, its SDK client, its translation and its limits."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Final
+from urllib.parse import urlparse
+
+from evalpipe.errors import EvalpipeError
+from evalpipe.providers.anthropic import call_anthropic, make_anthropic_client
+from evalpipe.providers.calls import CallOutcome, FatalProviderError
+from evalpipe.providers.openai import call_openai, make_openai_client
+from evalpipe.providers.translate import to_anthropic, to_openai
+from evalpipe.spec import BUILTIN_FAKE, Limit
+
+__all__ = ["FAKE_URL_ENV", "Endpoint", "builtin_fake"]
+
+FAKE_URL_ENV: Final = "EVALPIPE_FAKE_URL"
+"""Root URL of a running fake provider that `base_url: builtin:fake` points at."""
+
+
+def _resolve_base_url(base_url: str | None, provider: str) -> str | None:
+    if base_url != BUILTIN_FAKE:
+        return base_url
+    root = os.environ.get(FAKE_URL_ENV)
+    if not root:
+        raise EvalpipeError(
+            "base_url builtin:fake needs the built-in fake provider; "
+            "`evalpipe run` starts it, or set EVALPIPE_FAKE_URL to a running `evalpipe fake-provider`"
+        )
+    return root.rstrip("/") + ("/v1" if provider != "anthropic" else "")
+
+
+class Endpoint:
+    """Sends canonical requests to one model through its provider's real SDK."""
+
+    def __init__(
+        self,
+        *,
+        provider: str,
+        model: str,
+        base_url: str | None,
+        api_key_env: str | None,
+        limit: Limit,
+        default_max_tokens: int = 1024,
+        logged_provider: str | None = None,
+    ) -> None:
+        self.provider, self.model, self.limit = provider, model, limit
+        self.base_url = _resolve_base_url(base_url, provider)
+        self.host = urlparse(self.base_url).netloc if self.base_url else provider
+        self.default_max_tokens = default_max_tokens
+        self._same_provider = (logged_provider or provider) == (
+            "openai" if provider == "openai_compatible" else provider
+        )
+        self._api_key_env = api_key_env
+        self._client: Any = None
+
+    def client(self) -> Any:
+        if self._client is None:
+            timeout = self.limit.timeout_s or 60.0
+            retries = self.limit.max_retries if self.limit.max_retries is not None else 6
+            make = make_anthropic_client if self.provider == "anthropic" else make_openai_client
+            self._client = make(
+                base_url=self.base_url,
+                api_key_env=self._api_key_env,
+                timeout_s=timeout,
+                max_retries=retries,
+            )
+        return self._client
+
+    def build(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The SDK keyword arguments for a canonical request (raises Untranslatable)."""
+        if self.provider == "anthropic":
+            return to_anthropic(
+                request,
+                model=self.model,
+                default_max_tokens=self.default_max_tokens,
+                same_provider=self._same_provider,
+            )
+        return to_openai(request, model=self.model, same_provider=self._same_provider)
+
+    async def send(self, kwargs: dict[str, Any]) -> CallOutcome:
+        """One call; raises FatalProviderError when the provider refuses the arm itself."""
+        client = self.client()
+        if self.provider == "anthropic":
+            return await call_anthropic(client, kwargs)
+        return await call_openai(client, kwargs)
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+
+@contextmanager
+def builtin_fake(needed: bool, *, latency_ms: float = 20.0) -> Iterator[str | None]:
+    """Start the built-in fake provider (in a child process) unless one is already configured."""
+    if not needed or os.environ.get(FAKE_URL_ENV):
+        yield os.environ.get(FAKE_URL_ENV)
+        return
+    from evalpipe.fake import serving
+
+    with serving(latency_ms=latency_ms, subprocess=True) as root:
+        os.environ[FAKE_URL_ENV] = root
+        try:
+            yield root
+        finally:
+            os.environ.pop(FAKE_URL_ENV, None)
+
+
+__all__ += ["CallOutcome", "FatalProviderError"]

@@ -1,0 +1,131 @@
+"""Requests through the real `openai` SDK (also any OpenAI-compatible server via base_url)."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import openai
+import orjson
+
+from evalpipe.providers.calls import (
+    CallOutcome,
+    FatalProviderError,
+    classify_exception,
+    classify_status,
+    short,
+)
+
+__all__ = ["call_openai", "make_openai_client"]
+
+_FINISH = {
+    "stop": "stop",
+    "length": "length",
+    "tool_calls": "tool_calls",
+    "function_call": "tool_calls",
+    "content_filter": "content_filter",
+}
+
+
+def make_openai_client(
+    *, base_url: str | None, api_key_env: str | None, timeout_s: float, max_retries: int
+) -> openai.AsyncOpenAI:
+    """An AsyncOpenAI client; the key comes only from the environment."""
+    env = api_key_env or "OPENAI_API_KEY"
+    key = os.environ.get(env)
+    if not key:
+        if base_url and ("127.0.0.1" in base_url or "localhost" in base_url):
+            key = "evalpipe-local"  # local servers (fake provider, vLLM, Ollama) need no key
+        else:
+            raise FatalProviderError(None, f"{env} is not set", f"Export {env} with an API key.")
+    return openai.AsyncOpenAI(
+        api_key=key, base_url=base_url, timeout=timeout_s, max_retries=max_retries
+    )
+
+
+async def call_openai(client: openai.AsyncOpenAI, kwargs: dict[str, Any]) -> CallOutcome:
+    """Send one chat completion; failures come back as an error outcome, fatal ones raise."""
+    started = time.perf_counter()
+    try:
+        raw = await client.chat.completions.with_raw_response.create(**kwargs)
+        completion = raw.parse()
+    except openai.APIStatusError as exc:
+        origin, fatal = classify_status(exc.status_code)
+        text = short(_error_message(exc))
+        if fatal:
+            fix = (
+                "Check the API key in the environment."
+                if exc.status_code in (401, 403)
+                else "Check the model name and that this key can use it."
+            )
+            raise FatalProviderError(exc.status_code, text, fix) from exc
+        return CallOutcome(
+            status="error",
+            error_origin=origin,
+            http_status=exc.status_code,
+            error_type=type(exc).__name__,
+            error_message=text,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            attempts=client.max_retries + 1 if origin == "infrastructure" else 1,
+        )
+    except (openai.APIConnectionError, openai.APITimeoutError) as exc:
+        return CallOutcome(
+            status="error",
+            error_origin=classify_exception(exc),
+            error_type=type(exc).__name__,
+            error_message=short(str(exc)),
+            latency_ms=(time.perf_counter() - started) * 1000,
+            attempts=client.max_retries + 1,
+        )
+    latency = (time.perf_counter() - started) * 1000
+    choice = completion.choices[0] if completion.choices else None
+    message = choice.message if choice else None
+    calls = [
+        {"id": c.id, "name": c.function.name, "arguments": _maybe_json(c.function.arguments)}
+        for c in (message.tool_calls or [])
+        if c.type == "function"
+    ] if message else []
+    usage = completion.usage
+    finish = _FINISH.get(choice.finish_reason or "", "other") if choice else "other"
+    if message is not None and message.refusal:
+        finish = "refusal"
+    return CallOutcome(
+        response_model=completion.model,
+        system_fingerprint=completion.system_fingerprint,
+        output_text=(message.content or message.refusal or "") if message else "",
+        output_tool_calls=orjson.dumps(calls).decode() if calls else None,
+        finish_reason=finish,
+        input_tokens=usage.prompt_tokens if usage else None,
+        output_tokens=usage.completion_tokens if usage else None,
+        cached_input_tokens=(
+            usage.prompt_tokens_details.cached_tokens
+            if usage and usage.prompt_tokens_details
+            else None
+        ),
+        reasoning_tokens=(
+            usage.completion_tokens_details.reasoning_tokens
+            if usage and usage.completion_tokens_details
+            else None
+        ),
+        latency_ms=latency,
+        http_status=raw.http_response.status_code,
+        attempts=raw.retries_taken + 1,
+        raw=completion.model_dump(mode="json"),
+    )
+
+
+def _maybe_json(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return text
+
+
+def _error_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+    return exc.message

@@ -1,0 +1,277 @@
+"""Canonical request (FORMATS.md) → the body each provider's SDK takes.
+
+A request that cannot be expressed on the target raises `Untranslatable`; replay records it as a
+`skipped` row with the reason, never sends it.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import orjson
+
+__all__ = [
+    "Untranslatable",
+    "apply_arm_overrides",
+    "to_anthropic",
+    "to_openai",
+]
+
+# Parameters each SDK accepts besides messages/tools; the rest of `params.extra` is passed on to the
+# same provider only (and listed as dropped when translating across).
+_OPENAI_PARAMS = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty")
+_ANTHROPIC_PARAMS = ("temperature", "top_p", "top_k")
+
+
+class Untranslatable(ValueError):
+    """The canonical request has something the target provider cannot express."""
+
+
+def apply_arm_overrides(
+    request: dict[str, Any],
+    *,
+    params: dict[str, Any],
+    system_replace: str | None = None,
+    system_append: str | None = None,
+) -> dict[str, Any]:
+    """A copy of the canonical request with an arm's system prompt and parameter overrides."""
+    out = copy.deepcopy(request)
+    if system_replace is not None:
+        out["system"] = system_replace
+    if system_append:
+        out["system"] = ((out.get("system") or "") + "\n\n" + system_append).strip()
+    merged = dict(out.get("params") or {})
+    for key, value in params.items():
+        if key in ("max_tokens", "temperature", "top_p", "stop", "seed"):
+            merged[key] = value
+        else:
+            extra = dict(merged.get("extra") or {})
+            extra[key] = value
+            merged["extra"] = extra
+    out["params"] = merged
+    return out
+
+
+# --- OpenAI chat completions --------------------------------------------------------------------
+
+
+def _openai_content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    if all(p.get("type") == "text" for p in parts):
+        return "".join(p.get("text", "") for p in parts)
+    out: list[dict[str, Any]] = []
+    for p in parts:
+        if p["type"] == "text":
+            out.append({"type": "text", "text": p.get("text", "")})
+        elif p["type"] == "image":
+            out.append({"type": "image_url", "image_url": {"url": p.get("url", "")}})
+    return out
+
+
+def _openai_messages(request: dict[str, Any]) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    if request.get("system"):
+        messages.append({"role": "system", "content": request["system"]})
+    for msg in request.get("messages") or []:
+        role, parts = msg["role"], msg.get("content") or []
+        if isinstance(parts, str):
+            parts = [{"type": "text", "text": parts}]
+        calls = [p for p in parts if p.get("type") == "tool_call"]
+        results = [p for p in parts if p.get("type") == "tool_result"]
+        rest = [p for p in parts if p.get("type") in ("text", "image")]
+        for r in results:
+            content = r.get("content")
+            messages.append(
+                {
+                    "role": "tool",
+                    "tool_call_id": r.get("tool_call_id"),
+                    "content": content if isinstance(content, str) else orjson.dumps(content).decode(),
+                }
+            )
+        if role == "tool":
+            continue
+        if rest or calls or not results:
+            body: dict[str, Any] = {"role": role, "content": _openai_content(rest) if rest else None}
+            if calls:
+                body["tool_calls"] = [
+                    {
+                        "id": c.get("id"),
+                        "type": "function",
+                        "function": {
+                            "name": c["name"],
+                            "arguments": c["arguments"]
+                            if isinstance(c.get("arguments"), str)
+                            else orjson.dumps(c.get("arguments") or {}).decode(),
+                        },
+                    }
+                    for c in calls
+                ]
+            elif body["content"] is None:
+                body["content"] = ""
+            messages.append(body)
+    return messages
+
+
+def to_openai(request: dict[str, Any], *, model: str, same_provider: bool = True) -> dict[str, Any]:
+    """Keyword arguments for `client.chat.completions.create` from a canonical request."""
+    params = request.get("params") or {}
+    kwargs: dict[str, Any] = {"model": model, "messages": _openai_messages(request)}
+    if params.get("max_tokens") is not None:
+        kwargs["max_tokens"] = int(params["max_tokens"])
+    for key in _OPENAI_PARAMS:
+        if params.get(key) is not None:
+            kwargs[key] = params[key]
+    if params.get("stop"):
+        kwargs["stop"] = list(params["stop"])
+    if request.get("tools"):
+        kwargs["tools"] = [
+            {
+                "type": "function",
+                "function": {
+                    "name": t["name"],
+                    "description": t.get("description") or "",
+                    "parameters": t.get("parameters") or {"type": "object", "properties": {}},
+                },
+            }
+            for t in request["tools"]
+        ]
+    choice = request.get("tool_choice")
+    if choice is not None:
+        if isinstance(choice, dict):
+            kwargs["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
+        else:
+            kwargs["tool_choice"] = choice
+    fmt = request.get("response_format")
+    if fmt:
+        if fmt.get("type") == "json_schema":
+            kwargs["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": fmt.get("name") or "response",
+                    "schema": fmt.get("schema") or {},
+                    "strict": bool(fmt.get("strict", False)),
+                },
+            }
+        else:
+            kwargs["response_format"] = {"type": fmt.get("type", "json_object")}
+    extra = params.get("extra") or {}
+    if extra and same_provider:
+        kwargs["extra_body"] = {k: v for k, v in extra.items() if k not in kwargs}
+    if extra.get("n", 1) not in (1, None):
+        raise Untranslatable("n > 1")
+    return kwargs
+
+
+# --- Anthropic Messages -------------------------------------------------------------------------
+
+
+def _anthropic_blocks(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    blocks: list[dict[str, Any]] = []
+    for p in parts:
+        kind = p.get("type")
+        if kind == "text":
+            if p.get("text"):
+                blocks.append({"type": "text", "text": p["text"]})
+        elif kind == "image":
+            url = p.get("url", "")
+            if url.startswith("data:"):
+                header, _, data = url.partition(",")
+                media = header.removeprefix("data:").split(";")[0]
+                blocks.append(
+                    {"type": "image", "source": {"type": "base64", "media_type": media, "data": data}}
+                )
+            else:
+                blocks.append({"type": "image", "source": {"type": "url", "url": url}})
+        elif kind == "tool_call":
+            args = p.get("arguments")
+            if isinstance(args, str):
+                try:
+                    args = orjson.loads(args)
+                except orjson.JSONDecodeError as exc:
+                    raise Untranslatable("tool call arguments are not JSON") from exc
+            blocks.append({"type": "tool_use", "id": p.get("id"), "name": p["name"], "input": args or {}})
+        elif kind == "tool_result":
+            content = p.get("content")
+            blocks.append(
+                {
+                    "type": "tool_result",
+                    "tool_use_id": p.get("tool_call_id"),
+                    "content": content if isinstance(content, str) else orjson.dumps(content).decode(),
+                    "is_error": bool(p.get("is_error", False)),
+                }
+            )
+        else:
+            raise Untranslatable(f"content part `{kind}`")
+    return blocks
+
+
+def to_anthropic(
+    request: dict[str, Any], *, model: str, default_max_tokens: int = 1024, same_provider: bool = False
+) -> dict[str, Any]:
+    """Keyword arguments for `client.messages.create` from a canonical request."""
+    params = request.get("params") or {}
+    extra = params.get("extra") or {}
+    if extra.get("n", 1) not in (1, None):
+        raise Untranslatable("n > 1")
+    if extra.get("logprobs"):
+        raise Untranslatable("logprobs")
+    messages: list[dict[str, Any]] = []
+    for msg in request.get("messages") or []:
+        parts = msg.get("content") or []
+        if isinstance(parts, str):
+            parts = [{"type": "text", "text": parts}]
+        role = "user" if msg["role"] == "tool" else msg["role"]
+        if role not in ("user", "assistant"):
+            raise Untranslatable(f"role `{msg['role']}`")
+        blocks = _anthropic_blocks(parts)
+        if not blocks:
+            continue
+        if messages and messages[-1]["role"] == role:
+            messages[-1]["content"].extend(blocks)  # Anthropic wants alternating roles
+        else:
+            messages.append({"role": role, "content": blocks})
+    # Plain text-only turns are sent as strings, as people write them.
+    for m in messages:
+        if all(b["type"] == "text" for b in m["content"]):
+            m["content"] = "\n\n".join(b["text"] for b in m["content"])
+    max_tokens = params.get("max_tokens")
+    kwargs: dict[str, Any] = {
+        "model": model,
+        "messages": messages,
+        "max_tokens": int(max_tokens) if max_tokens is not None else default_max_tokens,
+    }
+    if request.get("system"):
+        kwargs["system"] = request["system"]
+    for key in _ANTHROPIC_PARAMS:
+        if params.get(key) is not None:
+            kwargs[key] = params[key]
+    if params.get("stop"):
+        kwargs["stop_sequences"] = list(params["stop"])
+    if request.get("tools"):
+        kwargs["tools"] = [
+            {
+                "name": t["name"],
+                "description": t.get("description") or "",
+                "input_schema": t.get("parameters") or {"type": "object", "properties": {}},
+            }
+            for t in request["tools"]
+        ]
+    choice = request.get("tool_choice")
+    if choice is not None and request.get("tools"):
+        if isinstance(choice, dict):
+            kwargs["tool_choice"] = {"type": "tool", "name": choice["name"]}
+        else:
+            kwargs["tool_choice"] = {"auto": {"type": "auto"}, "none": {"type": "none"}}.get(
+                choice, {"type": "any"}
+            )
+    fmt = request.get("response_format")
+    if fmt:
+        if fmt.get("type") == "json_schema" and fmt.get("schema"):
+            kwargs["output_config"] = {"format": {"type": "json_schema", "schema": fmt["schema"]}}
+        else:
+            # json_object has no Anthropic equivalent: ask for it in the system prompt.
+            note = "Respond with a single JSON object and nothing else."
+            kwargs["system"] = f"{kwargs.get('system', '')}\n\n{note}".strip()
+    if extra and same_provider:
+        kwargs["extra_body"] = dict(extra)
+    return kwargs

@@ -1,0 +1,1 @@
+"""Replay: the async engine, its limits and the response cache."""

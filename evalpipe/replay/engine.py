@@ -1,0 +1,378 @@
+"""Replay logged requests against every arm through the real SDKs (async, limited, cached, durable).
+
+Per partition of records and per arm × repeat, each answer is appended to a journal
+(``responses/journal-<arm>-r<repeat>-p<part>.jsonl``, flushed per response) before it counts as
+done; a finished partition is compacted to ``part-…parquet`` and its journal removed. A resumed run
+skips finished partitions and the journaled answers of unfinished ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from evalpipe.errors import ProviderError
+from evalpipe.providers.calls import CallOutcome, FatalProviderError
+from evalpipe.providers.endpoint import Endpoint
+from evalpipe.providers.prices import Price, price_for
+from evalpipe.providers.translate import Untranslatable, apply_arm_overrides
+from evalpipe.replay.cache import ResponseCache, request_key
+from evalpipe.replay.limits import Budget, RateLimiter
+from evalpipe.spec import Arm, Spec
+from evalpipe.store import write_table_atomic
+from evalpipe.tables import ARMS_LOGGED, RESPONSES, conform, from_rows
+
+__all__ = ["Progress", "logged_responses", "replay_records"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A progress event: `done` of `total` requests of `arm` in `stage`, spend so far."""
+
+    stage: str
+    arm: str
+    done: int
+    total: int
+    spent_usd: float
+
+
+ProgressFn = Callable[[Progress], None]
+
+
+def spec_prices(spec: Spec) -> dict[str, Price]:
+    return {
+        name: Price(p.input, p.output, p.cached_input if p.cached_input is not None else p.input)
+        for name, p in spec.prices.items()
+    }
+
+
+def outcome_cost(model: str, o: CallOutcome, prices: dict[str, Price]) -> float:
+    price = price_for(model, prices)
+    if price is None or o.status != "ok":
+        return 0.0
+    cached = o.cached_input_tokens or 0
+    fresh = max((o.input_tokens or 0) - cached, 0)
+    return (fresh * price.input + cached * price.cached_input + (o.output_tokens or 0) * price.output) / 1e6
+
+
+def estimate_cost(model: str, kwargs: dict[str, Any], prices: dict[str, Price]) -> float:
+    """A pessimistic pre-flight cost: input chars/4, output at max_tokens (or 1,024)."""
+    price = price_for(model, prices)
+    if price is None:
+        return 0.0
+    in_tok = len(orjson.dumps(kwargs.get("messages", []))) / 4 + len(str(kwargs.get("system", ""))) / 4
+    out_tok = kwargs.get("max_tokens") or kwargs.get("max_completion_tokens") or 1024
+    return (in_tok * price.input + float(out_tok) * price.output) / 1e6
+
+
+def logged_responses(records: pa.Table, *, run_id: str) -> pa.Table:
+    """What production served, as the `logged` arm (column operations, no calls)."""
+    n = records.num_rows
+    cols: dict[str, Any] = {
+        name: records[name]
+        for name in RESPONSES.names
+        if name in records.column_names and name not in ("status",)
+    }
+    cols["run_id"] = pa.array([run_id] * n, pa.string())
+    cols["arm"] = pa.array([ARMS_LOGGED] * n, pa.string())
+    cols["repeat"] = pa.array([0] * n, pa.int32())
+    cols["status"] = pc.if_else(pc.equal(records["status"], "error"), "error", "ok")
+    cols["cache_hit"] = pa.array([False] * n)
+    return conform(pa.table(cols), RESPONSES)
+
+
+class _Journal:
+    """Append-only JSONL of finished answers; a torn last line is ignored on read."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh: Any = None
+
+    def read(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        rows = []
+        for line in self.path.read_bytes().splitlines():
+            try:
+                rows.append(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                log.warning("ignoring a torn line in %s", self.path)
+        return rows
+
+    def append(self, row: dict[str, Any]) -> None:
+        if self._fh is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fh = self.path.open("ab")
+        self._fh.write(orjson.dumps(row, default=str) + b"\n")
+        self._fh.flush()
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+
+def _row_from_journal(row: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(row.get("started_at"), str):
+        row["started_at"] = datetime.fromisoformat(row["started_at"])
+    return row
+
+
+@dataclass
+class _ArmPlan:
+    arm: Arm
+    arm_key: str  # "baseline" or the candidate's name
+    repeat: int
+    endpoint: Endpoint
+
+
+def _prepare(spec: Spec, arm: Arm, request: dict[str, Any], attrs: dict[str, str]) -> dict[str, Any]:
+    system_replace = None
+    if arm.system_prompt_by and attrs.get(arm.system_prompt_by.attribute) in arm.system_prompt_by.files:
+        f = arm.system_prompt_by.files[attrs[arm.system_prompt_by.attribute]]
+        system_replace = spec.resolve_input(f).read_text(encoding="utf-8")
+    elif arm.system_prompt and arm.system_prompt.replace:
+        system_replace = spec.resolve_input(arm.system_prompt.replace).read_text(encoding="utf-8")
+    return apply_arm_overrides(
+        request,
+        params={**spec.replay.params, **arm.params},
+        system_replace=system_replace,
+        system_append=arm.system_prompt.append if arm.system_prompt else None,
+    )
+
+
+async def cached_call(
+    endpoint: Endpoint,
+    kwargs: dict[str, Any],
+    *,
+    repeat: int,
+    cache: ResponseCache | None,
+    salt: str,
+    budget: Budget,
+    sem: asyncio.Semaphore,
+    limiter: RateLimiter | None,
+    prices: dict[str, Price],
+) -> dict[str, Any]:
+    """One request through the cache, the budget and the limits; the result as RESPONSES columns.
+
+    Raises:
+        FatalProviderError: the provider refused the endpoint itself.
+    """
+    key = request_key(
+        provider=endpoint.provider,
+        model=endpoint.model,
+        host=endpoint.host,
+        kwargs=kwargs,
+        repeat=repeat,
+        salt=salt,
+    )
+    hit = cache.get(key) if cache else None
+    if hit is not None:
+        return dict(hit, request_key=key, cache_hit=True)
+    estimate = estimate_cost(endpoint.model, kwargs, prices)
+    if not budget.reserve(estimate):
+        return {
+            "request_key": key,
+            "status": "skipped",
+            "error_type": "BudgetExhausted",
+            "error_message": "budget_usd reached before this request",
+        }
+    started = datetime.now(timezone.utc)
+    try:
+        async with sem:
+            if limiter is not None:
+                await limiter.acquire(int(estimate_tokens(kwargs)))
+            started = datetime.now(timezone.utc)
+            outcome = await endpoint.send(kwargs)
+    except BaseException:
+        budget.settle(estimate, 0.0)
+        raise
+    cost = outcome_cost(endpoint.model, outcome, prices)
+    budget.settle(estimate, cost)
+    result = dict(outcome.row(), cost_usd=cost)
+    if cache is not None and outcome.status == "ok":
+        cache.put(key, result)
+    return dict(result, request_key=key, cache_hit=False, started_at=started)
+
+
+def replay_records(
+    records: pa.Table,
+    spec: Spec,
+    *,
+    run_id: str,
+    responses_dir: Path | None = None,
+    part: int = 0,
+    cache: ResponseCache | None = None,
+    cache_salt: str = "",
+    budget: Budget | None = None,
+    on_progress: ProgressFn | None = None,
+) -> pa.Table:
+    """Replay `records` against the baseline (× repeats) and every candidate.
+
+    Returns:
+        tables.RESPONSES rows for every record × arm × repeat (errors and skips are rows too);
+        the `logged` arm is not included (see `logged_responses`).
+
+    Raises:
+        ProviderError: an arm's provider refused it (auth, unknown model): the run stops early.
+    """
+    return asyncio.run(
+        _replay(
+            records,
+            spec,
+            run_id=run_id,
+            responses_dir=responses_dir,
+            part=part,
+            cache=cache,
+            cache_salt=cache_salt,
+            budget=budget or Budget(spec.budget_usd),
+            on_progress=on_progress,
+        )
+    )
+
+
+async def _replay(
+    records: pa.Table,
+    spec: Spec,
+    *,
+    run_id: str,
+    responses_dir: Path | None,
+    part: int,
+    cache: ResponseCache | None,
+    cache_salt: str,
+    budget: Budget,
+    on_progress: ProgressFn | None,
+) -> pa.Table:
+    assert spec.baseline is not None
+    plans: list[_ArmPlan] = []
+    limiters: dict[str, tuple[asyncio.Semaphore, RateLimiter]] = {}
+    logged_provider = records["provider"][0].as_py() if records.num_rows else None
+    for arm in spec.arms():
+        key = "baseline" if arm is spec.baseline else arm.name
+        repeats = spec.baseline.repeats if arm is spec.baseline else 1
+        limit = spec.limit_for(arm.model)
+        endpoint = Endpoint(
+            provider=arm.provider,
+            model=arm.model,
+            base_url=arm.base_url,
+            api_key_env=arm.api_key_env,
+            limit=limit,
+            default_max_tokens=spec.replay.max_tokens_default,
+            logged_provider=logged_provider,
+        )
+        lim_key = f"{arm.provider}:{endpoint.host}:{arm.model}"
+        if lim_key not in limiters:
+            limiters[lim_key] = (
+                asyncio.Semaphore(limit.concurrency or 32),
+                RateLimiter(limit.rpm, limit.tpm),
+            )
+        plans.extend(_ArmPlan(arm, key, r, endpoint) for r in range(repeats))
+
+    record_ids = records["record_id"].to_pylist()
+    requests = records["request"].to_pylist()
+    replayable = records["replayable"].to_pylist()
+    issues = records["replay_issue"].to_pylist()
+    attrs = [dict(a or []) for a in records["attributes"].to_pylist()]
+    prices = spec_prices(spec)
+
+    async def run_plan(plan: _ArmPlan) -> pa.Table:
+        sem, limiter = limiters[f"{plan.arm.provider}:{plan.endpoint.host}:{plan.arm.model}"]
+        stem = f"{plan.arm_key}-r{plan.repeat}-p{part:05d}"
+        part_path = responses_dir / f"part-{stem}.parquet" if responses_dir else None
+        if part_path is not None and part_path.exists():
+            done = pq.read_table(part_path, schema=RESPONSES)
+            if on_progress:
+                on_progress(Progress("replay", plan.arm_key, done.num_rows, len(record_ids), budget.spent))
+            return done
+        journal = _Journal(responses_dir / f"journal-{stem}.jsonl") if responses_dir else None
+        done_rows = [_row_from_journal(r) for r in journal.read()] if journal else []
+        done_ids = {r["record_id"] for r in done_rows}
+        total = len(record_ids)
+        counter = {"done": len(done_ids)}
+        base = {
+            "run_id": run_id,
+            "arm": plan.arm_key,
+            "repeat": plan.repeat,
+            "provider": plan.arm.provider,
+            "model": plan.arm.model,
+            "config_version": plan.arm.version,
+            "config_hash": plan.arm.config_hash(),
+            "fallback_used": False,
+        }
+
+        async def one(i: int) -> dict[str, Any]:
+            row = dict(base, record_id=record_ids[i], started_at=datetime.now(timezone.utc))
+            if not replayable[i]:
+                return dict(row, status="skipped", error_type="NotReplayable", error_message=issues[i])
+            try:
+                request = _prepare(spec, plan.arm, orjson.loads(requests[i]), attrs[i])
+                kwargs = plan.endpoint.build(request)
+            except Untranslatable as exc:
+                return dict(row, status="skipped", error_type="Untranslatable", error_message=f"untranslatable: {exc}")
+            try:
+                result = await cached_call(
+                    plan.endpoint,
+                    kwargs,
+                    repeat=plan.repeat,
+                    cache=cache,
+                    salt=cache_salt,
+                    budget=budget,
+                    sem=sem,
+                    limiter=limiter,
+                    prices=prices,
+                )
+            except FatalProviderError as exc:
+                raise ProviderError(plan.arm_key, plan.arm.model, exc.message, exc.fix) from None
+            return dict(row, **result)
+
+        async def tracked(i: int) -> dict[str, Any]:
+            r = await one(i)
+            if journal:
+                journal.append(r)
+            counter["done"] += 1
+            if on_progress:
+                on_progress(Progress("replay", plan.arm_key, counter["done"], total, budget.spent))
+            return r
+
+        todo = [i for i in range(total) if record_ids[i] not in done_ids]
+        try:
+            rows = done_rows + list(await asyncio.gather(*(tracked(i) for i in todo)))
+        finally:
+            if journal:
+                journal.close()
+        table = from_rows(rows, RESPONSES).sort_by("record_id")
+        if part_path is not None and journal is not None:
+            write_table_atomic(table, part_path)
+            journal.path.unlink(missing_ok=True)
+        return table
+
+    tasks = [asyncio.create_task(run_plan(p)) for p in plans]
+    try:
+        tables = await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    finally:
+        for p in plans:
+            await p.endpoint.aclose()
+    return pa.concat_tables(tables) if tables else RESPONSES.empty_table()
+
+
+def estimate_tokens(kwargs: dict[str, Any]) -> float:
+    return len(orjson.dumps(kwargs.get("messages", []))) / 4 + float(kwargs.get("max_tokens") or 256)
+
+

@@ -1,0 +1,77 @@
+"""Scoring: rule checks, diffs against the baseline, LLM judges → the long scores table."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from evalpipe.replay.cache import ResponseCache
+from evalpipe.replay.engine import Progress, spec_prices
+from evalpipe.replay.limits import Budget
+from evalpipe.score.diffs import score_diffs
+from evalpipe.score.judges import score_pairwise
+from evalpipe.score.rules import score_rules
+from evalpipe.spec import Spec
+from evalpipe.tables import SCORES, conform
+
+__all__ = ["score_responses", "scoring_frame"]
+
+log = logging.getLogger(__name__)
+
+_RECORD_COLUMNS = ("request", "attributes", "session_id", "user_id", "timestamp", "labels", "reference")
+
+
+def scoring_frame(responses: pa.Table, records: pa.Table) -> pa.Table:
+    """Responses with their records' columns beside them (for `where` and `schema: request`)."""
+    idx = pc.index_in(responses["record_id"], value_set=records["record_id"])
+    picked = records.select(list(_RECORD_COLUMNS)).take(idx)
+    out = responses
+    for name in _RECORD_COLUMNS:
+        out = out.append_column(name, picked[name])
+    return out
+
+
+def score_responses(
+    responses: pa.Table,
+    records: pa.Table,
+    spec: Spec,
+    *,
+    run_id: str,
+    cache: ResponseCache | None = None,
+    budget: Budget | None = None,
+    redact: Callable[[list[str]], list[str]] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> pa.Table:
+    """Score every response: rules on every arm, diffs and judges on candidates vs baseline.
+
+    Returns:
+        tables.SCORES, sorted by arm, metric, record_id.
+    """
+    frame = scoring_frame(responses, records)
+    parts = [score_rules(frame, spec.checks, run_id=run_id, spec=spec)]
+    if spec.diffs:
+        parts.append(score_diffs(responses, list(spec.diffs), run_id=run_id))
+    budget = budget or Budget(spec.budget_usd)
+    for judge in spec.judges:
+        if judge.type != "pairwise":
+            log.warning("judge %s: type %s is not implemented yet; skipped", judge.name, judge.type)
+            continue
+        parts.append(
+            score_pairwise(
+                responses,
+                records,
+                judge,
+                spec,
+                run_id=run_id,
+                cache=cache,
+                budget=budget,
+                prices=spec_prices(spec),
+                redact=redact,
+                on_progress=on_progress,
+            )
+        )
+    out = pa.concat_tables([conform(p, SCORES) for p in parts])
+    return out.sort_by([("arm", "ascending"), ("metric", "ascending"), ("record_id", "ascending")])

@@ -1,0 +1,298 @@
+"""LLM judges: prompts with fenced untrusted text, both orders, cached calls, parsed verdicts."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any, Final, NamedTuple
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from evalpipe.errors import ProviderError, SpecError
+from evalpipe.providers.calls import FatalProviderError
+from evalpipe.providers.endpoint import Endpoint
+from evalpipe.providers.prices import Price
+from evalpipe.replay.cache import ResponseCache
+from evalpipe.replay.engine import Progress, cached_call
+from evalpipe.replay.limits import Budget
+from evalpipe.spec import Judge, Spec
+from evalpipe.tables import SCORES, from_rows
+
+__all__ = ["fence", "judge_sample", "load_prompt", "parse_verdict", "render_conversation", "score_pairwise"]
+
+log = logging.getLogger(__name__)
+
+SCORER_VERSION: Final = "judge@1"
+_FENCE_BREAK = re.compile(r"<<<")
+_WINNER = re.compile(r'"winner"\s*:\s*"(A|B|tie)"', re.IGNORECASE)
+
+VERDICT_SCHEMA: Final = {
+    "type": "object",
+    "properties": {"reasoning": {"type": "string"}, "winner": {"enum": ["A", "B", "tie"]}},
+    "required": ["reasoning", "winner"],
+    "additionalProperties": False,
+}
+
+
+def fence(label: str, text: str, nonce: str) -> str:
+    """Untrusted text between fence lines keyed by a nonce it cannot guess or close."""
+    safe = _FENCE_BREAK.sub("«<", text)
+    return f"<<<{label} {nonce}>>>\n{safe}\n<<<END {label} {nonce}>>>"
+
+
+def load_prompt(name: str | None, default: str, spec: Spec) -> tuple[str, str]:
+    """(template text, prompt version) of a packaged prompt `name@N` or a file path."""
+    name = name or default
+    packaged = resources.files("evalpipe.score") / "prompts" / f"{name}.md"
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8"), name
+    path = spec.resolve_input(name)
+    if path.is_file():
+        text = path.read_text(encoding="utf-8")
+        return text, f"{Path(name).stem}#{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+    raise SpecError("judges.prompt", f"no packaged prompt or file named `{name}`", "Use e.g. pairwise_helpfulness@1 or a path.")
+
+
+def render_conversation(request_json: str) -> str:
+    """The logged conversation as plain text for a judge (system, turns, the format asked for)."""
+    req = orjson.loads(request_json)
+    lines = []
+    if req.get("system"):
+        lines.append(f"[system]\n{req['system']}")
+    for m in req.get("messages") or []:
+        parts = m.get("content") or []
+        if isinstance(parts, str):
+            text = parts
+        else:
+            text = "\n".join(
+                p.get("text", "") if p.get("type") == "text" else f"[{p.get('type')}]" for p in parts
+            )
+        lines.append(f"[{m.get('role')}]\n{text}")
+    fmt = req.get("response_format")
+    if fmt and fmt.get("type") == "json_schema":
+        lines.append("[required answer format]\nJSON matching: " + orjson.dumps(fmt.get("schema")).decode())
+    elif fmt:
+        lines.append("[required answer format]\nJSON")
+    return "\n\n".join(lines)
+
+
+def parse_verdict(text: str | None) -> str | None:
+    """`A`, `B`, `tie`, or None when the judge's answer cannot be read."""
+    if not text:
+        return None
+    try:
+        obj = orjson.loads(text)
+        winner = obj.get("winner") if isinstance(obj, dict) else None
+        if isinstance(winner, str) and winner.lower() in ("a", "b", "tie"):
+            return "tie" if winner.lower() == "tie" else winner.upper()
+    except orjson.JSONDecodeError:
+        pass
+    m = _WINNER.search(text)
+    if m:
+        return "tie" if m.group(1).lower() == "tie" else m.group(1).upper()
+    return None
+
+
+def _hex(*parts: object) -> str:
+    return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()
+
+
+def judge_sample(records: pa.Table, judge: Judge, spec: Spec) -> pa.Array:
+    """Record ids of the judge's seeded sample, stratified by the gate's slice columns.
+
+    Proportional allocation: within each stratum records are ranked by sha256(seed, id) and the
+    first ceil(share) kept; the union is trimmed to `judge.sample` by the same hash.
+    """
+    from evalpipe.score.rules import column_values
+
+    ids = records["record_id"]
+    if judge.sample is None or judge.sample >= records.num_rows:
+        return ids.combine_chunks()
+    strata = [column_values(records, c) for c in spec.gate.slices] or [pa.array([""] * records.num_rows)]
+    cols = {f"s{i}": pc.fill_null(s, "") for i, s in enumerate(strata)}
+    table = pa.table({"record_id": ids, **cols})
+    key = " || '\x1f' || ".join(cols)
+    frac = judge.sample / records.num_rows
+    with duckdb.connect() as con:
+        con.register("t", table)
+        out = con.execute(
+            f"""
+            WITH h AS (SELECT record_id, {key} AS stratum,
+                              sha256(? || '\x1f' || record_id || '\x1f' || ?) AS u FROM t),
+            r AS (SELECT *, row_number() OVER (PARTITION BY stratum ORDER BY u) AS rn,
+                            count(*) OVER (PARTITION BY stratum) AS cnt FROM h)
+            SELECT record_id FROM r WHERE rn <= ceil(cnt * ?) ORDER BY u LIMIT ?
+            """,
+            [str(spec.seed), f"judge-sample:{judge.name}", frac, judge.sample],
+        ).to_arrow_table()
+    assert out is not None
+    return out["record_id"].combine_chunks()
+
+
+class _Pair(NamedTuple):
+    record_id: str
+    arm: str
+    conversation: str
+    baseline: str
+    candidate: str
+
+
+def score_pairwise(
+    responses: pa.Table,
+    records: pa.Table,
+    judge: Judge,
+    spec: Spec,
+    *,
+    run_id: str,
+    cache: ResponseCache | None = None,
+    budget: Budget | None = None,
+    prices: dict[str, Price] | None = None,
+    redact: Callable[[list[str]], list[str]] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> pa.Table:
+    """Pairwise judge of each candidate against the baseline on the judge's sample.
+
+    Each pair is judged in both orders; `value` is the candidate's mean win share over the two
+    (1 win, ½ tie, 0 loss), so orders that contradict each other make a tie. Rows whose responses
+    errored get a null value; the gate decides what an error means.
+    """
+    template, version = load_prompt(judge.prompt, "pairwise_helpfulness@1", spec)
+    sample = judge_sample(records, judge, spec)
+    ok = pc.equal(responses["repeat"], 0)
+    resp = responses.filter(ok)
+    resp = resp.filter(pc.is_in(resp["record_id"], value_set=sample))
+    base = resp.filter(pc.equal(resp["arm"], "baseline"))
+    base_text = dict(zip(base["record_id"].to_pylist(), base["output_text"].to_pylist(), strict=True))
+    base_ok = dict(zip(base["record_id"].to_pylist(), base["status"].to_pylist(), strict=True))
+    req_idx = pc.index_in(sample, value_set=records["record_id"])
+    conv = dict(
+        zip(
+            sample.to_pylist(),
+            [render_conversation(r) for r in records["request"].take(req_idx).to_pylist()],
+            strict=True,
+        )
+    )
+    pairs: list[_Pair] = []
+    null_rows: list[dict[str, Any]] = []
+    for cand in spec.candidates:
+        c = resp.filter(pc.equal(resp["arm"], cand.name))
+        for rid, text, status in zip(
+            c["record_id"].to_pylist(), c["output_text"].to_pylist(), c["status"].to_pylist(), strict=True
+        ):
+            if status != "ok" or base_ok.get(rid) != "ok":
+                null_rows.append({"record_id": rid, "arm": cand.name, "error": "response not ok"})
+                continue
+            pairs.append(_Pair(rid, cand.name, conv[rid], base_text[rid] or "", text or ""))
+    if redact is not None and pairs:
+        texts = redact([p.conversation for p in pairs] + [p.baseline for p in pairs] + [p.candidate for p in pairs])
+        n = len(pairs)
+        pairs = [
+            p._replace(conversation=texts[i], baseline=texts[n + i], candidate=texts[2 * n + i])
+            for i, p in enumerate(pairs)
+        ]
+    results = asyncio.run(
+        _judge_all(pairs, template, judge, spec, cache=cache, budget=budget or Budget(spec.budget_usd), prices=prices or {}, on_progress=on_progress)
+    )
+    rows = [
+        {"record_id": p.record_id, "arm": p.arm, "value": value, "detail": detail, "error": error}
+        for p, (value, detail, error, _cost) in zip(pairs, results, strict=True)
+    ]
+    rows.extend(null_rows)
+    common = {
+        "run_id": run_id,
+        "repeat": 0,
+        "scorer": judge.name,
+        "kind": "judge",
+        "metric": judge.name,
+        "scorer_version": SCORER_VERSION,
+        "judge_model": judge.model,
+        "prompt_version": version,
+    }
+    table = from_rows([{**common, **r} for r in rows], SCORES)
+    return table.sort_by([("arm", "ascending"), ("record_id", "ascending")])
+
+
+async def _judge_all(
+    pairs: list[_Pair],
+    template: str,
+    judge: Judge,
+    spec: Spec,
+    *,
+    cache: ResponseCache | None,
+    budget: Budget,
+    prices: dict[str, Price],
+    on_progress: Callable[[Progress], None] | None,
+) -> list[tuple[float | None, str | None, str | None, float]]:
+    limit = spec.limit_for(judge.model)
+    endpoint = Endpoint(
+        provider=judge.provider,
+        model=judge.model,
+        base_url=judge.base_url,
+        api_key_env=judge.api_key_env,
+        limit=limit,
+    )
+    sem = asyncio.Semaphore(limit.concurrency or 32)
+    done = {"n": 0}
+
+    async def one_order(pair: _Pair, candidate_is_a: bool) -> tuple[float | None, str | None, float]:
+        nonce = _hex(spec.seed, pair.record_id, pair.arm, judge.name, candidate_is_a)[:16]
+        a, b = (pair.candidate, pair.baseline) if candidate_is_a else (pair.baseline, pair.candidate)
+        prompt = template.format(
+            nonce=nonce,
+            request_fence=fence("REQUEST", pair.conversation, nonce),
+            answer_a_fence=fence("ANSWER A", a, nonce),
+            answer_b_fence=fence("ANSWER B", b, nonce),
+        )
+        request = {
+            "system": None,
+            "messages": [{"role": "user", "content": [{"type": "text", "text": prompt}]}],
+            "response_format": {"type": "json_schema", "name": "verdict", "schema": VERDICT_SCHEMA, "strict": True},
+            "params": {"temperature": 0, "max_tokens": 400},
+        }
+        try:
+            result = await cached_call(
+                endpoint,
+                endpoint.build(request),
+                repeat=0,
+                cache=cache,
+                salt="",
+                budget=budget,
+                sem=sem,
+                limiter=None,
+                prices=prices,
+            )
+        except FatalProviderError as exc:
+            raise ProviderError(f"judge {judge.name}", judge.model, exc.message, exc.fix) from None
+        cost = 0.0 if result.get("cache_hit") else float(result.get("cost_usd") or 0.0)
+        if result.get("status") != "ok":
+            return None, f"judge call failed: {result.get('error_type')}", cost
+        winner = parse_verdict(result.get("output_text"))
+        if winner is None:
+            return None, "unparseable judge answer", cost
+        if winner == "tie":
+            return 0.5, None, cost
+        return (1.0 if (winner == "A") == candidate_is_a else 0.0), None, cost
+
+    async def one(pair: _Pair) -> tuple[float | None, str | None, str | None, float]:
+        first_a = int(_hex(spec.seed, pair.record_id, pair.arm, "order")[:8], 16) % 2 == 0
+        (w1, e1, c1), (w2, e2, c2) = await asyncio.gather(one_order(pair, first_a), one_order(pair, not first_a))
+        done["n"] += 1
+        if on_progress:
+            on_progress(Progress("judge", judge.name, done["n"], len(pairs), budget.spent))
+        if w1 is None or w2 is None:
+            return None, None, e1 or e2, c1 + c2
+        detail = orjson.dumps({"orders": [w1, w2], "orders_agree": w1 == w2}).decode()
+        return (w1 + w2) / 2, detail, None, c1 + c2
+
+    try:
+        return list(await asyncio.gather(*(one(p) for p in pairs)))
+    finally:
+        await endpoint.aclose()

@@ -1,0 +1,645 @@
+"""eval.yaml → strict pydantic models (SPEC.md).
+
+Unknown keys are errors that name the YAML path and suggest the closest key; ``${ENV}`` in strings
+is expanded; relative input paths resolve against the spec file's folder, outputs against the
+working directory. ``load_spec`` is the only way in.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import os
+import re
+from datetime import date, datetime, time, timezone
+from pathlib import Path
+from typing import Annotated, Any, Final, Literal
+
+import orjson
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from evalpipe.errors import SpecError
+
+__all__ = [
+    "BUILTIN_FAKE",
+    "Arm",
+    "Baseline",
+    "Candidate",
+    "Check",
+    "GateSpec",
+    "Judge",
+    "Limit",
+    "Spec",
+    "load_spec",
+    "spec_from_dict",
+]
+
+BUILTIN_FAKE: Final = "builtin:fake"
+"""`base_url` value that starts the built-in fake provider (no keys, loopback only)."""
+
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/@+-]{0,127}$")
+_ARM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_RESERVED_ARMS: Final = frozenset({"baseline", "logged"})
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, use_attribute_docstrings=True, populate_by_name=True
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unknown_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            known = set(cls.model_fields) | {
+                f.alias for f in cls.model_fields.values() if f.alias is not None
+            }
+            for key in data:
+                if key not in known:
+                    close = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.6)
+                    hint = f"Did you mean `{close[0]}`?" if close else _known_hint(known)
+                    raise PydanticCustomError(
+                        "unknown_key", "unknown key", {"key": str(key), "hint": hint}
+                    )
+        return data
+
+
+def _known_hint(known: set[str]) -> str:
+    return "Known keys: " + ", ".join(sorted(known)) + "."
+
+
+# --- traffic ---------------------------------------------------------------------------------
+
+
+class Window(_Strict):
+    start: datetime | None = None
+    """Earliest timestamp kept (inclusive). A date means its midnight UTC."""
+    end: datetime | None = None
+    """Latest timestamp kept (exclusive). A date means its midnight UTC."""
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _date_is_midnight_utc(cls, v: Any) -> Any:
+        if isinstance(v, date) and not isinstance(v, datetime):
+            return datetime.combine(v, time(0), tzinfo=timezone.utc)
+        return v
+
+    @field_validator("start", "end")
+    @classmethod
+    def _aware(cls, v: datetime | None) -> datetime | None:
+        if v is not None and v.tzinfo is None:
+            return v.replace(tzinfo=timezone.utc)
+        return v
+
+
+class Sample(_Strict):
+    n: int = Field(gt=0)
+    """How many records to keep."""
+    stratify: list[str] = Field(default_factory=list)
+    """Columns to stratify the sample by (proportional allocation)."""
+
+
+class Traffic(_Strict):
+    path: str
+    """File, folder or glob of logged traffic, relative to the spec's folder."""
+    format: str = "auto"
+    """Adapter name (FORMATS.md), or `auto` to detect it."""
+    window: Window | None = None
+    """Keep only records in this time window."""
+    dedupe: bool = False
+    """Drop repeated requests (same request_sha256); the count is reported."""
+    sample: Sample | None = None
+    """Replay a seeded sample instead of every record."""
+
+
+# --- arms --------------------------------------------------------------------------------------
+
+
+Provider = Literal["openai", "anthropic", "openai_compatible"]
+
+
+class SystemPrompt(_Strict):
+    replace: str | None = None
+    """Path of a file whose text replaces the logged system prompt."""
+    append: str | None = None
+    """Text appended to the logged system prompt."""
+
+    @model_validator(mode="after")
+    def _one_of(self) -> SystemPrompt:
+        if (self.replace is None) == (self.append is None):
+            raise ValueError("give exactly one of `replace` or `append`")
+        return self
+
+
+class SystemPromptBy(_Strict):
+    attribute: str
+    """Record attribute whose value picks the file."""
+    files: dict[str, str]
+    """Attribute value → path of the system prompt that replaces the logged one."""
+
+
+class Fallback(_Strict):
+    provider: Provider
+    model: str
+    base_url: str | None = None
+
+
+class Arm(_Strict):
+    name: str
+    """Arm name, used in tables and reports."""
+    provider: Provider
+    """openai | anthropic | openai_compatible."""
+    model: str
+    """Model (snapshot) to call."""
+    base_url: str | None = None
+    """API root for OpenAI-compatible servers; `builtin:fake` starts the built-in fake provider."""
+    api_key_env: str | None = None
+    """Environment variable holding the API key (default OPENAI_API_KEY / ANTHROPIC_API_KEY)."""
+    params: dict[str, Any] = Field(default_factory=dict)
+    """Request parameter overrides for this arm only."""
+    system_prompt: SystemPrompt | None = None
+    """Replace or extend the logged system prompt."""
+    system_prompt_by: SystemPromptBy | None = None
+    """Per-attribute system prompt files."""
+    fallback: list[Fallback] = Field(default_factory=list)
+    """Used in order when the primary fails."""
+    version: str | None = None
+    """Free-text configuration version, shown in reports and stored with every row."""
+
+    @field_validator("model")
+    @classmethod
+    def _model_name(cls, v: str) -> str:
+        if not _MODEL_NAME.match(v):
+            raise PydanticCustomError(
+                "model_name",
+                "`{value}` is not a valid model name (letters, digits and ._:/@+- only, no spaces)",
+                {"value": v},
+            )
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _arm_name(cls, v: str) -> str:
+        if not _ARM_NAME.match(v):
+            raise ValueError(f"`{v}` is not a valid name (letters, digits and ._- only)")
+        return v
+
+    def config_hash(self) -> str:
+        """Short hash of everything that defines this arm's requests."""
+        return _sha256(self.model_dump(mode="json", exclude={"name", "version"}))[:12]
+
+
+class Baseline(Arm):
+    name: str = "baseline"
+    """Display name of the production arm; its rows are always stored under arm `baseline`."""
+    repeats: int = Field(default=1, ge=1, le=5)
+    """2 replays the baseline twice to measure its own noise floor (the gate uses repeat 0)."""
+    compare_logged: bool = True
+    """Also score what production served (arm `logged`), shown but never gated."""
+
+
+class Candidate(Arm):
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, v: str) -> str:
+        if v in _RESERVED_ARMS:
+            raise ValueError(f"`{v}` is reserved for evalpipe's own arms; choose another name")
+        return v
+
+
+class Limit(_Strict):
+    concurrency: int | None = Field(default=None, gt=0)
+    """Requests in flight at once."""
+    rpm: int | None = Field(default=None, gt=0)
+    """Requests per minute."""
+    tpm: int | None = Field(default=None, gt=0)
+    """Tokens per minute."""
+    timeout_s: float | None = Field(default=None, gt=0)
+    """Timeout of one request attempt, in seconds."""
+    max_retries: int | None = Field(default=None, ge=0)
+    """Retries of a failed request (the SDK's own retry with backoff)."""
+
+
+DEFAULT_LIMIT: Final = Limit(concurrency=32, timeout_s=60, max_retries=6)
+
+
+class Price(_Strict):
+    input: float = Field(ge=0)
+    """USD per 1M input tokens."""
+    output: float = Field(ge=0)
+    """USD per 1M output tokens."""
+    cached_input: float | None = Field(default=None, ge=0)
+    """USD per 1M cached input tokens (default: the input price)."""
+
+
+# --- checks ------------------------------------------------------------------------------------
+
+Where = dict[str, str | list[str]]
+
+
+class _Check(_Strict):
+    name: str
+    """Metric name."""
+    where: Where = Field(default_factory=dict)
+    """Apply only to records whose column/attribute has this value (or one of these values)."""
+    critical: bool = False
+    """A critical check gates on any significant regression (margin 0.5 pp by default)."""
+    margin: float | None = Field(default=None, gt=0, lt=1)
+    """Non-inferiority margin for this check (default 2 pp, critical 0.5 pp)."""
+
+
+class JsonValid(_Check):
+    type: Literal["json_valid"]
+
+
+class JsonSchemaCheck(_Check):
+    type: Literal["json_schema"]
+    schema_: str = Field(alias="schema")
+    """`request` (the schema the logged request asked for) or a path to a JSON Schema file."""
+
+
+class NotRefusal(_Check):
+    type: Literal["not_refusal"]
+
+
+class MaxChars(_Check):
+    type: Literal["max_chars"]
+    value: int = Field(gt=0)
+    """Longest acceptable output, in characters."""
+
+
+class NoPii(_Check):
+    type: Literal["no_pii"]
+
+
+class ToolCallValid(_Check):
+    type: Literal["tool_call_valid"]
+
+
+class FinishReasonNot(_Check):
+    type: Literal["finish_reason_not"]
+    values: list[str] = Field(default_factory=lambda: ["length", "content_filter"])
+    """Finish reasons that fail the check."""
+
+
+class Regex(_Check):
+    type: Literal["regex"]
+    pattern: str
+    """Regular expression the output must match (search)."""
+
+
+Check = Annotated[
+    JsonValid
+    | JsonSchemaCheck
+    | NotRefusal
+    | MaxChars
+    | NoPii
+    | ToolCallValid
+    | FinishReasonNot
+    | Regex,
+    Field(discriminator="type"),
+]
+
+Diff = Literal["exact", "similarity", "json_structure", "length_ratio", "tool_calls"]
+_DEFAULT_DIFFS: Final[tuple[Diff, ...]] = ("exact", "similarity", "length_ratio")
+
+
+class Judge(_Strict):
+    name: str
+    """Metric name."""
+    type: Literal["pairwise", "pointwise", "reference"]
+    """pairwise (candidate vs baseline) | pointwise (a score per output) | reference."""
+    provider: Provider
+    model: str
+    base_url: str | None = None
+    api_key_env: str | None = None
+    prompt: str | None = None
+    """Prompt name@version in evalpipe/score/prompts/, or a path."""
+    sample: int | None = Field(default=None, gt=0)
+    """Judge a seeded sample of this many records (stratified by the gate's slices)."""
+    scale: tuple[int, int] = (1, 5)
+    """Pointwise score range."""
+    rubric: str | None = None
+    """What the judge looks for."""
+    where: Where = Field(default_factory=dict)
+    margin: float | None = Field(default=None, gt=0, lt=1)
+    """Non-inferiority margin (pairwise: below ½; pointwise: share of the scale range)."""
+
+    _model_ok = field_validator("model")(Arm._model_name.__func__)  # type: ignore[attr-defined]
+
+
+class Label(_Strict):
+    column: str
+    """Record column holding the label, e.g. attributes.thumbs_up or labels.thumbs."""
+    kind: Literal["binary", "ordinal", "continuous"] = "binary"
+
+
+class RampStep(_Strict):
+    weight: float = Field(gt=0, le=1)
+    until: datetime
+
+
+class GateSpec(_Strict):
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    """Two-sided level of every interval."""
+    min_n: int = Field(default=50, ge=1)
+    """Fewer usable paired records than this makes a candidate INVALID."""
+    cluster: str | None = None
+    """Column for clustered standard errors (session_id, tenant, …)."""
+    slices: list[str] = Field(default_factory=list)
+    """Columns whose values get their own estimates."""
+    gated_slices: list[str] = Field(default_factory=list)
+    """Slice columns that join the gate (Holm family)."""
+    margins: dict[str, float] = Field(default_factory=dict)
+    """Per-metric non-inferiority margins, overriding the defaults."""
+    latency_p95_ratio_max: float | None = Field(default=None, gt=0)
+    """Gate the candidate/baseline latency p95 ratio at this bound."""
+    cost_ratio_max: float | None = Field(default=None, gt=0)
+    """Gate the candidate/baseline mean cost ratio at this bound."""
+    arm_column: str | None = None
+    control: str | None = None
+    treatment: str | None = None
+    unit: str | None = None
+    ramp: list[RampStep] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _gated_are_slices(self) -> GateSpec:
+        missing = [s for s in self.gated_slices if s not in self.slices]
+        if missing:
+            raise ValueError(f"gated_slices {missing} must also be listed in slices")
+        return self
+
+
+class ReportSpec(_Strict):
+    title: str | None = None
+    out: str = "reports"
+    """Folder of the HTML reports, relative to the working directory."""
+    top_examples: int = Field(default=10, ge=0, le=200)
+    """Worst regressions shown side by side."""
+
+
+class Alerts(_Strict):
+    webhook_url: str | None = None
+
+
+class RedactPii(_Strict):
+    judges: bool = True
+    reports: bool = True
+    quarantine: bool = True
+
+
+class ReplaySpec(_Strict):
+    params: dict[str, Any] = Field(default_factory=dict)
+    """Parameter overrides for every arm (default: the logged params)."""
+    max_tokens_default: int = Field(default=1024, gt=0)
+    """max_tokens sent to Anthropic when the logged request has none."""
+
+
+class Spec(_Strict):
+    """A whole eval.yaml."""
+
+    name: str
+    """Used in run ids and reports."""
+    mode: Literal["shadow", "canary"] = "shadow"
+    seed: int = 0
+    store: str = ".evalpipe"
+    """Local path or fsspec URL of the store (relative to the working directory)."""
+    cache: Literal["read_write", "write_only", "off"] = "read_write"
+    redact_pii: RedactPii = Field(default_factory=RedactPii)
+    replay: ReplaySpec = Field(default_factory=ReplaySpec)
+    traffic: Traffic
+    baseline: Baseline | None = None
+    candidates: list[Candidate] = Field(default_factory=list)
+    limits: dict[str, Limit] = Field(default_factory=dict)
+    budget_usd: float | None = Field(default=None, gt=0)
+    """Hard cap on replay + judge spend."""
+    prices: dict[str, Price] = Field(default_factory=dict)
+    checks: list[Check] = Field(default_factory=list)
+    diffs: list[Diff] = Field(default_factory=lambda: list(_DEFAULT_DIFFS))
+    judges: list[Judge] = Field(default_factory=list)
+    labels: dict[str, Label] = Field(default_factory=dict)
+    gate: GateSpec = Field(default_factory=GateSpec)
+    report: ReportSpec = Field(default_factory=ReportSpec)
+    alerts: Alerts = Field(default_factory=Alerts)
+
+    _spec_dir: Path = PrivateAttr(default_factory=Path.cwd)
+    _spec_path: Path | None = PrivateAttr(default=None)
+
+    @field_validator("name")
+    @classmethod
+    def _slug(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}", v):
+            raise ValueError("use letters, digits and ._- only (it becomes part of run ids)")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Spec:
+        if self.mode == "shadow":
+            if self.baseline is None:
+                raise PydanticCustomError(
+                    "missing_key", "a shadow run needs a `baseline`", {"key": "baseline"}
+                )
+            if not self.candidates:
+                raise PydanticCustomError(
+                    "missing_key", "a shadow run needs at least one candidate", {"key": "candidates"}
+                )
+        names = [c.name for c in self.candidates]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"candidate names must be unique; repeated: {', '.join(dupes)}")
+        metrics = [c.name for c in self.checks] + [j.name for j in self.judges]
+        dupes = sorted({n for n in metrics if metrics.count(n) > 1})
+        if dupes:
+            raise ValueError(f"check and judge names must be unique; repeated: {', '.join(dupes)}")
+        return self
+
+    # --- resolved views -----------------------------------------------------------------------
+
+    @property
+    def spec_dir(self) -> Path:
+        return self._spec_dir
+
+    @property
+    def spec_path(self) -> Path | None:
+        return self._spec_path
+
+    def resolve_input(self, path: str) -> Path:
+        """An input path (traffic, prompts, schemas) resolved against the spec's folder."""
+        p = Path(os.path.expanduser(path))
+        return p if p.is_absolute() else (self._spec_dir / p)
+
+    def arms(self) -> list[Arm]:
+        """Baseline first, then the candidates (shadow mode)."""
+        return ([self.baseline] if self.baseline else []) + list(self.candidates)
+
+    def arm_named(self, arm: str) -> Arm:
+        if arm == "baseline" and self.baseline is not None:
+            return self.baseline
+        for c in self.candidates:
+            if c.name == arm:
+                return c
+        raise KeyError(arm)
+
+    def limit_for(self, model: str) -> Limit:
+        """The model's limits over the spec's `default` over evalpipe's defaults."""
+        merged = DEFAULT_LIMIT.model_dump()
+        for key in ("default", model):
+            if key in self.limits:
+                merged.update(self.limits[key].model_dump(exclude_none=True))
+        return Limit(**merged)
+
+    def spec_hash(self) -> str:
+        """Hash of the resolved spec and the traffic it reads (size and content)."""
+        body = self.model_dump(mode="json", by_alias=True)
+        return _sha256({"spec": body, "traffic": _fingerprint(self.resolve_input(self.traffic.path))})[
+            :16
+        ]
+
+
+def _sha256(obj: Any) -> str:
+    return hashlib.sha256(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _fingerprint(path: Path) -> list[tuple[str, int, str]]:
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    out = []
+    for f in files:
+        if not f.is_file():
+            continue
+        h = hashlib.sha256()
+        with f.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        out.append((f.name, f.stat().st_size, h.hexdigest()))
+    return out
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _expand_env(value: Any) -> Any:
+    if isinstance(value, str):
+        return _ENV.sub(lambda m: os.environ.get(m.group(1), m.group(0)), value)
+    if isinstance(value, list):
+        return [_expand_env(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _expand_env(v) for k, v in value.items()}
+    return value
+
+
+def _yaml_path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    # Discriminated unions add the tag (e.g. "json_valid") and function validators their name.
+    tags = {
+        "json_valid",
+        "json_schema",
+        "not_refusal",
+        "max_chars",
+        "no_pii",
+        "tool_call_valid",
+        "finish_reason_not",
+        "regex",
+    }
+    return tuple(p for p in loc if not (isinstance(p, str) and (p in tags or "[" in p)))
+
+
+def _spec_error(exc: ValidationError, path: str) -> SpecError:
+    err = exc.errors()[0]
+    loc = _clean_loc(tuple(err["loc"]))
+    ctx = err.get("ctx") or {}
+    kind = err["type"]
+    if kind == "unknown_key":
+        return SpecError(_yaml_path((*loc, ctx["key"])), "unknown key", ctx["hint"], path=path)
+    if kind == "missing_key":
+        return SpecError(_yaml_path((*loc, ctx["key"])), err["msg"], "", path=path)
+    if kind == "missing":
+        return SpecError(_yaml_path(loc), "required key is missing", "Add it.", path=path)
+    if kind == "union_tag_invalid":
+        return SpecError(
+            _yaml_path((*loc, "type")),
+            f"unknown type `{ctx.get('tag')}`",
+            f"Use one of {ctx.get('expected_tags')}.",
+            path=path,
+        )
+    if kind == "literal_error":
+        return SpecError(_yaml_path(loc), f"`{err.get('input')}` is not allowed", f"Use {ctx.get('expected')}.", path=path)
+    msg = err["msg"].removeprefix("Value error, ")
+    return SpecError(_yaml_path(loc), msg, "", path=path)
+
+
+def spec_from_dict(data: dict[str, Any], *, spec_dir: Path | None = None, path: str = "eval.yaml") -> Spec:
+    """Validate a spec given as a dict (as parsed from YAML)."""
+    if not isinstance(data, dict):
+        raise SpecError("", "the spec must be a YAML mapping", "See SPEC.md for the shape.", path=path)
+    try:
+        spec = Spec.model_validate(_expand_env(data))
+    except ValidationError as exc:
+        raise _spec_error(exc, path) from None
+    spec._spec_dir = (spec_dir or Path.cwd()).resolve()
+    _check_inputs(spec, path)
+    return spec
+
+
+def load_spec(path: str | os.PathLike[str]) -> Spec:
+    """Read and validate an eval.yaml.
+
+    Raises:
+        SpecError: the file is missing, is not YAML, or does not match the spec.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError("", "file not found", "Pass the path of an eval.yaml.", path=str(p))
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SpecError("", f"not valid YAML ({problem})", "", path=str(p)) from None
+    spec = spec_from_dict(data, spec_dir=p.parent, path=str(p))
+    spec._spec_path = p.resolve()
+    return spec
+
+
+def _check_inputs(spec: Spec, path: str) -> None:
+    traffic = spec.resolve_input(spec.traffic.path)
+    if not any(ch in spec.traffic.path for ch in "*?[") and not traffic.exists():
+        raise SpecError(
+            "traffic.path",
+            f"file not found: {traffic}",
+            "Paths are relative to the spec's folder.",
+            path=path,
+        )
+    for i, arm in enumerate(spec.candidates):
+        if arm.system_prompt and arm.system_prompt.replace:
+            _must_exist(spec, arm.system_prompt.replace, f"candidates[{i}].system_prompt.replace", path)
+        if arm.system_prompt_by:
+            for value, f in arm.system_prompt_by.files.items():
+                _must_exist(spec, f, f"candidates[{i}].system_prompt_by.files.{value}", path)
+    for i, check in enumerate(spec.checks):
+        if isinstance(check, JsonSchemaCheck) and check.schema_ != "request":
+            _must_exist(spec, check.schema_, f"checks[{i}].schema", path)
+
+
+def _must_exist(spec: Spec, file: str, where: str, path: str) -> None:
+    if not spec.resolve_input(file).is_file():
+        raise SpecError(where, f"file not found: {spec.resolve_input(file)}", "Paths are relative to the spec's folder.", path=path)

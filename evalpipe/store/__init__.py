@@ -1,0 +1,282 @@
+"""The store: one folder per run (the truth), a content-addressed cache, and a DuckDB catalog.
+
+Layout (ARCHITECTURE.md, "The store")::
+
+    catalog.duckdb                 runs, run_metrics (an index, rebuildable from the run folders)
+    runs/<run_id>/manifest.json    spec, hashes, versions, counts, cost, timings, stage status
+    runs/<run_id>/records.parquet
+    runs/<run_id>/responses/       part-*.parquet (+ journal-*.jsonl while a partition runs)
+    runs/<run_id>/scores.parquet, gate.parquet, verdict.json
+    cache/                         provider responses by request key, shared by all runs
+    quarantine/<ingest_id>.jsonl   rejected input lines
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from evalpipe.errors import StoreError
+from evalpipe.spec import Spec
+
+__all__ = [
+    "STAGES",
+    "Run",
+    "find_runs",
+    "latest_complete_run",
+    "new_run_id",
+    "open_run",
+    "read_table",
+    "rebuild_catalog",
+    "update_catalog",
+    "write_json_atomic",
+    "write_table_atomic",
+]
+
+log = logging.getLogger(__name__)
+
+STAGES = ("ingest", "replay", "score", "gate", "report")
+
+
+def new_run_id(spec_name: str, now: datetime | None = None) -> str:
+    """Sortable run id: ``YYYYmmdd-HHMMSS-<spec-name>-<6 hex>``."""
+    now = now or datetime.now(timezone.utc)
+    return f"{now:%Y%m%d-%H%M%S}-{spec_name}-{secrets.token_hex(3)}"
+
+
+def write_table_atomic(table: pa.Table, path: Path) -> None:
+    """Write Parquet to a temp file beside `path`, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(obj: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+    os.replace(tmp, path)
+
+
+def read_table(path: Path, schema: pa.Schema | None = None) -> pa.Table:
+    """Read a Parquet file or a folder of part files (empty folder → empty table of `schema`)."""
+    if path.is_dir():
+        parts = sorted(path.glob("part-*.parquet"))
+        if not parts:
+            if schema is None:
+                raise StoreError(f"{path} holds no part files")
+            return schema.empty_table()
+        tables = [pq.read_table(p, schema=schema) for p in parts]
+        return pa.concat_tables(tables)
+    if not path.exists():
+        raise StoreError(f"{path} does not exist; has the stage that writes it run?")
+    return pq.read_table(path, schema=schema)
+
+
+def _git_sha(cwd: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+@dataclass
+class Run:
+    """One run's folder in the store, and its manifest."""
+
+    run_id: str
+    root: Path
+    spec: Spec
+
+    @property
+    def dir(self) -> Path:
+        return self.root / "runs" / self.run_id
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.root / "quarantine"
+
+    def path(self, name: str) -> Path:
+        return self.dir / name
+
+    # --- manifest ----------------------------------------------------------------------------
+
+    def manifest(self) -> dict[str, Any]:
+        p = self.path("manifest.json")
+        if not p.exists():
+            return {}
+        data: dict[str, Any] = orjson.loads(p.read_bytes())
+        return data
+
+    def update_manifest(self, **fields: Any) -> dict[str, Any]:
+        """Merge `fields` into the manifest (dicts merged one level deep) and write it."""
+        data = self.manifest()
+        for key, value in fields.items():
+            if isinstance(value, dict) and isinstance(data.get(key), dict):
+                data[key] = {**data[key], **value}
+            else:
+                data[key] = value
+        write_json_atomic(data, self.path("manifest.json"))
+        return data
+
+    def stage_done(self, stage: str) -> bool:
+        return bool(self.manifest().get("stages", {}).get(stage) == "done")
+
+    def mark_stage(self, stage: str, seconds: float) -> None:
+        self.update_manifest(stages={stage: "done"}, timings={stage: round(seconds, 3)})
+
+    @property
+    def complete(self) -> bool:
+        stages = self.manifest().get("stages", {})
+        return all(stages.get(s) == "done" for s in ("ingest", "replay", "score", "gate"))
+
+
+def _store_root(spec: Spec, store: str | None) -> Path:
+    url = store or spec.store
+    if "://" in url and not url.startswith("file://"):
+        raise StoreError(
+            f"store {url!r}: remote stores are not supported yet; use a local path"
+        )
+    return Path(url.removeprefix("file://")).expanduser().resolve()
+
+
+def open_run(spec: Spec, run_id: str | None = None, *, store: str | None = None) -> Run:
+    """Open run `run_id` (to resume it) or create a new run of the spec."""
+    from evalpipe import __version__
+
+    root = _store_root(spec, store)
+    if run_id is not None:
+        run = Run(run_id, root, spec)
+        if not run.path("manifest.json").exists():
+            raise StoreError(f"no run {run_id!r} in {root / 'runs'}; `evalpipe runs` lists them")
+        return run
+    run = Run(new_run_id(spec.name), root, spec)
+    run.dir.mkdir(parents=True, exist_ok=False)
+    run.update_manifest(
+        run_id=run.run_id,
+        spec_name=spec.name,
+        spec_hash=spec.spec_hash(),
+        spec_path=str(spec.spec_path) if spec.spec_path else None,
+        spec=spec.model_dump(mode="json", by_alias=True),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        evalpipe_version=__version__,
+        seed=spec.seed,
+        git_sha=_git_sha(spec.spec_dir),
+        stages={},
+        timings={},
+        counts={},
+        cost_usd={},
+    )
+    log.info("created run %s in %s", run.run_id, root)
+    return run
+
+
+def find_runs(root: Path) -> list[dict[str, Any]]:
+    """Manifests of all runs in a store, newest first."""
+    runs_dir = root / "runs"
+    if not runs_dir.is_dir():
+        return []
+    out = []
+    for d in sorted(runs_dir.iterdir(), reverse=True):
+        m = d / "manifest.json"
+        if m.is_file():
+            try:
+                out.append(orjson.loads(m.read_bytes()))
+            except orjson.JSONDecodeError:
+                log.warning("unreadable manifest %s", m)
+    return out
+
+
+def latest_complete_run(spec: Spec, *, store: str | None = None) -> Run | None:
+    """The newest run of the same spec hash whose stages all finished, if any."""
+    root = _store_root(spec, store)
+    spec_hash = spec.spec_hash()
+    for manifest in find_runs(root):
+        if manifest.get("spec_hash") == spec_hash:
+            run = Run(manifest["run_id"], root, spec)
+            if run.complete:
+                return run
+    return None
+
+
+_CATALOG_DDL = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY, spec_name VARCHAR, spec_hash VARCHAR, created VARCHAR,
+    verdict VARCHAR, exit_code INTEGER, records BIGINT, cost_usd DOUBLE, evalpipe_version VARCHAR
+);
+CREATE TABLE IF NOT EXISTS run_metrics (
+    run_id VARCHAR, candidate VARCHAR, metric VARCHAR, kind VARCHAR, gated BOOLEAN,
+    critical BOOLEAN, slice_col VARCHAR, slice_value VARCHAR, n BIGINT, baseline DOUBLE,
+    candidate_value DOUBLE, estimate DOUBLE, ci_low DOUBLE, ci_high DOUBLE, margin DOUBLE,
+    p_value DOUBLE, verdict VARCHAR, reason VARCHAR
+);
+"""
+
+
+def update_catalog(run: Run) -> None:
+    """Index a finished run in catalog.duckdb (idempotent)."""
+    m = run.manifest()
+    gate_path = run.path("gate.parquet")
+    with duckdb.connect(str(run.root / "catalog.duckdb")) as con:
+        con.execute(_CATALOG_DDL)
+        con.execute("DELETE FROM runs WHERE run_id = ?", [run.run_id])
+        con.execute("DELETE FROM run_metrics WHERE run_id = ?", [run.run_id])
+        con.execute(
+            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                run.run_id,
+                m.get("spec_name"),
+                m.get("spec_hash"),
+                m.get("created"),
+                m.get("verdict"),
+                m.get("exit_code"),
+                m.get("counts", {}).get("records"),
+                m.get("cost_usd", {}).get("total"),
+                m.get("evalpipe_version"),
+            ],
+        )
+        if gate_path.exists():
+            con.execute(
+                "INSERT INTO run_metrics BY NAME SELECT run_id, candidate, metric, kind, gated, "
+                "critical, slice_col, slice_value, n, baseline, candidate_value, estimate, ci_low, "
+                "ci_high, margin, p_value, verdict, reason FROM read_parquet(?)",
+                [str(gate_path)],
+            )
+
+
+def rebuild_catalog(root: Path, spec: Spec) -> int:
+    """Recreate catalog.duckdb from the run folders; returns the number of runs indexed."""
+    (root / "catalog.duckdb").unlink(missing_ok=True)
+    count = 0
+    for manifest in find_runs(root):
+        run = Run(manifest["run_id"], root, spec)
+        if run.complete:
+            update_catalog(run)
+            count += 1
+    return count

@@ -1,0 +1,186 @@
+"""The pyarrow schemas of evalpipe's tables, declared once (FORMATS.md).
+
+Every stage ends with ``conform(out, SCHEMA)`` and its test asserts ``out.schema.equals(SCHEMA)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+import pyarrow as pa
+
+__all__ = [
+    "ARMS_LOGGED",
+    "GATE",
+    "QUARANTINE",
+    "RECORDS",
+    "RESPONSES",
+    "SCORES",
+    "conform",
+    "empty",
+    "from_rows",
+]
+
+ARMS_LOGGED: Final = "logged"
+"""Arm name of what production served (scored and shown, never gated)."""
+
+_TS = pa.timestamp("us", tz="UTC")
+_ATTRS = pa.map_(pa.string(), pa.string())
+
+RECORDS: Final = pa.schema(
+    [
+        ("record_id", pa.string()),
+        ("request_sha256", pa.string()),
+        ("timestamp", _TS),
+        ("source_format", pa.string()),
+        ("source_file", pa.string()),
+        ("source_line", pa.int64()),
+        ("provider", pa.string()),
+        ("model", pa.string()),
+        ("response_model", pa.string()),
+        ("system_fingerprint", pa.string()),
+        ("request", pa.string()),
+        ("request_raw", pa.string()),
+        ("response_raw", pa.string()),
+        ("output_text", pa.string()),
+        ("output_tool_calls", pa.string()),
+        ("finish_reason", pa.string()),
+        ("input_tokens", pa.int64()),
+        ("output_tokens", pa.int64()),
+        ("cached_input_tokens", pa.int64()),
+        ("reasoning_tokens", pa.int64()),
+        ("latency_ms", pa.float64()),
+        ("ttft_ms", pa.float64()),
+        ("status", pa.string()),
+        ("error_type", pa.string()),
+        ("session_id", pa.string()),
+        ("user_id", pa.string()),
+        ("attributes", _ATTRS),
+        ("reference", pa.string()),
+        ("labels", pa.map_(pa.string(), pa.float64())),
+        ("replayable", pa.bool_()),
+        ("replay_issue", pa.string()),
+    ]
+)
+
+RESPONSES: Final = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("record_id", pa.string()),
+        ("arm", pa.string()),
+        ("repeat", pa.int32()),
+        ("provider", pa.string()),
+        ("model", pa.string()),
+        ("response_model", pa.string()),
+        ("system_fingerprint", pa.string()),
+        ("output_text", pa.string()),
+        ("output_tool_calls", pa.string()),
+        ("finish_reason", pa.string()),
+        ("input_tokens", pa.int64()),
+        ("output_tokens", pa.int64()),
+        ("cached_input_tokens", pa.int64()),
+        ("reasoning_tokens", pa.int64()),
+        ("latency_ms", pa.float64()),
+        ("ttft_ms", pa.float64()),
+        ("cost_usd", pa.float64()),
+        ("status", pa.string()),
+        ("error_origin", pa.string()),
+        ("http_status", pa.int32()),
+        ("error_type", pa.string()),
+        ("error_message", pa.string()),
+        ("attempts", pa.int32()),
+        ("cache_hit", pa.bool_()),
+        ("request_key", pa.string()),
+        ("config_version", pa.string()),
+        ("config_hash", pa.string()),
+        ("fallback_used", pa.bool_()),
+        ("started_at", _TS),
+    ]
+)
+
+SCORES: Final = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("record_id", pa.string()),
+        ("arm", pa.string()),
+        ("repeat", pa.int32()),
+        ("scorer", pa.string()),
+        ("kind", pa.string()),
+        ("metric", pa.string()),
+        ("value", pa.float64()),
+        ("passed", pa.bool_()),
+        ("detail", pa.string()),
+        ("scorer_version", pa.string()),
+        ("judge_model", pa.string()),
+        ("prompt_version", pa.string()),
+        ("error", pa.string()),
+    ]
+)
+
+GATE: Final = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("candidate", pa.string()),
+        ("metric", pa.string()),
+        ("kind", pa.string()),
+        ("gated", pa.bool_()),
+        ("critical", pa.bool_()),
+        ("slice_col", pa.string()),
+        ("slice_value", pa.string()),
+        ("n", pa.int64()),
+        ("clusters", pa.int64()),
+        ("baseline", pa.float64()),
+        ("candidate_value", pa.float64()),
+        ("estimate", pa.float64()),
+        ("ci_low", pa.float64()),
+        ("ci_high", pa.float64()),
+        ("margin", pa.float64()),
+        ("p_value", pa.float64()),
+        ("p_adjusted", pa.float64()),
+        ("q_value", pa.float64()),
+        ("regressed", pa.int64()),
+        ("improved", pa.int64()),
+        ("mde", pa.float64()),
+        ("n_needed", pa.int64()),
+        ("verdict", pa.string()),
+        ("reason", pa.string()),
+    ]
+)
+
+QUARANTINE: Final = pa.schema(
+    [
+        ("file", pa.string()),
+        ("line", pa.int64()),
+        ("field", pa.string()),
+        ("reason", pa.string()),
+        ("raw", pa.string()),
+    ]
+)
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Select the schema's columns in order (adding missing ones as nulls) and cast to it."""
+    columns = []
+    for field in schema:
+        if field.name in table.column_names:
+            columns.append(table[field.name].cast(field.type))
+        else:
+            columns.append(pa.nulls(table.num_rows, field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def empty(schema: pa.Schema) -> pa.Table:
+    """An empty table of the schema."""
+    return schema.empty_table()
+
+
+def from_rows(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
+    """Build a table of the schema from row dicts (missing keys become nulls).
+
+    For I/O-bound producers (replay, ingest) that collect rows one at a time.
+    """
+    if not rows:
+        return empty(schema)
+    columns = {f.name: [row.get(f.name) for row in rows] for f in schema}
+    return pa.Table.from_pydict(columns, schema=schema)
