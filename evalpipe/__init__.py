@@ -49,7 +49,38 @@ _EXPORTS: dict[str, str] = {
     "CandidateVerdict": "evalpipe.gate.verdict",
 }
 
-__all__ = ["__version__", *sorted(_EXPORTS)]
+__all__ = [
+    "GATE",
+    "RECORDS",
+    "RESPONSES",
+    "SCORES",
+    "CandidateVerdict",
+    "EvalpipeError",
+    "GateResult",
+    "InputError",
+    "MissingExtraError",
+    "NoUsableRecordsError",
+    "ProviderError",
+    "Run",
+    "Spec",
+    "SpecError",
+    "StoreError",
+    "__version__",
+    "gate_run",
+    "gate_scores",
+    "ingest_paths",
+    "ingest_run",
+    "load_spec",
+    "open_run",
+    "replay_records",
+    "replay_run",
+    "report_run",
+    "score_responses",
+    "score_run",
+    "select_records",
+    "spec_from_dict",
+    "write_report",
+]
 
 
 def __getattr__(name: str) -> Any:

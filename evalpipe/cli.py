@@ -35,7 +35,12 @@ out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 _STATE = {"debug": False}
-_COLOURS = {"GO": "bold green", "NO-GO": "bold red", "NOT-PROVEN": "bold yellow", "INVALID": "bold magenta"}
+_COLOURS = {
+    "GO": "bold green",
+    "NO-GO": "bold red",
+    "NOT-PROVEN": "bold yellow",
+    "INVALID": "bold magenta",
+}
 
 
 def _quiet_prefect() -> None:
@@ -49,11 +54,15 @@ def _quiet_prefect() -> None:
 @app.callback()
 def _root(
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the library's log.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show the library's log.")
+    ] = False,
 ) -> None:
     _STATE["debug"] = debug
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     _quiet_prefect()
 
 
@@ -114,12 +123,18 @@ def _print_verdicts(result: GateResult, spec: Spec, candidate: str | None = None
         if candidate and c.candidate != candidate:
             continue
         colour = _COLOURS.get(c.verdict, "bold")
-        model = spec.arm_named(c.candidate).model if c.candidate in {a.name for a in spec.candidates} else ""
+        model = (
+            spec.arm_named(c.candidate).model
+            if c.candidate in {a.name for a in spec.candidates}
+            else ""
+        )
         out.print(f"[{colour}]{c.verdict:<10}[/] {c.candidate} ({model})")
         out.print(f"           {c.reason}", soft_wrap=True)
 
 
-def _run_flow(spec_path: Path, *, run_id: str | None, store: str | None, reports: str | None) -> str:
+def _run_flow(
+    spec_path: Path, *, run_id: str | None, store: str | None, reports: str | None
+) -> str:
     """Run the shadow flow (starting the built-in fake provider if the spec asks); its run id."""
     from evalpipe.pipeline import needs_fake_provider, progress_sink
     from evalpipe.providers.endpoint import builtin_fake
@@ -150,7 +165,9 @@ def _candidate_check(spec_path: Path, candidate: str | None) -> None:
 
     names = [c.name for c in load_spec(spec_path).candidates]
     if candidate not in names:
-        raise EvalpipeError(f"--candidate {candidate!r} is not in the spec; candidates: {', '.join(names)}")
+        raise EvalpipeError(
+            f"--candidate {candidate!r} is not in the spec; candidates: {', '.join(names)}"
+        )
 
 
 SpecArg = Annotated[Path, typer.Argument(help="Path of the eval.yaml.", show_default=False)]
@@ -210,7 +227,9 @@ def _demo_spec() -> Path:
     src = Path(__file__).resolve().parents[1] / "eval_sets" / "demo" / "eval.yaml"
     if src.is_file():
         return src
-    raise EvalpipeError("the demo set eval_sets/demo/eval.yaml was not found; run from the repository")
+    raise EvalpipeError(
+        "the demo set eval_sets/demo/eval.yaml was not found; run from the repository"
+    )
 
 
 @app.command()
@@ -221,7 +240,9 @@ def demo(
     """Run the built-in demo (no API keys: a fake provider answers) and show both verdicts."""
     started = time.perf_counter()
     spec_path = _demo_spec()
-    out.print(f"evalpipe demo: replaying {spec_path.parent / 'traffic.jsonl.gz'} against a local fake provider")
+    out.print(
+        f"evalpipe demo: replaying {spec_path.parent / 'traffic.jsonl.gz'} against a local fake provider"
+    )
     rid = _run_flow(spec_path, run_id=None, store=store, reports=reports)
     s, result, report = _finished(spec_path, rid, store)
     _print_verdicts(result, s)
@@ -233,7 +254,9 @@ def demo(
 def ingest(
     path: Annotated[Path, typer.Argument(help="Log file, folder or glob.", show_default=False)],
     fmt: Annotated[str, typer.Option("--format", help="Adapter name, or auto.")] = "auto",
-    out_path: Annotated[Path | None, typer.Option("--out", help="Write records.parquet here.")] = None,
+    out_path: Annotated[
+        Path | None, typer.Option("--out", help="Write records.parquet here.")
+    ] = None,
 ) -> None:
     """Read logs into canonical records; report good and quarantined counts."""
     from evalpipe.ingest import ingest_paths
@@ -242,7 +265,9 @@ def ingest(
     result = ingest_paths(path, format=fmt)
     if out_path is not None:
         write_table_atomic(result.records, out_path)
-    out.print(f"{result.records.num_rows} records ingested, {result.quarantine.num_rows} quarantined")
+    out.print(
+        f"{result.records.num_rows} records ingested, {result.quarantine.num_rows} quarantined"
+    )
     for row in result.quarantine.slice(0, 20).to_pylist():
         err.print(f"  {row['file']}:{row['line']}: {row['field'] or '-'}: {row['reason']}")
 
@@ -256,7 +281,9 @@ def fake_provider(
     """Serve the fake OpenAI + Anthropic APIs (behaviours chosen by model name)."""
     from evalpipe.fake import run_server
 
-    out.print(f"fake provider on http://{host}:{port} (OpenAI base_url …/v1, Anthropic base_url the root)")
+    out.print(
+        f"fake provider on http://{host}:{port} (OpenAI base_url …/v1, Anthropic base_url the root)"
+    )
     run_server(host, port, latency_ms=latency_ms)
 
 
@@ -282,7 +309,10 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         if _STATE["debug"]:
             err.print_exception()
-        err.print(f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", soft_wrap=True)
+        err.print(
+            f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+            soft_wrap=True,
+        )
         sys.exit(4)
     sys.exit(code if isinstance(code, int) else 0)
 

@@ -10,7 +10,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -186,16 +186,22 @@ def finish_replay(run: Run, seconds: float | None = None) -> None:
     responses = read_table(out_dir, RESPONSES)
     with duckdb.connect() as con:
         con.register("r", responses)
-        per_arm = con.sql(
-            "SELECT arm, count(*) FILTER (WHERE status = 'ok') AS ok, "
-            "count(*) FILTER (WHERE status = 'error') AS errored, "
-            "count(*) FILTER (WHERE status = 'skipped') AS skipped, "
-            "count(*) FILTER (WHERE cache_hit) AS cache_hits, "
-            "coalesce(sum(cost_usd) FILTER (WHERE NOT coalesce(cache_hit, false) AND arm <> 'logged'), 0) AS spent, "
-            "list(DISTINCT response_model ORDER BY response_model) FILTER (WHERE response_model IS NOT NULL) AS models "
-            "FROM r GROUP BY arm ORDER BY arm"
-        ).to_arrow_table().to_pylist()
-    coverage = {r["arm"]: {k: r[k] for k in ("ok", "errored", "skipped", "cache_hits")} for r in per_arm}
+        per_arm = (
+            con.sql(
+                "SELECT arm, count(*) FILTER (WHERE status = 'ok') AS ok, "
+                "count(*) FILTER (WHERE status = 'error') AS errored, "
+                "count(*) FILTER (WHERE status = 'skipped') AS skipped, "
+                "count(*) FILTER (WHERE cache_hit) AS cache_hits, "
+                "coalesce(sum(cost_usd) FILTER (WHERE NOT coalesce(cache_hit, false) AND arm <> 'logged'), 0) AS spent, "
+                "list(DISTINCT response_model ORDER BY response_model) FILTER (WHERE response_model IS NOT NULL) AS models "
+                "FROM r GROUP BY arm ORDER BY arm"
+            )
+            .to_arrow_table()
+            .to_pylist()
+        )
+    coverage = {
+        r["arm"]: {k: r[k] for k in ("ok", "errored", "skipped", "cache_hits")} for r in per_arm
+    }
     replay_cost = round(sum(r["spent"] for r in per_arm), 6)
     run.update_manifest(
         coverage=coverage,
@@ -254,12 +260,16 @@ def gate_run(run: Run) -> GateResult:
     responses = read_table(run.path("responses"), RESPONSES)
     scores = read_table(run.path("scores.parquet"), SCORES)
     skipped = pc.sum(pc.equal(responses["error_type"], "BudgetExhausted")).as_py() or 0
-    result = gate_scores(scores, responses, records, spec, run_id=run.run_id, budget_exhausted=skipped > 0)
+    result = gate_scores(
+        scores, responses, records, spec, run_id=run.run_id, budget_exhausted=skipped > 0
+    )
     write_table_atomic(result.table, run.path("gate.parquet"))
     run.update_manifest(
         verdict=result.verdict,
         exit_code=result.exit_code,
-        candidates={c.candidate: {"verdict": c.verdict, "reason": c.reason} for c in result.candidates},
+        candidates={
+            c.candidate: {"verdict": c.verdict, "reason": c.reason} for c in result.candidates
+        },
     )
     run.mark_stage("gate", time.perf_counter() - started)
     return result
@@ -298,7 +308,9 @@ def report_run(run: Run, result: GateResult, *, out: str | None = None) -> Path:
     )
     write_json_atomic(orjson.loads(paths.verdict_json.read_bytes()), run.path("verdict.json"))
     run.mark_stage("report", time.perf_counter() - started)
-    run.update_manifest(report=str(paths.index_html), finished=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    run.update_manifest(
+        report=str(paths.index_html), finished=datetime.now(UTC).isoformat(timespec="seconds")
+    )
     update_catalog(run)
     write_runs_index(reports_root, _runs_for_index(run.root))
     return paths.index_html

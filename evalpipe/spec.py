@@ -11,7 +11,7 @@ import difflib
 import hashlib
 import os
 import re
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
@@ -91,14 +91,14 @@ class Window(_Strict):
     @classmethod
     def _date_is_midnight_utc(cls, v: Any) -> Any:
         if isinstance(v, date) and not isinstance(v, datetime):
-            return datetime.combine(v, time(0), tzinfo=timezone.utc)
+            return datetime.combine(v, time(0), tzinfo=UTC)
         return v
 
     @field_validator("start", "end")
     @classmethod
     def _aware(cls, v: datetime | None) -> datetime | None:
         if v is not None and v.tzinfo is None:
-            return v.replace(tzinfo=timezone.utc)
+            return v.replace(tzinfo=UTC)
         return v
 
 
@@ -451,7 +451,9 @@ class Spec(_Strict):
                 )
             if not self.candidates:
                 raise PydanticCustomError(
-                    "missing_key", "a shadow run needs at least one candidate", {"key": "candidates"}
+                    "missing_key",
+                    "a shadow run needs at least one candidate",
+                    {"key": "candidates"},
                 )
         names = [c.name for c in self.candidates]
         dupes = sorted({n for n in names if names.count(n) > 1})
@@ -501,9 +503,9 @@ class Spec(_Strict):
     def spec_hash(self) -> str:
         """Hash of the resolved spec and the traffic it reads (size and content)."""
         body = self.model_dump(mode="json", by_alias=True)
-        return _sha256({"spec": body, "traffic": _fingerprint(self.resolve_input(self.traffic.path))})[
-            :16
-        ]
+        return _sha256(
+            {"spec": body, "traffic": _fingerprint(self.resolve_input(self.traffic.path))}
+        )[:16]
 
 
 def _sha256(obj: Any) -> str:
@@ -583,15 +585,24 @@ def _spec_error(exc: ValidationError, path: str) -> SpecError:
             path=path,
         )
     if kind == "literal_error":
-        return SpecError(_yaml_path(loc), f"`{err.get('input')}` is not allowed", f"Use {ctx.get('expected')}.", path=path)
+        return SpecError(
+            _yaml_path(loc),
+            f"`{err.get('input')}` is not allowed",
+            f"Use {ctx.get('expected')}.",
+            path=path,
+        )
     msg = err["msg"].removeprefix("Value error, ")
     return SpecError(_yaml_path(loc), msg, "", path=path)
 
 
-def spec_from_dict(data: dict[str, Any], *, spec_dir: Path | None = None, path: str = "eval.yaml") -> Spec:
+def spec_from_dict(
+    data: dict[str, Any], *, spec_dir: Path | None = None, path: str = "eval.yaml"
+) -> Spec:
     """Validate a spec given as a dict (as parsed from YAML)."""
     if not isinstance(data, dict):
-        raise SpecError("", "the spec must be a YAML mapping", "See SPEC.md for the shape.", path=path)
+        raise SpecError(
+            "", "the spec must be a YAML mapping", "See SPEC.md for the shape.", path=path
+        )
     try:
         spec = Spec.model_validate(_expand_env(data))
     except ValidationError as exc:
@@ -631,7 +642,9 @@ def _check_inputs(spec: Spec, path: str) -> None:
         )
     for i, arm in enumerate(spec.candidates):
         if arm.system_prompt and arm.system_prompt.replace:
-            _must_exist(spec, arm.system_prompt.replace, f"candidates[{i}].system_prompt.replace", path)
+            _must_exist(
+                spec, arm.system_prompt.replace, f"candidates[{i}].system_prompt.replace", path
+            )
         if arm.system_prompt_by:
             for value, f in arm.system_prompt_by.files.items():
                 _must_exist(spec, f, f"candidates[{i}].system_prompt_by.files.{value}", path)
@@ -642,4 +655,9 @@ def _check_inputs(spec: Spec, path: str) -> None:
 
 def _must_exist(spec: Spec, file: str, where: str, path: str) -> None:
     if not spec.resolve_input(file).is_file():
-        raise SpecError(where, f"file not found: {spec.resolve_input(file)}", "Paths are relative to the spec's folder.", path=path)
+        raise SpecError(
+            where,
+            f"file not found: {spec.resolve_input(file)}",
+            "Paths are relative to the spec's folder.",
+            path=path,
+        )

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 import httpx
 
-__all__ = ["CallOutcome", "FatalProviderError", "classify_status", "classify_exception"]
+__all__ = ["CallOutcome", "FatalProviderError", "classify_exception", "classify_status"]
 
 ErrorOrigin = Literal["infrastructure", "candidate"]
 

@@ -81,11 +81,15 @@ async def call_openai(client: openai.AsyncOpenAI, kwargs: dict[str, Any]) -> Cal
     latency = (time.perf_counter() - started) * 1000
     choice = completion.choices[0] if completion.choices else None
     message = choice.message if choice else None
-    calls = [
-        {"id": c.id, "name": c.function.name, "arguments": _maybe_json(c.function.arguments)}
-        for c in (message.tool_calls or [])
-        if c.type == "function"
-    ] if message else []
+    calls = (
+        [
+            {"id": c.id, "name": c.function.name, "arguments": _maybe_json(c.function.arguments)}
+            for c in (message.tool_calls or [])
+            if c.type == "function"
+        ]
+        if message
+        else []
+    )
     usage = completion.usage
     finish = _FINISH.get(choice.finish_reason or "", "other") if choice else "other"
     if message is not None and message.refusal:

@@ -62,5 +62,7 @@ def cost_usd(
 
     cached = arr(cached_input_tokens)
     fresh = np.maximum(arr(input_tokens) - cached, 0)
-    cost = (fresh * price.input + cached * price.cached_input + arr(output_tokens) * price.output) / 1e6
+    cost = (
+        fresh * price.input + cached * price.cached_input + arr(output_tokens) * price.output
+    ) / 1e6
     return pa.array(cost, pa.float64())

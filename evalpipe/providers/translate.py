@@ -85,13 +85,18 @@ def _openai_messages(request: dict[str, Any]) -> list[dict[str, Any]]:
                 {
                     "role": "tool",
                     "tool_call_id": r.get("tool_call_id"),
-                    "content": content if isinstance(content, str) else orjson.dumps(content).decode(),
+                    "content": content
+                    if isinstance(content, str)
+                    else orjson.dumps(content).decode(),
                 }
             )
         if role == "tool":
             continue
         if rest or calls or not results:
-            body: dict[str, Any] = {"role": role, "content": _openai_content(rest) if rest else None}
+            body: dict[str, Any] = {
+                "role": role,
+                "content": _openai_content(rest) if rest else None,
+            }
             if calls:
                 body["tool_calls"] = [
                     {
@@ -178,7 +183,10 @@ def _anthropic_blocks(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 header, _, data = url.partition(",")
                 media = header.removeprefix("data:").split(";")[0]
                 blocks.append(
-                    {"type": "image", "source": {"type": "base64", "media_type": media, "data": data}}
+                    {
+                        "type": "image",
+                        "source": {"type": "base64", "media_type": media, "data": data},
+                    }
                 )
             else:
                 blocks.append({"type": "image", "source": {"type": "url", "url": url}})
@@ -189,14 +197,18 @@ def _anthropic_blocks(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     args = orjson.loads(args)
                 except orjson.JSONDecodeError as exc:
                     raise Untranslatable("tool call arguments are not JSON") from exc
-            blocks.append({"type": "tool_use", "id": p.get("id"), "name": p["name"], "input": args or {}})
+            blocks.append(
+                {"type": "tool_use", "id": p.get("id"), "name": p["name"], "input": args or {}}
+            )
         elif kind == "tool_result":
             content = p.get("content")
             blocks.append(
                 {
                     "type": "tool_result",
                     "tool_use_id": p.get("tool_call_id"),
-                    "content": content if isinstance(content, str) else orjson.dumps(content).decode(),
+                    "content": content
+                    if isinstance(content, str)
+                    else orjson.dumps(content).decode(),
                     "is_error": bool(p.get("is_error", False)),
                 }
             )
@@ -206,7 +218,11 @@ def _anthropic_blocks(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def to_anthropic(
-    request: dict[str, Any], *, model: str, default_max_tokens: int = 1024, same_provider: bool = False
+    request: dict[str, Any],
+    *,
+    model: str,
+    default_max_tokens: int = 1024,
+    same_provider: bool = False,
 ) -> dict[str, Any]:
     """Keyword arguments for `client.messages.create` from a canonical request."""
     params = request.get("params") or {}

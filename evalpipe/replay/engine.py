@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -64,7 +64,9 @@ def outcome_cost(model: str, o: CallOutcome, prices: dict[str, Price]) -> float:
         return 0.0
     cached = o.cached_input_tokens or 0
     fresh = max((o.input_tokens or 0) - cached, 0)
-    return (fresh * price.input + cached * price.cached_input + (o.output_tokens or 0) * price.output) / 1e6
+    return (
+        fresh * price.input + cached * price.cached_input + (o.output_tokens or 0) * price.output
+    ) / 1e6
 
 
 def estimate_cost(model: str, kwargs: dict[str, Any], prices: dict[str, Price]) -> float:
@@ -72,7 +74,9 @@ def estimate_cost(model: str, kwargs: dict[str, Any], prices: dict[str, Price]) 
     price = price_for(model, prices)
     if price is None:
         return 0.0
-    in_tok = len(orjson.dumps(kwargs.get("messages", []))) / 4 + len(str(kwargs.get("system", ""))) / 4
+    in_tok = (
+        len(orjson.dumps(kwargs.get("messages", []))) / 4 + len(str(kwargs.get("system", ""))) / 4
+    )
     out_tok = kwargs.get("max_tokens") or kwargs.get("max_completion_tokens") or 1024
     return (in_tok * price.input + float(out_tok) * price.output) / 1e6
 
@@ -138,9 +142,14 @@ class _ArmPlan:
     endpoint: Endpoint
 
 
-def _prepare(spec: Spec, arm: Arm, request: dict[str, Any], attrs: dict[str, str]) -> dict[str, Any]:
+def _prepare(
+    spec: Spec, arm: Arm, request: dict[str, Any], attrs: dict[str, str]
+) -> dict[str, Any]:
     system_replace = None
-    if arm.system_prompt_by and attrs.get(arm.system_prompt_by.attribute) in arm.system_prompt_by.files:
+    if (
+        arm.system_prompt_by
+        and attrs.get(arm.system_prompt_by.attribute) in arm.system_prompt_by.files
+    ):
         f = arm.system_prompt_by.files[attrs[arm.system_prompt_by.attribute]]
         system_replace = spec.resolve_input(f).read_text(encoding="utf-8")
     elif arm.system_prompt and arm.system_prompt.replace:
@@ -189,12 +198,12 @@ async def cached_call(
             "error_type": "BudgetExhausted",
             "error_message": "budget_usd reached before this request",
         }
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     try:
         async with sem:
             if limiter is not None:
                 await limiter.acquire(int(estimate_tokens(kwargs)))
-            started = datetime.now(timezone.utc)
+            started = datetime.now(UTC)
             outcome = await endpoint.send(kwargs)
     except BaseException:
         budget.settle(estimate, 0.0)
@@ -294,7 +303,9 @@ async def _replay(
         if part_path is not None and part_path.exists():
             done = pq.read_table(part_path, schema=RESPONSES)
             if on_progress:
-                on_progress(Progress("replay", plan.arm_key, done.num_rows, len(record_ids), budget.spent))
+                on_progress(
+                    Progress("replay", plan.arm_key, done.num_rows, len(record_ids), budget.spent)
+                )
             return done
         journal = _Journal(responses_dir / f"journal-{stem}.jsonl") if responses_dir else None
         done_rows = [_row_from_journal(r) for r in journal.read()] if journal else []
@@ -313,14 +324,21 @@ async def _replay(
         }
 
         async def one(i: int) -> dict[str, Any]:
-            row = dict(base, record_id=record_ids[i], started_at=datetime.now(timezone.utc))
+            row = dict(base, record_id=record_ids[i], started_at=datetime.now(UTC))
             if not replayable[i]:
-                return dict(row, status="skipped", error_type="NotReplayable", error_message=issues[i])
+                return dict(
+                    row, status="skipped", error_type="NotReplayable", error_message=issues[i]
+                )
             try:
                 request = _prepare(spec, plan.arm, orjson.loads(requests[i]), attrs[i])
                 kwargs = plan.endpoint.build(request)
             except Untranslatable as exc:
-                return dict(row, status="skipped", error_type="Untranslatable", error_message=f"untranslatable: {exc}")
+                return dict(
+                    row,
+                    status="skipped",
+                    error_type="Untranslatable",
+                    error_message=f"untranslatable: {exc}",
+                )
             try:
                 result = await cached_call(
                     plan.endpoint,
@@ -373,6 +391,6 @@ async def _replay(
 
 
 def estimate_tokens(kwargs: dict[str, Any]) -> float:
-    return len(orjson.dumps(kwargs.get("messages", []))) / 4 + float(kwargs.get("max_tokens") or 256)
-
-
+    return len(orjson.dumps(kwargs.get("messages", []))) / 4 + float(
+        kwargs.get("max_tokens") or 256
+    )

@@ -21,7 +21,15 @@ __all__ = ["score_responses", "scoring_frame"]
 
 log = logging.getLogger(__name__)
 
-_RECORD_COLUMNS = ("request", "attributes", "session_id", "user_id", "timestamp", "labels", "reference")
+_RECORD_COLUMNS = (
+    "request",
+    "attributes",
+    "session_id",
+    "user_id",
+    "timestamp",
+    "labels",
+    "reference",
+)
 
 
 def scoring_frame(responses: pa.Table, records: pa.Table) -> pa.Table:

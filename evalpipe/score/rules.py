@@ -32,7 +32,7 @@ from evalpipe.spec import (
 )
 from evalpipe.tables import SCORES, conform
 
-__all__ = ["CHECKS", "REFUSAL_PATTERN", "PII_PATTERN", "column_values", "score_rules", "where_mask"]
+__all__ = ["CHECKS", "PII_PATTERN", "REFUSAL_PATTERN", "column_values", "score_rules", "where_mask"]
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,9 @@ def _tool_call_valid(frame: pa.Table, check: ToolCallValid) -> pa.Array:
         if not call_json:
             out.append(True)  # no call made: nothing invalid (a diff tracks missing calls)
             continue
-        tools = {t["name"]: t.get("parameters") or {} for t in orjson.loads(req_json).get("tools") or []}
+        tools = {
+            t["name"]: t.get("parameters") or {} for t in orjson.loads(req_json).get("tools") or []
+        }
         ok = True
         for call in orjson.loads(call_json):
             args = call.get("arguments")
@@ -191,7 +193,9 @@ CHECKS: Final[dict[str, CheckFn]] = {
 """Check `type` → its function. A test checks this covers every type the spec accepts."""
 
 
-def score_rules(frame: pa.Table, checks: list[Check], *, run_id: str, spec: Spec | None = None) -> pa.Table:
+def score_rules(
+    frame: pa.Table, checks: list[Check], *, run_id: str, spec: Spec | None = None
+) -> pa.Table:
     """Every check on every in-scope response (rows of `frame`), as tables.SCORES rows.
 
     Responses that are not `ok` get a row with null value and `error` set; the gate maps them.
@@ -202,7 +206,9 @@ def score_rules(frame: pa.Table, checks: list[Check], *, run_id: str, spec: Spec
         if scoped.num_rows == 0:
             continue
         fn = CHECKS[check.type]
-        result = fn(scoped, check, spec) if isinstance(check, JsonSchemaCheck) else fn(scoped, check)
+        result = (
+            fn(scoped, check, spec) if isinstance(check, JsonSchemaCheck) else fn(scoped, check)
+        )
         scoped_ok = pc.equal(scoped["status"], "ok")
         passed = pc.if_else(scoped_ok, result, pa.scalar(None, pa.bool_()))
         n = scoped.num_rows

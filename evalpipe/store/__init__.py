@@ -19,7 +19,7 @@ import secrets
 import subprocess
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,7 @@ STAGES = ("ingest", "replay", "score", "gate", "report")
 
 def new_run_id(spec_name: str, now: datetime | None = None) -> str:
     """Sortable run id: ``YYYYmmdd-HHMMSS-<spec-name>-<6 hex>``."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return f"{now:%Y%m%d-%H%M%S}-{spec_name}-{secrets.token_hex(3)}"
 
 
@@ -160,9 +160,7 @@ class Run:
 def _store_root(spec: Spec, store: str | None) -> Path:
     url = store or spec.store
     if "://" in url and not url.startswith("file://"):
-        raise StoreError(
-            f"store {url!r}: remote stores are not supported yet; use a local path"
-        )
+        raise StoreError(f"store {url!r}: remote stores are not supported yet; use a local path")
     return Path(url.removeprefix("file://")).expanduser().resolve()
 
 
@@ -184,7 +182,7 @@ def open_run(spec: Spec, run_id: str | None = None, *, store: str | None = None)
         spec_hash=spec.spec_hash(),
         spec_path=str(spec.spec_path) if spec.spec_path else None,
         spec=spec.model_dump(mode="json", by_alias=True),
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
         evalpipe_version=__version__,
         seed=spec.seed,
         git_sha=_git_sha(spec.spec_dir),

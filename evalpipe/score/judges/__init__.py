@@ -26,7 +26,14 @@ from evalpipe.replay.limits import Budget
 from evalpipe.spec import Judge, Spec
 from evalpipe.tables import SCORES, from_rows
 
-__all__ = ["fence", "judge_sample", "load_prompt", "parse_verdict", "render_conversation", "score_pairwise"]
+__all__ = [
+    "fence",
+    "judge_sample",
+    "load_prompt",
+    "parse_verdict",
+    "render_conversation",
+    "score_pairwise",
+]
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +65,11 @@ def load_prompt(name: str | None, default: str, spec: Spec) -> tuple[str, str]:
     if path.is_file():
         text = path.read_text(encoding="utf-8")
         return text, f"{Path(name).stem}#{hashlib.sha256(text.encode()).hexdigest()[:8]}"
-    raise SpecError("judges.prompt", f"no packaged prompt or file named `{name}`", "Use e.g. pairwise_helpfulness@1 or a path.")
+    raise SpecError(
+        "judges.prompt",
+        f"no packaged prompt or file named `{name}`",
+        "Use e.g. pairwise_helpfulness@1 or a path.",
+    )
 
 
 def render_conversation(request_json: str) -> str:
@@ -73,12 +84,15 @@ def render_conversation(request_json: str) -> str:
             text = parts
         else:
             text = "\n".join(
-                p.get("text", "") if p.get("type") == "text" else f"[{p.get('type')}]" for p in parts
+                p.get("text", "") if p.get("type") == "text" else f"[{p.get('type')}]"
+                for p in parts
             )
         lines.append(f"[{m.get('role')}]\n{text}")
     fmt = req.get("response_format")
     if fmt and fmt.get("type") == "json_schema":
-        lines.append("[required answer format]\nJSON matching: " + orjson.dumps(fmt.get("schema")).decode())
+        lines.append(
+            "[required answer format]\nJSON matching: " + orjson.dumps(fmt.get("schema")).decode()
+        )
     elif fmt:
         lines.append("[required answer format]\nJSON")
     return "\n\n".join(lines)
@@ -116,7 +130,9 @@ def judge_sample(records: pa.Table, judge: Judge, spec: Spec) -> pa.Array:
     ids = records["record_id"]
     if judge.sample is None or judge.sample >= records.num_rows:
         return ids.combine_chunks()
-    strata = [column_values(records, c) for c in spec.gate.slices] or [pa.array([""] * records.num_rows)]
+    strata = [column_values(records, c) for c in spec.gate.slices] or [
+        pa.array([""] * records.num_rows)
+    ]
     cols = {f"s{i}": pc.fill_null(s, "") for i, s in enumerate(strata)}
     table = pa.table({"record_id": ids, **cols})
     key = " || '\x1f' || ".join(cols)
@@ -170,7 +186,9 @@ def score_pairwise(
     resp = responses.filter(ok)
     resp = resp.filter(pc.is_in(resp["record_id"], value_set=sample))
     base = resp.filter(pc.equal(resp["arm"], "baseline"))
-    base_text = dict(zip(base["record_id"].to_pylist(), base["output_text"].to_pylist(), strict=True))
+    base_text = dict(
+        zip(base["record_id"].to_pylist(), base["output_text"].to_pylist(), strict=True)
+    )
     base_ok = dict(zip(base["record_id"].to_pylist(), base["status"].to_pylist(), strict=True))
     req_idx = pc.index_in(sample, value_set=records["record_id"])
     conv = dict(
@@ -185,21 +203,37 @@ def score_pairwise(
     for cand in spec.candidates:
         c = resp.filter(pc.equal(resp["arm"], cand.name))
         for rid, text, status in zip(
-            c["record_id"].to_pylist(), c["output_text"].to_pylist(), c["status"].to_pylist(), strict=True
+            c["record_id"].to_pylist(),
+            c["output_text"].to_pylist(),
+            c["status"].to_pylist(),
+            strict=True,
         ):
             if status != "ok" or base_ok.get(rid) != "ok":
                 null_rows.append({"record_id": rid, "arm": cand.name, "error": "response not ok"})
                 continue
             pairs.append(_Pair(rid, cand.name, conv[rid], base_text[rid] or "", text or ""))
     if redact is not None and pairs:
-        texts = redact([p.conversation for p in pairs] + [p.baseline for p in pairs] + [p.candidate for p in pairs])
+        texts = redact(
+            [p.conversation for p in pairs]
+            + [p.baseline for p in pairs]
+            + [p.candidate for p in pairs]
+        )
         n = len(pairs)
         pairs = [
             p._replace(conversation=texts[i], baseline=texts[n + i], candidate=texts[2 * n + i])
             for i, p in enumerate(pairs)
         ]
     results = asyncio.run(
-        _judge_all(pairs, template, judge, spec, cache=cache, budget=budget or Budget(spec.budget_usd), prices=prices or {}, on_progress=on_progress)
+        _judge_all(
+            pairs,
+            template,
+            judge,
+            spec,
+            cache=cache,
+            budget=budget or Budget(spec.budget_usd),
+            prices=prices or {},
+            on_progress=on_progress,
+        )
     )
     rows = [
         {"record_id": p.record_id, "arm": p.arm, "value": value, "detail": detail, "error": error}
@@ -242,9 +276,13 @@ async def _judge_all(
     sem = asyncio.Semaphore(limit.concurrency or 32)
     done = {"n": 0}
 
-    async def one_order(pair: _Pair, candidate_is_a: bool) -> tuple[float | None, str | None, float]:
+    async def one_order(
+        pair: _Pair, candidate_is_a: bool
+    ) -> tuple[float | None, str | None, float]:
         nonce = _hex(spec.seed, pair.record_id, pair.arm, judge.name, candidate_is_a)[:16]
-        a, b = (pair.candidate, pair.baseline) if candidate_is_a else (pair.baseline, pair.candidate)
+        a, b = (
+            (pair.candidate, pair.baseline) if candidate_is_a else (pair.baseline, pair.candidate)
+        )
         prompt = template.format(
             nonce=nonce,
             request_fence=fence("REQUEST", pair.conversation, nonce),
@@ -254,7 +292,12 @@ async def _judge_all(
         request = {
             "system": None,
             "messages": [{"role": "user", "content": [{"type": "text", "text": prompt}]}],
-            "response_format": {"type": "json_schema", "name": "verdict", "schema": VERDICT_SCHEMA, "strict": True},
+            "response_format": {
+                "type": "json_schema",
+                "name": "verdict",
+                "schema": VERDICT_SCHEMA,
+                "strict": True,
+            },
             "params": {"temperature": 0, "max_tokens": 400},
         }
         try:
@@ -283,7 +326,9 @@ async def _judge_all(
 
     async def one(pair: _Pair) -> tuple[float | None, str | None, str | None, float]:
         first_a = int(_hex(spec.seed, pair.record_id, pair.arm, "order")[:8], 16) % 2 == 0
-        (w1, e1, c1), (w2, e2, c2) = await asyncio.gather(one_order(pair, first_a), one_order(pair, not first_a))
+        (w1, e1, c1), (w2, e2, c2) = await asyncio.gather(
+            one_order(pair, first_a), one_order(pair, not first_a)
+        )
         done["n"] += 1
         if on_progress:
             on_progress(Progress("judge", judge.name, done["n"], len(pairs), budget.spent))

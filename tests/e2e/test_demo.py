@@ -1,0 +1,149 @@
+"""The whole pipeline on the demo set: real SDKs → fake provider over HTTP → Prefect flow → store.
+
+One flow run is shared by the tests of this module (it is the expensive part).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+
+from evalpipe.cli import main
+from evalpipe.spec import load_spec
+from evalpipe.store import open_run, read_table
+from evalpipe.tables import GATE, RECORDS, RESPONSES, SCORES
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO = REPO / "eval_sets" / "demo"
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def demo_run(
+    fake_provider: str, prefect_harness: None, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    from evalpipe.flows import shadow_eval
+
+    work = tmp_path_factory.mktemp("demo")
+    spec_dir = work / "demo"
+    shutil.copytree(DEMO, spec_dir, ignore=shutil.ignore_patterns("generate.py", "__pycache__"))
+    spec_path = spec_dir / "eval.yaml"
+    state = shadow_eval(str(spec_path), store=str(work / "store"), reports=str(work / "reports"))
+    run = open_run(load_spec(spec_path), state["run_id"], store=str(work / "store"))
+    return {"state": state, "run": run, "work": work, "spec_path": spec_path}
+
+
+def _verdicts(run) -> dict[str, dict[str, str]]:
+    return run.manifest()["candidates"]
+
+
+def test_demo_verdicts_are_one_go_and_one_no_go(demo_run: dict[str, Any]) -> None:
+    verdicts = _verdicts(demo_run["run"])
+    assert verdicts["claude-haiku"]["verdict"] == "GO"
+    assert verdicts["gpt-4.1-mini"]["verdict"] == "NO-GO"
+    assert "valid_json" in verdicts["gpt-4.1-mini"]["reason"]
+    assert "regressed" in verdicts["gpt-4.1-mini"]["reason"]
+    assert verdicts["claude-haiku"]["reason"].startswith("GO")
+    assert demo_run["state"]["exit_code"] == 1  # worst of the two
+
+
+def test_malformed_line_is_quarantined_not_fatal(demo_run: dict[str, Any]) -> None:
+    run = demo_run["run"]
+    lines = (run.quarantine_dir / f"{run.run_id}.jsonl").read_bytes().splitlines()
+    assert len(lines) == 1
+    row = orjson.loads(lines[0])
+    assert row["file"].endswith("traffic.jsonl.gz") and row["line"] > 1 and row["reason"]
+    records = read_table(run.path("records.parquet"), RECORDS)
+    assert records.num_rows == run.manifest()["counts"]["records"] >= 1000
+
+
+def test_stored_tables(demo_run: dict[str, Any]) -> None:
+    run = demo_run["run"]
+    records = read_table(run.path("records.parquet"))
+    assert records.schema.equals(RECORDS)
+    responses = read_table(run.path("responses"))
+    assert responses.schema.equals(RESPONSES)
+    n = records.num_rows
+    arms = responses.group_by("arm").aggregate([("record_id", "count")]).to_pylist()
+    assert {a["arm"]: a["record_id_count"] for a in arms} == {
+        "baseline": n,
+        "claude-haiku": n,
+        "gpt-4.1-mini": n,
+        "logged": n,
+    }
+    replayed = responses.filter(pc.not_equal(responses["arm"], "logged"))
+    assert pc.all(pc.equal(replayed["status"], "ok")).as_py()
+    models = set(replayed["response_model"].to_pylist())
+    assert {"gpt-4o-mini-2024-07-18", "claude-haiku-4-5", "gpt-4.1-mini-2025-04-14"} <= models
+    scores = read_table(run.path("scores.parquet"))
+    assert scores.schema.equals(SCORES)
+    judged = scores.filter(pc.equal(scores["metric"], "helpfulness"))
+    assert judged.num_rows == 2 * 500
+    gate = pq.read_table(run.path("gate.parquet"))
+    assert gate.schema.equals(GATE)
+    regressed = gate.filter(
+        pc.and_(pc.equal(gate["candidate"], "gpt-4.1-mini"), pc.equal(gate["metric"], "valid_json"))
+    ).filter(pc.is_null(gate["slice_col"]))
+    row = regressed.to_pylist()[0]
+    assert row["verdict"] == "NO-GO" and row["regressed"] > 20 and row["improved"] == 0
+    with duckdb.connect(str(run.root / "catalog.duckdb"), read_only=True) as con:
+        assert con.execute(
+            "SELECT verdict FROM runs WHERE run_id = ?", [run.run_id]
+        ).fetchall() == [("NO-GO",)]
+
+
+def test_report_files_are_written(demo_run: dict[str, Any]) -> None:
+    out = demo_run["work"] / "reports" / demo_run["run"].run_id
+    for name in ("index.html", "summary.md", "verdict.json", "junit.xml"):
+        assert (out / name).is_file(), name
+    verdict = orjson.loads((out / "verdict.json").read_bytes())
+    assert {c["verdict"] for c in verdict["candidates"].values()} == {"GO", "NO-GO"} or {
+        c["verdict"] for c in verdict["candidates"]
+    } == {"GO", "NO-GO"}
+    assert (demo_run["work"] / "reports" / "index.html").is_file()
+
+
+def _gate_exit(args: list[str]) -> int:
+    with pytest.raises(SystemExit) as info:
+        main(args)
+    return int(info.value.code or 0)
+
+
+def test_gate_exit_codes_per_candidate(demo_run: dict[str, Any]) -> None:
+    spec, store = str(demo_run["spec_path"]), str(demo_run["work"] / "store")
+    assert _gate_exit(["gate", spec, "--store", store, "--candidate", "gpt-4.1-mini"]) == 1
+    assert _gate_exit(["gate", spec, "--store", store, "--candidate", "claude-haiku"]) == 0
+    assert _gate_exit(["gate", spec, "--store", store]) == 1
+
+
+def test_a_second_run_is_served_from_the_cache(demo_run: dict[str, Any]) -> None:
+    from evalpipe.pipeline import ingest_run, replay_run
+
+    spec = load_spec(demo_run["spec_path"])
+    run = open_run(spec, store=str(demo_run["work"] / "store"))
+    ingest_run(run)
+    replay_run(run)
+    responses = read_table(run.path("responses"))
+    replayed = responses.filter(pc.not_equal(responses["arm"], "logged"))
+    assert pc.all(replayed["cache_hit"]).as_py()
+    assert run.manifest()["cost_usd"]["replay"] == 0
+
+
+def test_unknown_model_stops_the_run_with_exit_4(
+    demo_run: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec_path = demo_run["spec_path"]
+    bad = spec_path.with_name("bad-model.yaml")
+    bad.write_text(spec_path.read_text().replace("gpt-4.1-mini-2025-04-14", "gpt-9-turbo-preview"))
+    code = _gate_exit(["gate", str(bad), "--store", str(demo_run["work"] / "store-bad")])
+    assert code == 4
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "gpt-9-turbo-preview" in err[0] and "does not exist" in err[0]

@@ -1,0 +1,110 @@
+"""Canonical request → OpenAI chat and → Anthropic Messages (FORMATS.md translation table)."""
+
+from __future__ import annotations
+
+import pytest
+
+from evalpipe.providers.translate import (
+    Untranslatable,
+    apply_arm_overrides,
+    to_anthropic,
+    to_openai,
+)
+
+SCHEMA = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
+
+REQUEST = {
+    "system": "Be brief.",
+    "messages": [
+        {"role": "user", "content": [{"type": "text", "text": "Weather in Paris?"}]},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "tool_call", "id": "c1", "name": "weather", "arguments": {"city": "Paris"}}
+            ],
+        },
+        {
+            "role": "tool",
+            "content": [{"type": "tool_result", "tool_call_id": "c1", "content": "12C"}],
+        },
+        {"role": "user", "content": [{"type": "text", "text": "And tomorrow?"}]},
+    ],
+    "tools": [{"name": "weather", "description": "Forecast", "parameters": {"type": "object"}}],
+    "tool_choice": {"name": "weather"},
+    "response_format": None,
+    "params": {"max_tokens": 100, "temperature": 0.2, "stop": ["END"]},
+}
+
+
+def test_openai_shape() -> None:
+    kw = to_openai(REQUEST, model="gpt-4o-mini")
+    assert kw["messages"][0] == {"role": "system", "content": "Be brief."}
+    call = kw["messages"][2]["tool_calls"][0]
+    assert call["function"] == {"name": "weather", "arguments": '{"city":"Paris"}'}
+    assert kw["messages"][3] == {"role": "tool", "tool_call_id": "c1", "content": "12C"}
+    assert kw["tools"][0]["function"]["name"] == "weather"
+    assert kw["tool_choice"] == {"type": "function", "function": {"name": "weather"}}
+    assert (kw["max_tokens"], kw["temperature"], kw["stop"]) == (100, 0.2, ["END"])
+
+
+def test_anthropic_shape() -> None:
+    kw = to_anthropic(REQUEST, model="claude-haiku-4-5")
+    assert kw["system"] == "Be brief."
+    assert [m["role"] for m in kw["messages"]] == ["user", "assistant", "user"]
+    assert kw["messages"][1]["content"][0] == {
+        "type": "tool_use",
+        "id": "c1",
+        "name": "weather",
+        "input": {"city": "Paris"},
+    }
+    # the tool result and the next user text merge into one user turn
+    blocks = kw["messages"][2]["content"]
+    assert blocks[0]["type"] == "tool_result" and blocks[0]["tool_use_id"] == "c1"
+    assert blocks[1] == {"type": "text", "text": "And tomorrow?"}
+    assert kw["tools"][0]["input_schema"] == {"type": "object"}
+    assert kw["tool_choice"] == {"type": "tool", "name": "weather"}
+    assert kw["stop_sequences"] == ["END"] and kw["max_tokens"] == 100
+
+
+def test_structured_output_both_ways() -> None:
+    req = {
+        "system": None,
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}],
+        "response_format": {"type": "json_schema", "name": "r", "schema": SCHEMA, "strict": True},
+        "params": {},
+    }
+    o = to_openai(req, model="m")
+    assert o["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "r", "schema": SCHEMA, "strict": True},
+    }
+    a = to_anthropic(req, model="m", default_max_tokens=321)
+    assert a["output_config"] == {"format": {"type": "json_schema", "schema": SCHEMA}}
+    assert a["max_tokens"] == 321
+    assert a["messages"] == [{"role": "user", "content": "hi"}]
+
+
+def test_untranslatable_requests_are_refused() -> None:
+    req = {"messages": [{"role": "user", "content": "x"}], "params": {"extra": {"n": 3}}}
+    with pytest.raises(Untranslatable, match="n > 1"):
+        to_anthropic(req, model="m")
+
+
+def test_unknown_params_pass_through_only_to_the_same_provider() -> None:
+    req = {
+        "messages": [{"role": "user", "content": "x"}],
+        "params": {"extra": {"logit_bias": {"1": 2}}},
+    }
+    assert to_openai(req, model="m")["extra_body"] == {"logit_bias": {"1": 2}}
+    assert "extra_body" not in to_openai(req, model="m", same_provider=False)
+
+
+def test_arm_overrides() -> None:
+    out = apply_arm_overrides(
+        REQUEST, params={"temperature": 0, "reasoning_effort": "low"}, system_append="v7"
+    )
+    assert out["system"] == "Be brief.\n\nv7"
+    assert out["params"]["temperature"] == 0 and out["params"]["extra"] == {
+        "reasoning_effort": "low"
+    }
+    assert REQUEST["params"]["temperature"] == 0.2  # the input is not changed

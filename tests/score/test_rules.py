@@ -1,0 +1,145 @@
+"""Rule checks on columns: each check type, `where` scoping, error rows left null."""
+
+from __future__ import annotations
+
+import typing
+
+import orjson
+import pyarrow as pa
+
+from evalpipe.score import scoring_frame
+from evalpipe.score.rules import CHECKS, score_rules
+from evalpipe.spec import Check, spec_from_dict
+from evalpipe.tables import RECORDS, RESPONSES, SCORES, from_rows
+
+SCHEMA = {
+    "type": "object",
+    "properties": {"category": {"enum": ["billing", "other"]}},
+    "required": ["category"],
+    "additionalProperties": False,
+}
+
+
+def _records() -> pa.Table:
+    triage = {
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "refund"}]}],
+        "response_format": {"type": "json_schema", "name": "t", "schema": SCHEMA},
+        "tools": [{"name": "lookup", "parameters": {"type": "object", "required": ["id"]}}],
+    }
+    plain = {"messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}
+    rows = [
+        {
+            "record_id": f"r{i}",
+            "request": orjson.dumps(triage if i < 4 else plain).decode(),
+            "attributes": [("feature", "triage" if i < 4 else "answer")],
+            "replayable": True,
+        }
+        for i in range(6)
+    ]
+    return from_rows(rows, RECORDS)
+
+
+def _responses() -> pa.Table:
+    outputs = [
+        ('{"category": "billing"}', "stop", "ok", None),
+        ('{"category": "shipping"}', "stop", "ok", None),  # valid JSON, breaks the schema enum
+        ('Sure! {"category": "billing"}', "stop", "ok", None),  # not JSON
+        (None, None, "error", None),
+        ("I'm sorry, but I can't help with that.", "stop", "ok", None),
+        (
+            "Mail jane.doe@example.com or call +1 415 555 0134." + "x" * 30,
+            "length",
+            "ok",
+            '[{"id": "c", "name": "lookup", "arguments": {"id": 3}}]',
+        ),
+    ]
+    rows = [
+        {
+            "record_id": f"r{i}",
+            "arm": "baseline",
+            "repeat": 0,
+            "output_text": t,
+            "finish_reason": f,
+            "status": s,
+            "output_tool_calls": calls,
+        }
+        for i, (t, f, s, calls) in enumerate(outputs)
+    ]
+    return from_rows(rows, RESPONSES)
+
+
+def _checks() -> list:
+    spec = spec_from_dict(
+        {
+            "name": "t",
+            "traffic": {"path": __file__},
+            "baseline": {"provider": "openai", "model": "m"},
+            "candidates": [{"name": "c", "provider": "openai", "model": "m2"}],
+            "checks": [
+                {"name": "valid_json", "type": "json_valid", "where": {"feature": "triage"}},
+                {
+                    "name": "schema_ok",
+                    "type": "json_schema",
+                    "schema": "request",
+                    "where": {"feature": "triage"},
+                },
+                {"name": "no_refusal", "type": "not_refusal"},
+                {"name": "short", "type": "max_chars", "value": 60},
+                {"name": "no_pii", "type": "no_pii"},
+                {"name": "complete", "type": "finish_reason_not", "values": ["length"]},
+                {"name": "tools_ok", "type": "tool_call_valid"},
+                {"name": "mentions_category", "type": "regex", "pattern": "category"},
+            ],
+        }
+    )
+    return list(spec.checks)
+
+
+def _passed(scores: pa.Table, metric: str) -> dict[str, object]:
+    rows = scores.filter(pa.compute.equal(scores["metric"], metric)).to_pylist()
+    return {r["record_id"]: r["passed"] for r in rows}
+
+
+def test_every_check_type_is_implemented() -> None:
+    union = typing.get_args(typing.get_args(Check)[0])
+    types = {typing.get_args(cls.model_fields["type"].annotation)[0] for cls in union}
+    assert types == set(CHECKS)
+
+
+def test_rule_checks_on_columns() -> None:
+    frame = scoring_frame(_responses(), _records())
+    scores = score_rules(frame, _checks(), run_id="run")
+    assert scores.schema.equals(SCORES)
+    assert _passed(scores, "valid_json") == {"r0": True, "r1": True, "r2": False, "r3": None}
+    assert _passed(scores, "schema_ok") == {"r0": True, "r1": False, "r2": False, "r3": None}
+    refusal = _passed(scores, "no_refusal")
+    assert refusal["r4"] is False and refusal["r0"] is True and refusal["r3"] is None
+    assert _passed(scores, "short")["r5"] is False and _passed(scores, "short")["r0"] is True
+    assert _passed(scores, "no_pii")["r5"] is False and _passed(scores, "no_pii")["r4"] is True
+    assert _passed(scores, "complete")["r5"] is False and _passed(scores, "complete")["r0"] is True
+    assert _passed(scores, "tools_ok")["r5"] is False  # a call to a tool the request did not offer
+    assert _passed(scores, "tools_ok")["r0"] is True
+    assert _passed(scores, "mentions_category")["r1"] is True
+    errors = scores.filter(pa.compute.equal(scores["record_id"], "r3")).column("error").to_pylist()
+    assert set(errors) == {"error"}
+
+
+def test_tool_call_with_unknown_tool_or_bad_arguments_fails() -> None:
+    frame = scoring_frame(_responses(), _records())
+    bad = frame.set_column(
+        frame.schema.get_field_index("output_tool_calls"),
+        "output_tool_calls",
+        pa.array(
+            [
+                '[{"name": "lookup", "arguments": {"id": 1}}]',
+                '[{"name": "nope", "arguments": {}}]',
+                '[{"name": "lookup", "arguments": {}}]',
+                None,
+                None,
+                None,
+            ]
+        ),
+    )
+    checks = [c for c in _checks() if c.type == "tool_call_valid"]
+    got = _passed(score_rules(bad, checks, run_id="run"), "tools_ok")
+    assert got["r1"] is False and got["r2"] is False and got["r0"] is True

@@ -1,0 +1,72 @@
+"""The CLI: exit codes and one-line errors, run as a user runs it (a subprocess)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+
+def evalpipe(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "evalpipe.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _spec(tmp_path: Path, **changes: object) -> Path:
+    (tmp_path / "traffic.jsonl").write_text("{}\n")
+    data: dict[str, object] = {
+        "name": "t",
+        "traffic": {"path": "traffic.jsonl"},
+        "baseline": {"provider": "openai", "model": "gpt-4o-mini"},
+        "candidates": [{"name": "c", "provider": "openai", "model": "gpt-4.1-mini"}],
+    }
+    data.update(changes)
+    p = tmp_path / "eval.yaml"
+    p.write_text(yaml.safe_dump(data))
+    return p
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"seeed": 3}, "eval.yaml seeed: unknown key. Did you mean `seed`?"),
+        ({"traffic": {"path": "missing.jsonl"}}, "traffic.path: file not found"),
+        (
+            {"candidates": [{"name": "c", "provider": "openai", "model": "gpt 4.1 mini!"}]},
+            "candidates[0].model: `gpt 4.1 mini!` is not a valid model name",
+        ),
+    ],
+)
+def test_bad_spec_exits_4_with_one_line(tmp_path: Path, changes: dict, expected: str) -> None:
+    proc = evalpipe("gate", str(_spec(tmp_path, **changes)), cwd=tmp_path)
+    assert proc.returncode == 4
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert expected in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def test_missing_spec_file_exits_4(tmp_path: Path) -> None:
+    proc = evalpipe("gate", "nowhere.yaml", cwd=tmp_path)
+    assert proc.returncode == 4
+    assert "nowhere.yaml: file not found" in proc.stderr
+
+
+def test_usage_error_exits_4_not_2(tmp_path: Path) -> None:
+    proc = evalpipe("gate", "--no-such-flag", cwd=tmp_path)
+    assert proc.returncode == 4
+    assert "no such option" in proc.stderr.lower()
+
+
+def test_unknown_candidate_exits_4(tmp_path: Path) -> None:
+    proc = evalpipe("gate", str(_spec(tmp_path)), "--candidate", "nope", cwd=tmp_path)
+    assert proc.returncode == 4
+    assert "--candidate 'nope' is not in the spec" in proc.stderr
