@@ -337,6 +337,15 @@ class Judge(_Strict):
 
     _model_ok = field_validator("model")(Arm._model_name.__func__)  # type: ignore[attr-defined]
 
+    @field_validator("type")
+    @classmethod
+    def _available(cls, v: str) -> str:
+        if v == "reference":
+            raise ValueError(
+                "judge type `reference` is not available yet; use pairwise or pointwise"
+            )
+        return v
+
 
 class Label(_Strict):
     column: str

@@ -12,7 +12,7 @@ from evalpipe.replay.cache import ResponseCache
 from evalpipe.replay.engine import Progress, spec_prices
 from evalpipe.replay.limits import Budget
 from evalpipe.score.diffs import score_diffs
-from evalpipe.score.judges import score_pairwise
+from evalpipe.score.judges import score_pairwise, score_pointwise
 from evalpipe.score.rules import score_rules
 from evalpipe.spec import Spec
 from evalpipe.tables import SCORES, conform
@@ -64,11 +64,9 @@ def score_responses(
         parts.append(score_diffs(responses, list(spec.diffs), run_id=run_id))
     budget = budget or Budget(spec.budget_usd)
     for judge in spec.judges:
-        if judge.type != "pairwise":
-            log.warning("judge %s: type %s is not implemented yet; skipped", judge.name, judge.type)
-            continue
+        fn = score_pairwise if judge.type == "pairwise" else score_pointwise
         parts.append(
-            score_pairwise(
+            fn(
                 responses,
                 records,
                 judge,

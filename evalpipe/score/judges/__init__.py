@@ -30,9 +30,11 @@ __all__ = [
     "fence",
     "judge_sample",
     "load_prompt",
+    "parse_score",
     "parse_verdict",
     "render_conversation",
     "score_pairwise",
+    "score_pointwise",
 ]
 
 log = logging.getLogger(__name__)
@@ -115,6 +117,25 @@ def parse_verdict(text: str | None) -> str | None:
     return None
 
 
+_SCORE = re.compile(r'"score"\s*:\s*(-?\d+(?:\.\d+)?)')
+
+
+def parse_score(text: str | None, low: int, high: int) -> float | None:
+    """The judge's score when it is a number within [low, high], else None."""
+    if not text:
+        return None
+    value: Any = None
+    try:
+        obj = orjson.loads(text)
+        value = obj.get("score") if isinstance(obj, dict) else None
+    except orjson.JSONDecodeError:
+        m = _SCORE.search(text)
+        value = float(m.group(1)) if m else None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if low <= value <= high else None
+
+
 def _hex(*parts: object) -> str:
     return hashlib.sha256("\x1f".join(map(str, parts)).encode()).hexdigest()
 
@@ -139,7 +160,7 @@ def judge_sample(records: pa.Table, judge: Judge, spec: Spec) -> pa.Array:
     frac = judge.sample / records.num_rows
     with duckdb.connect() as con:
         con.register("t", table)
-        out = con.execute(
+        out = con.sql(
             f"""
             WITH h AS (SELECT record_id, {key} AS stratum,
                               sha256(? || '\x1f' || record_id || '\x1f' || ?) AS u FROM t),
@@ -147,7 +168,7 @@ def judge_sample(records: pa.Table, judge: Judge, spec: Spec) -> pa.Array:
                             count(*) OVER (PARTITION BY stratum) AS cnt FROM h)
             SELECT record_id FROM r WHERE rn <= ceil(cnt * ?) ORDER BY u LIMIT ?
             """,
-            [str(spec.seed), f"judge-sample:{judge.name}", frac, judge.sample],
+            params=[str(spec.seed), f"judge-sample:{judge.name}", frac, judge.sample],
         ).to_arrow_table()
     assert out is not None
     return out["record_id"].combine_chunks()
@@ -341,3 +362,124 @@ async def _judge_all(
         return list(await asyncio.gather(*(one(p) for p in pairs)))
     finally:
         await endpoint.aclose()
+
+
+def score_pointwise(
+    responses: pa.Table,
+    records: pa.Table,
+    judge: Judge,
+    spec: Spec,
+    *,
+    run_id: str,
+    cache: ResponseCache | None = None,
+    budget: Budget | None = None,
+    prices: dict[str, Price] | None = None,
+    redact: Callable[[list[str]], list[str]] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> pa.Table:
+    """Pointwise judge: a score on `judge.scale` for every replayed arm's answer in the sample."""
+    template, version = load_prompt(judge.prompt, "pointwise@1", spec)
+    low, high = judge.scale
+    sample = judge_sample(records, judge, spec)
+    resp = responses.filter(pc.equal(responses["repeat"], 0))
+    resp = resp.filter(
+        pc.and_(pc.is_in(resp["record_id"], value_set=sample), pc.not_equal(resp["arm"], "logged"))
+    )
+    req_idx = pc.index_in(resp["record_id"], value_set=records["record_id"])
+    convs = [render_conversation(r) for r in records["request"].take(req_idx).to_pylist()]
+    texts = [t or "" for t in resp["output_text"].to_pylist()]
+    if redact is not None and texts:
+        both = redact(convs + texts)
+        convs, texts = both[: len(convs)], both[len(convs) :]
+    ids, arms, status = (
+        resp["record_id"].to_pylist(),
+        resp["arm"].to_pylist(),
+        resp["status"].to_pylist(),
+    )
+    rubric = judge.rubric or "Helpful, correct, follows the requested format, concise."
+    budget = budget or Budget(spec.budget_usd)
+    endpoint = Endpoint(
+        provider=judge.provider,
+        model=judge.model,
+        base_url=judge.base_url,
+        api_key_env=judge.api_key_env,
+        limit=spec.limit_for(judge.model),
+    )
+    schema = {
+        "type": "object",
+        "properties": {"reasoning": {"type": "string"}, "score": {"type": "integer"}},
+        "required": ["reasoning", "score"],
+        "additionalProperties": False,
+    }
+
+    async def run_all() -> list[tuple[float | None, str | None]]:
+        sem = asyncio.Semaphore(endpoint.limit.concurrency or 32)
+        done = {"n": 0}
+
+        async def one(i: int) -> tuple[float | None, str | None]:
+            if status[i] != "ok":
+                return None, "response not ok"
+            nonce = _hex(spec.seed, ids[i], arms[i], judge.name)[:16]
+            prompt = template.format(
+                nonce=nonce,
+                rubric=rubric,
+                low=low,
+                high=high,
+                request_fence=fence("REQUEST", convs[i], nonce),
+                answer_fence=fence("ANSWER", texts[i], nonce),
+            )
+            request = {
+                "messages": [{"role": "user", "content": [{"type": "text", "text": prompt}]}],
+                "response_format": {
+                    "type": "json_schema",
+                    "name": "score",
+                    "schema": schema,
+                    "strict": True,
+                },
+                "params": {"temperature": 0, "max_tokens": 400},
+            }
+            try:
+                result = await cached_call(
+                    endpoint,
+                    endpoint.build(request),
+                    repeat=0,
+                    cache=cache,
+                    salt="",
+                    budget=budget,
+                    sem=sem,
+                    limiter=None,
+                    prices=prices or {},
+                )
+            except FatalProviderError as exc:
+                raise ProviderError(
+                    f"judge {judge.name}", judge.model, exc.message, exc.fix
+                ) from None
+            done["n"] += 1
+            if on_progress:
+                on_progress(Progress("judge", judge.name, done["n"], len(ids), budget.spent))
+            if result.get("status") != "ok":
+                return None, f"judge call failed: {result.get('error_type')}"
+            value = parse_score(result.get("output_text"), low, high)
+            return (value, None) if value is not None else (None, "unparseable judge answer")
+
+        try:
+            return list(await asyncio.gather(*(one(i) for i in range(len(ids)))))
+        finally:
+            await endpoint.aclose()
+
+    results = asyncio.run(run_all())
+    common = {
+        "run_id": run_id,
+        "repeat": 0,
+        "scorer": judge.name,
+        "kind": "judge",
+        "metric": judge.name,
+        "scorer_version": SCORER_VERSION,
+        "judge_model": judge.model,
+        "prompt_version": version,
+    }
+    rows = [
+        {**common, "record_id": ids[i], "arm": arms[i], "value": v, "error": e}
+        for i, (v, e) in enumerate(results)
+    ]
+    return from_rows(rows, SCORES).sort_by([("arm", "ascending"), ("record_id", "ascending")])

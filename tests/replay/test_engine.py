@@ -1,0 +1,159 @@
+"""Replay through the real SDKs against the fake provider: journal resume, budget, skips, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from evalpipe.errors import ProviderError
+from evalpipe.replay.cache import ResponseCache
+from evalpipe.replay.engine import replay_records
+from evalpipe.spec import spec_from_dict
+from evalpipe.store import read_table
+from evalpipe.tables import RECORDS, RESPONSES, from_rows
+
+
+def _records(n: int, *, extra: dict | None = None) -> pa.Table:
+    rows = []
+    for i in range(n):
+        req = {
+            "system": "You are a helpful support assistant.",
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [{"type": "text", "text": f"Where is my order #{1000 + i}?"}],
+                }
+            ],
+            "params": {"max_tokens": 300, **(extra or {})},
+        }
+        rows.append(
+            {
+                "record_id": f"r{i:03d}",
+                "request": orjson.dumps(req).decode(),
+                "provider": "openai",
+                "replayable": True,
+            }
+        )
+    return from_rows(rows, RECORDS)
+
+
+def _spec(tmp_path: Path, candidate_model: str = "claude-haiku-4-5", **extra: object):
+    (tmp_path / "t.jsonl").write_text("{}\n")
+    data = {
+        "name": "t",
+        "traffic": {"path": "t.jsonl"},
+        "baseline": {
+            "provider": "openai",
+            "model": "gpt-4o-mini-2024-07-18",
+            "base_url": "builtin:fake",
+        },
+        "candidates": [
+            {
+                "name": "cand",
+                "provider": "anthropic",
+                "model": candidate_model,
+                "base_url": "builtin:fake",
+            }
+        ],
+        "limits": {"default": {"concurrency": 8, "max_retries": 3}},
+        **extra,
+    }
+    return spec_from_dict(data, spec_dir=tmp_path)
+
+
+def test_replays_every_arm_through_both_sdks(fake_provider: str, tmp_path: Path) -> None:
+    out = replay_records(
+        _records(12), _spec(tmp_path), run_id="run", responses_dir=tmp_path / "resp"
+    )
+    assert out.schema.equals(RESPONSES)
+    assert out.num_rows == 24
+    assert pc.all(pc.equal(out["status"], "ok")).as_py()
+    by_arm = {r["arm"]: r for r in out.to_pylist()}
+    assert by_arm["baseline"]["response_model"] == "gpt-4o-mini-2024-07-18"
+    assert by_arm["cand"]["response_model"].startswith("claude-haiku-4-5")
+    assert by_arm["cand"]["input_tokens"] > 0 and by_arm["cand"]["output_tokens"] > 0
+    assert by_arm["baseline"]["cost_usd"] > 0
+    parts = sorted(p.name for p in (tmp_path / "resp").iterdir())
+    assert parts == [
+        "part-baseline-r0-p00000.parquet",
+        "part-cand-r0-p00000.parquet",
+    ]  # journals compacted
+    assert read_table(tmp_path / "resp", RESPONSES).num_rows == 24
+
+
+def test_resume_keeps_journaled_answers_and_ignores_a_torn_line(
+    fake_provider: str, tmp_path: Path
+) -> None:
+    resp = tmp_path / "resp"
+    resp.mkdir()
+    kept = {
+        "run_id": "run",
+        "record_id": "r000",
+        "arm": "baseline",
+        "repeat": 0,
+        "status": "ok",
+        "output_text": "FROM THE JOURNAL",
+        "started_at": "2026-11-25T10:00:00+00:00",
+    }
+    (resp / "journal-baseline-r0-p00000.jsonl").write_bytes(
+        orjson.dumps(kept) + b"\n" + b'{"record_id": "r00'
+    )
+    out = replay_records(_records(3), _spec(tmp_path), run_id="run", responses_dir=resp)
+    base = {r["record_id"]: r["output_text"] for r in out.to_pylist() if r["arm"] == "baseline"}
+    assert base["r000"] == "FROM THE JOURNAL"
+    assert base["r001"] and base["r001"] != "FROM THE JOURNAL"
+    assert not list(resp.glob("journal-*"))
+
+
+def test_cache_makes_a_repeat_free(fake_provider: str, tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path / "cache")
+    first = replay_records(_records(5), _spec(tmp_path), run_id="a", cache=cache)
+    second = replay_records(_records(5), _spec(tmp_path), run_id="b", cache=cache)
+    assert not any(first["cache_hit"].to_pylist())
+    assert all(second["cache_hit"].to_pylist())
+    assert second["output_text"].to_pylist() == first["output_text"].to_pylist()
+
+
+def test_budget_stops_cleanly_with_skipped_rows(fake_provider: str, tmp_path: Path) -> None:
+    spec = _spec(tmp_path, budget_usd=0.0005)
+    out = replay_records(_records(40), spec, run_id="run")
+    status = out["status"].to_pylist()
+    assert "skipped" in status and "ok" in status
+    skipped = out.filter(pc.equal(out["status"], "skipped"))
+    assert set(skipped["error_type"].to_pylist()) == {"BudgetExhausted"}
+    assert pc.sum(out["cost_usd"]).as_py() <= 0.0005
+
+
+def test_untranslatable_and_unreplayable_requests_are_skipped(
+    fake_provider: str, tmp_path: Path
+) -> None:
+    recs = _records(2, extra={"extra": {"n": 2}})
+    recs = recs.set_column(
+        recs.schema.get_field_index("replayable"), "replayable", pa.array([True, False])
+    )
+    recs = recs.set_column(
+        recs.schema.get_field_index("replay_issue"), "replay_issue", pa.array([None, "redacted"])
+    )
+    out = replay_records(recs, _spec(tmp_path), run_id="run")
+    got = {(r["arm"], r["record_id"]): (r["status"], r["error_message"]) for r in out.to_pylist()}
+    assert got[("cand", "r000")] == ("skipped", "untranslatable: n > 1")
+    assert got[("cand", "r001")] == ("skipped", "redacted")
+
+
+def test_flaky_provider_recovers_through_sdk_retries(fake_provider: str, tmp_path: Path) -> None:
+    out = replay_records(_records(30), _spec(tmp_path, candidate_model="fake-flaky"), run_id="run")
+    cand = out.filter(pc.equal(out["arm"], "cand"))
+    assert pc.all(pc.equal(cand["status"], "ok")).as_py()
+    assert max(cand["attempts"].to_pylist()) >= 2
+
+
+def test_unknown_model_raises_provider_error(fake_provider: str, tmp_path: Path) -> None:
+    with pytest.raises(ProviderError) as info:
+        replay_records(
+            _records(3), _spec(tmp_path, candidate_model="claude-imaginary-9"), run_id="run"
+        )
+    assert info.value.arm == "cand" and info.value.model == "claude-imaginary-9"
