@@ -170,6 +170,51 @@ def _candidate_check(spec_path: Path, candidate: str | None) -> None:
         )
 
 
+DryRunOpt = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run", help="Print requests, tokens, cost, time and data needs; send nothing."
+    ),
+]
+
+
+def _dry_run(spec_path: Path) -> None:
+    from rich.table import Table
+
+    from evalpipe.plan import plan_run
+    from evalpipe.spec import load_spec
+
+    plan = plan_run(load_spec(spec_path))
+    out.print(
+        f"{plan.records:,} records would be replayed ({plan.quarantined} input lines quarantined)."
+    )
+    table = Table(
+        "arm", "model", "requests", "input tokens", "output tokens", "cost USD", "minutes"
+    )
+    for a in plan.arms:
+        cost = "price unknown" if a.cost_usd is None else f"{a.cost_usd:,.4f}"
+        table.add_row(
+            a.name,
+            a.model,
+            f"{a.requests:,}",
+            f"{a.input_tokens:,}",
+            f"{a.output_tokens:,}",
+            cost,
+            f"{a.minutes:.1f}",
+        )
+    out.print(table)
+    out.print(
+        f"Estimated cost: ${plan.cost_usd:,.4f} (output tokens as logged; judges ~60 tokens per verdict)."
+    )
+    for need in plan.needs:
+        short = need["records"] < need["needed"]
+        verdict = f"need ~{need['needed'] - need['records']:,} more records" if short else "enough"
+        out.print(
+            f"  {need['metric']}: margin {need['margin'] * 100:.1f} pp needs ≥ {need['needed']:,} records "
+            f"in scope to prove GO; {need['records']:,} available — {verdict}."
+        )
+
+
 SpecArg = Annotated[Path, typer.Argument(help="Path of the eval.yaml.", show_default=False)]
 StoreOpt = Annotated[str | None, typer.Option("--store", help="Store path (default: the spec's).")]
 RunIdOpt = Annotated[str | None, typer.Option("--run-id", help="Resume or pin this run.")]
@@ -183,9 +228,13 @@ def run(
     store: StoreOpt = None,
     candidate: CandOpt = None,
     reports: Annotated[str | None, typer.Option("--reports", help="Reports folder.")] = None,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Run the whole pipeline on SPEC and exit with the verdict."""
     _candidate_check(spec, candidate)
+    if dry_run:
+        _dry_run(spec)
+        return
     rid = _run_flow(spec, run_id=run_id, store=store, reports=reports)
     s, result, report = _finished(spec, rid, store)
     _print_verdicts(result, s, candidate)
@@ -200,6 +249,7 @@ def gate(
     candidate: CandOpt = None,
     run_id: RunIdOpt = None,
     store: StoreOpt = None,
+    dry_run: DryRunOpt = False,
 ) -> None:
     """Exit 0 GO / 1 NO-GO / 2 NOT-PROVEN / 3 INVALID for SPEC's newest complete run (or run it)."""
     from evalpipe.spec import load_spec
@@ -207,6 +257,9 @@ def gate(
 
     s = load_spec(spec)
     _candidate_check(spec, candidate)
+    if dry_run:
+        _dry_run(spec)
+        return
     rid = run_id
     if rid is None:
         latest = latest_complete_run(s, store=store)

@@ -1,0 +1,118 @@
+"""`--dry-run`: what a run would send, cost and take, and how much data its margins need.
+
+Nothing is sent: the traffic is read and selected as a run would, then counted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from evalpipe.providers.prices import price_for
+from evalpipe.replay.engine import spec_prices
+from evalpipe.score.rules import where_mask
+from evalpipe.spec import Spec
+
+__all__ = ["ArmPlan", "RunPlan", "plan_run"]
+
+_DEFAULT_CHECK_MARGIN = 0.02
+_DEFAULT_CRITICAL_MARGIN = 0.005
+_JUDGE_TOKENS_OVERHEAD = 350  # the judge prompt's own text, in tokens
+
+
+@dataclass(frozen=True)
+class ArmPlan:
+    """Requests, tokens, cost and time of one arm (or judge)."""
+
+    name: str
+    model: str
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    """None when the model's price is unknown."""
+    minutes: float
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    records: int
+    quarantined: int
+    arms: list[ArmPlan]
+    needs: list[dict[str, Any]] = field(default_factory=list)
+    """Per gated check: its margin, the records in scope, and the records a GO needs."""
+
+    @property
+    def cost_usd(self) -> float:
+        return sum(a.cost_usd or 0.0 for a in self.arms)
+
+
+def _tokens(texts: pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(pc.fill_null(pc.utf8_length(texts), 0).to_numpy(zero_copy_only=False)) / 4.0
+
+
+def plan_run(spec: Spec) -> RunPlan:
+    """Count what a run of `spec` would do, without sending anything."""
+    from evalpipe.gate.power import n_needed_for_check
+    from evalpipe.ingest import ingest_paths, select_records
+
+    traffic = spec.traffic
+    result = ingest_paths(spec.resolve_input(traffic.path), format=traffic.format)
+    window = traffic.window
+    records, _ = select_records(
+        result.records,
+        window_start=window.start if window else None,
+        window_end=window.end if window else None,
+        dedupe=traffic.dedupe,
+        sample_n=traffic.sample.n if traffic.sample else None,
+        stratify=traffic.sample.stratify if traffic.sample else (),
+        seed=spec.seed,
+    )
+    n = records.num_rows
+    in_tok = _tokens(records["request"])
+    logged_out = np.asarray(
+        pc.fill_null(records["output_tokens"], 0).to_numpy(zero_copy_only=False), float
+    )
+    out_tok = np.where(logged_out > 0, logged_out, _tokens(records["output_text"]))
+    latency = pc.approximate_median(records["latency_ms"]).as_py() or 1500.0
+    prices = spec_prices(spec)
+    arms: list[ArmPlan] = []
+
+    def arm_plan(name: str, model: str, requests: int, tin: float, tout: float) -> ArmPlan:
+        price = price_for(model, prices)
+        cost = None if price is None else (tin * price.input + tout * price.output) / 1e6
+        conc = spec.limit_for(model).concurrency or 32
+        return ArmPlan(
+            name, model, requests, int(tin), int(tout), cost, requests * latency / conc / 60000
+        )
+
+    assert spec.baseline is not None or spec.mode == "canary"
+    for arm in spec.arms():
+        reps = spec.baseline.repeats if spec.baseline is not None and arm is spec.baseline else 1
+        key = "baseline" if arm is spec.baseline else arm.name
+        arms.append(arm_plan(key, arm.model, n * reps, in_tok.sum() * reps, out_tok.sum() * reps))
+    for judge in spec.judges:
+        k = min(judge.sample or n, n)
+        per = (in_tok.mean() + 2 * out_tok.mean() + _JUDGE_TOKENS_OVERHEAD) if n else 0.0
+        calls = k * len(spec.candidates) * (2 if judge.type == "pairwise" else 1)
+        if judge.type == "pointwise":
+            calls = k * len(spec.arms())
+        arms.append(arm_plan(f"judge {judge.name}", judge.model, calls, calls * per, calls * 60))
+    needs = []
+    for check in spec.checks:
+        margin = check.margin or spec.gate.margins.get(check.name)
+        margin = margin or (_DEFAULT_CRITICAL_MARGIN if check.critical else _DEFAULT_CHECK_MARGIN)
+        in_scope = pc.sum(where_mask(records, check.where)).as_py() or 0
+        needs.append(
+            {
+                "metric": check.name,
+                "margin": margin,
+                "records": int(in_scope),
+                "needed": n_needed_for_check(margin, alpha=spec.gate.alpha),
+            }
+        )
+    return RunPlan(records=n, quarantined=result.quarantine.num_rows, arms=arms, needs=needs)
