@@ -43,6 +43,15 @@ class CandidateVerdict:
     """`column=value: metric` of each flagged slice."""
     n: int = 0
     """Records with both arms usable."""
+    warnings: list[str] = field(default_factory=list)
+    """Caveats the report shows beside the verdict (e.g. few clusters)."""
+    secondary: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per metric, figures shown but not gated (Wilcoxon p, swap consistency, length-adjusted
+    win rate and its interval)."""
+    coverage: dict[str, int] = field(default_factory=dict)
+    """Usable pairs, and skipped / infrastructure-error / own-error responses per arm."""
+    canary_step: dict[str, object] | None = None
+    """Canary mode: the last ramp step's decision (promote / hold / rollback) and its figures."""
 
     @property
     def exit_code(self) -> int:

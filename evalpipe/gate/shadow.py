@@ -1,0 +1,698 @@
+"""Shadow-mode gate: paired metrics → verdict per metric, slice and candidate (STATISTICS.md).
+
+`gate_scores` maps errors onto metric values once ("Which records count"), estimates every
+gated metric for the total and each slice value, runs Holm's step-down over the candidate's
+NO-GO family and Benjamini-Hochberg over its slices, and writes one tables.GATE row per
+candidate × metric × slice with the sentence that explains it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from numpy.typing import NDArray
+from scipy import stats
+
+from evalpipe.gate import power
+from evalpipe.gate.bootstrap import seeded_rng
+from evalpipe.gate.estimates import Estimates, mean_diff, pass_rate, ratios, win_share
+from evalpipe.gate.frame import INFRA, OK, OWN_ERROR, ArmData, Frame, build_frame
+from evalpipe.gate.multiplicity import benjamini_hochberg, holm
+from evalpipe.gate.paired import length_adjusted_win_rate
+from evalpipe.gate.reasons import candidate_sentence, metric_sentence, pct, simpson_note
+from evalpipe.gate.rows import MetricRow, to_table
+from evalpipe.gate.validity import collapse_share, injection_share
+from evalpipe.gate.verdict import CandidateVerdict, GateResult, Verdict
+from evalpipe.spec import Spec
+
+__all__ = ["SLICE_MIN_N", "gate_scores"]
+
+log = logging.getLogger(__name__)
+
+F64 = NDArray[np.float64]
+I64 = NDArray[np.int64]
+
+SLICE_MIN_N: Final = 20
+"""A slice value needs at least this many records of a metric to be estimated."""
+SLICE_FLAG_Q: Final = 0.1
+INFRA_LIMIT: Final = 0.05
+JUDGE_FAILURE_LIMIT: Final = 0.05
+COLLAPSE_SHARE: Final = 0.5
+COLLAPSE_BASELINE: Final = 0.2
+INJECTION_LIMIT: Final = 0.01
+SMALL_G: Final = 30
+
+DEFAULT_MARGINS: Final = {
+    "check": 0.02,
+    "critical": 0.005,
+    "error_rate": 0.01,
+    "pointwise": 0.05,
+    "pairwise": 0.05,
+}
+"""Default non-inferiority margins (pointwise: share of the scale range)."""
+
+
+@dataclass
+class _Metric:
+    name: str
+    kind: str
+    source: str
+    gated: bool
+    critical: bool = False
+    margin: float | None = None
+    where: dict[str, str | list[str]] = field(default_factory=dict)
+    scale_min: float = 0.0
+
+
+def _metrics(spec: Spec) -> list[_Metric]:
+    """Every metric the gate reports, in spec order, with its margin."""
+    over = spec.gate.margins
+    out = []
+    for check in spec.checks:
+        default = DEFAULT_MARGINS["critical" if check.critical else "check"]
+        margin = over.get(check.name, check.margin if check.margin is not None else default)
+        out.append(
+            _Metric(
+                check.name, "pass_rate", "rule", True, check.critical, margin, dict(check.where)
+            )
+        )
+    for judge in spec.judges:
+        if judge.type == "pairwise":
+            margin = over.get(judge.name, judge.margin or DEFAULT_MARGINS["pairwise"])
+            out.append(_Metric(judge.name, "win_rate", "pairwise", True, False, margin))
+        else:
+            lo, hi = judge.scale
+            share = over.get(judge.name, judge.margin or DEFAULT_MARGINS["pointwise"])
+            out.append(
+                _Metric(
+                    judge.name, "mean", "pointwise", True, False, share * (hi - lo), scale_min=lo
+                )
+            )
+    out.append(
+        _Metric(
+            "error_rate",
+            "pass_rate",
+            "error_rate",
+            True,
+            False,
+            over.get("error_rate", DEFAULT_MARGINS["error_rate"]),
+        )
+    )
+    p95 = spec.gate.latency_p95_ratio_max
+    cost = spec.gate.cost_ratio_max
+    out.append(_Metric("latency_p50", "ratio", "latency", False))
+    out.append(
+        _Metric(
+            "latency_p95",
+            "ratio",
+            "latency",
+            p95 is not None,
+            False,
+            None if p95 is None else p95 - 1,
+        )
+    )
+    out.append(
+        _Metric(
+            "cost", "ratio", "cost", cost is not None, False, None if cost is None else cost - 1
+        )
+    )
+    return out
+
+
+@dataclass
+class _Pairs:
+    """A metric's included records (mask over all records) and their values."""
+
+    mask: NDArray[np.bool_]
+    base: F64
+    cand: F64
+
+
+def _arm_value(arm: ArmData, value: F64, error_value: float) -> F64:
+    # ok → the score; the arm's own error → error_value; anything else → unusable (nan).
+    return np.where(arm.state == OK, value, np.where(arm.state == OWN_ERROR, error_value, np.nan))
+
+
+def _rule_pairs(frame: Frame, metric: str, base: ArmData, cand: ArmData, name: str) -> _Pairs:
+    vb, vc = frame.scores.get(metric, "baseline"), frame.scores.get(metric, name)
+    in_scope = vb.has_row | vc.has_row
+    xb, xc = _arm_value(base, vb.value, 0.0), _arm_value(cand, vc.value, 0.0)
+    mask = in_scope & np.isfinite(xb) & np.isfinite(xc)
+    return _Pairs(mask, xb, xc)
+
+
+def _pointwise_pairs(
+    frame: Frame, m: _Metric, base: ArmData, cand: ArmData, name: str
+) -> tuple[_Pairs, int, int]:
+    vb, vc = frame.scores.get(m.name, "baseline"), frame.scores.get(m.name, name)
+    in_sample = vb.has_row | vc.has_row
+    xb, xc = _arm_value(base, vb.value, m.scale_min), _arm_value(cand, vc.value, m.scale_min)
+    judged = (in_sample & (base.state == OK)).sum() + (in_sample & (cand.state == OK)).sum()
+    failed = (in_sample & (base.state == OK) & np.isnan(vb.value)).sum() + (
+        in_sample & (cand.state == OK) & np.isnan(vc.value)
+    ).sum()
+    return _Pairs(in_sample & np.isfinite(xb) & np.isfinite(xc), xb, xc), int(judged), int(failed)
+
+
+def _pairwise_pairs(
+    frame: Frame, metric: str, base: ArmData, cand: ArmData, name: str
+) -> tuple[_Pairs, NDArray[np.bool_], int, int]:
+    v = frame.scores.get(metric, name)
+    both_ok = (base.state == OK) & (cand.state == OK)
+    b_own, c_own = base.state == OWN_ERROR, cand.state == OWN_ERROR
+    # The arm that failed on its own loses; both failing is a tie.
+    w = np.where(
+        both_ok,
+        v.value,
+        np.where(
+            c_own & (base.state == OK),
+            0.0,
+            np.where(b_own & (cand.state == OK), 1.0, np.where(b_own & c_own, 0.5, np.nan)),
+        ),
+    )
+    judged = v.has_row & both_ok
+    failed = judged & np.isnan(v.value)
+    mask = v.has_row & np.isfinite(w)
+    return _Pairs(mask, np.full(w.shape, 0.5), w), v.agree, int(judged.sum()), int(failed.sum())
+
+
+def _error_pairs(usable: NDArray[np.bool_], base: ArmData, cand: ArmData) -> _Pairs:
+    # As a pass/fail check on "no own error", so Δ < 0 means the candidate errs more.
+    xb = (base.state != OWN_ERROR).astype(np.float64)
+    xc = (cand.state != OWN_ERROR).astype(np.float64)
+    return _Pairs(usable, xb, xc)
+
+
+def _groupings(frame: Frame) -> list[tuple[str | None, I64, list[str | None]]]:
+    total: list[str | None] = [None]
+    out: list[tuple[str | None, I64, list[str | None]]] = [
+        (None, np.zeros(frame.n, dtype=np.int64), total)
+    ]
+    for col, (codes, labels) in frame.slices.items():
+        out.append((col, codes, list(labels)))
+    return out
+
+
+def _row(
+    m: _Metric, cand: str, col: str | None, value: str | None, est: Estimates, j: int
+) -> MetricRow:
+    return MetricRow(
+        candidate=cand,
+        metric=m.name,
+        kind=m.kind,
+        source=m.source,
+        gated=m.gated,
+        critical=m.critical,
+        slice_col=col,
+        slice_value=value,
+        n=int(est.n[j]),
+        clusters=int(est.clusters[j]),
+        baseline=float(est.baseline[j]),
+        candidate_value=float(est.candidate[j]),
+        estimate=float(est.estimate[j]),
+        ci_low=float(est.ci_low[j]),
+        ci_high=float(est.ci_high[j]),
+        margin=m.margin,
+        p_less=float(est.p_less[j]),
+        p_two=float(est.p_two[j]),
+        regressed=None if m.kind == "ratio" else int(est.regressed[j]),
+        improved=None if m.kind == "ratio" else int(est.improved[j]),
+        se=float(est.se[j]),
+        where=dict(m.where),
+    )
+
+
+Estimator = Callable[[F64, F64, I64, I64, int], Estimates]
+
+
+def _estimate_rows(
+    frame: Frame,
+    m: _Metric,
+    cand: str,
+    pairs: _Pairs,
+    estimator: Estimator,
+) -> list[MetricRow]:
+    rows = []
+    for col, codes, labels in _groupings(frame):
+        keep = pairs.mask & (codes >= 0)
+        est = estimator(
+            pairs.base[keep], pairs.cand[keep], frame.cluster[keep], codes[keep], len(labels)
+        )
+        for j, label in enumerate(labels):
+            if col is not None and est.n[j] < SLICE_MIN_N:
+                continue
+            row = _row(m, cand, col, label, est, j)
+            if m.source == "error_rate":  # show the arms' error rates, not their ok rates
+                row.baseline, row.candidate_value = 1 - row.baseline, 1 - row.candidate_value
+            rows.append(row)
+    return rows
+
+
+def _ratio_rows(
+    frame: Frame,
+    metrics: list[_Metric],
+    cand: str,
+    usable: NDArray[np.bool_],
+    base: ArmData,
+    arm: ArmData,
+    *,
+    seed: int,
+    b_total: int,
+    b_slice: int,
+    alpha: float,
+) -> list[MetricRow]:
+    bounds = tuple(1 + (m.margin if m.margin is not None else 0.0) for m in metrics)
+    rows = []
+    for col, codes, labels in _groupings(frame):
+        keep = usable & (codes >= 0)
+        rngs = [seeded_rng(seed, "bootstrap", cand, col or "", lab or "") for lab in labels]
+        ests = ratios(
+            frame.cluster[keep],
+            (base.latency[keep], arm.latency[keep]),
+            (base.cost[keep], arm.cost[keep]),
+            codes[keep],
+            len(labels),
+            bounds=(bounds[0], bounds[1], bounds[2]),
+            rngs=rngs,
+            b=b_total if col is None else b_slice,
+            alpha=alpha,
+        )
+        for m, est in zip(metrics, ests, strict=True):
+            for j, label in enumerate(labels):
+                if col is not None and est.n[j] < SLICE_MIN_N:
+                    continue
+                rows.append(_row(m, cand, col, label, est, j))
+    return rows
+
+
+def _aa_floor(scores: pa.Table) -> dict[str, float]:
+    """Mean of each diff metric of the baseline against itself (repeat ≥ 1), when replayed twice."""
+    mask = pc.and_(
+        pc.and_(pc.equal(scores["arm"], "baseline"), pc.greater_equal(scores["repeat"], 1)),
+        pc.equal(scores["kind"], "diff"),
+    )
+    sub = scores.filter(mask)
+    if sub.num_rows == 0:
+        return {}
+    agg = sub.group_by("metric").aggregate([("value", "mean")])
+    return {
+        m: float(v)
+        for m, v in zip(agg["metric"].to_pylist(), agg["value_mean"].to_pylist(), strict=True)
+        if v is not None
+    }
+
+
+def _diff_rows(frame: Frame, cand: str, floor: dict[str, float]) -> list[MetricRow]:
+    rows = []
+    for metric in frame.scores.metrics:
+        if not metric.startswith("diff."):
+            continue
+        v = frame.scores.get(metric, cand)
+        ok = v.has_row & np.isfinite(v.value)
+        n = int(ok.sum())
+        if n == 0:
+            continue
+        mean = float(v.value[ok].mean())
+        aa = floor.get(metric, math.nan)
+        if metric == "diff.exact":
+            reason = f"The candidate changed {pct(1 - mean)} of outputs"
+            reason += (
+                f"; the baseline changes {pct(1 - aa)} of its own." if math.isfinite(aa) else "."
+            )
+        else:
+            reason = f"{metric}: mean {mean:.3f} against the baseline"
+            reason += f" (the baseline against itself: {aa:.3f})." if math.isfinite(aa) else "."
+        rows.append(
+            MetricRow(
+                candidate=cand,
+                metric=metric,
+                kind="mean",
+                source="diff",
+                gated=False,
+                critical=False,
+                slice_col=None,
+                slice_value=None,
+                n=n,
+                clusters=int(np.unique(frame.cluster[ok]).size),
+                baseline=aa,
+                candidate_value=mean,
+                estimate=mean - aa,
+                ci_low=math.nan,
+                ci_high=math.nan,
+                margin=None,
+                p_less=math.nan,
+                p_two=math.nan,
+                regressed=None,
+                improved=None,
+                se=math.nan,
+                reason=reason,
+            )
+        )
+    return rows
+
+
+def _invalid_reasons(
+    frame: Frame,
+    cand: str,
+    spec: Spec,
+    usable_n: int,
+    budget_exhausted: bool,
+    judge_failures: dict[str, tuple[int, int]],
+) -> list[str]:
+    """INVALID rules 1–4 and 6 (STATISTICS.md, "Verdict per candidate and per run")."""
+    out = []
+    min_n = spec.gate.min_n
+    if usable_n < min_n:
+        if budget_exhausted:
+            out.append(
+                f"the budget ran out after {usable_n:,} usable paired requests "
+                f"(the gate needs at least {min_n:,})"
+            )
+        else:
+            out.append(
+                f"only {usable_n:,} requests have usable answers from both arms "
+                f"(the gate needs at least {min_n:,})"
+            )
+    for label, arm in (("the baseline", frame.arms["baseline"]), (cand, frame.arms[cand])):
+        sent = int(np.count_nonzero(arm.state != 0))
+        infra = arm.count(INFRA)
+        if sent and infra / sent > INFRA_LIMIT:
+            out.append(
+                f"{pct(infra / sent)} of {label}'s requests ended in infrastructure errors "
+                f"after retries (limit {pct(INFRA_LIMIT, 0)})"
+            )
+    for metric, (judged, failed) in judge_failures.items():
+        if judged and failed / judged > JUDGE_FAILURE_LIMIT:
+            out.append(
+                f"the {metric} judge failed on {pct(failed / judged)} of judged records "
+                f"(limit {pct(JUDGE_FAILURE_LIMIT, 0)})"
+            )
+    arm, base = frame.arms[cand], frame.arms["baseline"]
+    distinct = pa.array(frame.distinct_input)
+    cand_share = collapse_share(arm.text.filter(distinct))
+    if cand_share > COLLAPSE_SHARE:
+        base_share = collapse_share(base.text.filter(distinct))
+        if base_share < COLLAPSE_BASELINE:
+            out.append(
+                f"the candidate's outputs collapsed: {pct(cand_share)} of distinct requests got "
+                f"the same or nearly the same answer (baseline {pct(base_share)})"
+            )
+    injected = injection_share(arm.text)
+    if injected > INJECTION_LIMIT:
+        out.append(
+            f"{pct(injected)} of the candidate's outputs look like attempts to steer the judge "
+            f"(limit {pct(INJECTION_LIMIT, 0)})"
+        )
+    return out
+
+
+def _decide(rows: list[MetricRow], spec: Spec, k: int) -> None:
+    """Holm, BH, flags, verdicts, power and sentences of one candidate's rows, in place."""
+    alpha, min_n = spec.gate.alpha, spec.gate.min_n
+    gated_slices = set(spec.gate.gated_slices)
+    for r in rows:
+        if r.gated and r.slice_col is None:
+            r.below_min_n = r.n < min_n
+            r.in_family = not r.below_min_n and math.isfinite(r.p_less)
+        elif r.gated and r.slice_col in gated_slices:
+            r.in_family = math.isfinite(r.p_less)
+    family = [r for r in rows if r.in_family]
+    for r, p in zip(family, holm([r.p_less for r in family]), strict=True):
+        r.p_adjusted = float(p)
+    sliced = [r for r in rows if r.slice_col is not None]
+    for r, q in zip(sliced, benjamini_hochberg([r.p_two for r in sliced]), strict=True):
+        r.q_value = float(q)
+        r.flagged = bool(q < SLICE_FLAG_Q) and r.worse_than_margin()
+    z_floor = float(stats.norm.ppf(1 - alpha / 2)) ** 2
+    for r in rows:
+        if r.source == "diff":
+            continue
+        df = r.clusters - 1 if r.clusters > 1 else None
+        r.mde = power.mde(r.se, k, alpha=alpha, df=df)
+        if r.margin is not None and r.n > 0 and r.gated:
+            if r.kind == "ratio":
+                excess = r.estimate - r.bound
+            else:
+                excess = (0.0 if r.critical else -r.margin) - r.estimate
+                excess = excess if r.estimate < -r.margin else -1.0
+            if excess > 0:
+                r.n_needed = power.n_needed_to_reject(r.n, r.se, excess, k, alpha=alpha, df=df)
+            else:
+                r.n_needed = power.n_needed(r.n, r.se, r.margin, k, alpha=alpha, df=df)
+                if r.kind == "pass_rate" and r.margin > 0:
+                    floor = math.ceil(z_floor / r.margin)
+                    r.n_needed = max(floor, r.n_needed) if math.isfinite(r.n_needed) else floor
+        if r.gated and (r.slice_col is None or r.slice_col in gated_slices):
+            r.verdict = _verdict(r, alpha)
+        r.reason = metric_sentence(r, alpha=alpha, min_n=min_n)
+
+
+def _verdict(r: MetricRow, alpha: float) -> str:
+    if r.n == 0 or not math.isfinite(r.estimate) or r.below_min_n:
+        return "NOT-PROVEN"
+    if r.p_adjusted is not None and r.p_adjusted <= alpha / 2:
+        return "NO-GO"
+    if r.kind == "ratio":
+        go = math.isfinite(r.ci_high) and r.ci_high < r.bound
+    else:
+        go = math.isfinite(r.ci_low) and r.ci_low > r.bound
+    return "GO" if go else "NOT-PROVEN"
+
+
+def _gate_candidate(
+    frame: Frame,
+    name: str,
+    spec: Spec,
+    floor: dict[str, float],
+    *,
+    budget_exhausted: bool,
+    bootstrap_b: int,
+    slice_bootstrap_b: int,
+) -> tuple[list[MetricRow], CandidateVerdict]:
+    alpha = spec.gate.alpha
+    base, arm = frame.arms["baseline"], frame.arms[name]
+    usable = np.isin(base.state, (OK, OWN_ERROR)) & np.isin(arm.state, (OK, OWN_ERROR))
+    usable_n = int(usable.sum())
+    metrics = _metrics(spec)
+    rows: list[MetricRow] = []
+    judge_failures: dict[str, tuple[int, int]] = {}
+    secondary: dict[str, dict[str, float]] = {}
+    for m in metrics:
+        if m.source == "rule":
+            pairs = _rule_pairs(frame, m.name, base, arm, name)
+        elif m.source == "error_rate":
+            pairs = _error_pairs(usable, base, arm)
+        elif m.source == "pointwise":
+            pairs, judged, failed = _pointwise_pairs(frame, m, base, arm, name)
+            judge_failures[m.name] = (judged, failed)
+            d = (pairs.cand - pairs.base)[pairs.mask]
+            if np.any(d != 0):
+                secondary[m.name] = {"wilcoxon_p": float(stats.wilcoxon(d[d != 0]).pvalue)}
+        elif m.source == "pairwise":
+            pairs, agree, judged, failed = _pairwise_pairs(frame, m.name, base, arm, name)
+            judge_failures[m.name] = (judged, failed)
+            secondary[m.name] = _pairwise_secondary(frame, pairs, agree, base, arm, spec, name, m)
+        else:
+            continue
+        if m.kind == "pass_rate":
+            estimator = _pass_rate_estimator(m, frame.clustered, alpha)
+        elif m.kind == "win_rate":
+            estimator = _win_estimator(m, alpha)
+        else:
+            estimator = _mean_estimator(m, alpha)
+        rows.extend(_estimate_rows(frame, m, name, pairs, estimator))
+    ratio_metrics = [m for m in metrics if m.kind == "ratio"]
+    rows.extend(
+        _ratio_rows(
+            frame,
+            ratio_metrics,
+            name,
+            usable,
+            base,
+            arm,
+            seed=spec.seed,
+            b_total=bootstrap_b,
+            b_slice=slice_bootstrap_b,
+            alpha=alpha,
+        )
+    )
+    rows = _in_metric_order(rows, metrics)
+    k = sum(1 for m in metrics if m.gated)
+    _decide(rows, spec, k)
+    rows.extend(_diff_rows(frame, name, floor))
+
+    invalid = _invalid_reasons(frame, name, spec, usable_n, budget_exhausted, judge_failures)
+    gated = [r for r in rows if r.verdict is not None]
+    totals = [r for r in gated if r.slice_col is None]
+    verdict: Verdict
+    if invalid:
+        verdict = "INVALID"
+    elif any(r.verdict == "NO-GO" for r in gated):
+        verdict = "NO-GO"
+    elif totals and all(r.verdict == "GO" for r in totals):
+        verdict = "GO"
+    else:
+        verdict = "NOT-PROVEN"
+    reason = candidate_sentence(verdict, rows, n=usable_n, alpha=alpha, invalid_reasons=invalid)
+    totals_by_metric = {r.metric: r for r in rows if r.slice_col is None}
+    flagged = [r for r in rows if r.flagged]
+    for r in flagged:
+        total = totals_by_metric.get(r.metric)
+        if (
+            total is not None
+            and (total.verdict == "GO" or total.estimate > 0)
+            and verdict != "INVALID"
+        ):
+            reason += " " + simpson_note(r, total)
+    warnings = []
+    if frame.clustered:
+        g = int(np.unique(frame.cluster[usable]).size)
+        if g < SMALL_G:
+            warnings.append(
+                f"only {g} clusters of {spec.gate.cluster}: intervals may be too narrow"
+            )
+    coverage = {
+        "usable": usable_n,
+        "skipped_baseline": base.count(0),
+        "skipped_candidate": arm.count(0),
+        "infra_errors_baseline": base.count(INFRA),
+        "infra_errors_candidate": arm.count(INFRA),
+        "own_errors_baseline": base.count(OWN_ERROR),
+        "own_errors_candidate": arm.count(OWN_ERROR),
+    }
+    cv = CandidateVerdict(
+        candidate=name,
+        verdict=verdict,
+        reason=reason,
+        invalid_reasons=invalid,
+        slices_flagged=[f"{r.slice_col}={r.slice_value}: {r.metric}" for r in flagged],
+        n=usable_n,
+        warnings=warnings,
+        secondary=secondary,
+        coverage=coverage,
+    )
+    return rows, cv
+
+
+def _in_metric_order(rows: list[MetricRow], metrics: list[_Metric]) -> list[MetricRow]:
+    rank = {m.name: i for i, m in enumerate(metrics)}
+    slice_rank: dict[str | None, int] = {None: -1}
+    for r in rows:
+        slice_rank.setdefault(r.slice_col, len(slice_rank))
+    return sorted(
+        rows, key=lambda r: (rank[r.metric], slice_rank[r.slice_col], r.slice_value or "")
+    )
+
+
+def _pass_rate_estimator(m: _Metric, clustered: bool, alpha: float) -> Estimator:
+    margin = m.margin or 0.0
+
+    def run(b: F64, c: F64, cl: I64, g: I64, k: int) -> Estimates:
+        return pass_rate(
+            b, c, cl, g, k, margin=margin, critical=m.critical, clustered=clustered, alpha=alpha
+        )
+
+    return run
+
+
+def _mean_estimator(m: _Metric, alpha: float) -> Estimator:
+    margin = m.margin or 0.0
+
+    def run(b: F64, c: F64, cl: I64, g: I64, k: int) -> Estimates:
+        return mean_diff(b, c, cl, g, k, margin=margin, alpha=alpha)
+
+    return run
+
+
+def _win_estimator(m: _Metric, alpha: float) -> Estimator:
+    margin = m.margin or 0.0
+
+    def run(b: F64, c: F64, cl: I64, g: I64, k: int) -> Estimates:
+        del b
+        return win_share(c, cl, g, k, margin=margin, alpha=alpha)
+
+    return run
+
+
+def _pairwise_secondary(
+    frame: Frame,
+    pairs: _Pairs,
+    agree: NDArray[np.bool_],
+    base: ArmData,
+    arm: ArmData,
+    spec: Spec,
+    name: str,
+    m: _Metric,
+) -> dict[str, float]:
+    both_ok = pairs.mask & (base.state == OK) & (arm.state == OK)
+    out: dict[str, float] = {}
+    if both_ok.any():
+        out["swap_consistency"] = float(agree[both_ok].mean())
+    if pairs.mask.sum() >= 2:
+        w = pairs.cand[pairs.mask]
+        dlen = (arm.length - base.length)[pairs.mask]
+        rng = seeded_rng(spec.seed, "length-adjusted", name, m.name)
+        est, lo, hi = length_adjusted_win_rate(
+            w, dlen, frame.cluster[pairs.mask], rng=rng, b=200, alpha=spec.gate.alpha
+        )
+        out.update(
+            length_adjusted_win_rate=est, length_adjusted_ci_low=lo, length_adjusted_ci_high=hi
+        )
+    return out
+
+
+def gate_scores(
+    scores: pa.Table,
+    responses: pa.Table,
+    records: pa.Table,
+    spec: Spec,
+    *,
+    run_id: str,
+    budget_exhausted: bool = False,
+    bootstrap_b: int = 2000,
+    slice_bootstrap_b: int = 200,
+) -> GateResult:
+    """Decide every candidate of a run: GO, NO-GO, NOT-PROVEN or INVALID.
+
+    Args:
+        scores: tables.SCORES.
+        responses: tables.RESPONSES (repeat 0 of `baseline` and each candidate is gated).
+        records: tables.RECORDS (slice and cluster columns).
+        spec: the run's spec; a canary spec is handed to `gate_canary`.
+        run_id: written into every row.
+        budget_exhausted: the replay stopped on the budget (INVALID rule 6 below min_n).
+        bootstrap_b: replicates of the latency and cost bootstrap on totals.
+        slice_bootstrap_b: replicates on slices.
+
+    Returns:
+        A GateResult whose table conforms to tables.GATE.
+    """
+    if spec.mode == "canary":
+        from evalpipe.gate.canary import gate_canary
+
+        return gate_canary(records, scores, spec, run_id=run_id)
+    frame = build_frame(scores, responses, records, spec)
+    floor = _aa_floor(scores)
+    all_rows: list[MetricRow] = []
+    verdicts = []
+    for cand in spec.candidates:
+        rows, cv = _gate_candidate(
+            frame,
+            cand.name,
+            spec,
+            floor,
+            budget_exhausted=budget_exhausted,
+            bootstrap_b=bootstrap_b,
+            slice_bootstrap_b=slice_bootstrap_b,
+        )
+        log.info("gate %s: %s on %d paired requests", cand.name, cv.verdict, cv.n)
+        all_rows.extend(rows)
+        verdicts.append(cv)
+    return GateResult(run_id=run_id, table=to_table(all_rows, run_id), candidates=verdicts)
