@@ -80,7 +80,7 @@ class ProviderError(EvalpipeError):
 
     def __init__(self, arm: str, model: str, problem: str, fix: str = "") -> None:
         self.arm, self.model, self.problem, self.fix = arm, model, problem, fix
-        message = f"{arm} ({model}): {problem}."
+        message = f"{arm} ({model}): {problem.rstrip('.')}."
         if fix:
             message += f" {fix}"
         super().__init__(message)

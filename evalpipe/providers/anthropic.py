@@ -50,7 +50,7 @@ async def call_anthropic(client: anthropic.AsyncAnthropic, kwargs: dict[str, Any
     started = time.perf_counter()
     try:
         raw = await client.messages.with_raw_response.create(**kwargs)
-        message = raw.parse()
+        message = await raw.parse()
     except anthropic.APIStatusError as exc:
         origin, fatal = classify_status(exc.status_code)
         text = short(_error_message(exc))
