@@ -27,7 +27,7 @@ from starlette.routing import Route
 
 from evalpipe.fake.behaviours import Answer, Behaviour, answer, h, resolve_model
 
-__all__ = ["create_app", "run_server", "serving"]
+__all__ = ["create_app", "openai_completion", "run_server", "serving"]
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +218,22 @@ def _openai_body(body: dict[str, Any], snapshot: str, ans: Answer, prompt: str) 
             },
         },
     }
+
+
+def openai_completion(body: dict[str, Any], behaviour: str = "baseline") -> dict[str, Any]:
+    """The chat.completion a behaviour returns for a request body, without HTTP (demo logs)."""
+    from evalpipe.fake.behaviours import BEHAVIOURS
+
+    resolved = resolve_model(body["model"])
+    snapshot = resolved[1] if resolved else body["model"]
+    system, messages = _openai_conversation(body)
+    fmt = body.get("response_format") or {}
+    schema = (fmt.get("json_schema") or {}).get("schema") if fmt.get("type") == "json_schema" else None
+    tools = [t.get("function", {}) for t in body.get("tools") or []]
+    ans = answer(BEHAVIOURS[behaviour], system, messages, schema=schema,
+                 json_mode=fmt.get("type") == "json_object", tools=tools,
+                 max_tokens=body.get("max_completion_tokens") or body.get("max_tokens"))
+    return _openai_body(body, snapshot, ans, system + "".join(t for _, t in messages))
 
 
 async def chat_completions(request: Request) -> Response:
