@@ -102,7 +102,6 @@ async def call_anthropic(client: anthropic.AsyncAnthropic, kwargs: dict[str, Any
         latency_ms=latency,
         http_status=raw.http_response.status_code,
         attempts=raw.retries_taken + 1,
-        raw=message.model_dump(mode="json"),
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import httpx
@@ -41,13 +41,10 @@ class CallOutcome:
     error_type: str | None = None
     error_message: str | None = None
     attempts: int = 1
-    raw: dict[str, Any] | None = field(default=None, repr=False)
 
     def row(self) -> dict[str, Any]:
-        """Its columns (without the raw body)."""
-        out = asdict(self)
-        out.pop("raw")
-        return out
+        """Its columns."""
+        return asdict(self)
 
 
 def classify_status(status: int) -> tuple[ErrorOrigin, bool]:

@@ -115,7 +115,6 @@ async def call_openai(client: openai.AsyncOpenAI, kwargs: dict[str, Any]) -> Cal
         latency_ms=latency,
         http_status=raw.http_response.status_code,
         attempts=raw.retries_taken + 1,
-        raw=completion.model_dump(mode="json"),
     )
 
 

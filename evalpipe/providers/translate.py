@@ -21,7 +21,19 @@ __all__ = [
 # Parameters each SDK accepts besides messages/tools; the rest of `params.extra` is passed on to the
 # same provider only (and listed as dropped when translating across).
 _OPENAI_PARAMS = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty")
-_ANTHROPIC_PARAMS = ("temperature", "top_p", "top_k")
+
+
+def _anthropic_sampling_params() -> tuple[str, ...]:
+    # anthropic 2.x dropped the sampling parameters from `messages.create`; send only what it takes.
+    import inspect
+
+    from anthropic.resources.messages import AsyncMessages
+
+    accepted = inspect.signature(AsyncMessages.create).parameters
+    return tuple(p for p in ("temperature", "top_p", "top_k") if p in accepted)
+
+
+_ANTHROPIC_PARAMS = _anthropic_sampling_params()
 
 
 class Untranslatable(ValueError):

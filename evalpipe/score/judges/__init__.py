@@ -21,7 +21,7 @@ from evalpipe.providers.calls import FatalProviderError
 from evalpipe.providers.endpoint import Endpoint
 from evalpipe.providers.prices import Price
 from evalpipe.replay.cache import ResponseCache
-from evalpipe.replay.engine import Progress, cached_call
+from evalpipe.replay.engine import Progress, cached_call, run_async
 from evalpipe.replay.limits import Budget
 from evalpipe.spec import Judge, Spec
 from evalpipe.tables import SCORES, from_rows
@@ -244,7 +244,7 @@ def score_pairwise(
             p._replace(conversation=texts[i], baseline=texts[n + i], candidate=texts[2 * n + i])
             for i, p in enumerate(pairs)
         ]
-    results = asyncio.run(
+    results = run_async(
         _judge_all(
             pairs,
             template,
@@ -467,7 +467,7 @@ def score_pointwise(
         finally:
             await endpoint.aclose()
 
-    results = asyncio.run(run_all())
+    results = run_async(run_all())
     common = {
         "run_id": run_id,
         "repeat": 0,
