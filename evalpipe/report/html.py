@@ -1,0 +1,479 @@
+"""The HTML pages: a run's report (index.html) and the list of all runs (reports/index.html).
+
+Both are self-contained (inline CSS and SVG, no script, a Content-Security-Policy that forbids
+any request) and rendered by Jinja2 with autoescaping on for every template, so model outputs,
+requests, slice and metric names can never become markup.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import quote
+
+import jinja2
+import pyarrow as pa
+
+from evalpipe.gate.verdict import EXIT_CODES, SEVERITY, CandidateVerdict, GateResult
+from evalpipe.report.charts import StackBar, stack_bar
+from evalpipe.report.coverage import ArmCoverage
+from evalpipe.report.examples import Example
+from evalpipe.report.figures import (
+    INFO_COLOUR,
+    VERDICT_COLOURS,
+    MetricView,
+    SliceView,
+    metric_views,
+    pct,
+)
+from evalpipe.spec import Arm, Spec
+
+__all__ = [
+    "ArmRow",
+    "Card",
+    "ExampleGroup",
+    "PageData",
+    "RunRow",
+    "Section",
+    "SliceGroup",
+    "environment",
+    "page_data",
+    "render_page",
+    "render_runs",
+    "run_rows",
+    "strip_verdict",
+]
+
+INDEX_NAME: Final = "index.html"
+SLICES_SHOWN: Final = 5
+"""Slices of concern shown per candidate before the rest are folded away."""
+_BAR_COLOURS: Final = {
+    "ok": "#2da44e",
+    "own": "#cf222e",
+    "infra": "#bf8700",
+    "skipped": "#afb8c1",
+}
+
+
+@cache
+def environment() -> jinja2.Environment:
+    """The Jinja2 environment of the report templates (autoescape on for every template)."""
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("evalpipe.report", "templates"),
+        autoescape=True,  # plain True: select_autoescape would not escape *.html.j2
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals["verdict_colours"] = VERDICT_COLOURS
+    env.globals["info_colour"] = INFO_COLOUR
+    return env
+
+
+# --- page data ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Card:
+    name: str
+    verdict: str
+    reason: str
+    model: str | None
+    provider: str | None
+    version: str | None
+    config_hash: str | None
+    n: int
+    warnings: list[str]
+    invalid_reasons: list[str]
+    canary: str | None = None
+    """Canary mode: the last ramp step's decision and its figures, as one line."""
+
+    @property
+    def colour(self) -> str:
+        return VERDICT_COLOURS.get(self.verdict, INFO_COLOUR)
+
+    @property
+    def css(self) -> str:
+        return self.verdict.lower()
+
+
+@dataclass(frozen=True)
+class Section:
+    """One candidate's metric table."""
+
+    card: Card
+    gated: list[MetricView]
+    info: list[MetricView]
+    notes: list[str]
+
+    @property
+    def metrics(self) -> list[MetricView]:
+        return self.gated + self.info
+
+
+@dataclass(frozen=True)
+class SliceGroup:
+    """One candidate's slices of concern: the first few in a table, the rest folded."""
+
+    candidate: str
+    verdict: str
+    top: list[SliceView]
+    more: list[SliceView]
+
+
+@dataclass(frozen=True)
+class ExampleGroup:
+    candidate: str
+    verdict: str
+    examples: list[Example]
+
+
+@dataclass(frozen=True)
+class ArmRow:
+    arm: str
+    label: str
+    model: str | None
+    models_seen: list[str]
+    coverage: ArmCoverage
+    bar: StackBar
+
+
+@dataclass(frozen=True)
+class PageData:
+    """Everything the run page and summary.md show, already formatted."""
+
+    title: str
+    run_id: str
+    spec_name: str
+    created_text: str
+    verdict: str
+    exit_code: int
+    compared: str
+    cards: list[Card]
+    sections: list[Section]
+    slices: list[SliceView]
+    """Every slice of concern, most telling first."""
+    slice_groups: list[SliceGroup]
+    examples: list[ExampleGroup]
+    top_examples: int
+    redacted: bool
+    arms: list[ArmRow]
+    records: int
+    quarantined: int | None
+    counts: list[tuple[str, str]]
+    costs: list[tuple[str, str]]
+    cost_total: str
+    timings: list[tuple[str, str]]
+    versions: list[tuple[str, str]]
+    index_name: str = INDEX_NAME
+    generated: str = field(default_factory=lambda: _when(datetime.now(UTC).isoformat()))
+
+    @property
+    def colour(self) -> str:
+        return VERDICT_COLOURS.get(self.verdict, INFO_COLOUR)
+
+    @property
+    def simpson(self) -> list[str]:
+        return [s.simpson for s in self.slices if s.simpson]
+
+
+def _when(iso: Any) -> str:
+    if not iso:
+        return "unknown date"
+    try:
+        t = datetime.fromisoformat(str(iso))
+    except ValueError:
+        return str(iso)
+    if t.tzinfo is not None:
+        t = t.astimezone(UTC)
+    return f"{t:%d %b %Y, %H:%M} UTC"
+
+
+def _usd(x: Any) -> str:
+    if not isinstance(x, int | float) or not math.isfinite(x):
+        return "—"
+    return f"${x:,.2f}" if x >= 0.01 or x == 0 else f"${x:.4f}"
+
+
+def _seconds(x: Any) -> str:
+    if not isinstance(x, int | float) or not math.isfinite(x):
+        return "—"
+    return f"{x:,.1f} s" if x < 120 else f"{x / 60:,.1f} min"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
+def _arm_of(spec: Spec, name: str) -> Arm | None:
+    if name == "baseline":
+        return spec.baseline
+    return next((c for c in spec.candidates if c.name == name), None)
+
+
+def strip_verdict(reason: str, verdict: str) -> str:
+    """The reason without its leading `VERDICT: ` (the page shows the verdict beside it)."""
+    text = reason.strip()
+    prefix = f"{verdict}: "
+    text = text[len(prefix) :] if text.startswith(prefix) else text
+    return text or verdict
+
+
+def _card(cv: CandidateVerdict, spec: Spec) -> Card:
+    arm = _arm_of(spec, cv.candidate)
+    return Card(
+        name=cv.candidate,
+        verdict=cv.verdict,
+        reason=strip_verdict(cv.reason or "", cv.verdict),
+        model=arm.model if arm else None,
+        provider=arm.provider if arm else None,
+        version=arm.version if arm else None,
+        config_hash=arm.config_hash() if arm else None,
+        n=cv.n,
+        warnings=list(cv.warnings),
+        invalid_reasons=[r for r in cv.invalid_reasons if r not in (cv.reason or "")],
+        canary=_canary(cv.canary_step),
+    )
+
+
+def _canary(step: dict[str, object] | None) -> str | None:
+    if not step:
+        return None
+    decision = step.get("decision") or step.get("action")
+    rest = ", ".join(f"{k} {v}" for k, v in step.items() if k not in ("decision", "action"))
+    head = f"canary step: {decision}" if decision else "canary step"
+    return f"{head} ({rest})" if rest else head
+
+
+def _notes(cv: CandidateVerdict) -> list[str]:
+    """The secondary figures (shown, not gated) of each metric, as sentences."""
+    out = []
+    for metric, figs in cv.secondary.items():
+        parts = []
+        if "swap_consistency" in figs:
+            parts.append(
+                f"the judge gave the same answer with the two outputs swapped on "
+                f"{pct(figs['swap_consistency'])} of records"
+            )
+        if "length_adjusted_win_rate" in figs:
+            lo = figs.get("length_adjusted_ci_low", math.nan)
+            hi = figs.get("length_adjusted_ci_high", math.nan)
+            parts.append(
+                f"length-adjusted win rate {pct(figs['length_adjusted_win_rate'])} "
+                f"(95% CI {pct(lo)} to {pct(hi)})"
+            )
+        if "wilcoxon_p" in figs:
+            p = figs["wilcoxon_p"]
+            parts.append(f"Wilcoxon signed-rank p = {p:.2g}" if math.isfinite(p) else "")
+        parts = [p for p in parts if p]
+        if parts:
+            out.append(f"{metric}: " + "; ".join(parts) + " (not gated).")
+    return out
+
+
+def _compared(spec: Spec, records: int, cards: list[Card]) -> str:
+    names = ", ".join(c.name for c in cards)
+    k = len(cards)
+    if spec.mode == "canary" or spec.baseline is None:
+        return f"{records:,} logged requests compared between live cohorts ({names})."
+    b = spec.baseline
+    base = b.model if b.name == "baseline" else f"{b.name} ({b.model})"
+    return (
+        f"{records:,} logged requests replayed against the baseline {base} and "
+        f"{_plural(k, 'candidate')}: {names}."
+    )
+
+
+def _arm_rows(spec: Spec, coverage: list[ArmCoverage], manifest: dict[str, Any]) -> list[ArmRow]:
+    seen = manifest.get("models_seen") or {}
+    rows = []
+    for c in coverage:
+        arm = _arm_of(spec, c.arm)
+        if c.arm == "baseline" and arm is not None and arm.name != "baseline":
+            label = arm.name
+        elif c.arm == "logged":
+            label = "what production served"
+        else:
+            label = c.arm
+        bar = stack_bar(
+            [
+                (c.replayed, _BAR_COLOURS["ok"], f"{c.replayed:,} answered"),
+                (c.errored_candidate, _BAR_COLOURS["own"], f"{c.errored_candidate:,} own errors"),
+                (
+                    c.errored_infrastructure,
+                    _BAR_COLOURS["infra"],
+                    f"{c.errored_infrastructure:,} infrastructure errors",
+                ),
+                (c.skipped, _BAR_COLOURS["skipped"], f"{c.skipped:,} skipped"),
+            ]
+        )
+        models = [str(m) for m in seen.get(c.arm, c.models) or []]
+        rows.append(ArmRow(c.arm, label, arm.model if arm else None, models, c, bar))
+    return rows
+
+
+def page_data(
+    *,
+    gate: GateResult,
+    spec: Spec,
+    manifest: dict[str, Any],
+    records: pa.Table,
+    coverage: list[ArmCoverage],
+    slices: list[SliceView],
+    examples: list[ExampleGroup],
+) -> PageData:
+    """Format a run for the page and the summary."""
+    cards = [_card(cv, spec) for cv in gate.candidates]
+    sections = []
+    for cv, card in zip(gate.candidates, cards, strict=True):
+        views = metric_views(gate.table, cv.candidate)
+        sections.append(
+            Section(
+                card,
+                [v for v in views if v.gated],
+                [v for v in views if not v.gated],
+                _notes(cv),
+            )
+        )
+    counts_m = manifest.get("counts") or {}
+    quarantined = counts_m.get("quarantined")
+    counts = [("Logged records evaluated", f"{records.num_rows:,}")]
+    if quarantined is not None:
+        counts.append(("Input lines quarantined (unreadable)", f"{int(quarantined):,}"))
+    for key, label in (
+        ("duplicates", "Duplicates dropped"),
+        ("deduped", "Duplicates dropped"),
+        ("outside_window", "Outside the time window"),
+        ("not_replayable", "Not replayable"),
+    ):
+        if isinstance(counts_m.get(key), int):
+            counts.append((label, f"{counts_m[key]:,}"))
+    cost = manifest.get("cost_usd") or {}
+    costs = [(k.replace("_", " ").capitalize(), _usd(v)) for k, v in cost.items() if k != "total"]
+    total = cost.get("total")
+    if total is None and cost:
+        total = sum(v for v in cost.values() if isinstance(v, int | float))
+    timings = [(str(k), _seconds(v)) for k, v in (manifest.get("timings") or {}).items()]
+    from evalpipe import __version__
+
+    git = manifest.get("git_sha")
+    versions = [
+        ("evalpipe", str(manifest.get("evalpipe_version") or __version__)),
+        ("Spec hash", str(manifest.get("spec_hash") or "—")),
+        ("Git commit", str(git)[:12] if git else "—"),
+        ("Seed", str(manifest.get("seed", spec.seed))),
+    ]
+    return PageData(
+        title=spec.report.title or str(manifest.get("spec_name") or spec.name),
+        run_id=gate.run_id or str(manifest.get("run_id", "")),
+        spec_name=str(manifest.get("spec_name") or spec.name),
+        created_text=_when(manifest.get("created")),
+        verdict=gate.verdict,
+        exit_code=gate.exit_code,
+        compared=_compared(spec, records.num_rows, cards),
+        cards=cards,
+        sections=sections,
+        slices=slices,
+        slice_groups=[
+            SliceGroup(
+                card.name,
+                card.verdict,
+                [s for s in slices if s.candidate == card.name][:SLICES_SHOWN],
+                [s for s in slices if s.candidate == card.name][SLICES_SHOWN:],
+            )
+            for card in cards
+            if any(s.candidate == card.name for s in slices)
+        ],
+        examples=examples,
+        top_examples=spec.report.top_examples,
+        redacted=spec.redact_pii.reports,
+        arms=_arm_rows(spec, coverage, manifest),
+        records=records.num_rows,
+        quarantined=None if quarantined is None else int(quarantined),
+        counts=counts,
+        costs=costs,
+        cost_total=_usd(total) if total is not None else "not recorded",
+        timings=timings,
+        versions=versions,
+    )
+
+
+def render_page(page: PageData) -> str:
+    return environment().get_template("report.html.j2").render(page=page)
+
+
+# --- the list of runs --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunRow:
+    run_id: str
+    href: str
+    created_text: str
+    created: str
+    spec_name: str
+    verdict: str | None
+    candidates: list[tuple[str, str]]
+    records: str
+    cost: str
+
+    @property
+    def colour(self) -> str:
+        return VERDICT_COLOURS.get(self.verdict or "", INFO_COLOUR)
+
+
+def _href(run_id: str, manifest: dict[str, Any], root: Path | None) -> str:
+    """`<run_id>/index.html`, or the manifest's report path when the report lives elsewhere."""
+    relative = quote(run_id, safe="") + "/" + INDEX_NAME
+    elsewhere = manifest.get("report")
+    if root is None or not isinstance(elsewhere, str) or (root / run_id / INDEX_NAME).exists():
+        return relative
+    path = Path(elsewhere)
+    return path.as_uri() if path.is_absolute() and path.exists() else relative
+
+
+def run_rows(runs: list[dict[str, Any]], root: Path | None = None) -> list[RunRow]:
+    """Manifests (or verdict documents) of runs as index rows, newest first."""
+    rows = []
+    for m in runs:
+        run_id = str(m.get("run_id") or "")
+        if not run_id:
+            continue
+        cands = m.get("candidates") or {}
+        pairs = []
+        if isinstance(cands, dict):
+            for name, c in cands.items():
+                v = c.get("verdict") if isinstance(c, dict) else c
+                pairs.append((str(name), str(v)))
+        verdict = m.get("verdict")
+        if verdict is None and pairs:
+            verdict = max((v for _, v in pairs), key=lambda v: SEVERITY.get(v, -1))
+        counts = m.get("counts") or {}
+        n = counts.get("records") if isinstance(counts, dict) else None
+        cost = (m.get("cost_usd") or {}).get("total")
+        rows.append(
+            RunRow(
+                run_id=run_id,
+                href=_href(run_id, m, root),
+                created_text=_when(m.get("created")),
+                created=str(m.get("created") or ""),
+                spec_name=str(m.get("spec_name") or ""),
+                verdict=str(verdict) if verdict in EXIT_CODES else None,
+                candidates=pairs,
+                records=f"{n:,}" if isinstance(n, int) else "—",
+                cost=_usd(cost),
+            )
+        )
+    rows.sort(key=lambda r: (r.created, r.run_id), reverse=True)
+    return rows
+
+
+def render_runs(runs: list[dict[str, Any]], root: Path | None = None) -> str:
+    """The list of runs; `root` is the reports folder the links are relative to."""
+    rows = run_rows(runs, root)
+    generated = _when(datetime.now(UTC).isoformat())
+    return environment().get_template("runs.html.j2").render(rows=rows, generated=generated)

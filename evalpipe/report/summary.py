@@ -1,0 +1,90 @@
+"""summary.md: the verdicts and metric tables in Markdown, for a CI job summary or a PR comment."""
+
+from __future__ import annotations
+
+import html
+import re
+from typing import Final
+
+from evalpipe.report.html import PageData
+
+__all__ = ["md_escape", "render_summary"]
+
+ICONS: Final[dict[str, str]] = {
+    "GO": "🟢",
+    "NO-GO": "🔴",
+    "NOT-PROVEN": "🟡",
+    "INVALID": "🟣",
+}
+
+# Enough to keep untrusted text literal: no emphasis, code, link, HTML, table cell or entity.
+_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
+SLICES_SHOWN: Final = 10
+
+
+def md_escape(text: str) -> str:
+    """Untrusted text as literal Markdown: specials backslash-escaped, one line."""
+    flat = " ".join(str(text).split())
+    return _SPECIAL.sub(r"\\\1", flat)
+
+
+def render_summary(page: PageData, *, report_path: str = "index.html") -> str:
+    """The Markdown document (GitHub-flavoured tables; each metric table folds in `<details>`)."""
+    e = md_escape
+    lines = [
+        f"## {ICONS.get(page.verdict, '')} evalpipe: {e(page.title)} — **{page.verdict}**",
+        "",
+        f"{e(page.compared)} Run {e(page.run_id)}, {e(page.created_text)}.",
+        "",
+        "| Candidate | Verdict | Reason |",
+        "|---|---|---|",
+    ]
+    for card in page.cards:
+        lines.append(
+            f"| {e(card.name)} | {ICONS.get(card.verdict, '')} **{card.verdict}** | {e(card.reason)} |"
+        )
+    for section in page.sections:
+        card = section.card
+        lines += [
+            "",
+            "<details open>" if card.verdict != "GO" else "<details>",
+            # Raw HTML: Markdown escapes do not apply inside it.
+            f"<summary>{ICONS.get(card.verdict, '')} {html.escape(card.name)}: {card.verdict}, "
+            "metric by metric</summary>",
+            "",
+            "| Metric | Baseline | Candidate | Change | 95% CI | Allowed | Verdict | n |",
+            "|---|---:|---:|---:|---|---|---|---:|",
+        ]
+        for v in section.metrics:
+            verdict = f"**{v.verdict}**" if v.verdict else "info"
+            lines.append(
+                f"| {e(v.label)} | {e(v.baseline)} | {e(v.candidate)} | {e(v.change)} | "
+                f"{e(v.ci)} | {e(v.allowed)} | {verdict} | {v.n:,} |"
+            )
+        for w in card.warnings:
+            lines += ["", f"⚠️ {e(w)}"]
+        lines += ["", "</details>"]
+    if page.slices:
+        lines += [
+            "",
+            "### Flagged slices",
+            "",
+            "| Candidate | Slice | Metric | Change | 95% CI | q | Status |",
+            "|---|---|---|---:|---|---:|---|",
+        ]
+        for s in page.slices[:SLICES_SHOWN]:
+            lines.append(
+                f"| {e(s.candidate)} | {e(s.view.slice or '')} | {e(s.view.label)} | "
+                f"{e(s.view.change)} | {e(s.view.ci)} | {e(s.view.q)} | {e(s.view.flag or '')} |"
+            )
+        if len(page.slices) > SLICES_SHOWN:
+            lines += ["", f"… and {len(page.slices) - SLICES_SHOWN:,} more in the HTML report."]
+        for warning in page.simpson:
+            lines += ["", f"⚠️ Simpson's warning: {e(warning)}"]
+    lines += [
+        "",
+        f"Cost of this evaluation: {e(page.cost_total)}. "
+        f"Full report with examples: {e(report_path)}",
+        "",
+    ]
+    return "\n".join(lines)

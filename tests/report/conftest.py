@@ -1,0 +1,351 @@
+"""A small run built by hand: four candidates, one per verdict, and a hostile model output."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from evalpipe.gate.verdict import CandidateVerdict, GateResult
+from evalpipe.spec import Spec, spec_from_dict
+from evalpipe.tables import GATE, RECORDS, RESPONSES, SCORES, from_rows
+
+from .synth import XSS_IMG, XSS_SCRIPT, SynthRun, make_run
+
+RUN_ID = "20261125-094539-shop-abc123"
+NO_GO_REASON = (
+    "NO-GO: valid_json on triage fell from 99.0% to 91.0% (−8.0 pp, 95% CI −10.3 to −5.1; "
+    "37 requests regressed, 2 improved)."
+)
+HOSTILE = f"Here you go {XSS_SCRIPT} and {XSS_IMG} — mail me at jane.doe@example.com"
+
+
+@dataclass
+class HandRun:
+    spec: Spec
+    records: pa.Table
+    responses: pa.Table
+    scores: pa.Table
+    gate: GateResult
+    manifest: dict[str, Any]
+
+    def kwargs(self) -> dict[str, Any]:
+        return {
+            "gate": self.gate,
+            "spec": self.spec,
+            "records": self.records,
+            "responses": self.responses,
+            "scores": self.scores,
+            "manifest": self.manifest,
+        }
+
+
+def _spec() -> Spec:
+    arm = {"provider": "openai"}
+    return spec_from_dict(
+        {
+            "name": "shop",
+            "traffic": {"path": "*.jsonl"},
+            "baseline": {**arm, "model": "gpt-4o-mini"},
+            "candidates": [
+                {**arm, "name": "good", "model": "gpt-4.1", "version": "v2"},
+                {**arm, "name": "bad", "model": "gpt-4.1-mini"},
+                {**arm, "name": "unsure", "model": "gpt-4.1-nano"},
+                {**arm, "name": "broken", "model": "o4-mini"},
+            ],
+            "checks": [
+                {"name": "valid_json", "type": "json_valid", "where": {"feature": "triage"}}
+            ],
+            "judges": [
+                {"name": "helpfulness", "type": "pairwise", "provider": "openai", "model": "j"}
+            ],
+            "gate": {"slices": ["feature"]},
+            "report": {"title": "Switch the shop bot?", "top_examples": 3},
+        },
+        spec_dir=Path(__file__).parent,
+    )
+
+
+def _request(text: str) -> str:
+    return json.dumps(
+        {
+            "system": "You are helpful.",
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "earlier question"}]},
+                {"role": "assistant", "content": [{"type": "text", "text": "earlier answer"}]},
+                {"role": "user", "content": [{"type": "text", "text": text}]},
+            ],
+        }
+    )
+
+
+def _gate_row(candidate: str, metric: str, verdict: str | None, **kw: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "run_id": RUN_ID,
+        "candidate": candidate,
+        "metric": metric,
+        "kind": "pass_rate",
+        "gated": True,
+        "critical": False,
+        "n": 400,
+        "clusters": 400,
+        "baseline": 0.99,
+        "candidate_value": 0.99,
+        "estimate": 0.0,
+        "ci_low": -0.01,
+        "ci_high": 0.01,
+        "margin": 0.02,
+        "p_value": 0.001,
+        "p_adjusted": 0.002,
+        "regressed": 1,
+        "improved": 1,
+        "verdict": verdict,
+        "reason": f"{verdict}: {metric} of {candidate}." if verdict else f"{metric} shown.",
+    }
+    row.update(kw)
+    return row
+
+
+def _gate_table() -> pa.Table:
+    rows = [
+        _gate_row("good", "valid_json", "GO"),
+        _gate_row(
+            "good",
+            "helpfulness",
+            "GO",
+            kind="win_rate",
+            baseline=0.5,
+            candidate_value=0.55,
+            estimate=0.05,
+            ci_low=0.01,
+            ci_high=0.09,
+            margin=0.05,
+        ),
+        _gate_row(
+            "good",
+            "latency_p95",
+            None,
+            kind="ratio",
+            gated=False,
+            baseline=800.0,
+            candidate_value=720.0,
+            estimate=0.9,
+            ci_low=0.85,
+            ci_high=0.95,
+            margin=None,
+        ),
+        _gate_row(
+            "good",
+            "diff.exact",
+            None,
+            kind="mean",
+            gated=False,
+            baseline=None,
+            candidate_value=0.62,
+            estimate=None,
+            ci_low=None,
+            ci_high=None,
+            margin=None,
+        ),
+        # Simpson's case: the total is GO, one slice is flagged.
+        _gate_row(
+            "good",
+            "valid_json",
+            None,
+            slice_col="feature",
+            slice_value="<b>vip</b>",
+            n=60,
+            estimate=-0.09,
+            ci_low=-0.15,
+            ci_high=-0.03,
+            q_value=0.01,
+        ),
+        _gate_row(
+            "bad",
+            "valid_json",
+            "NO-GO",
+            baseline=0.99,
+            candidate_value=0.91,
+            estimate=-0.08,
+            ci_low=-0.103,
+            ci_high=-0.051,
+            regressed=37,
+            improved=2,
+            p_adjusted=1e-6,
+            reason=NO_GO_REASON,
+        ),
+        _gate_row(
+            "bad",
+            "helpfulness",
+            "NOT-PROVEN",
+            kind="win_rate",
+            baseline=0.5,
+            candidate_value=0.47,
+            estimate=-0.03,
+            ci_low=-0.08,
+            ci_high=0.02,
+            margin=0.05,
+        ),
+        _gate_row(
+            "bad",
+            "error_rate",
+            "GO",
+            baseline=0.001,
+            candidate_value=0.002,
+            estimate=-0.001,
+            ci_low=-0.004,
+            ci_high=0.002,
+            margin=0.01,
+        ),
+        _gate_row(
+            "unsure",
+            "valid_json",
+            "NOT-PROVEN",
+            estimate=-0.01,
+            ci_low=-0.03,
+            ci_high=0.01,
+            reason="NOT-PROVEN: valid_json leans GO; need ~400 more records.",
+        ),
+        _gate_row("broken", "valid_json", "GO"),
+    ]
+    return from_rows(rows, GATE)
+
+
+def _tables() -> tuple[pa.Table, pa.Table, pa.Table]:
+    ids = ["r1", "r2", "r3", "r4"]
+    records = from_rows(
+        [
+            {
+                "record_id": rid,
+                "request_sha256": rid,
+                "request": _request(text),
+                "attributes": [("feature", feat), ("tenant", "t1")],
+            }
+            for rid, text, feat in zip(
+                ids,
+                [
+                    "Where is order 1234? My phone is +1 415 555 0134.",
+                    "Refund please",
+                    "Hello",
+                    f"Name: {XSS_SCRIPT}",
+                ],
+                ["triage", "triage", "chat", "triage"],
+                strict=True,
+            )
+        ],
+        RECORDS,
+    )
+    resp_rows = []
+    for arm in ("baseline", "good", "bad", "unsure", "broken", "logged"):
+        for rid in ids:
+            text = '{"ok": true}'
+            status, origin = "ok", None
+            if arm == "bad" and rid == "r1":
+                text = HOSTILE
+            if arm == "bad" and rid == "r2":
+                text, status, origin = None, "error", "candidate"
+            if arm == "broken" and rid in ("r1", "r2"):
+                text, status, origin = None, "error", "infrastructure"
+            resp_rows.append(
+                {
+                    "run_id": RUN_ID,
+                    "record_id": rid,
+                    "arm": arm,
+                    "repeat": 0,
+                    "status": status,
+                    "error_origin": origin,
+                    "error_type": None if status == "ok" else "BadRequestError",
+                    "output_text": text,
+                    "response_model": f"{arm}-2026-01-01",
+                    "latency_ms": 500.0,
+                    "cost_usd": 0.001,
+                    "cache_hit": rid == "r4",
+                }
+            )
+    responses = from_rows(resp_rows, RESPONSES)
+    score_rows = []
+    for arm in ("baseline", "good", "bad"):
+        for rid in ("r1", "r2", "r4"):
+            passed = not (arm == "bad" and rid == "r1")
+            if arm == "bad" and rid == "r2":
+                passed = None  # an error row: scoring leaves it null
+            score_rows.append(
+                {
+                    "run_id": RUN_ID,
+                    "record_id": rid,
+                    "arm": arm,
+                    "repeat": 0,
+                    "kind": "rule",
+                    "metric": "valid_json",
+                    "scorer": "valid_json",
+                    "value": None if passed is None else float(passed),
+                    "passed": passed,
+                }
+            )
+    # The judge preferred the baseline on r3.
+    score_rows.append(
+        {
+            "run_id": RUN_ID,
+            "record_id": "r3",
+            "arm": "bad",
+            "repeat": 0,
+            "kind": "judge",
+            "metric": "helpfulness",
+            "scorer": "helpfulness",
+            "value": 0.0,
+        }
+    )
+    return records, responses, from_rows(score_rows, SCORES)
+
+
+def hand_run() -> HandRun:
+    records, responses, scores = _tables()
+    candidates = [
+        CandidateVerdict("good", "GO", "GO: every gated metric is within its margin.", n=400),
+        CandidateVerdict("bad", "NO-GO", NO_GO_REASON, n=400, slices_flagged=[]),
+        CandidateVerdict(
+            "unsure",
+            "NOT-PROVEN",
+            "NOT-PROVEN: valid_json leans GO; need ~400 more records.",
+            n=400,
+            warnings=["only 12 clusters of session_id: intervals may be too narrow"],
+        ),
+        CandidateVerdict(
+            "broken",
+            "INVALID",
+            "INVALID: 50.0% of broken's requests ended in infrastructure errors after retries "
+            "(limit 5%).",
+            invalid_reasons=["50.0% of broken's requests ended in infrastructure errors"],
+            n=2,
+        ),
+    ]
+    gate = GateResult(RUN_ID, _gate_table(), candidates)
+    manifest = {
+        "run_id": RUN_ID,
+        "spec_name": "shop",
+        "spec_hash": "abcdef0123456789",
+        "created": "2026-11-25T09:45:39+00:00",
+        "evalpipe_version": "0.1.0",
+        "seed": 0,
+        "git_sha": None,
+        "counts": {"records": 4, "quarantined": 1},
+        "cost_usd": {"replay": 0.02, "judges": 0.01, "total": 0.03},
+        "timings": {"ingest": 0.1, "replay": 2.5},
+        "models_seen": {"baseline": ["gpt-4o-mini-2024-07-18"]},
+    }
+    return HandRun(_spec(), records, responses, scores, gate, manifest)
+
+
+@pytest.fixture
+def run() -> HandRun:
+    return hand_run()
+
+
+@pytest.fixture(scope="session")
+def synth_run() -> SynthRun:
+    """A realistic 600-record run, gated by the real gate (built once)."""
+    return make_run(600, n_judge=300)

@@ -1,0 +1,143 @@
+"""Picking the worst regressions: which records, in what order, with what text."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+
+from evalpipe.report.examples import MAX_CHARS, Example, last_user_message, worst_regressions
+from evalpipe.tables import GATE, RECORDS, RESPONSES, SCORES, from_rows
+
+from .conftest import HOSTILE, HandRun
+
+
+def _pick(run: HandRun, cand: str, limit: int = 10, redact: bool = False) -> list[Example]:
+    return list(
+        worst_regressions(
+            [cand],
+            gate=run.gate.table,
+            records=run.records,
+            responses=run.responses,
+            scores=run.scores,
+            limit=limit,
+            slice_columns=["feature"],
+            redact=redact,
+        )[cand]
+    )
+
+
+def test_rule_regression_error_and_judge_loss(run: HandRun) -> None:
+    ex = _pick(run, "bad")
+    got = {e.record_id: e.failures for e in ex}
+    assert got == {
+        "r1": ["valid_json: passed on the baseline, failed on the candidate"],
+        "r2": ["the candidate's own request failed; the baseline answered"],
+        "r3": ["helpfulness: the judge preferred the baseline"],
+    }
+    # The NO-GO metric's regression comes first, then the other gated metrics in gate order.
+    assert [e.record_id for e in ex] == ["r1", "r3", "r2"]
+    first = ex[0]
+    assert first.candidate_output == HOSTILE
+    assert first.baseline_output == '{"ok": true}'
+    assert first.attributes == [("feature", "triage")]
+    assert first.user_message.startswith("Where is order 1234?")
+    assert ex[2].candidate_output == "[error: BadRequestError]"
+
+
+def test_limit_and_redaction(run: HandRun) -> None:
+    ex = _pick(run, "bad", limit=1, redact=True)
+    assert len(ex) == 1
+    assert "[EMAIL]" in ex[0].candidate_output
+    assert "[PHONE]" in ex[0].user_message
+
+
+def test_a_candidate_without_regressions_has_none(run: HandRun) -> None:
+    assert _pick(run, "good") == []
+
+
+def _run(n: int, metrics: list[str]) -> tuple[pa.Table, pa.Table, pa.Table, pa.Table]:
+    ids = [f"r{i:03d}" for i in range(n)]
+    records = from_rows([{"record_id": r} for r in ids], RECORDS)
+    responses = from_rows(
+        [
+            {"record_id": r, "arm": a, "repeat": 0, "status": "ok", "output_text": "x" * 5000}
+            for r in ids
+            for a in ("baseline", "c")
+        ],
+        RESPONSES,
+    )
+    scores = from_rows(
+        [
+            {
+                "record_id": r,
+                "arm": a,
+                "repeat": 0,
+                "kind": "rule",
+                "metric": m,
+                "passed": a == "baseline",
+            }
+            for r in ids
+            for a in ("baseline", "c")
+            for m in metrics[int(r[1:]) % len(metrics) :][:1]
+        ],
+        SCORES,
+    )
+    gate = from_rows(
+        [
+            {
+                "candidate": "c",
+                "metric": m,
+                "kind": "pass_rate",
+                "gated": True,
+                "verdict": "NO-GO",
+                "p_adjusted": 0.001 * (i + 1),
+            }
+            for i, m in enumerate(metrics)
+        ],
+        GATE,
+    )
+    return gate, records, responses, scores
+
+
+def test_failing_metrics_take_turns_and_long_texts_are_cut() -> None:
+    gate, records, responses, scores = _run(30, ["a", "b", "c"])
+    ex = worst_regressions(
+        ["c"],
+        gate=gate,
+        records=records,
+        responses=responses,
+        scores=scores,
+        limit=6,
+        slice_columns=[],
+        redact=False,
+    )["c"]
+    assert [e.failures[0].split(":")[0] for e in ex] == ["a", "b", "c", "a", "b", "c"]
+    assert len(ex[0].candidate_output) < MAX_CHARS + 50
+    assert ex[0].candidate_output.endswith("(3,500 more characters)")
+    assert ex[0].user_message == "(request not captured)"
+    again = worst_regressions(
+        ["c"],
+        gate=gate,
+        records=records,
+        responses=responses,
+        scores=scores,
+        limit=6,
+        slice_columns=[],
+        redact=False,
+    )["c"]
+    assert [e.record_id for e in again] == [e.record_id for e in ex]  # deterministic
+
+
+def test_last_user_message_shapes() -> None:
+    assert last_user_message(None) == "(request not captured)"
+    assert last_user_message("not json") == "not json"
+    assert last_user_message(json.dumps({"messages": [{"role": "user", "content": "hi"}]})) == "hi"
+    req = {
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image"}]},
+            {"role": "assistant", "content": "b"},
+        ]
+    }
+    assert last_user_message(json.dumps(req)) == "a\n[image]"
+    assert last_user_message(json.dumps({"messages": []})) == "(no user message)"
