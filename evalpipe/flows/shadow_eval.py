@@ -8,12 +8,28 @@ from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
 
 from evalpipe import pipeline
+from evalpipe.errors import EvalpipeError
 from evalpipe.spec import load_spec
 from evalpipe.store import open_run
 
+
+
+def _transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry a failed task unless it failed on the user's input (spec, auth, unknown model)."""
+    try:
+        state.result()
+    except EvalpipeError:
+        return False
+    except Exception:
+        return True
+    return False
+
+
 # Runs are resumable by their own stage markers; Prefect's input-hash cache stays out of the way.
 ingest = task(name="ingest", cache_policy=NO_CACHE)(pipeline.ingest_run)
-replay = task(name="replay-partition", retries=1, cache_policy=NO_CACHE)(pipeline.replay_run)
+replay = task(
+    name="replay-partition", retries=1, retry_condition_fn=_transient, cache_policy=NO_CACHE
+)(pipeline.replay_run)
 finish_replay = task(name="finish-replay", cache_policy=NO_CACHE)(pipeline.finish_replay)
 score = task(name="score", cache_policy=NO_CACHE)(pipeline.score_run)
 gate = task(name="gate", cache_policy=NO_CACHE)(pipeline.gate_run)
