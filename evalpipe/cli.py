@@ -73,6 +73,7 @@ class _ProgressView:
         self.tty = out.is_terminal
         self._bars: dict[tuple[str, str], Any] = {}
         self._last: dict[tuple[str, str], int] = {}
+        self._parts: dict[tuple[str, str], dict[int, tuple[int, int]]] = {}
         self._progress: Any = None
 
     def __enter__(self) -> _ProgressView:
@@ -104,18 +105,23 @@ class _ProgressView:
 
     def __call__(self, ev: Progress) -> None:
         key = (ev.stage, ev.arm)
-        rate = f"{ev.done / max(time.perf_counter() - self._t0, 1e-6):.0f}"
+        parts = self._parts.setdefault(key, {})
+        parts[ev.part] = (ev.done, ev.total)
+        done, total = sum(d for d, _ in parts.values()), sum(t for _, t in parts.values())
+        rate = f"{done / max(time.perf_counter() - self._t0, 1e-6):.0f}"
         if self._progress is not None:
             if key not in self._bars:
                 self._bars[key] = self._progress.add_task(
-                    f"{ev.stage} {ev.arm}", total=ev.total, rate=rate, spent=ev.spent_usd
+                    f"{ev.stage} {ev.arm}", total=total, rate=rate, spent=ev.spent_usd
                 )
-            self._progress.update(self._bars[key], completed=ev.done, rate=rate, spent=ev.spent_usd)
+            self._progress.update(
+                self._bars[key], completed=done, total=total, rate=rate, spent=ev.spent_usd
+            )
             return
-        quarter = 4 * ev.done // max(ev.total, 1)
+        quarter = 4 * done // max(total, 1)
         if self._last.get(key, -1) < quarter:
             self._last[key] = quarter
-            out.print(f"{ev.stage} {ev.arm}: {ev.done}/{ev.total}")
+            out.print(f"{ev.stage} {ev.arm}: {done}/{total}")
 
 
 def _print_verdicts(result: GateResult, spec: Spec, candidate: str | None = None) -> None:
@@ -238,7 +244,7 @@ def run(
     rid = _run_flow(spec, run_id=run_id, store=store, reports=reports)
     s, result, report = _finished(spec, rid, store)
     _print_verdicts(result, s, candidate)
-    out.print(f"Report: {report}")
+    out.print(f"Report: {report}", soft_wrap=True)
     code = result.for_candidate(candidate).exit_code if candidate else result.exit_code
     raise typer.Exit(code)
 
@@ -268,7 +274,7 @@ def gate(
         rid = _run_flow(spec, run_id=None, store=store, reports=None)
     s, result, report = _finished(spec, rid, store)
     _print_verdicts(result, s, candidate)
-    out.print(f"Run {rid}; report: {report}")
+    out.print(f"Run {rid}; report: {report}", soft_wrap=True)
     code = result.for_candidate(candidate).exit_code if candidate else result.exit_code
     raise typer.Exit(code)
 
@@ -299,7 +305,7 @@ def demo(
     rid = _run_flow(spec_path, run_id=None, store=store, reports=reports)
     s, result, report = _finished(spec_path, rid, store)
     _print_verdicts(result, s)
-    out.print(f"Report: {report}")
+    out.print(f"Report: {report}", soft_wrap=True)
     out.print(f"Done in {time.perf_counter() - started:.1f} s.")
 
 

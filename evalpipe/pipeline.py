@@ -208,8 +208,11 @@ def finish_replay(run: Run, seconds: float | None = None) -> None:
         models_seen={r["arm"]: r["models"] or [] for r in per_arm},
         cost_usd={"replay": replay_cost, "total": replay_cost},
     )
-    if seconds is None:
-        seconds = float(run.manifest().get("timings", {}).get("replay") or 0.0)
+    if seconds is None:  # partitions ran as separate tasks: time from the first request sent
+        first = pc.min(
+            responses.filter(pc.not_equal(responses["arm"], "logged"))["started_at"]
+        ).as_py()
+        seconds = (datetime.now(UTC) - first).total_seconds() if first else 0.0
     run.mark_stage("replay", seconds)
 
 
@@ -219,7 +222,7 @@ def finish_replay(run: Run, seconds: float | None = None) -> None:
 def score_run(run: Run) -> int:
     """Score the run's responses into scores.parquet; returns its number of rows."""
     if run.stage_done("score"):
-        return read_table(run.path("scores.parquet"), SCORES).num_rows
+        return int(read_table(run.path("scores.parquet"), SCORES).num_rows)
     from evalpipe.ingest import redact_pii
 
     started = time.perf_counter()
@@ -246,7 +249,7 @@ def score_run(run: Run) -> int:
     judge_cost = round(budget.spent - spent, 6)
     run.update_manifest(cost_usd={"judges": judge_cost, "total": round(budget.spent, 6)})
     run.mark_stage("score", time.perf_counter() - started)
-    return scores.num_rows
+    return int(scores.num_rows)
 
 
 # --- gate --------------------------------------------------------------------------------------
@@ -321,4 +324,3 @@ def _runs_for_index(root: Path) -> list[dict[str, Any]]:
 
 
 __all__ += ["finish_replay", "load_gate"]
-_ = (RECORDS, RESPONSES, SCORES)

@@ -37,10 +37,11 @@ def count(n: int | None, word: str, plural: str | None = None) -> str:
     return f"{k:,} " + (word if k == 1 else plural or word + "s")
 
 
-def p_text(p: float | None) -> str:
+def p_text(p: float | None, name: str = "p") -> str:
+    """`p = 0.0039`, `q < 0.0001`."""
     if p is None or not math.isfinite(p):
-        return "n/a"
-    return "< 0.0001" if p < 1e-4 else f"{p:.2g}"
+        return f"{name} n/a"
+    return f"{name} < 0.0001" if p < 1e-4 else f"{name} = {p:.2g}"
 
 
 def _where(where: dict[str, str | list[str]]) -> list[str]:
@@ -132,11 +133,11 @@ def metric_sentence(row: MetricRow, *, alpha: float, min_n: int) -> str:
         return f"{prefix}no usable records for {label}."
     main, paren = _figures(row, ci)
     if row.verdict is None:
-        note = f"; flagged (q = {p_text(row.q_value)})" if row.flagged else ""
+        note = f"; flagged ({p_text(row.q_value, 'q')})" if row.flagged else ""
         return f"{main} ({paren}){note}."
     if row.verdict == "NO-GO":
         if row.critical:
-            paren += f"; critical check, exact McNemar p = {p_text(row.p_less)}"
+            paren += f"; critical check, exact McNemar {p_text(row.p_less)}"
         return f"NO-GO: {main} ({paren})."
     if row.verdict == "GO":
         return f"GO: {main} ({paren}), within the {margin_phrase(row)}."
@@ -188,7 +189,7 @@ def simpson_note(row: MetricRow, total: MetricRow) -> str:
     verb = "got worse" if row.source in ("error_rate", "latency", "cost") else "fell"
     return (
         f"Note: {row.metric} {verb} on {row.slice_col}={row.slice_value} "
-        f"({fig}, q = {p_text(row.q_value)}) although the total {how}."
+        f"({fig}, {p_text(row.q_value, 'q')}) although the total {how}."
     )
 
 
@@ -208,7 +209,13 @@ def candidate_sentence(
     if verdict == "NO-GO":
         bad = sorted(
             (r for r in gated if r.verdict == "NO-GO"),
-            key=lambda r: (r.p_adjusted if r.p_adjusted is not None else 1.0, r.slice_col or ""),
+            # lead with what a PM acts on: a critical check, on the whole traffic, most certain first
+            key=lambda r: (
+                not r.critical,
+                r.slice_col is not None,
+                r.p_adjusted if r.p_adjusted is not None else 1.0,
+                r.slice_col or "",
+            ),
         )
         text = bad[0].reason
         others = sorted({r.metric + scope(r) for r in bad[1:]})

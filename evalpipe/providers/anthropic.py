@@ -8,6 +8,7 @@ from typing import Any
 
 import anthropic
 import orjson
+from anthropic.types import Message
 
 from evalpipe.providers.calls import (
     CallOutcome,
@@ -49,7 +50,16 @@ async def call_anthropic(client: anthropic.AsyncAnthropic, kwargs: dict[str, Any
     """Send one message; failures come back as an error outcome, fatal ones raise."""
     started = time.perf_counter()
     try:
-        raw = await client.messages.with_raw_response.create(**kwargs)
+        body = {k: v for k, v in kwargs.items() if k != "extra_body"}
+        body.update(kwargs.get("extra_body") or {})
+        raw: Any = await client.post(  # a raw response, by the header below
+            "/v1/messages",
+            body=body,
+            cast_to=Message,
+            options={
+                "headers": {"X-Stainless-Raw-Response": "raw"}
+            },  # the SDK's raw-response switch
+        )
         message = await raw.parse()
     except anthropic.APIStatusError as exc:
         origin, fatal = classify_status(exc.status_code)

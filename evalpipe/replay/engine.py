@@ -46,6 +46,8 @@ class Progress:
     done: int
     total: int
     spent_usd: float
+    part: int = 0
+    """Partition of the records; a view sums `done` and `total` over partitions."""
 
 
 ProgressFn = Callable[[Progress], None]
@@ -375,7 +377,9 @@ async def _replay(
                 journal.append(r)
             counter["done"] += 1
             if on_progress:
-                on_progress(Progress("replay", plan.arm_key, counter["done"], total, budget.spent))
+                on_progress(
+                    Progress("replay", plan.arm_key, counter["done"], total, budget.spent, part)
+                )
             return r
 
         todo = [i for i in range(total) if record_ids[i] not in done_ids]
