@@ -3,6 +3,18 @@
 STATISTICS.md is the contract. `gate_scores` decides a shadow run (paired replay), `gate_canary`
 a canary run (logged cohorts); both return a `GateResult` whose table conforms to tables.GATE.
 `n_needed_for_check` sizes a run before any data (`--dry-run`).
+
+The gate table (tables.GATE) has one row per candidate × metric × slice; totals have a null
+`slice_col`. Kinds: `pass_rate` (checks and `error_rate`), `mean` (pointwise judges; diff
+metrics, ungated), `win_rate` (pairwise judges), `ratio` (`latency_p50`, `latency_p95`, `cost`).
+`estimate`, `ci_low`, `ci_high` are differences oriented so that negative means the candidate is
+worse (for `error_rate`: baseline rate − candidate rate; for `win_rate`: Ŵ − ½), or for `ratio`
+candidate / baseline with the bound at `1 + margin`. `baseline` and `candidate_value` are each
+arm's own figure (error rates, win rate ½ and Ŵ, milliseconds, USD). On totals `p_value` is the
+one-sided p of "worse than the margin" (exact McNemar for critical checks) and `p_adjusted` its
+Holm adjustment over the candidate's NO-GO family; on slices `p_value` is the two-sided p of no
+difference behind `q_value` (BH), and `p_adjusted` is set on gated slices only (their one-sided
+p, Holm-adjusted in the same family). `verdict` is null on ungated rows.
 """
 
 from evalpipe.gate.canary import gate_canary

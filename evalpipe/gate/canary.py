@@ -581,10 +581,16 @@ def _canary_metric_sentence(r: MetricRow, alpha: float, extra: dict[str, float])
         sign = -1 if r.source == "error_rate" else 1
         lo, hi = sorted((sign * r.ci_low, sign * r.ci_high))
         cs = sorted((sign * lo_cs, sign * hi_cs))
-        moved = "fell" if sign * r.estimate < 0 else "rose" if sign * r.estimate > 0 else "held"
+        if pct(r.baseline) == pct(r.candidate_value):
+            moved = f"held at {pct(r.baseline)} in both cohorts"
+        else:
+            verb = "fell" if r.candidate_value < r.baseline else "rose"
+            moved = (
+                f"{verb} from {pct(r.baseline)} (control) to {pct(r.candidate_value)} (treatment)"
+            )
         text = (
-            f"{r.metric} {moved} from {pct(r.baseline)} (control) to {pct(r.candidate_value)} "
-            f"(treatment) ({signed(sign * r.estimate * 100)} pp, {ci} {signed(lo * 100)} to "
+            f"{r.metric} {moved} "
+            f"({signed(sign * r.estimate * 100)} pp, {ci} {signed(lo * 100)} to "
             f"{signed(hi * 100)}; always-valid {signed(cs[0] * 100)} to {signed(cs[1] * 100)})"
         )
     else:

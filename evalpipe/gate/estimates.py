@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import stats
 
 from evalpipe.gate.bootstrap import ratio_bootstrap
 from evalpipe.gate.paired import (
@@ -102,7 +103,9 @@ def pass_rate(
         np.where(empty, np.nan, est),
         np.where(empty, np.nan, lo),
         np.where(empty, np.nan, hi),
-        np.where(np.isfinite(st.se), st.se, st.se_iid),
+        # The SE the decision interval implies (for power and n needed): Newcombe's interval is
+        # wider than ±z·SE(d) when few pairs disagree, and GO is read off that interval.
+        np.where(empty, np.nan, (hi - lo) / (2 * float(stats.norm.ppf(1 - alpha / 2)))),
         np.where(empty, np.nan, p_less),
         np.where(empty, np.nan, p_two),
         regressed,

@@ -25,6 +25,11 @@ def _q(p: float, df: float | None) -> float:
     return NormalDist().inv_cdf(p)
 
 
+def _records(x: float) -> float:
+    # Beyond 10^12 records "need ~N more" means "not with this design": report inf.
+    return float(math.ceil(x)) if x < 1e12 else math.inf
+
+
 def mde(
     se: float, k: int = 1, *, alpha: float = 0.05, power: float = 0.8, df: float | None = None
 ) -> float:
@@ -52,7 +57,7 @@ def n_needed(
     if not (math.isfinite(se) and delta > 0 and n > 0):
         return math.nan
     q = _q(1 - alpha / 2, df) + _q(power ** (1 / max(k, 1)), df)
-    return math.ceil(n * (q * se / delta) ** 2)
+    return _records(n * (q * se / delta) ** 2)
 
 
 def n_needed_to_reject(
@@ -69,7 +74,7 @@ def n_needed_to_reject(
     if not (math.isfinite(se) and excess > 0 and n > 0):
         return math.nan
     q = _q(1 - alpha / (2 * max(k, 1)), df) + _q(power, df)
-    return math.ceil(n * (q * se / excess) ** 2)
+    return _records(n * (q * se / excess) ** 2)
 
 
 def n_needed_for_check(

@@ -42,6 +42,8 @@ I64 = NDArray[np.int64]
 SLICE_MIN_N: Final = 20
 """A slice value needs at least this many records of a metric to be estimated."""
 SLICE_FLAG_Q: Final = 0.1
+SIMPSON_SHOWN: Final = 3
+"""Flagged slices named in a candidate's reason; the rest are in the table."""
 INFRA_LIMIT: Final = 0.05
 JUDGE_FAILURE_LIMIT: Final = 0.05
 COLLAPSE_SHARE: Final = 0.5
@@ -72,7 +74,11 @@ class _Metric:
 
 
 def _metrics(spec: Spec) -> list[_Metric]:
-    """Every metric the gate reports, in spec order, with its margin."""
+    """Every metric the gate reports, in spec order, with its margin.
+
+    `gate.margins[name]` overrides a check's or judge's own margin; for a pointwise judge both
+    are shares of the scale range, as `Judge.margin` documents.
+    """
     over = spec.gate.margins
     out = []
     for check in spec.checks:
@@ -245,9 +251,10 @@ def _estimate_rows(
         est = estimator(
             pairs.base[keep], pairs.cand[keep], frame.cluster[keep], codes[keep], len(labels)
         )
+        total_n = int(pairs.mask.sum())
         for j, label in enumerate(labels):
-            if col is not None and est.n[j] < SLICE_MIN_N:
-                continue
+            if col is not None and (est.n[j] < SLICE_MIN_N or est.n[j] == total_n):
+                continue  # too small, or the whole metric again (e.g. its own `where`)
             row = _row(m, cand, col, label, est, j)
             if m.source == "error_rate":  # show the arms' error rates, not their ok rates
                 row.baseline, row.candidate_value = 1 - row.baseline, 1 - row.candidate_value
@@ -286,7 +293,7 @@ def _ratio_rows(
         )
         for m, est in zip(metrics, ests, strict=True):
             for j, label in enumerate(labels):
-                if col is not None and est.n[j] < SLICE_MIN_N:
+                if col is not None and (est.n[j] < SLICE_MIN_N or est.n[j] == int(usable.sum())):
                     continue
                 rows.append(_row(m, cand, col, label, est, j))
     return rows
@@ -543,14 +550,16 @@ def _gate_candidate(
     reason = candidate_sentence(verdict, rows, n=usable_n, alpha=alpha, invalid_reasons=invalid)
     totals_by_metric = {r.metric: r for r in rows if r.slice_col is None}
     flagged = [r for r in rows if r.flagged]
-    for r in flagged:
-        total = totals_by_metric.get(r.metric)
-        if (
-            total is not None
-            and (total.verdict == "GO" or total.estimate > 0)
-            and verdict != "INVALID"
-        ):
+    simpson = [
+        (r, totals_by_metric[r.metric])
+        for r in sorted(flagged, key=lambda r: r.q_value if r.q_value is not None else 1.0)
+        if r.metric in totals_by_metric and _total_fine(totals_by_metric[r.metric])
+    ]
+    if verdict != "INVALID":
+        for r, total in simpson[:SIMPSON_SHOWN]:
             reason += " " + simpson_note(r, total)
+        if len(simpson) > SIMPSON_SHOWN:
+            reason += f" ({len(simpson) - SIMPSON_SHOWN} more flagged slices in the table.)"
     warnings = []
     if frame.clustered:
         g = int(np.unique(frame.cluster[usable]).size)
@@ -579,6 +588,12 @@ def _gate_candidate(
         coverage=coverage,
     )
     return rows, cv
+
+
+def _total_fine(total: MetricRow) -> bool:
+    """The total is GO or improves: a flagged slice is then Simpson's case."""
+    improves = total.estimate < 1 if total.kind == "ratio" else total.estimate > 0
+    return total.verdict == "GO" or (math.isfinite(total.estimate) and improves)
 
 
 def _in_metric_order(rows: list[MetricRow], metrics: list[_Metric]) -> list[MetricRow]:

@@ -17,7 +17,6 @@ import pyarrow as pa
 from evalpipe.spec import Spec, spec_from_dict
 from evalpipe.tables import RECORDS, RESPONSES, SCORES, conform
 
-
 _WORDS = (
     "refund order shipping invoice account password billing plan upgrade ticket agent delay "
     "carrier address warranty return label discount coupon login error device sync export"
@@ -152,7 +151,9 @@ def make_run(
             a["own"], "candidate", np.where(a["infra"], "infrastructure", None)
         ).astype(object)
         words = np.array(_WORDS.split(), dtype=object)[rng.integers(0, 24, (n, 6))]
-        text = np.array([f"{name} answer {i}: " + " ".join(w) for i, w in enumerate(words)], dtype=object)
+        text = np.array(
+            [f"{name} answer {i}: " + " ".join(w) for i, w in enumerate(words)], dtype=object
+        )
         text[status != "ok"] = None
         resp_parts.append(
             pa.table(

@@ -7,8 +7,8 @@ import pytest
 
 from evalpipe.gate.bootstrap import (
     _POISSON,
-    _Window,
     _weighted_quantile,
+    _Window,
     poisson_counts,
     ratio_bootstrap,
     seeded_rng,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ from evalpipe.gate.canary import (
 from evalpipe.spec import spec_from_dict
 from evalpipe.tables import GATE, RECORDS, SCORES, conform
 
-START = datetime(2026, 11, 1, tzinfo=timezone.utc)
+START = datetime(2026, 11, 1, tzinfo=UTC)
 RAMP = [(0.1, 1), (0.3, 2), (0.5, 3)]  # (treatment weight, until day)
 
 
@@ -144,7 +144,7 @@ def test_regressed_canary_rolls_back_and_shadow_entry_dispatches() -> None:
     assert cv.canary_step is not None and cv.canary_step["decision"] == "rollback"
     assert cv.reason.startswith("NO-GO: roll back at ramp step ")
     assert "valid_json fell from 98." in cv.reason
-    row = [r for r in result.table.to_pylist() if r["metric"] == "valid_json"][0]
+    row = next(r for r in result.table.to_pylist() if r["metric"] == "valid_json")
     assert row["ci_high"] < -0.02 and row["verdict"] == "NO-GO"
     assert not math.isnan(row["p_value"])
 

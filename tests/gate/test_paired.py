@@ -61,7 +61,9 @@ def test_paired_mean_uses_t_with_clusters_minus_one_df() -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(
-    st.lists(st.tuples(st.floats(-5, 5), st.integers(0, 6), st.integers(0, 2)), min_size=4, max_size=60)
+    st.lists(
+        st.tuples(st.floats(-5, 5), st.integers(0, 6), st.integers(0, 2)), min_size=4, max_size=60
+    )
 )
 def test_grouped_cr1_equals_each_group_alone(rows: list[tuple[float, int, int]]) -> None:
     x = np.array([r[0] for r in rows])
@@ -81,7 +83,10 @@ def test_grouped_cr1_equals_each_group_alone(rows: list[tuple[float, int, int]])
 
 def test_wilson_limits() -> None:
     lo, hi = wilson(2, 21, 1.959963984540054)
-    assert (float(lo), float(hi)) == (pytest.approx(0.02651, abs=1e-5), pytest.approx(0.28915, abs=1e-5))
+    assert (float(lo), float(hi)) == (
+        pytest.approx(0.02651, abs=1e-5),
+        pytest.approx(0.28915, abs=1e-5),
+    )
 
 
 def test_newcombe_method_10_matches_fagerland_lydersen_laake_2014() -> None:

@@ -19,7 +19,10 @@ def test_collapse_counts_near_duplicates_of_the_most_common_outputs() -> None:
 
 
 def test_varied_outputs_do_not_collapse() -> None:
-    texts = [f"Order {i} ships on day {i % 7} via carrier {i % 3}; tracking T{i * 31:06d}." for i in range(200)]
+    texts = [
+        f"Order {i} ships on day {i % 7} via carrier {i % 3}; tracking T{i * 31:06d}."
+        for i in range(200)
+    ]
     assert collapse_share(pa.array(texts)) < 0.1
     assert collapse_share(pa.array([], pa.string())) == 0.0
     assert collapse_share(pa.array([None, None], pa.string())) == 0.0
