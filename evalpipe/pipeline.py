@@ -144,8 +144,8 @@ def _salt(run: Run) -> str:
 
 def replay_run(run: Run, part: int | None = None) -> int:
     """Replay one partition (or all) of the run's records against every arm; returns rows written."""
-    if run.stage_done("replay"):
-        return 0
+    if run.stage_done("replay") or run.spec.mode == "canary":
+        return 0  # canary mode compares what production served: nothing to replay
     started = time.perf_counter()
     spec = run.spec
     records = read_table(run.path("records.parquet"), RECORDS)
@@ -176,9 +176,9 @@ def replay_run(run: Run, part: int | None = None) -> int:
 def finish_replay(run: Run, seconds: float | None = None) -> None:
     """After every partition: add the `logged` arm, record counts and spend, mark replay done."""
     spec = run.spec
-    assert spec.baseline is not None
     out_dir = run.path("responses")
-    if spec.baseline.compare_logged:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if spec.mode == "canary" or (spec.baseline is not None and spec.baseline.compare_logged):
         records = read_table(run.path("records.parquet"), RECORDS)
         write_table_atomic(
             logged_responses(records, run_id=run.run_id), out_dir / "part-logged-r0-p00000.parquet"
@@ -209,9 +209,8 @@ def finish_replay(run: Run, seconds: float | None = None) -> None:
         cost_usd={"replay": replay_cost, "total": replay_cost},
     )
     if seconds is None:  # partitions ran as separate tasks: time from the first request sent
-        first = pc.min(
-            responses.filter(pc.not_equal(responses["arm"], "logged"))["started_at"]
-        ).as_py()
+        replayed = responses.filter(pc.not_equal(responses["arm"], "logged"))
+        first = pc.min(replayed["started_at"]).as_py() if replayed.num_rows else None
         seconds = (datetime.now(UTC) - first).total_seconds() if first else 0.0
     run.mark_stage("replay", seconds)
 
