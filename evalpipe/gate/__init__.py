@@ -17,6 +17,7 @@ difference behind `q_value` (BH), and `p_adjusted` is set on gated slices only (
 p, Holm-adjusted in the same family). `verdict` is null on ungated rows.
 """
 
+from evalpipe.gate.agreement import agreement, cohens_kappa, weighted_kappa
 from evalpipe.gate.canary import gate_canary
 from evalpipe.gate.multiplicity import benjamini_hochberg, holm
 from evalpipe.gate.paired import (
@@ -43,8 +44,10 @@ __all__ = [
     "CandidateVerdict",
     "GateResult",
     "Verdict",
+    "agreement",
     "benjamini_hochberg",
     "clustered_se",
+    "cohens_kappa",
     "gate_canary",
     "gate_scores",
     "holm",
@@ -54,6 +57,7 @@ __all__ = [
     "n_needed_for_check",
     "newcombe_paired",
     "paired_mean",
+    "weighted_kappa",
     "win_rate",
     "worst",
 ]
