@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 __all__ = [
     "ARMS_LOGGED",
@@ -17,6 +18,7 @@ __all__ = [
     "RECORDS",
     "RESPONSES",
     "SCORES",
+    "column_values",
     "conform",
     "empty",
     "from_rows",
@@ -184,3 +186,14 @@ def from_rows(rows: Sequence[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
         return empty(schema)
     columns = {f.name: [row.get(f.name) for row in rows] for f in schema}
     return pa.Table.from_pydict(columns, schema=schema)
+
+
+def column_values(records: pa.Table, column: str) -> pa.ChunkedArray:
+    """A record column by its spec name (SPEC.md): a top-level column when one has that name,
+    `attributes.x` / `labels.x` explicitly, else a key of `attributes`."""
+    if column in records.column_names:
+        return records[column].cast(pa.string())
+    container, _, key = column.partition(".")
+    if container in ("attributes", "labels") and key:
+        return pc.map_lookup(records[container], pa.scalar(key), "first").cast(pa.string())
+    return pc.map_lookup(records["attributes"], pa.scalar(column), "first")

@@ -25,14 +25,13 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
 from evalpipe.gate.bootstrap import quantile_bootstrap, seeded_rng
-from evalpipe.gate.frame import column_values
 from evalpipe.gate.paired import grouped_cr1, wilson
 from evalpipe.gate.reasons import pct, signed
 from evalpipe.gate.rows import MetricRow, to_table
 from evalpipe.gate.shadow import DEFAULT_MARGINS
 from evalpipe.gate.verdict import CandidateVerdict, GateResult, Verdict
 from evalpipe.spec import Spec
-from evalpipe.tables import ARMS_LOGGED
+from evalpipe.tables import ARMS_LOGGED, column_values
 
 __all__ = [
     "SRM_ALPHA",

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 from evalpipe.spec import Spec
+from evalpipe.tables import column_values
 
 __all__ = [
     "INFRA",
@@ -27,7 +28,6 @@ __all__ = [
     "MetricValues",
     "ScoreIndex",
     "build_frame",
-    "column_values",
 ]
 
 F64 = NDArray[np.float64]
@@ -40,16 +40,6 @@ OWN_ERROR: Final = 2
 """The arm's own failure (4xx on its request, content filter, its own timeout)."""
 INFRA: Final = 3
 """Infrastructure failure after retries (429, 5xx, connection); an error of unknown origin too."""
-
-
-def column_values(records: pa.Table, column: str) -> pa.ChunkedArray:
-    """A record column by spec name: top-level column, `attributes.x`, `labels.x`, or attribute."""
-    if column in records.column_names:
-        return records[column].cast(pa.string())
-    container, _, key = column.partition(".")
-    if container in ("attributes", "labels") and key:
-        return pc.map_lookup(records[container], pa.scalar(key), "first").cast(pa.string())
-    return pc.map_lookup(records["attributes"], pa.scalar(column), "first")
 
 
 @dataclass(frozen=True)

@@ -30,9 +30,9 @@ from evalpipe.spec import (
     Spec,
     ToolCallValid,
 )
-from evalpipe.tables import SCORES, conform
+from evalpipe.tables import SCORES, column_values, conform
 
-__all__ = ["CHECKS", "PII_PATTERN", "REFUSAL_PATTERN", "column_values", "score_rules", "where_mask"]
+__all__ = ["CHECKS", "PII_PATTERN", "REFUSAL_PATTERN", "score_rules", "where_mask"]
 
 log = logging.getLogger(__name__)
 
@@ -51,16 +51,6 @@ PII_PATTERN: Final = (
     r"|\b(?:\d[ -]?){13,16}\b"  # card number
     r"|\b(?:sk|pk|rk)-[A-Za-z0-9_-]{16,}|\bAKIA[0-9A-Z]{16}\b"  # API-key shapes
 )
-
-
-def column_values(records: pa.Table, column: str) -> pa.ChunkedArray:
-    """A record column by spec name: top-level column, `attributes.x`, `labels.x`, or attribute."""
-    if column in records.column_names:
-        return records[column].cast(pa.string())
-    container, _, key = column.partition(".")
-    if container in ("attributes", "labels") and key:
-        return pc.map_lookup(records[container], pa.scalar(key), "first").cast(pa.string())
-    return pc.map_lookup(records["attributes"], pa.scalar(column), "first")
 
 
 def where_mask(frame: pa.Table, where: dict[str, str | list[str]]) -> pa.ChunkedArray:

@@ -146,7 +146,7 @@ def judge_sample(records: pa.Table, judge: Judge, spec: Spec) -> pa.Array:
     Proportional allocation: within each stratum records are ranked by sha256(seed, id) and the
     first ceil(share) kept; the union is trimmed to `judge.sample` by the same hash.
     """
-    from evalpipe.score.rules import column_values
+    from evalpipe.tables import column_values
 
     ids = records["record_id"]
     if judge.sample is None or judge.sample >= records.num_rows:
