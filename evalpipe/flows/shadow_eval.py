@@ -13,7 +13,6 @@ from evalpipe.spec import load_spec
 from evalpipe.store import open_run
 
 
-
 def _transient(task: Any, task_run: Any, state: Any) -> bool:
     """Retry a failed task unless it failed on the user's input (spec, auth, unknown model)."""
     try:
