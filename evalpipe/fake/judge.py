@@ -1,8 +1,22 @@
-"""The fake provider's judge persona: reads fenced answers, answers with a structured verdict.
+"""The judge persona: reads fenced answers and replies with a verdict in JSON.
 
-The preference does not depend on which label (A or B) an answer has, so swapping the order
-gives the mirror verdict: broken JSON loses to valid JSON, then the shorter answer wins when one is
-more than 35% longer, near-identical answers tie, and otherwise a coin keyed by the unordered pair.
+Judge prompts fence untrusted text between lines keyed by a nonce (hex), the same in every block
+of one prompt::
+
+    <<<REQUEST 3f9a>>>
+    ...
+    <<<END REQUEST 3f9a>>>
+    <<<ANSWER A 3f9a>>> ... <<<END ANSWER A 3f9a>>>
+    <<<ANSWER B 3f9a>>> ... <<<END ANSWER B 3f9a>>>
+
+A pairwise prompt (ANSWER A and ANSWER B) gets ``{"reasoning", "winner": "A" | "B" | "tie"}``; a
+pointwise prompt (one ANSWER block and a line ``Scale: 1-5``) gets ``{"reasoning", "score"}``.
+
+The preference never depends on which label an answer has, so swapping the order gives the
+mirror verdict. In order: an empty answer or a refusal loses to a real one; an answer meant to be
+JSON that does not parse loses to one that does; when one answer is more than 35% longer the
+shorter wins (the persona values concision); near-identical answers (rapidfuzz ratio ≥ 90) tie;
+otherwise a coin keyed by the unordered pair of texts decides.
 """
 
 from __future__ import annotations
@@ -13,65 +27,119 @@ from typing import Final
 import orjson
 from rapidfuzz import fuzz
 
-from evalpipe.fake.behaviours import h
+from evalpipe.fake.hashing import stable_hash
 
-__all__ = ["judge_answer", "parse_fences"]
+__all__ = ["fence", "judge_reply", "pairwise_winner", "parse_fences", "pointwise_score"]
 
+_FENCE_BREAK: Final = re.compile(r"<<<")
 _FENCE: Final = re.compile(
-    r"<<<(REQUEST|ANSWER A|ANSWER B|ANSWER) ([0-9a-f]+)>>>\n(.*?)\n<<<END \1 \2>>>", re.S
+    # One whitespace character around the body: a newline as fenced, a space once normalised.
+    r"<<<(?P<label>[A-Z][A-Z ]*?) (?P<nonce>[0-9a-fA-F]+)>>>\s?(?P<body>.*?)\s?"
+    r"<<<END (?P=label) (?P=nonce)>>>",
+    re.S,
 )
+_SCALE: Final = re.compile(r"\bScale:\s*(-?\d+)\s*-\s*(-?\d+)\b")
+_REFUSAL: Final = re.compile(r"^\s*I'?m sorry, but I (?:can(?:no|')t|am unable to) help", re.I)
+LONGER: Final = 1.35
+"""An answer more than this many times longer than the other loses (concision)."""
+SAME: Final = 90.0
+"""rapidfuzz ratio from which two answers count as the same (a tie)."""
+
+
+def fence(label: str, text: str, nonce: str) -> str:
+    """Untrusted text between fence lines keyed by a nonce; `<<<` inside it is defused.
+
+    Args:
+        label: `REQUEST`, `ANSWER`, `ANSWER A`, `ANSWER B` (upper-case words).
+        text: the untrusted text.
+        nonce: a hex string the text cannot guess, the same for all fences of one prompt.
+    """
+    safe = _FENCE_BREAK.sub("«<", text)
+    return f"<<<{label} {nonce}>>>\n{safe}\n<<<END {label} {nonce}>>>"
 
 
 def parse_fences(prompt: str) -> dict[str, str]:
-    """Label → fenced text of a judge prompt (labels REQUEST, ANSWER A, ANSWER B, ANSWER)."""
-    return {m.group(1): m.group(3) for m in _FENCE.finditer(prompt)}
+    """Label → fenced text of a prompt; only fences carrying the first fence's nonce count."""
+    out: dict[str, str] = {}
+    nonce: str | None = None
+    for m in _FENCE.finditer(prompt):
+        if nonce is None:
+            nonce = m.group("nonce")
+        if m.group("nonce") == nonce:
+            out.setdefault(m.group("label"), m.group("body"))
+    return out
 
 
-def _broken_json(text: str, wants_json: bool) -> bool:
-    if not wants_json and not text.lstrip().startswith("{"):
-        return False
+def _parses(text: str) -> bool:
     try:
         orjson.loads(text)
     except orjson.JSONDecodeError:
-        return True
-    return False
+        return False
+    return True
 
 
-def _quality(text: str, wants_json: bool) -> int:
-    return 0 if _broken_json(text, wants_json) else 1
+def _broken(text: str, json_context: bool) -> bool:
+    meant = json_context or text.lstrip().startswith("{")
+    return meant and not _parses(text)
 
 
-def judge_answer(prompt: str) -> str | None:
-    """The verdict JSON for a judge prompt, or None when the prompt is not one."""
+def _empty_or_refusal(text: str) -> bool:
+    return not text.strip() or bool(_REFUSAL.match(text))
+
+
+def pairwise_winner(a: str, b: str, *, json_context: bool = False) -> tuple[str, str]:
+    """(winner `A` / `B` / `tie`, reasoning) for two answers; mirror-consistent by construction."""
+    if _empty_or_refusal(a) != _empty_or_refusal(b):
+        bad = "A" if _empty_or_refusal(a) else "B"
+        good = "B" if bad == "A" else "A"
+        return good, f"Answer {bad} does not help the customer; answer {good} does."
+    broken_a, broken_b = _broken(a, json_context), _broken(b, json_context)
+    if broken_a and not broken_b and _parses(b):
+        return "B", "Answer B is valid JSON as the request requires; answer A is not."
+    if broken_b and not broken_a and _parses(a):
+        return "A", "Answer A is valid JSON as the request requires; answer B is not."
+    short, long_ = sorted((len(a), len(b)))
+    if long_ > LONGER * max(short, 1):
+        winner = "A" if len(a) < len(b) else "B"
+        loser = "B" if winner == "A" else "A"
+        extra = round(100 * (long_ - short) / max(short, 1))
+        return winner, (
+            f"Both answers address the request; answer {winner} is more concise, "
+            f"while answer {loser} is {extra}% longer without adding anything useful."
+        )
+    if a == b or fuzz.ratio(a, b) >= SAME:
+        return "tie", "The two answers say essentially the same thing."
+    first, second = sorted((a, b))
+    pick = first if stable_hash("coin", first, second) % 2 == 0 else second
+    winner = "A" if pick == a else "B"
+    return winner, f"Answer {winner} addresses the customer's question slightly more directly."
+
+
+def pointwise_score(
+    text: str, low: int, high: int, *, json_context: bool = False
+) -> tuple[int, str]:
+    """(score, reasoning) for one answer on a `low`–`high` scale."""
+    if _empty_or_refusal(text):
+        return low, "The answer does not help the customer."
+    if _broken(text, json_context):
+        return low, "The answer was meant to be JSON but does not parse."
+    score = high - (len(text) > 900) - (len(text) > 1400)
+    why = "Clear and complete." if score == high else "Helpful but longer than it needs to be."
+    return max(low, score), why
+
+
+def judge_reply(prompt: str) -> str | None:
+    """The judge persona's JSON reply to a judge prompt, or None when it is not one."""
     fences = parse_fences(prompt)
-    wants_json = "JSON" in fences.get("REQUEST", "")
+    json_context = "JSON" in fences.get("REQUEST", "")
     if "ANSWER A" in fences and "ANSWER B" in fences:
-        a, b = fences["ANSWER A"], fences["ANSWER B"]
-        qa, qb = _quality(a, wants_json), _quality(b, wants_json)
-        if qa != qb:
-            winner, why = ("A" if qa > qb else "B"), "only one answer is valid JSON"
-        elif max(len(a), len(b)) > 1.35 * max(1, min(len(a), len(b))):
-            winner, why = ("A" if len(a) < len(b) else "B"), "the other answer is padded"
-        elif a == b or fuzz.ratio(a, b) >= 90:
-            winner, why = "tie", "the answers are essentially the same"
-        else:
-            first, second = sorted((a, b))
-            pick = first if h(first, second) % 2 == 0 else second
-            winner, why = ("A" if pick == a else "B"), "it addresses the request slightly better"
-        return orjson.dumps(
-            {
-                "reasoning": f"Answer {winner} is preferred: {why}."
-                if winner != "tie"
-                else why.capitalize() + ".",
-                "winner": winner,
-            }
-        ).decode()
+        winner, why = pairwise_winner(
+            fences["ANSWER A"], fences["ANSWER B"], json_context=json_context
+        )
+        return orjson.dumps({"reasoning": why, "winner": winner}).decode()
     if "ANSWER" in fences:
-        m = re.search(r"Scale: (\d+)-(\d+)", prompt)
+        m = _SCALE.search(prompt)
         low, high = (int(m.group(1)), int(m.group(2))) if m else (1, 5)
-        text = fences["ANSWER"]
-        score = low if _broken_json(text, wants_json) else high - (1 if len(text) > 600 else 0)
-        return orjson.dumps(
-            {"reasoning": "Graded on the rubric.", "score": max(low, score)}
-        ).decode()
+        score, why = pointwise_score(fences["ANSWER"], low, high, json_context=json_context)
+        return orjson.dumps({"reasoning": why, "score": score}).decode()
     return None

@@ -1,4 +1,4 @@
-"""The fake provider: OpenAI chat completions and Anthropic Messages over real HTTP (Starlette).
+"""The fake provider over real HTTP: OpenAI chat completions and Anthropic Messages (Starlette).
 
 Clients are the real SDKs: OpenAI with ``base_url=f"{root}/v1"``, Anthropic with ``base_url=root``.
 """
@@ -7,461 +7,477 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import http.client
 import logging
 import os
 import socket
-import subprocess
+import subprocess as _sp
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from pathlib import Path
+from typing import Any, Final
 
-import httpx
 import orjson
 import uvicorn
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from evalpipe.fake.behaviours import Answer, Behaviour, answer, h, resolve_model
+from evalpipe.fake.behaviours import BEHAVIOURS, MODELS, resolve_model
+from evalpipe.fake.hashing import alnum, draw
+from evalpipe.fake.wire import (
+    BadRequest,
+    Call,
+    UnknownModel,
+    anthropic_events,
+    anthropic_message,
+    openai_chunks,
+    openai_completion,
+    parse_anthropic,
+    parse_openai,
+    reply,
+    resolve,
+)
 
-__all__ = ["create_app", "openai_completion", "run_server", "serving"]
+__all__ = ["BAD_KEY", "create_app", "run_server", "serving"]
 
 log = logging.getLogger(__name__)
 
-
-def _tokens(text: str) -> int:
-    return max(1, len(text) // 4)
-
-
-def _text_of(content: Any) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for p in content:
-            if not isinstance(p, dict):
-                continue
-            kind = p.get("type")
-            if kind == "text":
-                parts.append(str(p.get("text", "")))
-            elif kind == "tool_use":
-                parts.append(orjson.dumps(p.get("input")).decode())
-            elif kind == "tool_result":
-                parts.append(_text_of(p.get("content")))
-        return "\n".join(parts)
-    return str(content)
+BAD_KEY: Final = "bad-key"
+"""An API key the fake rejects with 401 (any other non-empty key is accepted)."""
+_FLAKY_RATE: Final = 0.20
+_TTFT_SHARE: Final = 0.3  # share of the latency spent before the first streamed piece
+_MAX_TRACKED: Final = 200_000
 
 
-def _openai_conversation(body: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
-    system, messages = [], []
-    for m in body.get("messages") or []:
-        role = m.get("role")
-        text = _text_of(m.get("content"))
-        if role in ("system", "developer"):
-            system.append(text)
-            continue
-        if m.get("tool_calls"):
-            text += "".join(orjson.dumps(c.get("function")).decode() for c in m["tool_calls"])
-        messages.append(("user" if role == "tool" else str(role), text))
-    return "\n".join(system), _merge(messages)
+class _JSON(Response):
+    media_type = "application/json"
 
-
-def _anthropic_conversation(body: dict[str, Any]) -> tuple[str, list[tuple[str, str]]]:
-    system = _text_of(body.get("system"))
-    messages = [
-        (str(m.get("role")), _text_of(m.get("content"))) for m in body.get("messages") or []
-    ]
-    return system, _merge(messages)
-
-
-def _merge(messages: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    # Same-role runs are merged so both APIs yield the same conversation (Anthropic merges them).
-    out: list[tuple[str, str]] = []
-    for role, text in messages:
-        if out and out[-1][0] == role:
-            out[-1] = (role, out[-1][1] + "\n\n" + text)
-        else:
-            out.append((role, text))
-    return out
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
 
 
 class _State:
+    """Per-app settings and counters (the flaky behaviour's attempts per request)."""
+
     def __init__(self, latency_ms: float) -> None:
         self.latency_ms = latency_ms
-        self.attempts: dict[int, int] = {}
         self.requests = 0
+        self.attempts: dict[str, int] = {}
+
+    def delay(self, call: Call, factor: float) -> float:
+        """Seconds to wait: mean latency × behaviour factor × a jitter in [0.5, 1.5)."""
+        return self.latency_ms * factor * (0.5 + draw(call.body_key, "jitter")) / 1000
+
+    def first_attempt_fails(self, call: Call) -> bool:
+        """For a flaky model: whether this is the first attempt of a request chosen to fail."""
+        if draw(call.conversation.key, "flaky") >= _FLAKY_RATE:
+            return False
+        if len(self.attempts) > _MAX_TRACKED:
+            self.attempts.clear()
+        seen = self.attempts.get(call.body_key, 0)
+        self.attempts[call.body_key] = seen + 1
+        return seen == 0
 
 
-def _error(
+def _state(request: Request) -> _State:
+    state: _State = request.app.state.fake
+    return state
+
+
+def _openai_error(
     status: int,
     message: str,
     *,
-    anthropic: bool,
-    kind: str,
+    kind: str = "invalid_request_error",
     code: str | None = None,
     headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    if anthropic:
-        body: dict[str, Any] = {"type": "error", "error": {"type": kind, "message": message}}
-    else:
-        body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
-    return JSONResponse(body, status_code=status, headers=headers)
+) -> Response:
+    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
+    return _JSON(body, status_code=status, headers=headers)
 
 
-async def _prelude(
-    request: Request, state: _State, *, anthropic: bool
-) -> tuple[dict[str, Any], Behaviour, str] | Response:
-    """Auth, body, model; or the error response a real provider would give."""
-    state.requests += 1
-    # Anthropic's SDK sends x-api-key or (2.x) a bearer token; OpenAI's a bearer token.
-    bearer = request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-    key = (request.headers.get("x-api-key") or bearer) if anthropic else bearer
-    if not key or key == "bad-key":
-        kind = "authentication_error" if anthropic else "invalid_request_error"
-        return _error(
-            401, "Invalid API key provided.", anthropic=anthropic, kind=kind, code="invalid_api_key"
-        )
+def _anthropic_error(
+    status: int,
+    message: str,
+    *,
+    kind: str = "invalid_request_error",
+    headers: dict[str, str] | None = None,
+) -> Response:
+    request_id = "req_011" + alnum("req", message, time.monotonic_ns(), length=21)
+    body = {"type": "error", "error": {"type": kind, "message": message}, "request_id": request_id}
+    return _JSON(body, status_code=status, headers=headers)
+
+
+async def _body(request: Request) -> Any:
+    raw = await request.body()
     try:
-        body = orjson.loads(await request.body())
-        if not isinstance(body, dict):
-            raise ValueError
-    except (orjson.JSONDecodeError, ValueError):
-        return _error(
-            400,
-            "The request body is not valid JSON.",
-            anthropic=anthropic,
-            kind="invalid_request_error",
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not valid JSON ({exc})") from exc
+
+
+def _retry_headers() -> dict[str, str]:
+    # `retry-after-ms` makes the SDKs retry at once (they ignore a `retry-after` of 0).
+    return {"retry-after": "0", "retry-after-ms": "10", "x-should-retry": "true"}
+
+
+async def _chat_completions(request: Request) -> Response:
+    state = _state(request)
+    state.requests += 1
+    auth = request.headers.get("authorization", "")
+    key = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+    if not key:
+        return _openai_error(
+            401,
+            "You didn't provide an API key. You need to provide your API key in an Authorization "
+            "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
         )
-    model = body.get("model")
-    if not isinstance(model, str) or not body.get("messages"):
-        return _error(
-            400,
-            "`model` and `messages` are required.",
-            anthropic=anthropic,
-            kind="invalid_request_error",
-        )
-    resolved = resolve_model(model)
-    if resolved is None:
-        if anthropic:
-            return _error(404, f"model: {model}", anthropic=True, kind="not_found_error")
-        return _error(
-            404,
-            f"The model `{model}` does not exist or you do not have access to it.",
-            anthropic=False,
-            kind="invalid_request_error",
-            code="model_not_found",
-        )
-    behaviour, snapshot = resolved
-    digest = h(orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
-    await asyncio.sleep(
-        state.latency_ms * behaviour.latency_factor * (0.5 + (digest % 1000) / 1000) / 1000
-    )
-    if behaviour.name == "flaky" and digest % 5 == 0:
-        seen = state.attempts.get(digest, 0)
-        state.attempts[digest] = seen + 1
-        if seen == 0:
-            if digest % 2:
-                return _error(
-                    503,
-                    "The server is overloaded.",
-                    anthropic=anthropic,
-                    kind="overloaded_error" if anthropic else "server_error",
-                )
-            return _error(
+    if key == BAD_KEY:
+        return _openai_error(401, f"Incorrect API key provided: {key}.", code="invalid_api_key")
+    try:
+        call = parse_openai(await _body(request))
+        resolved = resolve(call)
+        ans = reply(call, resolved)
+    except BadRequest as exc:
+        return _openai_error(400, f"Invalid request: {exc}")
+    except UnknownModel as exc:
+        return _openai_error(404, str(exc), code="model_not_found")
+    if resolved.behaviour.name == "flaky" and state.first_attempt_fails(call):
+        if draw(call.body_key, "status") < 0.5:
+            return _openai_error(
                 429,
-                "Rate limit reached.",
-                anthropic=anthropic,
-                kind="rate_limit_error",
-                headers={"retry-after": "0"},
+                "Rate limit reached for requests.",
+                kind="requests",
+                code="rate_limit_exceeded",
+                headers=_retry_headers(),
             )
-    return body, behaviour, snapshot
-
-
-def _openai_body(body: dict[str, Any], snapshot: str, ans: Answer, prompt: str) -> dict[str, Any]:
-    key = h(snapshot, prompt, ans.text)
-    calls = [
-        {
-            "id": c["id"],
-            "type": "function",
-            "function": {"name": c["name"], "arguments": orjson.dumps(c["arguments"]).decode()},
-        }
-        for c in ans.tool_calls
-    ]
-    message: dict[str, Any] = {"role": "assistant", "content": ans.text or None, "refusal": None}
-    if calls:
-        message["tool_calls"] = calls
-    p, c = _tokens(prompt), _tokens(ans.text or orjson.dumps(ans.tool_calls).decode())
-    return {
-        "id": f"chatcmpl-{key:029d}"[:38],
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": snapshot,
-        "system_fingerprint": f"fp_{h(snapshot) % 16**10:010x}",
-        "choices": [
-            {"index": 0, "message": message, "logprobs": None, "finish_reason": ans.finish}
-        ],
-        "usage": {
-            "prompt_tokens": p,
-            "completion_tokens": c,
-            "total_tokens": p + c,
-            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
-            "completion_tokens_details": {
-                "reasoning_tokens": 0,
-                "audio_tokens": 0,
-                "accepted_prediction_tokens": 0,
-                "rejected_prediction_tokens": 0,
-            },
-        },
-    }
-
-
-def openai_completion(body: dict[str, Any], behaviour: str = "baseline") -> dict[str, Any]:
-    """The chat.completion a behaviour returns for a request body, without HTTP (demo logs)."""
-    from evalpipe.fake.behaviours import BEHAVIOURS
-
-    resolved = resolve_model(body["model"])
-    snapshot = resolved[1] if resolved else body["model"]
-    system, messages = _openai_conversation(body)
-    fmt = body.get("response_format") or {}
-    schema = (fmt.get("json_schema") or {}).get("schema") if fmt.get("type") == "json_schema" else None
-    tools = [t.get("function", {}) for t in body.get("tools") or []]
-    ans = answer(BEHAVIOURS[behaviour], system, messages, schema=schema,
-                 json_mode=fmt.get("type") == "json_object", tools=tools,
-                 max_tokens=body.get("max_completion_tokens") or body.get("max_tokens"))
-    return _openai_body(body, snapshot, ans, system + "".join(t for _, t in messages))
-
-
-async def chat_completions(request: Request) -> Response:
-    state: _State = request.app.state.fake
-    pre = await _prelude(request, state, anthropic=False)
-    if isinstance(pre, Response):
-        return pre
-    body, behaviour, snapshot = pre
-    system, messages = _openai_conversation(body)
-    fmt = body.get("response_format") or {}
-    schema = (
-        (fmt.get("json_schema") or {}).get("schema") if fmt.get("type") == "json_schema" else None
-    )
-    tools = [t.get("function", {}) for t in body.get("tools") or []]
-    max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
-    ans = answer(
-        behaviour,
-        system,
-        messages,
-        schema=schema,
-        json_mode=fmt.get("type") == "json_object",
-        tools=tools,
-        max_tokens=max_tokens,
-    )
-    prompt = system + "".join(t for _, t in messages)
-    out = _openai_body(body, snapshot, ans, prompt)
-    if not body.get("stream"):
-        return JSONResponse(out)
-    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-    return StreamingResponse(_openai_stream(out, include_usage), media_type="text/event-stream")
-
-
-async def _openai_stream(out: dict[str, Any], include_usage: bool) -> AsyncIterator[bytes]:
-    base = {k: out[k] for k in ("id", "created", "model", "system_fingerprint")}
-    base["object"] = "chat.completion.chunk"
-    msg = out["choices"][0]["message"]
-
-    def chunk(
-        delta: dict[str, Any], finish: str | None = None, usage: Any = None, choices: bool = True
-    ) -> bytes:
-        data = dict(
-            base,
-            choices=[{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
-            if choices
-            else [],
+        return _openai_error(
+            503,
+            "The server is overloaded, please try again.",
+            kind="server_error",
+            headers=_retry_headers(),
         )
-        if include_usage:
-            data["usage"] = usage
-        return b"data: " + orjson.dumps(data) + b"\n\n"
-
-    yield chunk({"role": "assistant", "content": ""})
-    text = msg.get("content") or ""
-    for i in range(0, len(text), 24):
-        yield chunk({"content": text[i : i + 24]})
-    for j, call in enumerate(msg.get("tool_calls") or []):
-        yield chunk({"tool_calls": [dict(call, index=j)]})
-    yield chunk({}, out["choices"][0]["finish_reason"])
-    if include_usage:
-        yield chunk({}, usage=out["usage"], choices=False)
-    yield b"data: [DONE]\n\n"
-
-
-_STOP = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
-
-
-async def messages_endpoint(request: Request) -> Response:
-    state: _State = request.app.state.fake
-    pre = await _prelude(request, state, anthropic=True)
-    if isinstance(pre, Response):
-        return pre
-    body, behaviour, snapshot = pre
-    if not isinstance(body.get("max_tokens"), int):
-        return _error(
-            400, "max_tokens: Field required", anthropic=True, kind="invalid_request_error"
+    delay = state.delay(call, resolved.behaviour.latency_factor)
+    out = openai_completion(call, resolved.snapshot, ans)
+    headers = {"x-request-id": "req_" + alnum("req", call.body_key, length=32)}
+    if call.stream:
+        chunks = [
+            b"data: " + orjson.dumps(c) + b"\n\n"
+            for c in openai_chunks(out, include_usage=call.include_usage)
+        ]
+        chunks.append(b"data: [DONE]\n\n")
+        return StreamingResponse(
+            _paced(chunks, delay), media_type="text/event-stream", headers=headers
         )
-    system, messages = _anthropic_conversation(body)
-    fmt = (body.get("output_config") or {}).get("format") or {}
-    schema = fmt.get("schema") if fmt.get("type") == "json_schema" else None
-    tools = [
-        {"name": t.get("name"), "parameters": t.get("input_schema")}
-        for t in body.get("tools") or []
-    ]
-    ans = answer(
-        behaviour,
-        system,
-        messages,
-        schema=schema,
-        json_mode=False,
-        tools=tools,
-        max_tokens=body.get("max_tokens"),
-    )
-    prompt = system + "".join(t for _, t in messages)
-    content: list[dict[str, Any]] = [{"type": "text", "text": ans.text}] if ans.text else []
-    content += [
-        {
-            "type": "tool_use",
-            "id": c["id"].replace("call_", "toolu_"),
-            "name": c["name"],
-            "input": c["arguments"],
+    if delay > 0:
+        await asyncio.sleep(delay)
+    return _JSON(out, headers=headers)
+
+
+async def _messages(request: Request) -> Response:
+    state = _state(request)
+    state.requests += 1
+    key = request.headers.get("x-api-key", "")
+    if not key:
+        auth = request.headers.get("authorization", "")
+        key = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+    if not key:
+        return _anthropic_error(401, "x-api-key header is required", kind="authentication_error")
+    if key == BAD_KEY:
+        return _anthropic_error(401, "invalid x-api-key", kind="authentication_error")
+    try:
+        call = parse_anthropic(await _body(request))
+        resolved = resolve(call)
+        ans = reply(call, resolved)
+    except BadRequest as exc:
+        return _anthropic_error(400, str(exc))
+    except UnknownModel as exc:
+        return _anthropic_error(404, str(exc), kind="not_found_error")
+    if resolved.behaviour.name == "flaky" and state.first_attempt_fails(call):
+        if draw(call.body_key, "status") < 0.5:
+            return _anthropic_error(
+                429,
+                "Number of requests has exceeded your rate limit.",
+                kind="rate_limit_error",
+                headers=_retry_headers(),
+            )
+        return _anthropic_error(
+            503, "Overloaded", kind="overloaded_error", headers=_retry_headers()
+        )
+    delay = state.delay(call, resolved.behaviour.latency_factor)
+    out = anthropic_message(call, resolved.snapshot, ans)
+    headers = {"request-id": "req_011" + alnum("req", call.body_key, length=21)}
+    if call.stream:
+        events = [
+            b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
+            for name, data in anthropic_events(out)
+        ]
+        return StreamingResponse(
+            _paced(events, delay), media_type="text/event-stream", headers=headers
+        )
+    if delay > 0:
+        await asyncio.sleep(delay)
+    return _JSON(out, headers=headers)
+
+
+async def _paced(pieces: list[bytes], delay: float) -> AsyncIterator[bytes]:
+    """Yield SSE pieces: part of the delay before the first, the rest spread in a few steps."""
+    if delay > 0:
+        await asyncio.sleep(delay * _TTFT_SHARE)
+    steps = max(1, min(8, len(pieces) // 4))
+    every = max(1, -(-len(pieces) // steps))
+    for i, piece in enumerate(pieces):
+        if i and i % every == 0 and delay > 0:
+            await asyncio.sleep(delay * (1 - _TTFT_SHARE) / steps)
+        yield piece
+
+
+def _anthropic_shaped(request: Request) -> bool:
+    return "x-api-key" in request.headers or "anthropic-version" in request.headers
+
+
+def _model_entry(name: str, anthropic: bool) -> dict[str, Any]:
+    if anthropic:
+        return {
+            "type": "model",
+            "id": name,
+            "display_name": name,
+            "created_at": "2025-10-01T00:00:00Z",
         }
-        for c in ans.tool_calls
-    ]
-    out = {
-        "id": f"msg_{h(snapshot, prompt, ans.text) % 10**24:024d}",
-        "type": "message",
-        "role": "assistant",
-        "model": snapshot,
-        "content": content,
-        "stop_reason": _STOP[ans.finish],
-        "stop_sequence": None,
-        "usage": {
-            "input_tokens": _tokens(prompt),
-            "output_tokens": _tokens(ans.text or "x"),
-            "cache_creation_input_tokens": 0,
-            "cache_read_input_tokens": 0,
-        },
-    }
-    return JSONResponse(out)
+    return {"id": name, "object": "model", "created": 1_721_172_741, "owned_by": "evalpipe-fake"}
 
 
-async def models(request: Request) -> Response:
-    from evalpipe.fake.behaviours import _MODELS
-
-    data = [
-        {"id": m, "object": "model", "created": 1700000000, "owned_by": "evalpipe-fake"}
-        for m in _MODELS
-    ]
-    return JSONResponse({"object": "list", "data": data})
+def _names() -> list[str]:
+    return [*MODELS, *(f"fake-{b}" for b in BEHAVIOURS)]
 
 
-async def health(request: Request) -> Response:
-    return JSONResponse({"status": "ok", "requests": request.app.state.fake.requests})
+async def _models(request: Request) -> Response:
+    anthropic = _anthropic_shaped(request)
+    data = [_model_entry(n, anthropic) for n in _names()]
+    if anthropic:
+        return _JSON(
+            {"data": data, "has_more": False, "first_id": data[0]["id"], "last_id": data[-1]["id"]}
+        )
+    return _JSON({"object": "list", "data": data})
+
+
+async def _model(request: Request) -> Response:
+    name = str(request.path_params["model"])
+    anthropic = _anthropic_shaped(request)
+    if resolve_model(name) is None:
+        message = str(UnknownModel(name))
+        if anthropic:
+            return _anthropic_error(404, message, kind="not_found_error")
+        return _openai_error(404, message, code="model_not_found")
+    return _JSON(_model_entry(name, anthropic))
+
+
+async def _health(request: Request) -> Response:
+    return _JSON({"status": "ok", "requests": _state(request).requests})
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    message = exc.detail if isinstance(exc, HTTPException) else "The fake provider failed."
+    if status == 500:
+        log.error("fake provider error on %s", request.url.path, exc_info=exc)
+    if request.url.path.startswith("/v1/messages"):
+        return _anthropic_error(
+            status, str(message), kind="not_found_error" if status == 404 else "api_error"
+        )
+    return _openai_error(status, str(message), kind="invalid_request_error")
 
 
 def create_app(*, latency_ms: float = 20.0) -> Starlette:
-    """The fake provider's ASGI app."""
+    """The fake provider's ASGI app.
+
+    Args:
+        latency_ms: mean answer latency; each behaviour scales it, each request jitters it ×0.5–1.5.
+    """
     app = Starlette(
         routes=[
-            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
-            Route("/v1/messages", messages_endpoint, methods=["POST"]),
-            Route("/v1/models", models, methods=["GET"]),
-            Route("/health", health, methods=["GET"]),
-        ]
+            Route("/v1/chat/completions", _chat_completions, methods=["POST"]),
+            Route("/v1/messages", _messages, methods=["POST"]),
+            Route("/v1/models", _models, methods=["GET"]),
+            Route("/v1/models/{model:path}", _model, methods=["GET"]),
+            Route("/health", _health, methods=["GET"]),
+        ],
+        exception_handlers={HTTPException: _http_error, Exception: _http_error},
     )
     app.state.fake = _State(latency_ms)
     return app
 
 
-def _config(app: Any, host: str, port: int) -> uvicorn.Config:
+def _config(app: Starlette, host: str, port: int, *, quiet_logging: bool) -> uvicorn.Config:
+    kwargs: dict[str, Any] = {"log_config": None} if quiet_logging else {}
     return uvicorn.Config(
-        app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_keep_alive=30,  # longer than the SDKs' 5 s idle expiry: no reuse of a closing socket
+        timeout_graceful_shutdown=3,
+        **kwargs,
     )
 
 
-def run_server(host: str, port: int, *, latency_ms: float = 20.0) -> None:
-    """Serve until interrupted (the `evalpipe fake-provider` command)."""
-    uvicorn.Server(_config(create_app(latency_ms=latency_ms), host, port)).run()
+def run_server(host: str = "127.0.0.1", port: int = 8911, *, latency_ms: float = 20.0) -> None:
+    """Serve the fake provider until interrupted (`evalpipe fake-provider`)."""
+    log.info("fake provider on http://%s:%d", host, port)
+    uvicorn.Server(
+        _config(create_app(latency_ms=latency_ms), host, port, quiet_logging=False)
+    ).run()
 
 
-def _wait_healthy(root: str, proc: subprocess.Popen[bytes] | None, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"the fake provider exited with code {proc.returncode}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{root}/health", timeout=1.0).status_code == 200:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"the fake provider did not answer on {root} within {timeout:.0f} s")
+def _serve_inherited(fd: int, latency_ms: float, parent_pid: int | None) -> None:
+    """Serve on a listening socket inherited from the parent (`serving(subprocess=True)`)."""
+    sock = socket.socket(fileno=fd)
+    host, port = sock.getsockname()[:2]
+    server = uvicorn.Server(
+        _config(create_app(latency_ms=latency_ms), host, port, quiet_logging=False)
+    )
+    if parent_pid is not None:
+
+        def watch() -> None:  # exit when orphaned, so a killed parent leaves no server behind
+            while not server.should_exit:
+                if os.getppid() != parent_pid:
+                    server.should_exit = True
+                time.sleep(0.5)
+
+        threading.Thread(target=watch, daemon=True, name="fake-provider-parent-watch").start()
+    server.run(sockets=[sock])
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def _root(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _healthy(host: str, port: int) -> bool:
+    conn = http.client.HTTPConnection(host, port, timeout=1.0)
+    try:
+        conn.request("GET", "/health")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        conn.close()
 
 
 @contextlib.contextmanager
-def serving(
-    host: str = "127.0.0.1", port: int = 0, *, latency_ms: float = 20.0, subprocess: bool = False
-) -> Iterator[str]:
-    """Run the fake provider for the duration of the block; yields its root URL.
-
-    Args:
-        port: 0 picks a free port.
-        subprocess: run it in a child process (uses another CPU core) instead of a thread.
-    """
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+def _in_thread(host: str, port: int, latency_ms: float, timeout: float) -> Iterator[str]:
+    sock = _bind(host, port)
     port = sock.getsockname()[1]
-    root = f"http://{host}:{port}"
-    if subprocess:
-        sock.close()
-        env = dict(os.environ)
-        proc = _popen(
-            [
-                sys.executable,
-                "-m",
-                "evalpipe.fake",
-                "--host",
-                host,
-                "--port",
-                str(port),
-                "--latency-ms",
-                str(latency_ms),
-            ],
-            env,
-        )
-        try:
-            _wait_healthy(root, proc)
-            yield root
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except Exception:
-                proc.kill()
-        return
-    server = uvicorn.Server(_config(create_app(latency_ms=latency_ms), host, port))
+    server = uvicorn.Server(
+        _config(create_app(latency_ms=latency_ms), host, port, quiet_logging=True)
+    )
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="fake-provider"
     )
     thread.start()
     try:
-        _wait_healthy(root, None)
-        yield root
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the fake provider did not start on {_root(host, port)}")
+            time.sleep(0.005)
+        log.info("fake provider (thread) on %s", _root(host, port))
+        yield _root(host, port)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+        if thread.is_alive():
+            server.force_exit = True
+            thread.join(timeout=5)
         sock.close()
 
 
-def _popen(cmd: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    import subprocess as sp
+@contextlib.contextmanager
+def _in_process(host: str, port: int, latency_ms: float, timeout: float) -> Iterator[str]:
+    sock = _bind(host, port)
+    port = sock.getsockname()[1]
+    cmd = [
+        sys.executable,
+        "-m",
+        "evalpipe.fake",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--latency-ms",
+        str(latency_ms),
+    ]
+    env = dict(os.environ)
+    package_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    pass_fds: tuple[int, ...] = ()
+    if os.name == "posix":
+        cmd += ["--fd", str(sock.fileno()), "--parent-pid", str(os.getpid())]
+        pass_fds = (sock.fileno(),)
+    else:
+        sock.close()  # the child binds the port itself
+    with tempfile.TemporaryFile() as errors:
+        proc = _sp.Popen(
+            cmd, env=env, pass_fds=pass_fds, stdin=_sp.DEVNULL, stdout=_sp.DEVNULL, stderr=errors
+        )
+        sock.close()
+        try:
+            deadline = time.monotonic() + timeout
+            while not _healthy(host, port):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    errors.seek(0)
+                    tail = errors.read()[-2000:].decode(errors="replace").strip()
+                    raise RuntimeError(
+                        f"the fake provider did not start on {_root(host, port)}: {tail or proc.poll()}"
+                    )
+                time.sleep(0.02)
+            log.info("fake provider (pid %d) on %s", proc.pid, _root(host, port))
+            yield _root(host, port)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except _sp.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
 
-    return sp.Popen(cmd, env=env, stdout=sp.DEVNULL, stderr=sp.DEVNULL)
+
+@contextlib.contextmanager
+def serving(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    latency_ms: float = 20.0,
+    subprocess: bool = False,
+    startup_timeout: float = 30.0,
+) -> Iterator[str]:
+    """Run the fake provider for the duration of the block; yields its root URL.
+
+    Args:
+        host: address to bind (loopback by default).
+        port: 0 picks a free port.
+        latency_ms: mean answer latency (see `create_app`).
+        subprocess: run it in a child process (so it uses another CPU core) instead of a thread.
+        startup_timeout: seconds to wait until it answers.
+
+    Raises:
+        RuntimeError: the server did not start.
+    """
+    run = _in_process if subprocess else _in_thread
+    with run(host, port, latency_ms, startup_timeout) as root:
+        yield root

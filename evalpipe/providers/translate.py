@@ -68,8 +68,8 @@ def apply_arm_overrides(
 
 
 def _openai_content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
-    if all(p.get("type") == "text" for p in parts):
-        return "".join(p.get("text", "") for p in parts)
+    if len(parts) == 1 and parts[0].get("type") == "text":
+        return str(parts[0].get("text", ""))
     out: list[dict[str, Any]] = []
     for p in parts:
         if p["type"] == "text":
@@ -257,10 +257,10 @@ def to_anthropic(
             messages[-1]["content"].extend(blocks)  # Anthropic wants alternating roles
         else:
             messages.append({"role": role, "content": blocks})
-    # Plain text-only turns are sent as strings, as people write them.
+    # A turn of one text block is sent as a string, as people write them; several stay blocks.
     for m in messages:
-        if all(b["type"] == "text" for b in m["content"]):
-            m["content"] = "\n\n".join(b["text"] for b in m["content"])
+        if len(m["content"]) == 1 and m["content"][0]["type"] == "text":
+            m["content"] = m["content"][0]["text"]
     max_tokens = params.get("max_tokens")
     kwargs: dict[str, Any] = {
         "model": model,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,6 +42,7 @@ class ResponseCache:
 
     def __init__(self, root: Path, mode: CacheMode = "read_write") -> None:
         self.root, self.mode = root, mode
+        self._dirs: set[Path] = set()
 
     def _path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.json"
@@ -63,8 +64,10 @@ class ResponseCache:
         if self.mode == "off":
             return
         p = self._path(key)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=".", suffix=".tmp")
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(orjson.dumps(value))
+        if p.parent not in self._dirs:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(p.parent)
+        # A writer-unique temp name then an atomic rename: readers never see half an entry.
+        tmp = p.with_name(f".{key}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_bytes(orjson.dumps(value))
         os.replace(tmp, p)

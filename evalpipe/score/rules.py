@@ -63,15 +63,23 @@ def where_mask(frame: pa.Table, where: dict[str, str | list[str]]) -> pa.Chunked
     return mask
 
 
+def _strict_json(text: str | None) -> bool | None:
+    if text is None:
+        return None
+    stripped = text.strip()
+    if not stripped.startswith(("{", "[")):
+        return False  # a structured answer is an object or an array, not a bare scalar
+    try:
+        orjson.loads(stripped)
+    except orjson.JSONDecodeError:
+        return False
+    return True
+
+
 def _json_valid(frame: pa.Table, check: JsonValid) -> pa.Array:
-    with duckdb.connect() as con:
-        con.register("f", pa.table({"t": frame["output_text"]}))
-        # json_valid alone accepts bare scalars; a structured answer must be an object or array.
-        out = con.sql(
-            "SELECT CASE WHEN t IS NULL THEN NULL ELSE coalesce(json_valid(trim(t)) "
-            "AND left(trim(t), 1) IN ('{', '['), false) END AS ok FROM f"
-        ).to_arrow_table()
-    return out["ok"].combine_chunks()
+    # DuckDB's json_valid accepts trailing commas ('{"a":1,}'), which real parsers reject, so this
+    # check parses strictly with orjson (about 1 µs a document).
+    return pa.array([_strict_json(t) for t in frame["output_text"].to_pylist()], pa.bool_())
 
 
 @lru_cache(maxsize=256)

@@ -143,3 +143,13 @@ def test_tool_call_with_unknown_tool_or_bad_arguments_fails() -> None:
     checks = [c for c in _checks() if c.type == "tool_call_valid"]
     got = _passed(score_rules(bad, checks, run_id="run"), "tools_ok")
     assert got["r1"] is False and got["r2"] is False and got["r0"] is True
+
+
+def test_json_valid_is_strict() -> None:
+    from evalpipe.score.rules import _strict_json
+
+    assert _strict_json('{"a": 1,}') is False  # DuckDB's json_valid says true
+    assert _strict_json("```json\n{}\n```") is False
+    assert _strict_json("42") is False
+    assert _strict_json(' {"a": [1, 2]} ') is True
+    assert _strict_json(None) is None
