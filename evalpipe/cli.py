@@ -194,30 +194,41 @@ def _dry_run(spec_path: Path) -> None:
     out.print(
         f"{plan.records:,} records would be replayed ({plan.quarantined} input lines quarantined)."
     )
-    table = Table(
-        "arm", "model", "requests", "input tokens", "output tokens", "cost USD", "minutes"
-    )
-    for a in plan.arms:
-        cost = "price unknown" if a.cost_usd is None else f"{a.cost_usd:,.4f}"
-        table.add_row(
+    header = ("arm", "model", "requests", "input tokens", "output tokens", "cost USD", "minutes")
+    rows = [
+        (
             a.name,
             a.model,
             f"{a.requests:,}",
             f"{a.input_tokens:,}",
             f"{a.output_tokens:,}",
-            cost,
+            "price unknown" if a.cost_usd is None else f"{a.cost_usd:,.4f}",
             f"{a.minutes:.1f}",
         )
-    out.print(table)
+        for a in plan.arms
+    ]
+    if out.is_terminal:
+        table = Table(*header)
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
+    else:
+        for row in rows:
+            out.print(
+                "  ".join(f"{k}={v}" for k, v in zip(header, row, strict=True)), soft_wrap=True
+            )
     out.print(
-        f"Estimated cost: ${plan.cost_usd:,.4f} (output tokens as logged; judges ~60 tokens per verdict)."
+        f"Estimated cost: ${plan.cost_usd:,.4f} (output tokens as logged; judges ~60 per verdict).",
+        soft_wrap=True,
     )
     for need in plan.needs:
         short = need["records"] < need["needed"]
         verdict = f"need ~{need['needed'] - need['records']:,} more records" if short else "enough"
         out.print(
-            f"  {need['metric']}: margin {need['margin'] * 100:.1f} pp needs ≥ {need['needed']:,} records "
-            f"in scope to prove GO; {need['records']:,} available — {verdict}."
+            f"  {need['metric']}: a {need['margin'] * 100:.1f} pp margin needs ≥ {need['needed']:,} "
+            f"records in scope to prove GO if 5% of pairs disagree (fewer when the arms agree "
+            f"more); {need['records']:,} available — {verdict}.",
+            soft_wrap=True,
         )
 
 

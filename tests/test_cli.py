@@ -70,3 +70,13 @@ def test_unknown_candidate_exits_4(tmp_path: Path) -> None:
     proc = evalpipe("gate", str(_spec(tmp_path)), "--candidate", "nope", cwd=tmp_path)
     assert proc.returncode == 4
     assert "--candidate 'nope' is not in the spec" in proc.stderr
+
+
+def test_dry_run_counts_and_sends_nothing(tmp_path: Path) -> None:
+    demo = Path(__file__).resolve().parents[1] / "eval_sets" / "demo" / "eval.yaml"
+    proc = evalpipe("run", str(demo), "--dry-run", "--store", str(tmp_path / "store"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "1,200 records would be replayed (1 input lines quarantined)" in proc.stdout
+    assert "arm=judge helpfulness" in proc.stdout and "requests=2,000" in proc.stdout
+    assert "valid_json: a 1.0 pp margin needs" in proc.stdout
+    assert not (tmp_path / "store").exists() and not (tmp_path / ".evalpipe").exists()
