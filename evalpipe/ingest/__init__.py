@@ -1,0 +1,186 @@
+"""Ingest: logged traffic in many formats → canonical records (FORMATS.md); bad lines → quarantine.
+
+Users and flows import from here only: `ingest_paths` (path → records table),
+`ingest_to_parquet` (the same, written as part files with bounded memory), `select_records`
+(window, dedupe, sample), `detect_format`, `redact_pii`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from evalpipe.errors import NoUsableRecordsError
+from evalpipe.ingest.detect import detect_format
+from evalpipe.ingest.formats import ADAPTERS, FORMAT_NAMES
+from evalpipe.ingest.pii import redact_pii
+from evalpipe.ingest.reader import BATCH_ROWS, Reader
+from evalpipe.ingest.selection import select_records
+from evalpipe.tables import RECORDS
+
+__all__ = [
+    "ADAPTERS",
+    "FORMAT_NAMES",
+    "IngestResult",
+    "ParquetIngest",
+    "detect_format",
+    "ingest_paths",
+    "ingest_to_parquet",
+    "redact_pii",
+    "select_records",
+]
+
+log = logging.getLogger(__name__)
+
+# Columns worth dictionary-encoding in Parquet; the JSON and text columns are all distinct.
+_DICTIONARY_COLUMNS = [
+    "source_format",
+    "source_file",
+    "provider",
+    "model",
+    "response_model",
+    "system_fingerprint",
+    "finish_reason",
+    "status",
+    "error_type",
+]
+
+
+class IngestResult(NamedTuple):
+    """What `ingest_paths` read."""
+
+    records: pa.Table
+    """The canonical records (schema `tables.RECORDS`)."""
+    quarantine: pa.Table
+    """Rejected input (schema `tables.QUARANTINE`): file, line, field, reason, raw (truncated)."""
+    counts: dict[str, int]
+    """files, read (items), ingested, quarantined."""
+
+
+class ParquetIngest(NamedTuple):
+    """What `ingest_to_parquet` wrote."""
+
+    parts: list[Path]
+    """The part files, in input order (each a RECORDS table)."""
+    quarantine: pa.Table
+    counts: dict[str, int]
+    formats: dict[str, str]
+    """Format detected (or forced) per file."""
+
+
+def _no_records(path: str | Path, reader: Reader, quarantine: pa.Table) -> NoUsableRecordsError:
+    hint = ""
+    if quarantine.num_rows:
+        first = quarantine.slice(0, 1).to_pylist()[0]
+        hint = f"First problem: line {first['line']}: {first['field'] or '-'}: {first['reason']}."
+    return NoUsableRecordsError(
+        str(path),
+        f"no usable record ({reader.counts['read']} read, {quarantine.num_rows} quarantined)",
+        hint,
+    )
+
+
+def ingest_paths(
+    path: str | Path,
+    *,
+    format: str = "auto",
+    redact_quarantine: bool = True,
+    workers: int | None = 1,
+) -> IngestResult:
+    """Read logged traffic into canonical records.
+
+    Args:
+        path: a file (``.jsonl``, ``.jsonl.gz``, ``.json``, ``.parquet``), a folder (every log
+            file under it) or a glob.
+        format: an adapter name (``openai_chat`` or ``openai_chat@1``), or ``auto`` to detect
+            each file's format from its first records.
+        redact_quarantine: redact PII in the quarantined raw lines.
+        workers: processes converting large JSON Lines files (None: as `ingest_to_parquet`
+            decides). The records come back in input order either way.
+
+    Returns:
+        Records, quarantine rows and counts. A bad line is a quarantine row, never an exception.
+
+    Raises:
+        InputError: the path is missing or unreadable, or `format` is unknown.
+        NoUsableRecordsError: nothing usable was found.
+    """
+    reader = Reader(path, format=format, workers=workers)
+    tables = list(reader.batches())
+    records = pa.concat_tables(tables) if tables else RECORDS.empty_table()
+    quarantine = reader.quarantine.to_table(redact=redact_quarantine)
+    log.info(
+        "ingested %d records from %d files, %d quarantined",
+        records.num_rows,
+        len(reader.files),
+        quarantine.num_rows,
+    )
+    if records.num_rows == 0:
+        raise _no_records(path, reader, quarantine)
+    return IngestResult(records, quarantine, reader.counts)
+
+
+def ingest_to_parquet(
+    path: str | Path,
+    out_dir: str | Path,
+    *,
+    format: str = "auto",
+    redact_quarantine: bool = True,
+    part_rows: int = 250_000,
+    batch_rows: int = BATCH_ROWS,
+    workers: int | None = None,
+) -> ParquetIngest:
+    """`ingest_paths`, written as ``part-NNNNN.parquet`` files as it goes (bounded memory).
+
+    Each part holds up to `part_rows` records in row groups of `batch_rows`; a part is written
+    to a temporary name and renamed when complete. `workers` processes convert large JSON Lines
+    files of stateless formats (None: CPUs - 1, up to 8, for files over 64 MiB on machines
+    with 4 CPUs or more; 1: none).
+
+    Raises:
+        InputError: as `ingest_paths`.
+        NoUsableRecordsError: nothing usable was found (no part is left behind).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    reader = Reader(path, format=format, batch_rows=batch_rows, workers=workers)
+    parts: list[Path] = []
+    writer: pq.ParquetWriter | None = None
+    tmp: Path | None = None
+    rows = 0
+
+    def close() -> None:
+        nonlocal writer, tmp, rows
+        if writer is not None and tmp is not None:
+            writer.close()
+            final = out / f"part-{len(parts):05d}.parquet"
+            os.replace(tmp, final)
+            parts.append(final)
+        writer, tmp, rows = None, None, 0
+
+    try:
+        for batch in reader.batches():
+            if writer is None:
+                tmp = out / f".part-{len(parts):05d}.parquet.tmp"
+                writer = pq.ParquetWriter(
+                    tmp, RECORDS, compression="zstd", use_dictionary=_DICTIONARY_COLUMNS
+                )
+            writer.write_table(batch, row_group_size=batch_rows)
+            rows += batch.num_rows
+            if rows >= part_rows:
+                close()
+        close()
+    finally:
+        if writer is not None:
+            writer.close()
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
+    quarantine = reader.quarantine.to_table(redact=redact_quarantine)
+    if not parts:
+        raise _no_records(path, reader, quarantine)
+    return ParquetIngest(parts, quarantine, reader.counts, reader.formats)

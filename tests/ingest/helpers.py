@@ -1,0 +1,65 @@
+"""Builders of small log files for the ingest tests."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+
+def write_jsonl(path: Path, items: list[Any], *, gz: bool = False) -> Path:
+    """Write items (dicts, or raw bytes written as-is) one per line."""
+    data = b"".join((i if isinstance(i, bytes) else orjson.dumps(i)) + b"\n" for i in items)
+    path.write_bytes(gzip.compress(data) if gz else data)
+    return path
+
+
+def chat_record(
+    i: int = 0,
+    *,
+    text: str = "hello",
+    content: str | None = None,
+    metadata: dict[str, Any] | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """One openai_chat@1 log record."""
+    record: dict[str, Any] = {
+        "request": {
+            "model": "gpt-4o-mini",
+            "temperature": 0.2,
+            "max_tokens": 100,
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": content if content is not None else f"question {i}"},
+            ],
+        },
+        "response": {
+            "id": f"chatcmpl-{i}",
+            "object": "chat.completion",
+            "created": 1729730156 + i,
+            "model": "gpt-4o-mini-2024-07-18",
+            "system_fingerprint": "fp_1",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text, "refusal": None},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": 10,
+                "completion_tokens": 2,
+                "prompt_tokens_details": {"cached_tokens": 4},
+                "completion_tokens_details": {"reasoning_tokens": 1},
+            },
+        },
+        "latency_ms": 120.5,
+        "timestamp": f"2024-10-24T00:00:{i % 60:02d}Z",
+        "metadata": {"feature": "faq", "tenant": f"t{i % 3}", "request_id": f"req_{i}"}
+        if metadata is None
+        else metadata,
+    }
+    record.update(extra)
+    return record
