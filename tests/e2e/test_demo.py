@@ -91,7 +91,9 @@ def test_stored_tables(demo_run: dict[str, Any]) -> None:
     assert gate.schema.equals(GATE)
     regressed = gate.filter(
         pc.and_(
-            pc.and_(pc.equal(gate["candidate"], "gpt-4.1-mini"), pc.equal(gate["metric"], "valid_json")),
+            pc.and_(
+                pc.equal(gate["candidate"], "gpt-4.1-mini"), pc.equal(gate["metric"], "valid_json")
+            ),
             pc.is_null(gate["slice_col"]),
         )
     )
