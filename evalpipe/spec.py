@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import logging
 import os
 import re
 from datetime import UTC, date, datetime, time
@@ -43,6 +44,8 @@ __all__ = [
     "load_spec",
     "spec_from_dict",
 ]
+
+log = logging.getLogger(__name__)
 
 BUILTIN_FAKE: Final = "builtin:fake"
 """`base_url` value that starts the built-in fake provider (no keys, loopback only)."""
@@ -172,7 +175,7 @@ class Arm(_Strict):
     system_prompt_by: SystemPromptBy | None = None
     """Per-attribute system prompt files."""
     fallback: list[Fallback] = Field(default_factory=list)
-    """Used in order when the primary fails."""
+    """Used in order when the primary fails (accepted, not used yet: a warning says so)."""
     version: str | None = None
     """Free-text configuration version, shown in reports and stored with every row."""
 
@@ -437,6 +440,7 @@ class Spec(_Strict):
     diffs: list[Diff] = Field(default_factory=lambda: list(_DEFAULT_DIFFS))
     judges: list[Judge] = Field(default_factory=list)
     labels: dict[str, Label] = Field(default_factory=dict)
+    """Logged human feedback for judge agreement (accepted, not used yet: a warning says so)."""
     gate: GateSpec = Field(default_factory=GateSpec)
     report: ReportSpec = Field(default_factory=ReportSpec)
     alerts: Alerts = Field(default_factory=Alerts)
@@ -618,7 +622,21 @@ def spec_from_dict(
         raise _spec_error(exc, path) from None
     spec._spec_dir = (spec_dir or Path.cwd()).resolve()
     _check_inputs(spec, path)
+    _warn_unused(spec, path)
     return spec
+
+
+def _warn_unused(spec: Spec, path: str) -> None:
+    """Keys of the documented shape that this version accepts but does not act on yet."""
+    for i, c in enumerate(spec.candidates):
+        if c.fallback:
+            log.warning(
+                "%s candidates[%d].fallback: not used yet; the candidate runs without it", path, i
+            )
+    if spec.labels:
+        log.warning("%s labels: not used yet; judge agreement with labels is not computed", path)
+    if spec.alerts.webhook_url:
+        log.warning("%s alerts: not used yet (the nightly flow will send them)", path)
 
 
 def load_spec(path: str | os.PathLike[str]) -> Spec:

@@ -124,3 +124,13 @@ def test_reserved_and_duplicate_names_are_rejected(tmp_path: Path) -> None:
     data["candidates"].append(dict(data["candidates"][0]))
     with pytest.raises(SpecError, match="unique"):
         spec_from_dict(data, spec_dir=tmp_path)
+
+
+def test_accepted_but_unused_keys_warn(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    data = _minimal(tmp_path)
+    data["candidates"][0]["fallback"] = [{"provider": "openai", "model": "gpt-4o-mini"}]
+    data["labels"] = {"thumbs": {"column": "attributes.thumbs_up"}}
+    with caplog.at_level("WARNING", logger="evalpipe.spec"):
+        spec_from_dict(data, spec_dir=tmp_path)
+    text = caplog.text
+    assert "candidates[0].fallback: not used yet" in text and "labels: not used yet" in text
