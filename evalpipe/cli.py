@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -139,33 +138,13 @@ def _print_verdicts(result: GateResult, spec: Spec, candidate: str | None = None
         out.print(f"           {c.reason}", soft_wrap=True)
 
 
-def _start_prefect_early() -> threading.Thread | None:
-    """Boot Prefect's temporary API server in the background (~10 s) while the CLI gets ready.
-
-    Only without PREFECT_API_URL; the thread is joined before the flow runs, so the server's
-    start is never entered twice. Should it fail, the flow starts the server itself.
-    """
-    if os.environ.get("PREFECT_API_URL"):
-        return None
-
-    def boot() -> None:
-        try:
-            from prefect.server.api.server import SubprocessASGIServer
-
-            SubprocessASGIServer().start()
-        except Exception:  # the flow will try again and report a real failure
-            logging.getLogger(__name__).debug("early Prefect start failed", exc_info=True)
-
-    thread = threading.Thread(target=boot, name="prefect-boot", daemon=True)
-    thread.start()
-    return thread
-
-
 def _run_flow(
     spec_path: Path, *, run_id: str | None, store: str | None, reports: str | None
 ) -> str:
     """Run the shadow flow (starting the built-in fake provider if the spec asks); its run id."""
-    booting = _start_prefect_early()
+    from evalpipe.flows.runtime import start_api_early
+
+    booting = start_api_early()
     from evalpipe.pipeline import needs_fake_provider, progress_sink
     from evalpipe.providers.endpoint import builtin_fake
     from evalpipe.spec import load_spec
