@@ -220,6 +220,16 @@ def anthropic_request(
         if parts or not results:
             messages.append({"role": role, "content": parts})
     extra = {k: v for k, v in body.items() if k not in _KNOWN and k not in _DROPPED}
+    # The current API puts structured output in output_config.format (the beta: output_format).
+    output = body.get("output_format")
+    config = body.get("output_config")
+    if isinstance(config, dict) and isinstance(config.get("format"), dict):
+        output = output or config["format"]
+        rest = {k: v for k, v in config.items() if k != "format"}
+        if rest:
+            extra["output_config"] = rest
+        else:
+            extra.pop("output_config", None)
     choice = body.get("tool_choice")
     if isinstance(choice, dict) and "disable_parallel_tool_use" in choice:
         extra["disable_parallel_tool_use"] = choice["disable_parallel_tool_use"]
@@ -228,7 +238,7 @@ def anthropic_request(
         "messages": messages,
         "tools": _tools(body.get("tools"), issues),
         "tool_choice": _tool_choice(choice),
-        "response_format": _output_format(body.get("output_format")),
+        "response_format": _output_format(output),
         "params": params_of(
             max_tokens=int_or_none(body.get("max_tokens"), f"{field}.max_tokens"),
             temperature=num_or_none(body.get("temperature"), f"{field}.temperature"),

@@ -147,6 +147,7 @@ def to_openai(request: dict[str, Any], *, model: str, same_provider: bool = True
                     "name": t["name"],
                     "description": t.get("description") or "",
                     "parameters": t.get("parameters") or {"type": "object", "properties": {}},
+                    **({"strict": bool(t["strict"])} if t.get("strict") is not None else {}),
                 },
             }
             for t in request["tools"]

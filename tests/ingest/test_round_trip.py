@@ -826,10 +826,6 @@ CASES = [
     pytest.param(
         Case("openai_chat", write_openai_chat_strict_tool, strict_tool_body),
         id="openai_chat-strict_tool",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="to_openai drops the function tool's `strict` flag (the canonical tool keeps it)",
-        ),
     ),
     pytest.param(
         Case(
@@ -842,11 +838,6 @@ CASES = [
             same_provider=False,
         ),
         id="anthropic_messages-output_config",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="anthropic_request reads only the beta `output_format`; `output_config.format` "
-            "goes to params.extra, so response_format is None and is lost across providers",
-        ),
     ),
     pytest.param(
         Case(
