@@ -77,3 +77,51 @@ def test_judge_sample_is_seeded_stratified_and_order_independent(tmp_path) -> No
     assert 0.2 <= share_b <= 0.3  # feature b is a quarter of the records
     other = spec_from_dict({**data, "seed": 4}, spec_dir=tmp_path)
     assert set(judge_sample(recs, other.judges[0], other).to_pylist()) != set(a)
+
+
+def test_pointwise_judge_scores_every_replayed_arm(fake_provider: str, tmp_path) -> None:
+    from evalpipe.score.judges import score_pointwise
+    from evalpipe.tables import RESPONSES, SCORES
+
+    (tmp_path / "t.jsonl").write_text("{}")
+    spec = spec_from_dict(
+        {
+            "name": "t",
+            "traffic": {"path": "t.jsonl"},
+            "baseline": {"provider": "openai", "model": "m"},
+            "candidates": [{"name": "c", "provider": "openai", "model": "n"}],
+            "judges": [
+                {
+                    "name": "tone",
+                    "type": "pointwise",
+                    "provider": "anthropic",
+                    "model": "claude-sonnet-4-5",
+                    "base_url": "builtin:fake",
+                    "scale": [1, 5],
+                }
+            ],
+        },
+        spec_dir=tmp_path,
+    )
+    req = {
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "Return JSON"}]}],
+        "response_format": {"type": "json_schema", "schema": {"type": "object"}},
+    }
+    records = from_rows(
+        [
+            {"record_id": f"r{i}", "request": orjson.dumps(req).decode(), "attributes": []}
+            for i in range(3)
+        ],
+        RECORDS,
+    )
+    rows = [
+        {"record_id": f"r{i}", "arm": arm, "repeat": 0, "status": "ok", "output_text": text}
+        for i in range(3)
+        for arm, text in (("baseline", '{"ok": true}'), ("c", '{"ok": tru'), ("logged", "x"))
+    ]
+    out = score_pointwise(from_rows(rows, RESPONSES), records, spec.judges[0], spec, run_id="r")
+    assert out.schema.equals(SCORES)
+    values = {(r["arm"], r["record_id"]): r["value"] for r in out.to_pylist()}
+    assert set(a for a, _ in values) == {"baseline", "c"}  # the logged arm is not judged
+    assert all(1 <= v <= 5 for v in values.values())
+    assert values[("c", "r0")] < values[("baseline", "r0")]  # broken JSON scores lower

@@ -174,6 +174,46 @@ def judge_sample(records: pa.Table, judge: Judge, spec: Spec) -> pa.Array:
     return out["record_id"].combine_chunks()
 
 
+async def _ask(
+    endpoint: Endpoint,
+    judge: Judge,
+    prompt: str,
+    schema_name: str,
+    schema: dict[str, Any],
+    *,
+    cache: ResponseCache | None,
+    budget: Budget,
+    sem: asyncio.Semaphore,
+    prices: dict[str, Price],
+) -> dict[str, Any]:
+    """One judge call (cached, within the budget) asking for JSON of `schema`."""
+    request = {
+        "system": None,
+        "messages": [{"role": "user", "content": [{"type": "text", "text": prompt}]}],
+        "response_format": {
+            "type": "json_schema",
+            "name": schema_name,
+            "schema": schema,
+            "strict": True,
+        },
+        "params": {"temperature": 0, "max_tokens": 400},
+    }
+    try:
+        return await cached_call(
+            endpoint,
+            endpoint.build(request),
+            repeat=0,
+            cache=cache,
+            salt="",
+            budget=budget,
+            sem=sem,
+            limiter=None,
+            prices=prices,
+        )
+    except FatalProviderError as exc:
+        raise ProviderError(f"judge {judge.name}", judge.model, exc.message, exc.fix) from None
+
+
 class _Pair(NamedTuple):
     record_id: str
     arm: str
@@ -310,31 +350,17 @@ async def _judge_all(
             answer_a_fence=fence("ANSWER A", a, nonce),
             answer_b_fence=fence("ANSWER B", b, nonce),
         )
-        request = {
-            "system": None,
-            "messages": [{"role": "user", "content": [{"type": "text", "text": prompt}]}],
-            "response_format": {
-                "type": "json_schema",
-                "name": "verdict",
-                "schema": VERDICT_SCHEMA,
-                "strict": True,
-            },
-            "params": {"temperature": 0, "max_tokens": 400},
-        }
-        try:
-            result = await cached_call(
-                endpoint,
-                endpoint.build(request),
-                repeat=0,
-                cache=cache,
-                salt="",
-                budget=budget,
-                sem=sem,
-                limiter=None,
-                prices=prices,
-            )
-        except FatalProviderError as exc:
-            raise ProviderError(f"judge {judge.name}", judge.model, exc.message, exc.fix) from None
+        result = await _ask(
+            endpoint,
+            judge,
+            prompt,
+            "verdict",
+            VERDICT_SCHEMA,
+            cache=cache,
+            budget=budget,
+            sem=sem,
+            prices=prices,
+        )
         cost = 0.0 if result.get("cache_hit") else float(result.get("cost_usd") or 0.0)
         if result.get("status") != "ok":
             return None, f"judge call failed: {result.get('error_type')}", cost
@@ -428,32 +454,17 @@ def score_pointwise(
                 request_fence=fence("REQUEST", convs[i], nonce),
                 answer_fence=fence("ANSWER", texts[i], nonce),
             )
-            request = {
-                "messages": [{"role": "user", "content": [{"type": "text", "text": prompt}]}],
-                "response_format": {
-                    "type": "json_schema",
-                    "name": "score",
-                    "schema": schema,
-                    "strict": True,
-                },
-                "params": {"temperature": 0, "max_tokens": 400},
-            }
-            try:
-                result = await cached_call(
-                    endpoint,
-                    endpoint.build(request),
-                    repeat=0,
-                    cache=cache,
-                    salt="",
-                    budget=budget,
-                    sem=sem,
-                    limiter=None,
-                    prices=prices or {},
-                )
-            except FatalProviderError as exc:
-                raise ProviderError(
-                    f"judge {judge.name}", judge.model, exc.message, exc.fix
-                ) from None
+            result = await _ask(
+                endpoint,
+                judge,
+                prompt,
+                "score",
+                schema,
+                cache=cache,
+                budget=budget,
+                sem=sem,
+                prices=prices or {},
+            )
             done["n"] += 1
             if on_progress:
                 on_progress(Progress("judge", judge.name, done["n"], len(ids), budget.spent))
