@@ -139,8 +139,8 @@ def ingest_to_parquet(
 
     Each part holds up to `part_rows` records in row groups of `batch_rows`; a part is written
     to a temporary name and renamed when complete. `workers` processes convert large JSON Lines
-    files of stateless formats (None: CPUs - 1, up to 8, for files over 64 MiB on machines
-    with 4 CPUs or more; 1: none).
+    files of stateless formats (None: max(2, CPUs - 1), up to 8, for files over 64 MiB on
+    machines with 2 CPUs or more; 1: none).
 
     Raises:
         InputError: as `ingest_paths`.
