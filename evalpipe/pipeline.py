@@ -38,8 +38,10 @@ from evalpipe.tables import RECORDS, RESPONSES, SCORES
 
 __all__ = [
     "PARTITION_SIZE",
+    "finish_replay",
     "gate_run",
     "ingest_run",
+    "load_gate",
     "needs_fake_provider",
     "partitions",
     "progress_sink",
@@ -321,5 +323,3 @@ def report_run(run: Run, result: GateResult, *, out: str | None = None) -> Path:
 def _runs_for_index(root: Path) -> list[dict[str, Any]]:
     return [m for m in find_runs(root) if m.get("verdict")]
 
-
-__all__ += ["finish_replay", "load_gate"]

@@ -15,7 +15,7 @@ from evalpipe.providers.openai import call_openai, make_openai_client
 from evalpipe.providers.translate import to_anthropic, to_openai
 from evalpipe.spec import BUILTIN_FAKE, Limit
 
-__all__ = ["FAKE_URL_ENV", "Endpoint", "builtin_fake"]
+__all__ = ["FAKE_URL_ENV", "CallOutcome", "Endpoint", "FatalProviderError", "builtin_fake"]
 
 FAKE_URL_ENV: Final = "EVALPIPE_FAKE_URL"
 """Root URL of a running fake provider that `base_url: builtin:fake` points at."""
@@ -109,5 +109,3 @@ def builtin_fake(needed: bool, *, latency_ms: float = 20.0) -> Iterator[str | No
         finally:
             os.environ.pop(FAKE_URL_ENV, None)
 
-
-__all__ += ["CallOutcome", "FatalProviderError"]
