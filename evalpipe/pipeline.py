@@ -322,4 +322,3 @@ def report_run(run: Run, result: GateResult, *, out: str | None = None) -> Path:
 
 def _runs_for_index(root: Path) -> list[dict[str, Any]]:
     return [m for m in find_runs(root) if m.get("verdict")]
-

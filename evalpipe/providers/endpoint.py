@@ -108,4 +108,3 @@ def builtin_fake(needed: bool, *, latency_ms: float = 20.0) -> Iterator[str | No
             yield root
         finally:
             os.environ.pop(FAKE_URL_ENV, None)
-
