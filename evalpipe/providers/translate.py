@@ -6,13 +6,16 @@ A request that cannot be expressed on the target raises `Untranslatable`; replay
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
 
 __all__ = [
     "Untranslatable",
+    "api_tool_name",
     "apply_arm_overrides",
+    "restore_tool_names",
     "to_anthropic",
     "to_openai",
 ]
@@ -33,6 +36,32 @@ def _anthropic_sampling_params() -> tuple[str, ...]:
 
 
 _ANTHROPIC_PARAMS = _anthropic_sampling_params()
+
+
+_TOOL_NAME_OK = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+def api_tool_name(name: str) -> str:
+    """A tool name both APIs accept (letters, digits, _ and -, at most 64): `math.factorial` →
+    `math_factorial`. Logged names such as BFCL's dotted ones are sent this way."""
+    if _TOOL_NAME_OK.match(name):
+        return name
+    return re.sub(r"[^a-zA-Z0-9_-]", "_", name)[:64] or "tool"
+
+
+def restore_tool_names(calls_json: str | None, request: dict[str, Any]) -> str | None:
+    """Tool calls of an answer with the request's own tool names put back."""
+    renamed = {
+        api_tool_name(t["name"]): t["name"]
+        for t in request.get("tools") or []
+        if api_tool_name(t["name"]) != t["name"]
+    }
+    if not calls_json or not renamed:
+        return calls_json
+    calls = orjson.loads(calls_json)
+    for call in calls:
+        call["name"] = renamed.get(call.get("name"), call.get("name"))
+    return orjson.dumps(calls).decode()
 
 
 class Untranslatable(ValueError):
@@ -114,7 +143,7 @@ def _openai_messages(request: dict[str, Any]) -> list[dict[str, Any]]:
                         "id": c.get("id"),
                         "type": "function",
                         "function": {
-                            "name": c["name"],
+                            "name": api_tool_name(c["name"]),
                             "arguments": c["arguments"]
                             if isinstance(c.get("arguments"), str)
                             else orjson.dumps(c.get("arguments") or {}).decode(),
@@ -144,7 +173,7 @@ def to_openai(request: dict[str, Any], *, model: str, same_provider: bool = True
             {
                 "type": "function",
                 "function": {
-                    "name": t["name"],
+                    "name": api_tool_name(t["name"]),
                     "description": t.get("description") or "",
                     "parameters": t.get("parameters") or {"type": "object", "properties": {}},
                     **({"strict": bool(t["strict"])} if t.get("strict") is not None else {}),
@@ -155,7 +184,10 @@ def to_openai(request: dict[str, Any], *, model: str, same_provider: bool = True
     choice = request.get("tool_choice")
     if choice is not None:
         if isinstance(choice, dict):
-            kwargs["tool_choice"] = {"type": "function", "function": {"name": choice["name"]}}
+            kwargs["tool_choice"] = {
+                "type": "function",
+                "function": {"name": api_tool_name(choice["name"])},
+            }
         else:
             kwargs["tool_choice"] = choice
     fmt = request.get("response_format")
@@ -210,7 +242,12 @@ def _anthropic_blocks(parts: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 except orjson.JSONDecodeError as exc:
                     raise Untranslatable("tool call arguments are not JSON") from exc
             blocks.append(
-                {"type": "tool_use", "id": p.get("id"), "name": p["name"], "input": args or {}}
+                {
+                    "type": "tool_use",
+                    "id": p.get("id"),
+                    "name": api_tool_name(p["name"]),
+                    "input": args or {},
+                }
             )
         elif kind == "tool_result":
             content = p.get("content")
@@ -278,7 +315,7 @@ def to_anthropic(
     if request.get("tools"):
         kwargs["tools"] = [
             {
-                "name": t["name"],
+                "name": api_tool_name(t["name"]),
                 "description": t.get("description") or "",
                 "input_schema": t.get("parameters") or {"type": "object", "properties": {}},
             }
@@ -287,7 +324,7 @@ def to_anthropic(
     choice = request.get("tool_choice")
     if choice is not None and request.get("tools"):
         if isinstance(choice, dict):
-            kwargs["tool_choice"] = {"type": "tool", "name": choice["name"]}
+            kwargs["tool_choice"] = {"type": "tool", "name": api_tool_name(choice["name"])}
         else:
             kwargs["tool_choice"] = {"auto": {"type": "auto"}, "none": {"type": "none"}}.get(
                 choice, {"type": "any"}

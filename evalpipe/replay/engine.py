@@ -25,7 +25,11 @@ from evalpipe.errors import ProviderError
 from evalpipe.providers.calls import CallOutcome, FatalProviderError
 from evalpipe.providers.endpoint import Endpoint
 from evalpipe.providers.prices import Price, price_for
-from evalpipe.providers.translate import Untranslatable, apply_arm_overrides
+from evalpipe.providers.translate import (
+    Untranslatable,
+    apply_arm_overrides,
+    restore_tool_names,
+)
 from evalpipe.replay.cache import ResponseCache, request_key
 from evalpipe.replay.limits import Budget, RateLimiter
 from evalpipe.spec import Arm, Spec
@@ -369,6 +373,11 @@ async def _replay(
                 )
             except FatalProviderError as exc:
                 raise ProviderError(plan.arm_key, plan.arm.model, exc.message, exc.fix) from None
+            if result.get("output_tool_calls"):
+                result = dict(
+                    result,
+                    output_tool_calls=restore_tool_names(result["output_tool_calls"], request),
+                )
             return dict(row, **result)
 
         async def tracked(i: int) -> dict[str, Any]:

@@ -108,3 +108,21 @@ def test_arm_overrides() -> None:
         "reasoning_effort": "low"
     }
     assert REQUEST["params"]["temperature"] == 0.2  # the input is not changed
+
+
+def test_tool_names_the_apis_reject_are_sanitised_and_restored() -> None:
+    from evalpipe.providers.translate import api_tool_name, restore_tool_names
+
+    req = {
+        "messages": [{"role": "user", "content": "play"}],
+        "tools": [{"name": "spotify.play", "parameters": {"type": "object"}}],
+        "tool_choice": {"name": "spotify.play"},
+    }
+    o = to_openai(req, model="m")
+    assert o["tools"][0]["function"]["name"] == "spotify_play"
+    assert o["tool_choice"]["function"]["name"] == "spotify_play"
+    a = to_anthropic(req, model="m")
+    assert a["tools"][0]["name"] == "spotify_play" and a["tool_choice"]["name"] == "spotify_play"
+    assert api_tool_name("ok_name-1") == "ok_name-1"
+    back = restore_tool_names('[{"id": "c", "name": "spotify_play", "arguments": {}}]', req)
+    assert back is not None and '"name":"spotify.play"' in back

@@ -157,3 +157,42 @@ def test_unknown_model_raises_provider_error(fake_provider: str, tmp_path: Path)
             _records(3), _spec(tmp_path, candidate_model="claude-imaginary-9"), run_id="run"
         )
     assert info.value.arm == "cand" and info.value.model == "claude-imaginary-9"
+
+
+def test_tool_calls_come_back_under_the_logged_tool_names(
+    fake_provider: str, tmp_path: Path
+) -> None:
+    req = {
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "Look up order #1234 please"}]}
+        ],
+        "tools": [
+            {
+                "name": "orders.lookup",
+                "description": "Find an order",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"id": {"type": "string"}},
+                    "required": ["id"],
+                },
+            }
+        ],
+        "tool_choice": "required",
+        "params": {"max_tokens": 200},
+    }
+    recs = from_rows(
+        [
+            {
+                "record_id": "r0",
+                "request": orjson.dumps(req).decode(),
+                "provider": "openai",
+                "replayable": True,
+            }
+        ],
+        RECORDS,
+    )
+    out = replay_records(recs, _spec(tmp_path), run_id="run")
+    assert pc.all(pc.equal(out["status"], "ok")).as_py()
+    for calls in out["output_tool_calls"].to_pylist():
+        assert calls is not None
+        assert {c["name"] for c in orjson.loads(calls)} == {"orders.lookup"}
