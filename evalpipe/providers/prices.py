@@ -8,11 +8,7 @@ from __future__ import annotations
 
 from typing import Final, NamedTuple
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-
-__all__ = ["PRICES", "Price", "cost_usd", "price_for"]
+__all__ = ["PRICES", "Price", "price_for"]
 
 
 class Price(NamedTuple):
@@ -43,26 +39,3 @@ def price_for(model: str, overrides: dict[str, Price] | None = None) -> Price | 
         return PRICES[model]
     best = max((k for k in PRICES if model.startswith(k)), key=len, default=None)
     return PRICES[best] if best else None
-
-
-def cost_usd(
-    model: str,
-    input_tokens: pa.Array | pa.ChunkedArray,
-    output_tokens: pa.Array | pa.ChunkedArray,
-    cached_input_tokens: pa.Array | pa.ChunkedArray,
-    overrides: dict[str, Price] | None = None,
-) -> pa.Array:
-    """Cost of each response of one model, in USD (null tokens count as 0)."""
-    price = price_for(model, overrides)
-    if price is None:
-        return pa.array(np.zeros(len(input_tokens)), pa.float64())
-
-    def arr(a: pa.Array | pa.ChunkedArray) -> np.ndarray:
-        return np.asarray(pc.fill_null(a, 0).to_numpy(zero_copy_only=False), dtype=np.float64)
-
-    cached = arr(cached_input_tokens)
-    fresh = np.maximum(arr(input_tokens) - cached, 0)
-    cost = (
-        fresh * price.input + cached * price.cached_input + arr(output_tokens) * price.output
-    ) / 1e6
-    return pa.array(cost, pa.float64())

@@ -154,7 +154,7 @@ class Run:
     @property
     def complete(self) -> bool:
         stages = self.manifest().get("stages", {})
-        return all(stages.get(s) == "done" for s in ("ingest", "replay", "score", "gate"))
+        return all(stages.get(s) == "done" for s in STAGES if s != "report")
 
 
 def _store_root(spec: Spec, store: str | None) -> Path:

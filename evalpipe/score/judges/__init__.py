@@ -214,6 +214,32 @@ async def _ask(
         raise ProviderError(f"judge {judge.name}", judge.model, exc.message, exc.fix) from None
 
 
+def _endpoint(judge: Judge, spec: Spec) -> Endpoint:
+    return Endpoint(
+        provider=judge.provider,
+        model=judge.model,
+        base_url=judge.base_url,
+        api_key_env=judge.api_key_env,
+        limit=spec.limit_for(judge.model),
+    )
+
+
+def _judge_table(rows: list[dict[str, Any]], judge: Judge, version: str, run_id: str) -> pa.Table:
+    """tables.SCORES rows of one judge (kind `judge`, repeat 0), sorted by arm and record."""
+    common = {
+        "run_id": run_id,
+        "repeat": 0,
+        "scorer": judge.name,
+        "kind": "judge",
+        "metric": judge.name,
+        "scorer_version": SCORER_VERSION,
+        "judge_model": judge.model,
+        "prompt_version": version,
+    }
+    table = from_rows([{**common, **r} for r in rows], SCORES)
+    return table.sort_by([("arm", "ascending"), ("record_id", "ascending")])
+
+
 class _Pair(NamedTuple):
     record_id: str
     arm: str
@@ -301,18 +327,7 @@ def score_pairwise(
         for p, (value, detail, error, _cost) in zip(pairs, results, strict=True)
     ]
     rows.extend(null_rows)
-    common = {
-        "run_id": run_id,
-        "repeat": 0,
-        "scorer": judge.name,
-        "kind": "judge",
-        "metric": judge.name,
-        "scorer_version": SCORER_VERSION,
-        "judge_model": judge.model,
-        "prompt_version": version,
-    }
-    table = from_rows([{**common, **r} for r in rows], SCORES)
-    return table.sort_by([("arm", "ascending"), ("record_id", "ascending")])
+    return _judge_table(rows, judge, version, run_id)
 
 
 async def _judge_all(
@@ -327,13 +342,7 @@ async def _judge_all(
     on_progress: Callable[[Progress], None] | None,
 ) -> list[tuple[float | None, str | None, str | None, float]]:
     limit = spec.limit_for(judge.model)
-    endpoint = Endpoint(
-        provider=judge.provider,
-        model=judge.model,
-        base_url=judge.base_url,
-        api_key_env=judge.api_key_env,
-        limit=limit,
-    )
+    endpoint = _endpoint(judge, spec)
     sem = asyncio.Semaphore(limit.concurrency or 32)
     done = {"n": 0}
 
@@ -424,13 +433,7 @@ def score_pointwise(
     )
     rubric = judge.rubric or "Helpful, correct, follows the requested format, concise."
     budget = budget or Budget(spec.budget_usd)
-    endpoint = Endpoint(
-        provider=judge.provider,
-        model=judge.model,
-        base_url=judge.base_url,
-        api_key_env=judge.api_key_env,
-        limit=spec.limit_for(judge.model),
-    )
+    endpoint = _endpoint(judge, spec)
     schema = {
         "type": "object",
         "properties": {"reasoning": {"type": "string"}, "score": {"type": "integer"}},
@@ -479,18 +482,8 @@ def score_pointwise(
             await endpoint.aclose()
 
     results = run_async(run_all())
-    common = {
-        "run_id": run_id,
-        "repeat": 0,
-        "scorer": judge.name,
-        "kind": "judge",
-        "metric": judge.name,
-        "scorer_version": SCORER_VERSION,
-        "judge_model": judge.model,
-        "prompt_version": version,
-    }
     rows = [
-        {**common, "record_id": ids[i], "arm": arms[i], "value": v, "error": e}
+        {"record_id": ids[i], "arm": arms[i], "value": v, "error": e}
         for i, (v, e) in enumerate(results)
     ]
-    return from_rows(rows, SCORES).sort_by([("arm", "ascending"), ("record_id", "ascending")])
+    return _judge_table(rows, judge, version, run_id)
