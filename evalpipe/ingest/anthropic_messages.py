@@ -15,6 +15,7 @@ from evalpipe.ingest.records import (
     BadRecord,
     Location,
     Row,
+    bool_or_none,
     canonical_request,
     envelope,
     expect_dict,
@@ -231,8 +232,8 @@ def anthropic_request(
         else:
             extra.pop("output_config", None)
     choice = body.get("tool_choice")
-    if isinstance(choice, dict) and "disable_parallel_tool_use" in choice:
-        extra["disable_parallel_tool_use"] = choice["disable_parallel_tool_use"]
+    disable = choice.get("disable_parallel_tool_use") if isinstance(choice, dict) else None
+    disable = bool_or_none(disable, f"{field}.tool_choice.disable_parallel_tool_use")
     request = {
         "system": _text(system, f"{field}.system") if system is not None else None,
         "messages": messages,
@@ -246,6 +247,7 @@ def anthropic_request(
             stop=stop_list(body.get("stop_sequences"), f"{field}.stop_sequences"),
             seed=None,
             extra=extra,
+            parallel_tool_calls=None if disable is None else not disable,
         ),
     }
     if not messages:

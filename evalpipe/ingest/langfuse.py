@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
+from evalpipe.ingest.openai_chat import chat_tool_choice, chat_tools
 from evalpipe.ingest.records import (
     Adapter,
     BadRecord,
@@ -230,11 +231,14 @@ def _generation(obs: dict[str, Any], trace: dict[str, Any]) -> Row:
         text = _loads(raw_input)
         converted = [{"role": "user", "content": [{"type": "text", "text": _text(text)}]}]
     parameters = expect_dict(_loads(obs.get("modelParameters")), "modelParameters", required=False)
+    # With tools, the OpenAI integration logs input as {"tools", "tool_choice", "messages"}.
+    wrapper = _loads(raw_input)
+    wrapper = wrapper if isinstance(wrapper, dict) and messages is not None else {}
     request = {
         "system": "\n\n".join(system) if system else None,
         "messages": converted,
-        "tools": None,
-        "tool_choice": None,
+        "tools": chat_tools(wrapper, issues),
+        "tool_choice": chat_tool_choice(wrapper),
         "response_format": None,
         "params": params_of(
             max_tokens=_int(

@@ -16,6 +16,7 @@ from evalpipe.ingest.records import (
     BadRecord,
     Location,
     Row,
+    bool_or_none,
     canonical_request,
     envelope,
     expect_dict,
@@ -59,6 +60,7 @@ _KNOWN: Final = frozenset(
         "top_p",
         "stop",
         "seed",
+        "parallel_tool_calls",
     }
 )
 # Keys about logging or transport, not the model's behaviour: neither replayed nor hashed.
@@ -213,7 +215,7 @@ def _messages(raw: list[Any], issues: list[str]) -> tuple[str | None, list[dict[
     return ("\n\n".join(system) if system else None), messages
 
 
-def _tools(body: dict[str, Any], issues: list[str]) -> list[dict[str, Any]] | None:
+def chat_tools(body: dict[str, Any], issues: list[str]) -> list[dict[str, Any]] | None:
     tools = body.get("tools")
     legacy = body.get("functions")
     if tools is None and legacy is None:
@@ -250,7 +252,7 @@ def _function(fn: dict[str, Any], field: str) -> dict[str, Any]:
     return out
 
 
-def _tool_choice(body: dict[str, Any]) -> Any:
+def chat_tool_choice(body: dict[str, Any]) -> Any:
     choice = body.get("tool_choice", body.get("function_call"))
     if choice is None or isinstance(choice, str):
         return choice
@@ -297,8 +299,8 @@ def chat_request(body: dict[str, Any]) -> Request:
     request = {
         "system": system,
         "messages": messages,
-        "tools": _tools(body, issues),
-        "tool_choice": _tool_choice(body),
+        "tools": chat_tools(body, issues),
+        "tool_choice": chat_tool_choice(body),
         "response_format": _response_format(body.get("response_format")),
         "params": params_of(
             max_tokens=int_or_none(max_tokens, "request.max_tokens"),
@@ -307,6 +309,9 @@ def chat_request(body: dict[str, Any]) -> Request:
             stop=stop_list(body.get("stop"), "request.stop"),
             seed=_seed(seed),
             extra=extra,
+            parallel_tool_calls=bool_or_none(
+                body.get("parallel_tool_calls"), "request.parallel_tool_calls"
+            ),
         ),
     }
     text, sha = canonical_request(request)

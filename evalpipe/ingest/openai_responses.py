@@ -16,6 +16,7 @@ from evalpipe.ingest.records import (
     BadRecord,
     Location,
     Row,
+    bool_or_none,
     canonical_request,
     envelope,
     expect_dict,
@@ -44,6 +45,7 @@ _KNOWN: Final = frozenset(
         "temperature",
         "top_p",
         "previous_response_id",
+        "parallel_tool_calls",
     }
 )
 _DROPPED: Final = frozenset(
@@ -222,6 +224,9 @@ def responses_request(body: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
             stop=[],
             seed=None,
             extra=extra,
+            parallel_tool_calls=bool_or_none(
+                body.get("parallel_tool_calls"), "request.parallel_tool_calls"
+            ),
         ),
     }
     if not messages and not system:

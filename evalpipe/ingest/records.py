@@ -172,6 +172,13 @@ def int_or_none(value: Any, field: str) -> int | None:
     return int(value)
 
 
+def bool_or_none(value: Any, field: str) -> bool | None:
+    """A true/false field (`parallel_tool_calls`)."""
+    if value is None or isinstance(value, bool):
+        return value
+    raise BadRecord(field, f"expected true or false, got {_type_name(value)}")
+
+
 def num_or_none(value: Any, field: str) -> float | None:
     """A finite number field (latencies, parameters)."""
     kind = type(value)
@@ -267,8 +274,15 @@ def params_of(
     stop: list[str],
     seed: int | None,
     extra: Mapping[str, Any],
+    parallel_tool_calls: bool | None = None,
 ) -> dict[str, Any]:
-    """The canonical `params` object; `extra` only when there is something in it."""
+    """The canonical `params` object; `parallel_tool_calls` and `extra` only when set.
+
+    `parallel_tool_calls` is OpenAI's flag and the inverse of Anthropic's
+    `tool_choice.disable_parallel_tool_use`: one setting both providers understand, so it
+    translates across them instead of riding in `extra`. Left out when unset, so requests
+    logged without it keep the `request_sha256` they always had.
+    """
     out: dict[str, Any] = {
         "max_tokens": max_tokens,
         "temperature": temperature,
@@ -276,6 +290,8 @@ def params_of(
         "stop": stop,
         "seed": seed,
     }
+    if parallel_tool_calls is not None:
+        out["parallel_tool_calls"] = parallel_tool_calls
     if extra:
         out["extra"] = dict(extra)
     return out

@@ -190,6 +190,8 @@ def to_openai(request: dict[str, Any], *, model: str, same_provider: bool = True
             }
         else:
             kwargs["tool_choice"] = choice
+    if request.get("tools") and params.get("parallel_tool_calls") is not None:
+        kwargs["parallel_tool_calls"] = bool(params["parallel_tool_calls"])  # needs tools
     fmt = request.get("response_format")
     if fmt:
         if fmt.get("type") == "json_schema":
@@ -329,6 +331,12 @@ def to_anthropic(
             kwargs["tool_choice"] = {"auto": {"type": "auto"}, "none": {"type": "none"}}.get(
                 choice, {"type": "any"}
             )
+    parallel = params.get("parallel_tool_calls")
+    if request.get("tools") and parallel is not None:
+        # Anthropic says it inside tool_choice (auto, any or tool; `none` calls no tools at all)
+        kwargs.setdefault("tool_choice", {"type": "auto"})
+        if kwargs["tool_choice"]["type"] != "none":
+            kwargs["tool_choice"]["disable_parallel_tool_use"] = not parallel
     fmt = request.get("response_format")
     if fmt:
         if fmt.get("type") == "json_schema" and fmt.get("schema"):

@@ -6,7 +6,7 @@ For every ingest adapter one realistic record is written to a temporary file, in
 shape) and the translated one are reduced to the same neutral view — system prompt, messages
 (roles, texts, images, tool calls and results), tools, tool_choice, structured output, sampling
 parameters — and compared. Where the target SDK legitimately differs the view normalises both
-sides; each such place says so in a comment. Known losses are strict xfail cases.
+sides; each such place says so in a comment. No case is a known loss.
 """
 
 from __future__ import annotations
@@ -187,6 +187,11 @@ def strict_tool_body() -> dict[str, Any]:
     body = chat_body()
     body["tools"][0]["function"]["strict"] = True
     return body
+
+
+def write_openai_chat_parallel_off(tmp: Path) -> Path:
+    body = chat_body(parallel_tool_calls=False)
+    return write_jsonl(tmp / "chat.jsonl", [{**chat_record(0), "request": body}])
 
 
 def write_openai_chat_strict_tool(tmp: Path) -> Path:
@@ -822,7 +827,7 @@ CASES = [
         id="bfcl",
     ),
     pytest.param(Case("canonical", write_canonical, chat_body), id="canonical"),
-    # --- known losses: each is a strict xfail, so it is noticed when fixed ---
+    # --- harder shapes: strict tools, GA structured output, parallel tool calls, wrapped inputs ---
     pytest.param(
         Case("openai_chat", write_openai_chat_strict_tool, strict_tool_body),
         id="openai_chat-strict_tool",
@@ -847,11 +852,15 @@ CASES = [
             "anthropic",
         ),
         id="anthropic_messages-disable_parallel_tool_use",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="disable_parallel_tool_use goes to params.extra and is sent top-level "
-            "(extra_body), not inside tool_choice, and is dropped across providers",
+    ),
+    pytest.param(
+        Case(
+            "openai_chat",
+            write_openai_chat_parallel_off,
+            lambda: chat_body(parallel_tool_calls=False),
+            same_provider=False,
         ),
+        id="openai_chat-parallel_tool_calls",
     ),
     pytest.param(
         Case(
@@ -861,11 +870,6 @@ CASES = [
             same_provider=False,
         ),
         id="langfuse-tools",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="the langfuse adapter ignores `tools` / `tool_choice` of an input "
-            "{tools, tool_choice, messages} (canonical tools and tool_choice are always None)",
-        ),
     ),
     pytest.param(
         Case(

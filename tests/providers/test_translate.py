@@ -126,3 +126,19 @@ def test_tool_names_the_apis_reject_are_sanitised_and_restored() -> None:
     assert api_tool_name("ok_name-1") == "ok_name-1"
     back = restore_tool_names('[{"id": "c", "name": "spotify_play", "arguments": {}}]', req)
     assert back is not None and '"name":"spotify.play"' in back
+
+
+def test_parallel_tool_calls_translate_across_providers() -> None:
+    # OpenAI's `parallel_tool_calls` is Anthropic's `disable_parallel_tool_use`, inverted
+    req = {**REQUEST, "tool_choice": "auto", "params": {"parallel_tool_calls": False}}
+    assert to_openai(req, model="m", same_provider=False)["parallel_tool_calls"] is False
+    a = to_anthropic(req, model="m", same_provider=False)
+    assert a["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}
+    assert "extra_body" not in a
+    # without a logged tool_choice Anthropic still needs one to carry the flag
+    a = to_anthropic({**req, "tool_choice": None}, model="m")
+    assert a["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}
+    # no tools: neither API accepts the flag, so it is not sent
+    bare = {**req, "tools": None, "tool_choice": None}
+    assert "parallel_tool_calls" not in to_openai(bare, model="m")
+    assert "tool_choice" not in to_anthropic(bare, model="m")
