@@ -10,8 +10,9 @@ import yaml
 
 from evalpipe.errors import SpecError
 from evalpipe.spec import JsonSchemaCheck, MaxChars, load_spec, spec_from_dict
+from tests.shared import DESIGN, absent
 
-DESIGN = Path(__file__).resolve().parents[1] / ".." / "shared" / "design" / "SPEC.md"
+SPEC_MD = DESIGN / "SPEC.md"
 
 
 def _minimal(tmp_path: Path) -> dict:
@@ -31,9 +32,9 @@ def _write(tmp_path: Path, data: dict) -> Path:
 
 
 def test_documented_spec_loads(tmp_path: Path) -> None:
-    if not DESIGN.exists():
-        pytest.skip("../shared/design/SPEC.md is absent")
-    text = DESIGN.read_text()
+    if not SPEC_MD.exists():
+        pytest.skip(absent(SPEC_MD, "the design SPEC.md"))
+    text = SPEC_MD.read_text()
     block = re.search(r"```yaml\n(.*?)```", text, re.S)
     assert block
     (tmp_path / "traffic.jsonl.gz").write_bytes(b"")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,12 +24,10 @@ from evalpipe.gate.paired import (
     wilson,
     win_rate,
 )
+from tests.shared import DATA, absent
 
 ALPACA = (
-    Path(__file__).resolve().parents[2]
-    / ".."
-    / "shared"
-    / "data"
+    DATA
     / "alpaca_eval"
     / "claude-2.1_vs_gpt4_1106_preview.weighted_alpaca_eval_gpt4_turbo.annotations.json"
 )
@@ -169,7 +166,7 @@ def test_t_p_less_is_dual_to_the_t_interval() -> None:
 
 def test_win_rate_reproduces_alpaca_eval_claude_2_1() -> None:
     if not ALPACA.is_file():
-        pytest.skip(f"AlpacaEval annotations not found at {ALPACA} (shared data not mounted)")
+        pytest.skip(absent(ALPACA, "AlpacaEval annotations"))
     rows = json.loads(ALPACA.read_text(encoding="utf-8"))
     pref = np.array([float(r["preference"]) for r in rows])
     pref[pref == 0] = 1.5  # AlpacaEval's legacy draw code

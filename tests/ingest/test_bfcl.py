@@ -13,11 +13,11 @@ import pytest
 from evalpipe.ingest import detect_format, ingest_paths
 from evalpipe.ingest.bfcl import json_schema
 from tests.ingest.helpers import write_jsonl
+from tests.shared import DATA as SHARED_DATA
+from tests.shared import absent
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "bfcl"
-needs_data = pytest.mark.skipif(
-    not DATA.is_dir(), reason=f"real BFCL files not found at {DATA.resolve()}"
-)
+DATA = SHARED_DATA / "bfcl"
+needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=absent(DATA, "real BFCL files"))
 
 # README: records, function docs, expected calls per category
 EXPECTED = {

@@ -10,11 +10,11 @@ import pytest
 
 from evalpipe.ingest import detect_format, ingest_paths
 from tests.ingest.helpers import write_jsonl
+from tests.shared import DATA as SHARED_DATA
+from tests.shared import absent
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "openai_batch"
-needs_data = pytest.mark.skipif(
-    not DATA.is_dir(), reason=f"real OpenAI batch files not found at {DATA.resolve()}"
-)
+DATA = SHARED_DATA / "openai_batch"
+needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=absent(DATA, "real OpenAI batch files"))
 
 
 @needs_data
