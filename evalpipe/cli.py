@@ -119,7 +119,7 @@ class _ProgressView:
             )
             return
         quarter = 4 * done // max(total, 1)
-        if self._last.get(key, -1) < quarter:
+        if done and self._last.get(key, -1) < quarter:
             self._last[key] = quarter
             out.print(f"{ev.stage} {ev.arm}: {done}/{total}")
 

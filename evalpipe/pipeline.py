@@ -133,11 +133,22 @@ def ingest_run(run: Run) -> dict[str, int]:
 
 
 def partitions(run: Run) -> list[int]:
-    """Partition numbers of the run's records (PARTITION_SIZE records each)."""
+    """Partition numbers of the run's records (PARTITION_SIZE records each).
+
+    Announces every partition of every arm to the progress sinks first (0 done), so that a
+    progress bar shows the whole run's total from the start, not the partitions begun so far.
+    """
     n = run.manifest().get("counts", {}).get("records")
     if n is None:
         n = read_table(run.path("records.parquet")).num_rows
-    return list(range(max(1, -(-int(n) // PARTITION_SIZE))))
+    parts = list(range(max(1, -(-int(n) // PARTITION_SIZE))))
+    if not run.stage_done("replay") and run.spec.mode != "canary":
+        for arm in run.spec.arms():
+            key = "baseline" if arm is run.spec.baseline else arm.name
+            for p in parts:
+                size = min(PARTITION_SIZE, int(n) - p * PARTITION_SIZE)
+                _emit(Progress("replay", key, 0, size, 0.0, p))
+    return parts
 
 
 def _salt(run: Run) -> str:

@@ -324,7 +324,9 @@ async def _replay(
             done = pq.read_table(part_path, schema=RESPONSES)
             if on_progress:
                 on_progress(
-                    Progress("replay", plan.arm_key, done.num_rows, len(record_ids), budget.spent)
+                    Progress(
+                        "replay", plan.arm_key, done.num_rows, len(record_ids), budget.spent, part
+                    )
                 )
             return done
         journal = _Journal(responses_dir / f"journal-{stem}.jsonl") if responses_dir else None
