@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import httpx
 
-__all__ = ["CallOutcome", "FatalProviderError", "classify_exception", "classify_status"]
+__all__ = [
+    "CallOutcome",
+    "FatalProviderError",
+    "classify_exception",
+    "classify_status",
+    "status_failure",
+    "transport_failure",
+]
 
 ErrorOrigin = Literal["infrastructure", "candidate"]
 
@@ -71,3 +79,43 @@ def classify_exception(exc: BaseException) -> ErrorOrigin:
 def short(message: str, limit: int = 300) -> str:
     message = " ".join(message.split())
     return message if len(message) <= limit else message[: limit - 1] + "…"
+
+
+def status_failure(
+    status: int, message: str, error_type: str, *, started: float, max_retries: int
+) -> CallOutcome:
+    """The outcome of an HTTP error left after the SDK's retries (`started`: perf_counter).
+
+    Raises:
+        FatalProviderError: on auth and unknown-model statuses, which no retry fixes.
+    """
+    origin, fatal = classify_status(status)
+    text = short(message)
+    if fatal:
+        fix = (
+            "Check the API key in the environment."
+            if status in (401, 403)
+            else "Check the model name and that this key can use it."
+        )
+        raise FatalProviderError(status, text, fix)
+    return CallOutcome(
+        status="error",
+        error_origin=origin,
+        http_status=status,
+        error_type=error_type,
+        error_message=text,
+        latency_ms=(time.perf_counter() - started) * 1000,
+        attempts=max_retries + 1 if origin == "infrastructure" else 1,
+    )
+
+
+def transport_failure(exc: BaseException, *, started: float, max_retries: int) -> CallOutcome:
+    """The outcome of a connection failure or timeout left after the SDK's retries."""
+    return CallOutcome(
+        status="error",
+        error_origin=classify_exception(exc),
+        error_type=type(exc).__name__,
+        error_message=short(str(exc)),
+        latency_ms=(time.perf_counter() - started) * 1000,
+        attempts=max_retries + 1,
+    )

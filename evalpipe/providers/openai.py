@@ -13,9 +13,8 @@ from openai.types.chat import ChatCompletion
 from evalpipe.providers.calls import (
     CallOutcome,
     FatalProviderError,
-    classify_exception,
-    classify_status,
-    short,
+    status_failure,
+    transport_failure,
 )
 
 __all__ = ["call_openai", "make_openai_client"]
@@ -59,33 +58,15 @@ async def call_openai(client: openai.AsyncOpenAI, kwargs: dict[str, Any]) -> Cal
         )
         completion = raw.parse()
     except openai.APIStatusError as exc:
-        origin, fatal = classify_status(exc.status_code)
-        text = short(_error_message(exc))
-        if fatal:
-            fix = (
-                "Check the API key in the environment."
-                if exc.status_code in (401, 403)
-                else "Check the model name and that this key can use it."
-            )
-            raise FatalProviderError(exc.status_code, text, fix) from exc
-        return CallOutcome(
-            status="error",
-            error_origin=origin,
-            http_status=exc.status_code,
-            error_type=type(exc).__name__,
-            error_message=text,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            attempts=client.max_retries + 1 if origin == "infrastructure" else 1,
+        return status_failure(
+            exc.status_code,
+            _error_message(exc),
+            type(exc).__name__,
+            started=started,
+            max_retries=client.max_retries,
         )
     except (openai.APIConnectionError, openai.APITimeoutError) as exc:
-        return CallOutcome(
-            status="error",
-            error_origin=classify_exception(exc),
-            error_type=type(exc).__name__,
-            error_message=short(str(exc)),
-            latency_ms=(time.perf_counter() - started) * 1000,
-            attempts=client.max_retries + 1,
-        )
+        return transport_failure(exc, started=started, max_retries=client.max_retries)
     latency = (time.perf_counter() - started) * 1000
     choice = completion.choices[0] if completion.choices else None
     message = choice.message if choice else None

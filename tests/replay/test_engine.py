@@ -41,7 +41,12 @@ def _records(n: int, *, extra: dict | None = None) -> pa.Table:
     return from_rows(rows, RECORDS)
 
 
-def _spec(tmp_path: Path, candidate_model: str = "claude-haiku-4-5", **extra: object):
+def _spec(
+    tmp_path: Path,
+    candidate_model: str = "claude-haiku-4-5",
+    candidate_provider: str = "anthropic",
+    **extra: object,
+):
     (tmp_path / "t.jsonl").write_text("{}\n")
     data = {
         "name": "t",
@@ -54,7 +59,7 @@ def _spec(tmp_path: Path, candidate_model: str = "claude-haiku-4-5", **extra: ob
         "candidates": [
             {
                 "name": "cand",
-                "provider": "anthropic",
+                "provider": candidate_provider,
                 "model": candidate_model,
                 "base_url": "builtin:fake",
             }
@@ -144,19 +149,26 @@ def test_untranslatable_and_unreplayable_requests_are_skipped(
     assert got[("cand", "r001")] == ("skipped", "redacted")
 
 
-def test_flaky_provider_recovers_through_sdk_retries(fake_provider: str, tmp_path: Path) -> None:
-    out = replay_records(_records(30), _spec(tmp_path, candidate_model="fake-flaky"), run_id="run")
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_flaky_provider_recovers_through_sdk_retries(
+    fake_provider: str, tmp_path: Path, provider: str
+) -> None:
+    spec = _spec(tmp_path, candidate_model="fake-flaky", candidate_provider=provider)
+    out = replay_records(_records(30), spec, run_id="run")
     cand = out.filter(pc.equal(out["arm"], "cand"))
     assert pc.all(pc.equal(cand["status"], "ok")).as_py()
     assert max(cand["attempts"].to_pylist()) >= 2
 
 
-def test_unknown_model_raises_provider_error(fake_provider: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_unknown_model_raises_provider_error(
+    fake_provider: str, tmp_path: Path, provider: str
+) -> None:
+    spec = _spec(tmp_path, candidate_model="claude-imaginary-9", candidate_provider=provider)
     with pytest.raises(ProviderError) as info:
-        replay_records(
-            _records(3), _spec(tmp_path, candidate_model="claude-imaginary-9"), run_id="run"
-        )
+        replay_records(_records(3), spec, run_id="run")
     assert info.value.arm == "cand" and info.value.model == "claude-imaginary-9"
+    assert "model" in info.value.fix
 
 
 def test_tool_calls_come_back_under_the_logged_tool_names(
