@@ -43,12 +43,23 @@ _COLOURS = {
 }
 
 
-def _quiet_prefect() -> None:
+def _quiet_prefect(debug: bool) -> None:
     # Ephemeral Prefect: no telemetry tracebacks offline, no INFO chatter; user settings win.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "WARNING")
+    if not debug:
+        # A failed run is reported in one line by main(); Prefect's run loggers would repeat it
+        # with a traceback. (logging.yml overrides: PREFECT_LOGGING_LOGGERS_<NAME>_LEVEL.)
+        for name in ("FLOW_RUNS", "TASK_RUNS"):
+            os.environ.setdefault(f"PREFECT_LOGGING_LOGGERS_PREFECT_{name}_LEVEL", "CRITICAL")
+
+
+class _LowerLevelFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        lowered = logging.makeLogRecord({**record.__dict__, "levelname": record.levelname.lower()})
+        return super().format(lowered)
 
 
 @app.callback()
@@ -60,10 +71,14 @@ def _root(
 ) -> None:
     _STATE["debug"] = debug
     level = logging.DEBUG if debug else logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(
-        level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    # The user reads "warning: …"; the logger's name only when they asked for the log.
+    fmt = (
+        "%(levelname)s %(name)s: %(message)s" if debug or verbose else "%(levelname)s: %(message)s"
     )
-    _quiet_prefect()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_LowerLevelFormatter(fmt))
+    logging.basicConfig(level=level, handlers=[handler])
+    _quiet_prefect(debug)
 
 
 class _ProgressView:
@@ -197,7 +212,8 @@ def _dry_run(spec_path: Path) -> None:
 
     plan = plan_run(load_spec(spec_path))
     out.print(
-        f"{plan.records:,} records would be replayed ({plan.quarantined} input lines quarantined)."
+        f"{plan.records:,} records would be replayed ({plan.quarantined:,} input "
+        f"line{'' if plan.quarantined == 1 else 's'} quarantined)."
     )
     header = ("arm", "model", "requests", "input tokens", "output tokens", "cost USD", "minutes")
     rows = [

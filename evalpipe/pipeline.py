@@ -106,7 +106,8 @@ def ingest_run(run: Run) -> dict[str, int]:
         with qpath.open("wb") as fh:
             for row in result.quarantine.to_pylist():
                 fh.write(orjson.dumps(row) + b"\n")
-        log.warning("%d input lines quarantined: %s", result.quarantine.num_rows, qpath)
+        n = result.quarantine.num_rows
+        log.warning("%d input line%s quarantined: %s", n, "" if n == 1 else "s", qpath)
     window = traffic.window
     records, select_counts = select_records(
         result.records,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
@@ -12,7 +11,7 @@ from anthropic.types import Message
 
 from evalpipe.providers.calls import (
     CallOutcome,
-    FatalProviderError,
+    api_key,
     status_failure,
     transport_failure,
 )
@@ -33,13 +32,7 @@ def make_anthropic_client(
     *, base_url: str | None, api_key_env: str | None, timeout_s: float, max_retries: int
 ) -> anthropic.AsyncAnthropic:
     """An AsyncAnthropic client; the key comes only from the environment."""
-    env = api_key_env or "ANTHROPIC_API_KEY"
-    key = os.environ.get(env)
-    if not key:
-        if base_url and ("127.0.0.1" in base_url or "localhost" in base_url):
-            key = "evalpipe-local"
-        else:
-            raise FatalProviderError(None, f"{env} is not set", f"Export {env} with an API key.")
+    key = api_key(api_key_env or "ANTHROPIC_API_KEY", base_url)
     return anthropic.AsyncAnthropic(
         api_key=key, base_url=base_url, timeout=timeout_s, max_retries=max_retries
     )

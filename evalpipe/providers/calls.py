@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -11,6 +12,7 @@ import httpx
 __all__ = [
     "CallOutcome",
     "FatalProviderError",
+    "api_key",
     "classify_exception",
     "classify_status",
     "status_failure",
@@ -53,6 +55,23 @@ class CallOutcome:
     def row(self) -> dict[str, Any]:
         """Its columns."""
         return asdict(self)
+
+
+def api_key(env: str, base_url: str | None) -> str:
+    """The API key from the environment variable `env`.
+
+    Local servers (the fake provider, vLLM, Ollama) need no key: one on 127.0.0.1 or localhost
+    gets a placeholder.
+
+    Raises:
+        FatalProviderError: when the variable is unset and the endpoint is not local.
+    """
+    key = os.environ.get(env)
+    if key:
+        return key
+    if base_url and ("127.0.0.1" in base_url or "localhost" in base_url):
+        return "evalpipe-local"
+    raise FatalProviderError(None, f"{env} is not set", f"Export {env} with an API key.")
 
 
 def classify_status(status: int) -> tuple[ErrorOrigin, bool]:
