@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -341,26 +342,119 @@ def demo(
     out.print(f"Done in {time.perf_counter() - started:.1f} s.")
 
 
+def _when(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a date or time; write it as 2026-11-01 or 2026-11-01T08:00:00Z",
+            param_hint=option,
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
 @app.command()
 def ingest(
     path: Annotated[Path, typer.Argument(help="Log file, folder or glob.", show_default=False)],
-    fmt: Annotated[str, typer.Option("--format", help="Adapter name, or auto.")] = "auto",
-    out_path: Annotated[
-        Path | None, typer.Option("--out", help="Write records.parquet here.")
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="openai_chat, openai_responses, openai_batch, anthropic_messages, "
+            "anthropic_batch, otel_genai, langfuse, bfcl, canonical — or auto.",
+        ),
+    ] = "auto",
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Folder to write records/part-*.parquet and quarantine.jsonl into.",
+            show_default=False,
+        ),
     ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Keep records logged at or after this time (ISO 8601).")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Keep records logged before this time (ISO 8601).")
+    ] = None,
+    dedupe: Annotated[
+        bool, typer.Option("--dedupe", help="Keep the first of identical requests.")
+    ] = False,
+    sample: Annotated[
+        int | None, typer.Option(help="Keep this many records, chosen by a seeded hash.", min=1)
+    ] = None,
+    stratify: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Sample proportionally over this column (repeatable): tenant, "
+            "attributes.feature, model …"
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the sample.")] = 0,
 ) -> None:
-    """Read logs into canonical records; report good and quarantined counts."""
-    from evalpipe.ingest import ingest_paths
+    """Read logs into canonical records; report good and quarantined counts.
+
+    Exits 0 when any record is usable (bad lines are quarantined, never lost), 4 when none is.
+    """
+    from evalpipe.ingest import ingest_paths, ingest_to_parquet, select_records, write_quarantine
     from evalpipe.store import write_table_atomic
 
-    result = ingest_paths(path, format=fmt)
-    if out_path is not None:
-        write_table_atomic(result.records, out_path)
+    window = (_when(since, "--since"), _when(until, "--until"))
+    selecting = any(window) or dedupe or sample is not None
+    if out_dir is not None:  # a second ingest into the same folder replaces the first
+        for stale in [*out_dir.glob("records/part-*.parquet"), out_dir / "quarantine.jsonl"]:
+            stale.unlink(missing_ok=True)
+    if out_dir is not None and not selecting:
+        # straight to Parquet part files: bounded memory, however large the logs
+        written = ingest_to_parquet(path, out_dir / "records", format=fmt)
+        quarantine, counts, formats = written.quarantine, written.counts, written.formats
+        kept = counts["ingested"]
+        steps: dict[str, int] = {}
+    else:
+        result = ingest_paths(path, format=fmt, workers=None)
+        quarantine, counts, formats = result.quarantine, result.counts, result.formats
+        records, steps = select_records(
+            result.records,
+            window_start=window[0],
+            window_end=window[1],
+            dedupe=dedupe,
+            sample_n=sample,
+            stratify=stratify or (),
+            seed=seed,
+        )
+        kept = records.num_rows
+        if out_dir is not None:
+            write_table_atomic(records, out_dir / "records" / "part-00000.parquet")
+    by_format: dict[str, int] = {}
+    for name in formats.values():
+        by_format[name] = by_format.get(name, 0) + 1
+    kinds = ", ".join(f"{name} ({n} file{'' if n == 1 else 's'})" for name, n in by_format.items())
     out.print(
-        f"{result.records.num_rows} records ingested, {result.quarantine.num_rows} quarantined"
+        f"{counts['ingested']:,} records ingested, {counts['quarantined']:,} quarantined — {kinds}"
     )
-    for row in result.quarantine.slice(0, 20).to_pylist():
-        err.print(f"  {row['file']}:{row['line']}: {row['field'] or '-'}: {row['reason']}")
+    dropped = {
+        "out_of_window": "outside the time window",
+        "duplicates_dropped": "duplicates",
+        "sampled_out": "sampled out",
+    }
+    said = [f"{steps[k]:,} {label}" for k, label in dropped.items() if steps.get(k)]
+    if selecting:
+        out.print(f"{kept:,} records selected" + (f" ({', '.join(said)})" if said else ""))
+    for row in quarantine.slice(0, 20).to_pylist():
+        where = f"{row['file']}:{row['line']}: {row['field'] or '-'}"
+        err.print(f"  {where}: {row['reason']}", soft_wrap=True, markup=False)
+    if quarantine.num_rows > 20:
+        err.print(f"  … and {quarantine.num_rows - 20:,} more")
+    if out_dir is not None:
+        if quarantine.num_rows:
+            write_quarantine(quarantine, out_dir / "quarantine.jsonl")
+        out.print(
+            f"Wrote {out_dir / 'records'}"
+            + (f" and {out_dir / 'quarantine.jsonl'}" if quarantine.num_rows else "")
+        )
 
 
 @app.command("fake-provider")
@@ -382,20 +476,20 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: every failure becomes one line and exit 4 (never a traceback)."""
     try:
         code = app(args=argv, standalone_mode=False)
-    except typer.Exit as exc:
+    except (typer.Exit, click.exceptions.Exit) as exc:
         sys.exit(exc.exit_code)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        err.print(f"error: {exc.format_message()}")
-        sys.exit(4)
-    except click.exceptions.Abort:
+    except (typer.Abort, click.exceptions.Abort):
         err.print("aborted")
+        sys.exit(4)
+    except (typer.TyperException, click.ClickException) as exc:
+        # usage errors: typer ≥ 0.20 raises its own vendored click's, older typer click's
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        err.print(f"error: {message}", soft_wrap=True, markup=False)
         sys.exit(4)
     except EvalpipeError as exc:
         if _STATE["debug"]:
             err.print_exception()
-        err.print(f"error: {exc}", soft_wrap=True)
+        err.print(f"error: {exc}", soft_wrap=True, markup=False)
         sys.exit(exc.exit_code)
     except Exception as exc:
         if _STATE["debug"]:
@@ -403,6 +497,7 @@ def main(argv: list[str] | None = None) -> None:
         err.print(
             f"error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
             soft_wrap=True,
+            markup=False,
         )
         sys.exit(4)
     sys.exit(code if isinstance(code, int) else 0)

@@ -88,7 +88,7 @@ def _cache(run: Run) -> ResponseCache:
 
 def ingest_run(run: Run) -> dict[str, int]:
     """Ingest the spec's traffic into records.parquet; bad lines go to the store's quarantine."""
-    from evalpipe.ingest import ingest_paths, select_records
+    from evalpipe.ingest import ingest_paths, select_records, write_quarantine
 
     if run.stage_done("ingest"):
         return dict(run.manifest().get("counts", {}))
@@ -99,13 +99,10 @@ def ingest_run(run: Run) -> dict[str, int]:
         spec.resolve_input(traffic.path),
         format=traffic.format,
         redact_quarantine=spec.redact_pii.quarantine,
+        workers=None,  # worker processes for large files
     )
     if result.quarantine.num_rows:
-        qpath = run.quarantine_dir / f"{run.run_id}.jsonl"
-        qpath.parent.mkdir(parents=True, exist_ok=True)
-        with qpath.open("wb") as fh:
-            for row in result.quarantine.to_pylist():
-                fh.write(orjson.dumps(row) + b"\n")
+        qpath = write_quarantine(result.quarantine, run.quarantine_dir / f"{run.run_id}.jsonl")
         n = result.quarantine.num_rows
         log.warning("%d input line%s quarantined: %s", n, "" if n == 1 else "s", qpath)
     window = traffic.window

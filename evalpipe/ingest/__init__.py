@@ -2,7 +2,7 @@
 
 Users and flows import from here only: `ingest_paths` (path → records table),
 `ingest_to_parquet` (the same, written as part files with bounded memory), `select_records`
-(window, dedupe, sample), `detect_format`, `redact_pii`.
+(window, dedupe, sample), `write_quarantine`, `detect_format`, `redact_pii`.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import NamedTuple
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -33,6 +34,7 @@ __all__ = [
     "ingest_to_parquet",
     "redact_pii",
     "select_records",
+    "write_quarantine",
 ]
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,8 @@ class IngestResult(NamedTuple):
     """Rejected input (schema `tables.QUARANTINE`): file, line, field, reason, raw (truncated)."""
     counts: dict[str, int]
     """files, read (items), ingested, quarantined."""
+    formats: dict[str, str]
+    """Format detected (or forced) per file."""
 
 
 class ParquetIngest(NamedTuple):
@@ -83,6 +87,18 @@ def _no_records(path: str | Path, reader: Reader, quarantine: pa.Table) -> NoUsa
         f"no usable record ({reader.counts['read']} read, {quarantine.num_rows} quarantined)",
         hint,
     )
+
+
+def write_quarantine(quarantine: pa.Table, path: str | Path) -> Path:
+    """Write quarantine rows as JSON Lines (one rejected input per line), atomically."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    with tmp.open("wb") as fh:
+        for row in quarantine.to_pylist():
+            fh.write(orjson.dumps(row) + b"\n")
+    os.replace(tmp, out)
+    return out
 
 
 def ingest_paths(
@@ -122,7 +138,7 @@ def ingest_paths(
     )
     if records.num_rows == 0:
         raise _no_records(path, reader, quarantine)
-    return IngestResult(records, quarantine, reader.counts)
+    return IngestResult(records, quarantine, reader.counts, reader.formats)
 
 
 def ingest_to_parquet(

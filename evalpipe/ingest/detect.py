@@ -54,7 +54,7 @@ def detect_file(path: Path) -> str:
         raise InputError(
             str(path),
             f"cannot detect the format ({what})",
-            "Pass --format (traffic.format in the spec); formats are listed in FORMATS.md.",
+            "Pass --format (traffic.format in the spec); `evalpipe ingest --help` lists them.",
         )
     # first-listed adapter wins a tie, as in detect_value
     order = {f"{cls.name}@{cls.version}": i for i, cls in enumerate(ADAPTERS.values())}

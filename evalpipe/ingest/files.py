@@ -79,7 +79,7 @@ def list_files(path: str | Path) -> list[Path]:
         if files:
             return files
         raise InputError(text, "the pattern matches no file")
-    raise InputError(text, "no such file or folder", "Check `traffic.path` in the spec.")
+    raise InputError(text, "no such file or folder", "Check the path (`traffic.path` in a spec).")
 
 
 def is_parquet(path: Path) -> bool:
