@@ -7,6 +7,7 @@ resumable: it returns at once when its stage is already done for the run.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -153,6 +154,24 @@ def _salt(run: Run) -> str:
     return str(run.manifest().get("cache_salt") or "")
 
 
+_budgets: dict[tuple[str, str], Budget] = {}
+_budgets_lock = threading.Lock()
+
+
+def _replay_budget(run: Run) -> Budget:
+    """The run's one replay budget, shared by the partitions replaying in this process.
+
+    Partitions run as concurrent tasks; each with a budget of its own could spend the whole
+    cap. (Task runners in other processes, Dask or Ray, each hold their own.)
+    """
+    key = (str(run.root), run.run_id)
+    with _budgets_lock:
+        if key not in _budgets:
+            spent = float(run.manifest().get("cost_usd", {}).get("total") or 0.0)
+            _budgets[key] = Budget(run.spec.budget_usd, spent)
+        return _budgets[key]
+
+
 def replay_run(run: Run, part: int | None = None) -> int:
     """Replay one partition (or all) of the run's records against every arm; returns rows written."""
     if run.stage_done("replay") or run.spec.mode == "canary":
@@ -162,7 +181,7 @@ def replay_run(run: Run, part: int | None = None) -> int:
     records = read_table(run.path("records.parquet"), RECORDS)
     out_dir = run.path("responses")
     out_dir.mkdir(parents=True, exist_ok=True)
-    budget = Budget(spec.budget_usd, float(run.manifest().get("cost_usd", {}).get("total") or 0.0))
+    budget = _replay_budget(run)
     parts = partitions(run) if part is None else [part]
     written = 0
     for p in parts:
@@ -186,6 +205,8 @@ def replay_run(run: Run, part: int | None = None) -> int:
 
 def finish_replay(run: Run, seconds: float | None = None) -> None:
     """After every partition: add the `logged` arm, record counts and spend, mark replay done."""
+    with _budgets_lock:
+        _budgets.pop((str(run.root), run.run_id), None)
     spec = run.spec
     out_dir = run.path("responses")
     out_dir.mkdir(parents=True, exist_ok=True)

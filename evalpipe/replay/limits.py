@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 __all__ = ["Budget", "RateLimiter"]
@@ -51,6 +52,8 @@ class Budget:
         self.limit = limit_usd
         self.spent = spent_usd
         self._reserved = 0.0
+        # partitions replaying in threads (Prefect's default task runner) share one budget
+        self._lock = threading.Lock()
 
     @property
     def exhausted(self) -> bool:
@@ -58,11 +61,13 @@ class Budget:
 
     def reserve(self, usd: float) -> bool:
         """Hold `usd` for a request; False when the cap would be crossed (do not send)."""
-        if self.limit is not None and self.spent + self._reserved + usd > self.limit:
-            return False
-        self._reserved += usd
-        return True
+        with self._lock:
+            if self.limit is not None and self.spent + self._reserved + usd > self.limit:
+                return False
+            self._reserved += usd
+            return True
 
     def settle(self, reserved: float, actual: float) -> None:
-        self._reserved = max(0.0, self._reserved - reserved)
-        self.spent += actual
+        with self._lock:
+            self._reserved = max(0.0, self._reserved - reserved)
+            self.spent += actual
