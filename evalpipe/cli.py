@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -407,9 +408,12 @@ def ingest(
     if out_dir is not None:  # a second ingest into the same folder replaces the first
         for stale in [*out_dir.glob("records/part-*.parquet"), out_dir / "quarantine.jsonl"]:
             stale.unlink(missing_ok=True)
-    if out_dir is not None and not selecting:
-        # straight to Parquet part files: bounded memory, however large the logs
-        written = ingest_to_parquet(path, out_dir / "records", format=fmt)
+    if not selecting:
+        # straight to Parquet part files (a scratch folder without --out): bounded memory,
+        # however large the logs
+        with tempfile.TemporaryDirectory(prefix="evalpipe-ingest-") as scratch:
+            target = out_dir / "records" if out_dir is not None else Path(scratch)
+            written = ingest_to_parquet(path, target, format=fmt)
         quarantine, counts, formats = written.quarantine, written.counts, written.formats
         kept = counts["ingested"]
         steps: dict[str, int] = {}
