@@ -1,4 +1,5 @@
-"""The spend cap holds for the whole run when its partitions replay at the same time."""
+"""The spend cap holds for the whole run when its partitions replay at the same time, and what it
+buys is complete pairs: a record is replayed on every arm or on none."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from evalpipe.spec import load_spec
 from evalpipe.store import open_run, read_table
 
 DEMO = Path(__file__).resolve().parent.parent / "eval_sets" / "demo"
-BUDGET = 0.0015  # about a third of what the 480 requests cost
+BUDGET = 0.05  # a fraction of what the 480 requests would cost
 
 
 def test_concurrent_partitions_share_one_budget(
@@ -44,3 +45,10 @@ def test_concurrent_partitions_share_one_budget(
     assert {"ok", "skipped"} <= status
     assert spent <= BUDGET
     assert run.manifest()["cost_usd"]["replay"] <= BUDGET
+    # every record answered on all three arms or skipped on all three: no unpaired spend
+    arms_per_record: dict[str, set[str]] = {}
+    for row in replayed.select(["record_id", "status"]).to_pylist():
+        arms_per_record.setdefault(row["record_id"], set()).add(row["status"])
+    assert all(len(s) == 1 for s in arms_per_record.values())
+    paired = sum(s == {"ok"} for s in arms_per_record.values())
+    assert 10 <= paired < 160

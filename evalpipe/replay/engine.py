@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -154,6 +155,51 @@ def _row_from_journal(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
+class _Admission:
+    """Budget admission per record, for all arms at once, so that a budget that runs out leaves
+    complete pairs (baseline and every candidate) rather than arms answered alone.
+
+    The first arm to reach record i reserves the estimated cost of i on every arm that still
+    needs it; the others wait for that decision and draw their share (or learn that i was
+    refused). A share not used (a cache hit, a skip, an answer already journaled) goes back to
+    the budget. One per partition, on its event loop.
+    """
+
+    def __init__(self, budget: Budget, costs: np.ndarray) -> None:
+        self.budget = budget
+        self.costs = costs  # [record, plan]: pessimistic cost estimates
+        self.needed = np.ones(costs.shape, dtype=bool)
+        self.decisions: dict[int, asyncio.Future[bool]] = {}
+
+    async def take(self, i: int, j: int) -> float | None:
+        """Plan j's share of record i's reservation; None when record i did not fit the budget."""
+        decision = self.decisions.get(i)
+        if decision is None:
+            decision = asyncio.get_running_loop().create_future()
+            self.decisions[i] = decision
+            included = self.needed[i].copy()
+            admitted = await self.budget.acquire(float(self.costs[i][included].sum()))
+            if admitted:  # shares of arms that dropped out while we waited go back
+                back = included & ~self.needed[i]
+                back[j] = False
+                if back.any():
+                    self.budget.settle(float(self.costs[i][back].sum()), 0.0)
+            decision.set_result(admitted)
+        elif not decision.done():
+            await decision
+        if not decision.result():
+            return None
+        self.needed[i, j] = False
+        return float(self.costs[i, j])
+
+    def release(self, i: int, j: int) -> None:
+        """Plan j will not send record i: its share, once reserved, goes back to the budget."""
+        decision = self.decisions.get(i)
+        if self.needed[i, j] and decision is not None and decision.done() and decision.result():
+            self.budget.settle(float(self.costs[i, j]), 0.0)
+        self.needed[i, j] = False
+
+
 @dataclass
 class _ArmPlan:
     arm: Arm
@@ -193,8 +239,14 @@ async def cached_call(
     sem: asyncio.Semaphore,
     limiter: RateLimiter | None,
     prices: dict[str, Price],
+    admit: Callable[[], Awaitable[float | None]] | None = None,
+    release: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """One request through the cache, the budget and the limits; the result as RESPONSES columns.
+
+    The spend is reserved before sending: by `admit` when given (the request's share of a
+    reservation made for its record on every arm; None: refused), else here from this request's
+    own estimate. A cache hit gives its share back by `release`.
 
     Raises:
         FatalProviderError: the provider refused the endpoint itself.
@@ -209,15 +261,22 @@ async def cached_call(
     )
     hit = cache.get(key) if cache else None
     if hit is not None:
+        if release is not None:
+            release()
         return dict(hit, request_key=key, cache_hit=True)
-    estimate = estimate_cost(endpoint.model, kwargs, prices)
-    if not budget.reserve(estimate):
+    if admit is not None:
+        share = await admit()
+    else:
+        share = estimate_cost(endpoint.model, kwargs, prices)
+        share = share if await budget.acquire(share) else None
+    if share is None:
         return {
             "request_key": key,
             "status": "skipped",
             "error_type": "BudgetExhausted",
             "error_message": "budget_usd reached before this request",
         }
+    estimate = share
     started = datetime.now(UTC)
     try:
         async with sem:
@@ -315,12 +374,24 @@ async def _replay(
     issues = records["replay_issue"].to_pylist()
     attrs = [dict(a or []) for a in records["attributes"].to_pylist()]
     prices = spec_prices(spec)
+    admission = (
+        _Admission(budget, _cost_matrix(requests, plans, spec, prices))
+        if budget.limit is not None
+        else None
+    )
 
-    async def run_plan(plan: _ArmPlan) -> pa.Table:
+    async def run_plan(j: int, plan: _ArmPlan) -> pa.Table:
         sem, limiter = limiters[f"{plan.arm.provider}:{plan.endpoint.host}:{plan.arm.model}"]
         stem = f"{plan.arm_key}-r{plan.repeat}-p{part:05d}"
         part_path = responses_dir / f"part-{stem}.parquet" if responses_dir else None
+
+        def release(i: int) -> None:
+            if admission is not None:
+                admission.release(i, j)
+
         if part_path is not None and part_path.exists():
+            for i in range(len(record_ids)):
+                release(i)
             done = pq.read_table(part_path, schema=RESPONSES)
             if on_progress:
                 on_progress(
@@ -333,6 +404,9 @@ async def _replay(
         done_rows = [_row_from_journal(r) for r in journal.read()] if journal else []
         done_ids = {r["record_id"] for r in done_rows}
         total = len(record_ids)
+        for i in range(total):
+            if record_ids[i] in done_ids:
+                release(i)
         counter = {"done": len(done_ids)}
         base = {
             "run_id": run_id,
@@ -348,6 +422,7 @@ async def _replay(
         async def one(i: int) -> dict[str, Any]:
             row = dict(base, record_id=record_ids[i], started_at=datetime.now(UTC))
             if not replayable[i]:
+                release(i)
                 return dict(
                     row, status="skipped", error_type="NotReplayable", error_message=issues[i]
                 )
@@ -355,6 +430,7 @@ async def _replay(
                 request = _prepare(spec, plan.arm, orjson.loads(requests[i]), attrs[i])
                 kwargs = plan.endpoint.build(request)
             except Untranslatable as exc:
+                release(i)
                 return dict(
                     row,
                     status="skipped",
@@ -372,6 +448,8 @@ async def _replay(
                     sem=sem,
                     limiter=limiter,
                     prices=prices,
+                    admit=None if admission is None else lambda: admission.take(i, j),
+                    release=None if admission is None else lambda: release(i),
                 )
             except FatalProviderError as exc:
                 raise ProviderError(plan.arm_key, plan.arm.model, exc.message, exc.fix) from None
@@ -405,7 +483,7 @@ async def _replay(
             journal.path.unlink(missing_ok=True)
         return table
 
-    tasks = [asyncio.create_task(run_plan(p)) for p in plans]
+    tasks = [asyncio.create_task(run_plan(j, p)) for j, p in enumerate(plans)]
     try:
         tables = await asyncio.gather(*tasks)
     except BaseException:
@@ -417,6 +495,31 @@ async def _replay(
         for p in plans:
             await p.endpoint.aclose()
     return pa.concat_tables(tables) if tables else RESPONSES.empty_table()
+
+
+def _cost_matrix(
+    requests: list[str], plans: list[_ArmPlan], spec: Spec, prices: dict[str, Price]
+) -> np.ndarray:
+    """[record, plan] pessimistic cost of each canonical request on each arm (as estimate_cost:
+    input chars/4, output at the max_tokens the arm will send)."""
+    in_tok = np.array([len(r) / 4 for r in requests], dtype=np.float64)
+    logged = np.array(
+        [(orjson.loads(r).get("params") or {}).get("max_tokens") or 0 for r in requests],
+        dtype=np.float64,
+    )
+    out = np.zeros((len(requests), len(plans)))
+    for j, plan in enumerate(plans):
+        price = price_for(plan.arm.model, prices)
+        if price is None:
+            continue
+        override = {**spec.replay.params, **plan.arm.params}.get("max_tokens")
+        out_tok = (
+            np.full(len(requests), float(override))
+            if override
+            else np.where(logged > 0, logged, float(spec.replay.max_tokens_default))
+        )
+        out[:, j] = (in_tok * price.input + out_tok * price.output) / 1e6
+    return out
 
 
 def estimate_tokens(kwargs: dict[str, Any]) -> float:

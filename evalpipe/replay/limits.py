@@ -59,13 +59,24 @@ class Budget:
     def exhausted(self) -> bool:
         return self.limit is not None and self.spent + self._reserved >= self.limit
 
-    def reserve(self, usd: float) -> bool:
-        """Hold `usd` for a request; False when the cap would be crossed (do not send)."""
-        with self._lock:
-            if self.limit is not None and self.spent + self._reserved + usd > self.limit:
-                return False
-            self._reserved += usd
-            return True
+    async def acquire(self, usd: float) -> bool:
+        """Reserve `usd`, waiting while requests in flight may still give some of theirs back.
+
+        Reservations are pessimistic (output at max_tokens), so a request that does not fit now
+        often fits once those in flight are settled at their real cost. False only when it does
+        not fit with nothing in flight. Polls, because partitions replaying in other threads
+        settle on other event loops.
+        """
+        pause = 0.002
+        while True:
+            with self._lock:
+                if self.limit is None or self.spent + self._reserved + usd <= self.limit:
+                    self._reserved += usd
+                    return True
+                if self._reserved <= 1e-12:
+                    return False
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.1)
 
     def settle(self, reserved: float, actual: float) -> None:
         with self._lock:

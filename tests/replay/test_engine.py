@@ -124,13 +124,25 @@ def test_cache_makes_a_repeat_free(fake_provider: str, tmp_path: Path) -> None:
 
 
 def test_budget_stops_cleanly_with_skipped_rows(fake_provider: str, tmp_path: Path) -> None:
-    spec = _spec(tmp_path, budget_usd=0.0005)
+    spec = _spec(tmp_path, budget_usd=0.004)
     out = replay_records(_records(40), spec, run_id="run")
     status = out["status"].to_pylist()
     assert "skipped" in status and "ok" in status
     skipped = out.filter(pc.equal(out["status"], "skipped"))
     assert set(skipped["error_type"].to_pylist()) == {"BudgetExhausted"}
-    assert pc.sum(out["cost_usd"]).as_py() <= 0.0005
+    assert pc.sum(out["cost_usd"]).as_py() <= 0.004
+    # a record is answered on both arms or on neither: the budget buys pairs
+    by_record: dict[str, set[str]] = {}
+    for r in out.select(["record_id", "status"]).to_pylist():
+        by_record.setdefault(r["record_id"], set()).add(r["status"])
+    assert all(len(v) == 1 for v in by_record.values())
+
+
+def test_a_record_too_dear_for_every_arm_is_not_started(fake_provider: str, tmp_path: Path) -> None:
+    # 0.0005 would buy the baseline's answer but not the candidate's (max_tokens 300 on Haiku)
+    out = replay_records(_records(5), _spec(tmp_path, budget_usd=0.0005), run_id="run")
+    assert set(out["status"].to_pylist()) == {"skipped"}
+    assert pc.sum(out["cost_usd"]).as_py() in (None, 0)
 
 
 def test_untranslatable_and_unreplayable_requests_are_skipped(
