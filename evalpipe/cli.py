@@ -400,8 +400,7 @@ def ingest(
 
     Exits 0 when any record is usable (bad lines are quarantined, never lost), 4 when none is.
     """
-    from evalpipe.ingest import ingest_paths, ingest_to_parquet, select_records, write_quarantine
-    from evalpipe.store import write_table_atomic
+    from evalpipe.ingest import ingest_selected, ingest_to_parquet, write_quarantine
 
     window = (_when(since, "--since"), _when(until, "--until"))
     selecting = any(window) or dedupe or sample is not None
@@ -418,20 +417,21 @@ def ingest(
         kept = counts["ingested"]
         steps: dict[str, int] = {}
     else:
-        result = ingest_paths(path, format=fmt, workers=None)
-        quarantine, counts, formats = result.quarantine, result.counts, result.formats
-        records, steps = select_records(
-            result.records,
-            window_start=window[0],
-            window_end=window[1],
-            dedupe=dedupe,
-            sample_n=sample,
-            stratify=stratify or (),
-            seed=seed,
-        )
-        kept = records.num_rows
-        if out_dir is not None:
-            write_table_atomic(records, out_dir / "records" / "part-00000.parquet")
+        with tempfile.TemporaryDirectory(prefix="evalpipe-ingest-") as scratch:
+            target = out_dir / "records" if out_dir is not None else Path(scratch)
+            selected = ingest_selected(
+                path,
+                target / "part-00000.parquet",
+                format=fmt,
+                window_start=window[0],
+                window_end=window[1],
+                dedupe=dedupe,
+                sample_n=sample,
+                stratify=stratify or (),
+                seed=seed,
+            )
+        quarantine, counts, formats = selected.quarantine, selected.counts, selected.formats
+        kept, steps = selected.records, counts
     by_format: dict[str, int] = {}
     for name in formats.values():
         by_format[name] = by_format.get(name, 0) + 1

@@ -19,7 +19,9 @@ import duckdb
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
+from evalpipe.errors import StoreError
 from evalpipe.gate import gate_scores
 from evalpipe.gate.verdict import GateResult
 from evalpipe.replay.cache import ResponseCache
@@ -30,6 +32,7 @@ from evalpipe.spec import BUILTIN_FAKE, Spec
 from evalpipe.store import (
     Run,
     find_runs,
+    read_rows,
     read_table,
     update_catalog,
     write_json_atomic,
@@ -54,6 +57,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PARTITION_SIZE: Final = 1000
+_RAW_COLUMNS: Final = ("request_raw", "response_raw")
+_LEAN: Final = pa.schema([f for f in RECORDS if f.name not in _RAW_COLUMNS])
 """Records per replay partition (a task each in the flows)."""
 
 _sinks: list[Callable[[Progress], None]] = []
@@ -88,44 +93,49 @@ def _cache(run: Run) -> ResponseCache:
 
 
 def ingest_run(run: Run) -> dict[str, int]:
-    """Ingest the spec's traffic into records.parquet; bad lines go to the store's quarantine."""
-    from evalpipe.ingest import ingest_paths, select_records, write_quarantine
+    """Ingest the spec's traffic into records.parquet; bad lines go to the store's quarantine.
+
+    Bounded memory however large the logs: the adapters write Parquet parts as they read, the
+    selection reads only the few columns it needs, and the kept rows are copied part by part
+    into records.parquet, in row groups of PARTITION_SIZE (a replay partition reads one).
+    """
+    from evalpipe.ingest import ingest_selected, selection_of, write_quarantine
 
     if run.stage_done("ingest"):
         return dict(run.manifest().get("counts", {}))
     started = time.perf_counter()
     spec = run.spec
-    traffic = spec.traffic
-    result = ingest_paths(
-        spec.resolve_input(traffic.path),
-        format=traffic.format,
+    result = ingest_selected(
+        spec.resolve_input(spec.traffic.path),
+        run.path("records.parquet"),
         redact_quarantine=spec.redact_pii.quarantine,
-        workers=None,  # worker processes for large files
+        row_group_size=PARTITION_SIZE,
+        **selection_of(spec),
     )
     if result.quarantine.num_rows:
         qpath = write_quarantine(result.quarantine, run.quarantine_dir / f"{run.run_id}.jsonl")
         n = result.quarantine.num_rows
         log.warning("%d input line%s quarantined: %s", n, "" if n == 1 else "s", qpath)
-    window = traffic.window
-    records, select_counts = select_records(
-        result.records,
-        window_start=window.start if window else None,
-        window_end=window.end if window else None,
-        dedupe=traffic.dedupe,
-        sample_n=traffic.sample.n if traffic.sample else None,
-        stratify=traffic.sample.stratify if traffic.sample else (),
-        seed=spec.seed,
-    )
-    write_table_atomic(records, run.path("records.parquet"))
-    counts = {
-        **{k: int(v) for k, v in result.counts.items()},
-        **{k: int(v) for k, v in select_counts.items()},
-        "records": records.num_rows,
-        "quarantined": result.quarantine.num_rows,
-    }
+    counts = {**result.counts, "records": result.records}
     run.update_manifest(counts=counts)
     run.mark_stage("ingest", time.perf_counter() - started)
     return counts
+
+
+def read_records(run: Run, start: int = 0, stop: int | None = None) -> pa.Table:
+    """The run's records (rows `start` to `stop`), without the raw logged JSON no stage after
+    ingest reads: a RECORDS table whose `request_raw` / `response_raw` are null."""
+    path = run.path("records.parquet")
+    if not path.exists():
+        raise StoreError(f"{path} does not exist; has the ingest stage run?")
+    if stop is None:
+        table = pq.read_table(path, columns=_LEAN.names)
+        table = table if table.schema == _LEAN else table.cast(_LEAN)
+    else:
+        table = read_rows(path, start, stop, columns=_LEAN.names, schema=_LEAN)
+    for name in _RAW_COLUMNS:
+        table = table.append_column(RECORDS.field(name), pa.nulls(table.num_rows, pa.string()))
+    return table.select(RECORDS.names)
 
 
 # --- replay ------------------------------------------------------------------------------------
@@ -139,7 +149,7 @@ def partitions(run: Run) -> list[int]:
     """
     n = run.manifest().get("counts", {}).get("records")
     if n is None:
-        n = read_table(run.path("records.parquet")).num_rows
+        n = pq.ParquetFile(run.path("records.parquet")).metadata.num_rows
     parts = list(range(max(1, -(-int(n) // PARTITION_SIZE))))
     if not run.stage_done("replay") and run.spec.mode != "canary":
         for arm in run.spec.arms():
@@ -178,14 +188,13 @@ def replay_run(run: Run, part: int | None = None) -> int:
         return 0  # canary mode compares what production served: nothing to replay
     started = time.perf_counter()
     spec = run.spec
-    records = read_table(run.path("records.parquet"), RECORDS)
     out_dir = run.path("responses")
     out_dir.mkdir(parents=True, exist_ok=True)
     budget = _replay_budget(run)
     parts = partitions(run) if part is None else [part]
     written = 0
     for p in parts:
-        chunk = records.slice(p * PARTITION_SIZE, PARTITION_SIZE)
+        chunk = read_records(run, p * PARTITION_SIZE, (p + 1) * PARTITION_SIZE)
         table = replay_records(
             chunk,
             spec,
@@ -211,7 +220,7 @@ def finish_replay(run: Run, seconds: float | None = None) -> None:
     out_dir = run.path("responses")
     out_dir.mkdir(parents=True, exist_ok=True)
     if spec.mode == "canary" or (spec.baseline is not None and spec.baseline.compare_logged):
-        records = read_table(run.path("records.parquet"), RECORDS)
+        records = read_records(run)
         write_table_atomic(
             logged_responses(records, run_id=run.run_id), out_dir / "part-logged-r0-p00000.parquet"
         )
@@ -258,7 +267,7 @@ def score_run(run: Run) -> int:
 
     started = time.perf_counter()
     spec = run.spec
-    records = read_table(run.path("records.parquet"), RECORDS)
+    records = read_records(run)
     responses = read_table(run.path("responses"), RESPONSES)
     spent = float(run.manifest().get("cost_usd", {}).get("total") or 0.0)
     budget = Budget(spec.budget_usd, spent)
@@ -290,7 +299,7 @@ def gate_run(run: Run) -> GateResult:
     """Decide every candidate; writes gate.parquet and the verdict into the manifest."""
     started = time.perf_counter()
     spec = run.spec
-    records = read_table(run.path("records.parquet"), RECORDS)
+    records = read_records(run)
     responses = read_table(run.path("responses"), RESPONSES)
     scores = read_table(run.path("scores.parquet"), SCORES)
     skipped = pc.sum(pc.equal(responses["error_type"], "BudgetExhausted")).as_py() or 0
@@ -335,7 +344,7 @@ def report_run(run: Run, result: GateResult, *, out: str | None = None) -> Path:
         reports_root / run.run_id,
         gate=result,
         spec=spec,
-        records=read_table(run.path("records.parquet"), RECORDS),
+        records=read_records(run),
         responses=read_table(run.path("responses"), RESPONSES),
         scores=read_table(run.path("scores.parquet"), SCORES),
         manifest=run.manifest(),

@@ -5,17 +5,21 @@ Nothing is sent: the traffic is read and selected as a run would, then counted.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from evalpipe.providers.prices import price_for
 from evalpipe.replay.engine import spec_prices
 from evalpipe.score.rules import where_mask
 from evalpipe.spec import Spec
+from evalpipe.tables import RECORDS
 
 __all__ = ["ArmPlan", "RunPlan", "plan_run"]
 
@@ -58,20 +62,13 @@ def _tokens(texts: pa.ChunkedArray) -> np.ndarray:
 def plan_run(spec: Spec) -> RunPlan:
     """Count what a run of `spec` would do, without sending anything."""
     from evalpipe.gate.power import n_needed_for_check
-    from evalpipe.ingest import ingest_paths, select_records
+    from evalpipe.ingest import ingest_selected, selection_of
 
-    traffic = spec.traffic
-    result = ingest_paths(spec.resolve_input(traffic.path), format=traffic.format)
-    window = traffic.window
-    records, _ = select_records(
-        result.records,
-        window_start=window.start if window else None,
-        window_end=window.end if window else None,
-        dedupe=traffic.dedupe,
-        sample_n=traffic.sample.n if traffic.sample else None,
-        stratify=traffic.sample.stratify if traffic.sample else (),
-        seed=spec.seed,
-    )
+    with tempfile.TemporaryDirectory(prefix="evalpipe-plan-") as scratch:
+        path = Path(scratch) / "records.parquet"
+        result = ingest_selected(spec.resolve_input(spec.traffic.path), path, **selection_of(spec))
+        # all but the raw logged JSON, which a plan does not read
+        records = pq.read_table(path, columns=[c for c in RECORDS.names if not c.endswith("_raw")])
     n = records.num_rows
     in_tok = _tokens(records["request"])
     logged_out = np.asarray(

@@ -1,16 +1,20 @@
 """Ingest: logged traffic in many formats → canonical records (FORMATS.md); bad lines → quarantine.
 
 Users and flows import from here only: `ingest_paths` (path → records table),
-`ingest_to_parquet` (the same, written as part files with bounded memory), `select_records`
-(window, dedupe, sample), `write_quarantine`, `detect_format`, `redact_pii`.
+`ingest_to_parquet` (the same, written as part files with bounded memory), `ingest_selected`
+(ingest and select into one Parquet file, bounded memory), `select_records`
+(window, dedupe, sample; `select_rows` for row numbers), `write_quarantine`, `detect_format`, `redact_pii`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 import pyarrow as pa
@@ -21,19 +25,33 @@ from evalpipe.ingest.detect import detect_format
 from evalpipe.ingest.formats import ADAPTERS, FORMAT_NAMES
 from evalpipe.ingest.pii import redact_pii
 from evalpipe.ingest.reader import BATCH_ROWS, Reader
-from evalpipe.ingest.selection import select_records
+from evalpipe.ingest.selection import (
+    select_records,
+    select_rows,
+    selection_columns,
+    selection_table,
+)
+from evalpipe.store import write_rows_atomic
 from evalpipe.tables import RECORDS
+
+if TYPE_CHECKING:
+    from evalpipe.spec import Spec
 
 __all__ = [
     "ADAPTERS",
     "FORMAT_NAMES",
     "IngestResult",
     "ParquetIngest",
+    "SelectedIngest",
     "detect_format",
     "ingest_paths",
+    "ingest_selected",
     "ingest_to_parquet",
     "redact_pii",
     "select_records",
+    "select_rows",
+    "selection_columns",
+    "selection_of",
     "write_quarantine",
 ]
 
@@ -62,6 +80,19 @@ class IngestResult(NamedTuple):
     """Rejected input (schema `tables.QUARANTINE`): file, line, field, reason, raw (truncated)."""
     counts: dict[str, int]
     """files, read (items), ingested, quarantined."""
+    formats: dict[str, str]
+    """Format detected (or forced) per file."""
+
+
+class SelectedIngest(NamedTuple):
+    """What `ingest_selected` wrote."""
+
+    records: int
+    """Records written (after selection)."""
+    quarantine: pa.Table
+    counts: dict[str, int]
+    """files, read, ingested, quarantined, then the selection's out_of_window,
+    duplicates_dropped, sampled_out, selected."""
     formats: dict[str, str]
     """Format detected (or forced) per file."""
 
@@ -99,6 +130,79 @@ def write_quarantine(quarantine: pa.Table, path: str | Path) -> Path:
             fh.write(orjson.dumps(row) + b"\n")
     os.replace(tmp, out)
     return out
+
+
+def ingest_selected(
+    path: str | Path,
+    dest: Path,
+    *,
+    format: str = "auto",
+    redact_quarantine: bool = True,
+    window_start: datetime | None = None,
+    window_end: datetime | None = None,
+    dedupe: bool = False,
+    sample_n: int | None = None,
+    stratify: Sequence[str] = (),
+    seed: int = 0,
+    row_group_size: int = BATCH_ROWS,
+    part_rows: int = 250_000,
+) -> SelectedIngest:
+    """Ingest and select into one Parquet file `dest`, with bounded memory however large the logs.
+
+    The adapters write part files beside `dest` as they read; the selection reads only the
+    columns it needs; the kept rows are copied part by part into `dest`, in row groups of
+    `row_group_size`. The part files are removed.
+
+    Raises:
+        InputError, NoUsableRecordsError: as `ingest_paths`.
+    """
+    scratch = dest.parent / f".{dest.name}.parts"
+    shutil.rmtree(scratch, ignore_errors=True)
+    try:
+        written = ingest_to_parquet(
+            path,
+            scratch,
+            format=format,
+            redact_quarantine=redact_quarantine,
+            part_rows=part_rows,
+            batch_rows=min(BATCH_ROWS, part_rows),
+        )
+        narrow = pa.concat_tables(
+            [
+                selection_table(pq.read_table(part, columns=selection_columns(stratify)), stratify)
+                for part in written.parts
+            ]
+        )
+        rows, selected = select_rows(
+            narrow,
+            window_start=window_start,
+            window_end=window_end,
+            dedupe=dedupe,
+            sample_n=sample_n,
+            stratify=stratify,
+            seed=seed,
+        )
+        kept = write_rows_atomic(written.parts, rows, dest, RECORDS, row_group_size=row_group_size)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    counts = {**written.counts, **selected}
+    return SelectedIngest(
+        kept, written.quarantine, {k: int(v) for k, v in counts.items()}, written.formats
+    )
+
+
+def selection_of(spec: Spec) -> dict[str, Any]:
+    """`ingest_selected`'s format and selection arguments from the spec's `traffic` block."""
+    traffic = spec.traffic
+    return {
+        "format": traffic.format,
+        "window_start": traffic.window.start if traffic.window else None,
+        "window_end": traffic.window.end if traffic.window else None,
+        "dedupe": traffic.dedupe,
+        "sample_n": traffic.sample.n if traffic.sample else None,
+        "stratify": traffic.sample.stratify if traffic.sample else (),
+        "seed": spec.seed,
+    }
 
 
 def ingest_paths(

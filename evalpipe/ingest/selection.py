@@ -17,7 +17,13 @@ import pyarrow.compute as pc
 
 from evalpipe.tables import RECORDS
 
-__all__ = ["sample_keys", "select_records"]
+__all__ = [
+    "sample_keys",
+    "select_records",
+    "select_rows",
+    "selection_columns",
+    "selection_table",
+]
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +73,7 @@ def _allocate(sizes: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
-def select_records(
+def select_rows(
     records: pa.Table,
     *,
     window_start: datetime | None = None,
@@ -76,11 +82,11 @@ def select_records(
     sample_n: int | None = None,
     stratify: Sequence[str] = (),
     seed: int = 0,
-) -> tuple[pa.Table, dict[str, int]]:
-    """Keep the records to replay, in input order, and count what each step dropped.
+) -> tuple[np.ndarray, dict[str, int]]:
+    """The rows of the records to replay, in input order, and what each step dropped.
 
     Args:
-        records: a RECORDS table.
+        records: a RECORDS table, or only the columns selection reads (`selection_columns`).
         window_start: earliest timestamp kept (inclusive); a record without one is dropped.
         window_end: latest timestamp kept (exclusive).
         dedupe: keep only the first record of each request_sha256.
@@ -90,11 +96,12 @@ def select_records(
         seed: the spec's seed.
 
     Returns:
-        The kept records and counts `out_of_window`, `duplicates_dropped`, `sampled_out`,
-        `selected`.
+        Row numbers into `records` (ascending) and counts `out_of_window`, `duplicates_dropped`,
+        `sampled_out`, `selected`.
     """
     counts = {"out_of_window": 0, "duplicates_dropped": 0, "sampled_out": 0}
-    out = records
+    rows = pa.array(np.arange(records.num_rows, dtype=np.int64))
+    out = records.append_column("__row", rows)
     if window_start is not None or window_end is not None:
         ts = out["timestamp"]
         mask = pc.is_valid(ts)
@@ -149,4 +156,54 @@ def select_records(
         out = out.take(pa.array(keep))
     counts["selected"] = out.num_rows
     log.info("selected %d of %d records (%s)", out.num_rows, records.num_rows, counts)
+    return out["__row"].to_numpy(), counts
+
+
+def selection_columns(stratify: Sequence[str] = ()) -> list[str]:
+    """The RECORDS columns `select_rows` reads: all it needs from a large records file."""
+    cols = ["record_id", "timestamp", "request_sha256"]
+    for col in stratify:
+        container = col.partition(".")[0]
+        name = (
+            col
+            if col in RECORDS.names
+            else container
+            if container in ("attributes", "labels")
+            else "attributes"
+        )
+        if name not in cols:
+            cols.append(name)
+    return cols
+
+
+def selection_table(records: pa.Table, stratify: Sequence[str] = ()) -> pa.Table:
+    """Just what `select_rows` reads: the id, time and hash columns, and each stratify column
+    as a plain string column named as in the spec (not the whole attributes map)."""
+    cols = {c: records[c] for c in ("record_id", "timestamp", "request_sha256")}
+    for col in stratify:
+        cols[col] = _column(records, col)
+    return pa.table(cols)
+
+
+def select_records(
+    records: pa.Table,
+    *,
+    window_start: datetime | None = None,
+    window_end: datetime | None = None,
+    dedupe: bool = False,
+    sample_n: int | None = None,
+    stratify: Sequence[str] = (),
+    seed: int = 0,
+) -> tuple[pa.Table, dict[str, int]]:
+    """`select_rows`, returning the kept records (a RECORDS table) themselves."""
+    rows, counts = select_rows(
+        records.select(selection_columns(stratify)),
+        window_start=window_start,
+        window_end=window_end,
+        dedupe=dedupe,
+        sample_n=sample_n,
+        stratify=stratify,
+        seed=seed,
+    )
+    out = records if len(rows) == records.num_rows else records.take(pa.array(rows))
     return out.cast(RECORDS) if out.schema != RECORDS else out, counts

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -38,10 +39,12 @@ __all__ = [
     "latest_complete_run",
     "new_run_id",
     "open_run",
+    "read_rows",
     "read_table",
     "rebuild_catalog",
     "update_catalog",
     "write_json_atomic",
+    "write_rows_atomic",
     "write_table_atomic",
 ]
 
@@ -67,6 +70,89 @@ def write_table_atomic(table: pa.Table, path: Path) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_rows_atomic(
+    parts: list[Path],
+    rows: np.ndarray,
+    path: Path,
+    schema: pa.Schema,
+    *,
+    row_group_size: int,
+) -> int:
+    """Copy the rows numbered `rows` (ascending, across `parts` in order) into one Parquet file,
+    a row group at a time (bounded memory), in row groups of `row_group_size`; then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    written, offset = 0, 0
+    pending: list[pa.Table] = []
+    held = 0
+    try:
+        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+
+            def flush(final: bool) -> None:
+                nonlocal pending, held, written
+                table = pa.concat_tables(pending) if pending else schema.empty_table()
+                # whole row groups out as they fill, so row group k holds rows k·size onwards
+                whole = (
+                    table.num_rows if final else table.num_rows - table.num_rows % row_group_size
+                )
+                if whole:
+                    writer.write_table(table.slice(0, whole), row_group_size=row_group_size)
+                    written += whole
+                rest = table.slice(whole)
+                pending, held = ([rest] if rest.num_rows else []), rest.num_rows
+
+            for part in parts:
+                source = pq.ParquetFile(part)
+                for g in range(source.metadata.num_row_groups):
+                    size = source.metadata.row_group(g).num_rows
+                    lo, hi = np.searchsorted(rows, [offset, offset + size])
+                    if hi > lo:
+                        group = source.read_row_group(g).cast(schema)
+                        local = rows[lo:hi] - offset
+                        pending.append(group if len(local) == size else group.take(pa.array(local)))
+                        held += len(local)
+                        if held >= row_group_size:
+                            flush(final=False)
+                    offset += size
+            flush(final=True)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return written
+
+
+def read_rows(
+    path: Path,
+    start: int,
+    stop: int,
+    *,
+    columns: list[str] | None = None,
+    schema: pa.Schema | None = None,
+) -> pa.Table:
+    """Rows `start` to `stop` of a Parquet file, reading only the row groups that hold them."""
+    meta = pq.ParquetFile(path)
+    groups, first, offset = [], None, 0
+    for g in range(meta.metadata.num_row_groups):
+        n = meta.metadata.row_group(g).num_rows
+        if offset + n > start and offset < stop:
+            groups.append(g)
+            first = offset if first is None else first
+        offset += n
+    if not groups:
+        names = columns or (schema.names if schema is not None else meta.schema_arrow.names)
+        base = schema if schema is not None else meta.schema_arrow
+        return base.empty_table().select(names)
+    table = meta.read_row_groups(groups, columns=columns)
+    assert first is not None
+    table = table.slice(start - first, stop - start)
+    if schema is not None:
+        target = pa.schema([schema.field(n) for n in table.column_names])
+        table = table.cast(target) if table.schema != target else table
+    return table
 
 
 def write_json_atomic(obj: Any, path: Path) -> None:

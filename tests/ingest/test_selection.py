@@ -87,3 +87,41 @@ def test_records_without_a_request_hash_are_never_duplicates(records: pa.Table) 
     blank = records.set_column(index, RECORDS.field(index), nulls)
     out, counts = select_records(blank, dedupe=True)
     assert out.num_rows == 200 and counts["duplicates_dropped"] == 0
+
+
+def test_ingest_selected_writes_what_select_records_keeps(tmp_path: Path) -> None:
+    """The bounded path (parts on disk, narrow selection, rows copied part by part) keeps the same
+    records, in the same order, as selecting over the whole table in memory."""
+    import pyarrow.parquet as pq
+
+    from evalpipe.ingest import ingest_selected
+
+    recs = [
+        chat_record(
+            i,
+            content=f"q{i % 50}",
+            metadata={"request_id": f"r{i}", "feature": "a" if i % 4 else "b"},
+            timestamp=f"2024-10-{1 + i % 20:02d}T12:00:00Z",
+        )
+        for i in range(200)
+    ]
+    path = write_jsonl(tmp_path / "t.jsonl", recs)
+    selection = {
+        "window_start": datetime(2024, 10, 3, tzinfo=UTC),
+        "dedupe": True,
+        "sample_n": 25,
+        "stratify": ["attributes.feature"],
+        "seed": 3,
+    }
+    expected, expected_counts = select_records(ingest_paths(path).records, **selection)
+    dest = tmp_path / "out" / "records.parquet"
+    # parts of 30 rows and row groups of 7: selected rows straddle both boundaries
+    got = ingest_selected(path, dest, row_group_size=7, part_rows=30, **selection)
+    table = pq.read_table(dest)
+    assert got.records == table.num_rows == expected.num_rows == 25
+    assert table["record_id"].to_pylist() == expected["record_id"].to_pylist()
+    assert table.equals(expected.select(table.column_names))
+    assert {k: got.counts[k] for k in expected_counts} == expected_counts
+    meta = pq.ParquetFile(dest).metadata
+    assert [meta.row_group(g).num_rows for g in range(meta.num_row_groups)] == [7, 7, 7, 4]
+    assert not list(dest.parent.glob(".*parts*"))  # the scratch parts are gone

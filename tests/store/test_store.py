@@ -100,3 +100,34 @@ def test_atomic_write_leaves_no_temp_files(tmp_path: Path) -> None:
     write_table_atomic(t, tmp_path / "x.parquet")
     assert read_table(tmp_path / "x.parquet").equals(t)
     assert [p.name for p in tmp_path.iterdir()] == ["x.parquet"]
+
+
+def test_write_rows_then_read_rows_by_range(tmp_path: Path) -> None:
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from evalpipe.store import read_rows, write_rows_atomic
+
+    schema = pa.schema([("i", pa.int64()), ("s", pa.string())])
+    parts = []
+    for k in range(3):  # three parts of 10 rows, in row groups of 4
+        values = list(range(10 * k, 10 * k + 10))
+        part = tmp_path / f"part-{k}.parquet"
+        table = pa.table({"i": values, "s": [f"v{v}" for v in values]}, schema=schema)
+        pq.write_table(table, part, row_group_size=4)
+        parts.append(part)
+    rows = np.array([1, 3, 9, 10, 11, 12, 19, 20, 27, 28, 29])
+    out = tmp_path / "out.parquet"
+    assert write_rows_atomic(parts, rows, out, schema, row_group_size=5) == len(rows)
+    assert pq.read_table(out)["i"].to_pylist() == rows.tolist()
+    meta = pq.ParquetFile(out).metadata
+    assert [meta.row_group(g).num_rows for g in range(meta.num_row_groups)] == [5, 5, 1]
+    # a range read touches only the row groups that hold it, and returns exactly that range
+    assert read_rows(out, 4, 7)["i"].to_pylist() == rows[4:7].tolist()
+    assert read_rows(out, 9, 100, columns=["s"])["s"].to_pylist() == ["v28", "v29"]
+    assert read_rows(out, 50, 60).num_rows == 0
+    # nothing selected: an empty file with the schema
+    assert (
+        write_rows_atomic(parts, np.array([], dtype=np.int64), out, schema, row_group_size=5) == 0
+    )
+    assert pq.read_table(out).schema.names == ["i", "s"]
