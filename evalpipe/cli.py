@@ -400,10 +400,17 @@ def ingest(
 
     Exits 0 when any record is usable (bad lines are quarantined, never lost), 4 when none is.
     """
-    from evalpipe.ingest import ingest_selected, ingest_to_parquet, write_quarantine
+    from evalpipe.ingest import Selection, ingest_selected, ingest_to_parquet, write_quarantine
 
-    window = (_when(since, "--since"), _when(until, "--until"))
-    selecting = any(window) or dedupe or sample is not None
+    selection = Selection(
+        window_start=_when(since, "--since"),
+        window_end=_when(until, "--until"),
+        dedupe=dedupe,
+        sample_n=sample,
+        stratify=tuple(stratify or ()),
+        seed=seed,
+    )
+    selecting = selection.active
     if out_dir is not None:  # a second ingest into the same folder replaces the first
         for stale in [*out_dir.glob("records/part-*.parquet"), out_dir / "quarantine.jsonl"]:
             stale.unlink(missing_ok=True)
@@ -423,12 +430,7 @@ def ingest(
                 path,
                 target / "part-00000.parquet",
                 format=fmt,
-                window_start=window[0],
-                window_end=window[1],
-                dedupe=dedupe,
-                sample_n=sample,
-                stratify=stratify or (),
-                seed=seed,
+                selection=selection,
             )
         quarantine, counts, formats = selected.quarantine, selected.counts, selected.formats
         kept, steps = selected.records, counts

@@ -108,9 +108,10 @@ def ingest_run(run: Run) -> dict[str, int]:
     result = ingest_selected(
         spec.resolve_input(spec.traffic.path),
         run.path("records.parquet"),
+        format=spec.traffic.format,
         redact_quarantine=spec.redact_pii.quarantine,
+        selection=selection_of(spec),
         row_group_size=PARTITION_SIZE,
-        **selection_of(spec),
     )
     if result.quarantine.num_rows:
         qpath = write_quarantine(result.quarantine, run.quarantine_dir / f"{run.run_id}.jsonl")

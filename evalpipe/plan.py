@@ -66,7 +66,12 @@ def plan_run(spec: Spec) -> RunPlan:
 
     with tempfile.TemporaryDirectory(prefix="evalpipe-plan-") as scratch:
         path = Path(scratch) / "records.parquet"
-        result = ingest_selected(spec.resolve_input(spec.traffic.path), path, **selection_of(spec))
+        result = ingest_selected(
+            spec.resolve_input(spec.traffic.path),
+            path,
+            format=spec.traffic.format,
+            selection=selection_of(spec),
+        )
         # all but the raw logged JSON, which a plan does not read
         records = pq.read_table(path, columns=[c for c in RECORDS.names if not c.endswith("_raw")])
     n = records.num_rows

@@ -11,10 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Sequence
-from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import orjson
 import pyarrow as pa
@@ -26,6 +24,7 @@ from evalpipe.ingest.formats import ADAPTERS, FORMAT_NAMES
 from evalpipe.ingest.pii import redact_pii
 from evalpipe.ingest.reader import BATCH_ROWS, Reader
 from evalpipe.ingest.selection import (
+    Selection,
     select_records,
     select_rows,
     selection_columns,
@@ -43,6 +42,7 @@ __all__ = [
     "IngestResult",
     "ParquetIngest",
     "SelectedIngest",
+    "Selection",
     "detect_format",
     "ingest_paths",
     "ingest_selected",
@@ -138,12 +138,7 @@ def ingest_selected(
     *,
     format: str = "auto",
     redact_quarantine: bool = True,
-    window_start: datetime | None = None,
-    window_end: datetime | None = None,
-    dedupe: bool = False,
-    sample_n: int | None = None,
-    stratify: Sequence[str] = (),
-    seed: int = 0,
+    selection: Selection | None = None,
     row_group_size: int = BATCH_ROWS,
     part_rows: int = 250_000,
 ) -> SelectedIngest:
@@ -167,21 +162,15 @@ def ingest_selected(
             part_rows=part_rows,
             batch_rows=min(BATCH_ROWS, part_rows),
         )
+        selection = selection or Selection()
+        stratify = selection.stratify
         narrow = pa.concat_tables(
             [
                 selection_table(pq.read_table(part, columns=selection_columns(stratify)), stratify)
                 for part in written.parts
             ]
         )
-        rows, selected = select_rows(
-            narrow,
-            window_start=window_start,
-            window_end=window_end,
-            dedupe=dedupe,
-            sample_n=sample_n,
-            stratify=stratify,
-            seed=seed,
-        )
+        rows, selected = select_rows(narrow, selection)
         kept = write_rows_atomic(written.parts, rows, dest, RECORDS, row_group_size=row_group_size)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -191,18 +180,17 @@ def ingest_selected(
     )
 
 
-def selection_of(spec: Spec) -> dict[str, Any]:
-    """`ingest_selected`'s format and selection arguments from the spec's `traffic` block."""
+def selection_of(spec: Spec) -> Selection:
+    """The selection the spec's `traffic:` block asks for."""
     traffic = spec.traffic
-    return {
-        "format": traffic.format,
-        "window_start": traffic.window.start if traffic.window else None,
-        "window_end": traffic.window.end if traffic.window else None,
-        "dedupe": traffic.dedupe,
-        "sample_n": traffic.sample.n if traffic.sample else None,
-        "stratify": traffic.sample.stratify if traffic.sample else (),
-        "seed": spec.seed,
-    }
+    return Selection(
+        window_start=traffic.window.start if traffic.window else None,
+        window_end=traffic.window.end if traffic.window else None,
+        dedupe=traffic.dedupe,
+        sample_n=traffic.sample.n if traffic.sample else None,
+        stratify=tuple(traffic.sample.stratify) if traffic.sample else (),
+        seed=spec.seed,
+    )
 
 
 def ingest_paths(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
@@ -18,6 +19,7 @@ import pyarrow.compute as pc
 from evalpipe.tables import RECORDS
 
 __all__ = [
+    "Selection",
     "sample_keys",
     "select_records",
     "select_rows",
@@ -73,32 +75,52 @@ def _allocate(sizes: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True)
+class Selection:
+    """Which records to replay (the spec's `traffic:` window, dedupe and sample)."""
+
+    window_start: datetime | None = None
+    """Earliest timestamp kept (inclusive); a record without one is dropped."""
+    window_end: datetime | None = None
+    """Latest timestamp kept (exclusive)."""
+    dedupe: bool = False
+    """Keep only the first record of each request_sha256."""
+    sample_n: int | None = None
+    """Keep this many records, chosen by hash(seed, record_id)."""
+    stratify: Sequence[str] = ()
+    """Columns (`tenant`, `attributes.feature`, `model` …) to allocate the sample over
+    proportionally; a missing value is a stratum of its own."""
+    seed: int = 0
+    """The spec's seed."""
+
+    @property
+    def active(self) -> bool:
+        """Whether anything would be dropped by rule (not only by what the data holds)."""
+        return bool(
+            self.window_start or self.window_end or self.dedupe or self.sample_n is not None
+        )
+
+
 def select_rows(
-    records: pa.Table,
-    *,
-    window_start: datetime | None = None,
-    window_end: datetime | None = None,
-    dedupe: bool = False,
-    sample_n: int | None = None,
-    stratify: Sequence[str] = (),
-    seed: int = 0,
+    records: pa.Table, selection: Selection = Selection()
 ) -> tuple[np.ndarray, dict[str, int]]:
     """The rows of the records to replay, in input order, and what each step dropped.
 
     Args:
-        records: a RECORDS table, or only the columns selection reads (`selection_columns`).
-        window_start: earliest timestamp kept (inclusive); a record without one is dropped.
-        window_end: latest timestamp kept (exclusive).
-        dedupe: keep only the first record of each request_sha256.
-        sample_n: keep this many records, chosen by hash(seed, record_id).
-        stratify: columns (`tenant`, `attributes.feature`, `model` …) to allocate the sample over
-            proportionally; a missing value is a stratum of its own.
-        seed: the spec's seed.
+        records: a RECORDS table, or only the columns selection reads (`selection_table`).
+        selection: the window, dedupe and sample.
 
     Returns:
         Row numbers into `records` (ascending) and counts `out_of_window`, `duplicates_dropped`,
         `sampled_out`, `selected`.
     """
+    window_start, window_end = selection.window_start, selection.window_end
+    dedupe, sample_n, stratify, seed = (
+        selection.dedupe,
+        selection.sample_n,
+        selection.stratify,
+        selection.seed,
+    )
     counts = {"out_of_window": 0, "duplicates_dropped": 0, "sampled_out": 0}
     rows = pa.array(np.arange(records.num_rows, dtype=np.int64))
     out = records.append_column("__row", rows)
@@ -196,14 +218,7 @@ def select_records(
     seed: int = 0,
 ) -> tuple[pa.Table, dict[str, int]]:
     """`select_rows`, returning the kept records (a RECORDS table) themselves."""
-    rows, counts = select_rows(
-        records.select(selection_columns(stratify)),
-        window_start=window_start,
-        window_end=window_end,
-        dedupe=dedupe,
-        sample_n=sample_n,
-        stratify=stratify,
-        seed=seed,
-    )
+    selection = Selection(window_start, window_end, dedupe, sample_n, tuple(stratify), seed)
+    rows, counts = select_rows(selection_table(records, stratify), selection)
     out = records if len(rows) == records.num_rows else records.take(pa.array(rows))
     return out.cast(RECORDS) if out.schema != RECORDS else out, counts

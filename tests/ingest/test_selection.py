@@ -14,8 +14,8 @@ from evalpipe.tables import RECORDS
 from tests.ingest.helpers import chat_record, write_jsonl
 
 
-@pytest.fixture
-def records(tmp_path: Path) -> pa.Table:
+def _log(tmp_path: Path) -> Path:
+    """200 chat records: 50 distinct questions, features a (3/4) and b, over 20 days."""
     recs = [
         chat_record(
             i,
@@ -25,7 +25,12 @@ def records(tmp_path: Path) -> pa.Table:
         )
         for i in range(200)
     ]
-    return ingest_paths(write_jsonl(tmp_path / "t.jsonl", recs)).records
+    return write_jsonl(tmp_path / "t.jsonl", recs)
+
+
+@pytest.fixture
+def records(tmp_path: Path) -> pa.Table:
+    return ingest_paths(_log(tmp_path)).records
 
 
 def test_no_options_keeps_everything(records: pa.Table) -> None:
@@ -94,18 +99,9 @@ def test_ingest_selected_writes_what_select_records_keeps(tmp_path: Path) -> Non
     records, in the same order, as selecting over the whole table in memory."""
     import pyarrow.parquet as pq
 
-    from evalpipe.ingest import ingest_selected
+    from evalpipe.ingest import Selection, ingest_selected
 
-    recs = [
-        chat_record(
-            i,
-            content=f"q{i % 50}",
-            metadata={"request_id": f"r{i}", "feature": "a" if i % 4 else "b"},
-            timestamp=f"2024-10-{1 + i % 20:02d}T12:00:00Z",
-        )
-        for i in range(200)
-    ]
-    path = write_jsonl(tmp_path / "t.jsonl", recs)
+    path = _log(tmp_path)
     selection = {
         "window_start": datetime(2024, 10, 3, tzinfo=UTC),
         "dedupe": True,
@@ -116,7 +112,9 @@ def test_ingest_selected_writes_what_select_records_keeps(tmp_path: Path) -> Non
     expected, expected_counts = select_records(ingest_paths(path).records, **selection)
     dest = tmp_path / "out" / "records.parquet"
     # parts of 30 rows and row groups of 7: selected rows straddle both boundaries
-    got = ingest_selected(path, dest, row_group_size=7, part_rows=30, **selection)
+    got = ingest_selected(
+        path, dest, selection=Selection(**selection), row_group_size=7, part_rows=30
+    )
     table = pq.read_table(dest)
     assert got.records == table.num_rows == expected.num_rows == 25
     assert table["record_id"].to_pylist() == expected["record_id"].to_pylist()
