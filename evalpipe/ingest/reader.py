@@ -134,10 +134,11 @@ class Reader:
         if is_parquet(path):
             yield from self._parquet(adapter, path)
             return
+        auto = self.forced is None
         workers = self._workers_for(path, cls)
         if workers > 1:
             yield from self._flush()
-            yield from self._file_parallel(path, cls, workers)
+            yield from self._file_parallel(path, cls, workers, auto=auto)
             return
         for line, raw, value in iter_items(path):
             self.counts["read"] += 1
@@ -147,7 +148,7 @@ class Reader:
             if isinstance(value, BadLine):
                 self._bad(loc, None, value.reason)
                 continue
-            self._convert(adapter, loc, value)
+            self._convert(adapter, loc, value, auto=auto)
             if self._columns.n >= self.batch_rows:
                 yield from self._flush()
 
@@ -215,7 +216,9 @@ class Reader:
             return min(max(2, cpus - 1), 8)
         return max(1, self.workers)
 
-    def _file_parallel(self, path: Path, cls: type[Adapter], workers: int) -> Iterator[pa.Table]:
+    def _file_parallel(
+        self, path: Path, cls: type[Adapter], workers: int, *, auto: bool = False
+    ) -> Iterator[pa.Table]:
         """Convert a JSON Lines file in worker processes, `_CHUNK_LINES` lines per task."""
         file = str(path)
         context = multiprocessing.get_context("spawn")  # no fork of a threaded process
@@ -246,11 +249,11 @@ class Reader:
             for item in iter_lines(path):
                 chunk.append(item)
                 if len(chunk) >= _CHUNK_LINES:
-                    pending.append(pool.submit(_convert_chunk, cls.name, file, chunk))
+                    pending.append(pool.submit(_convert_chunk, cls.name, file, chunk, auto))
                     chunk = []
                     yield from drain(2 * workers)
             if chunk:
-                pending.append(pool.submit(_convert_chunk, cls.name, file, chunk))
+                pending.append(pool.submit(_convert_chunk, cls.name, file, chunk, auto))
             yield from drain(0)
             if done:
                 yield pa.concat_tables(done)
@@ -285,7 +288,22 @@ class Reader:
 
     # --- per item -----------------------------------------------------------------------------
 
-    def _convert(self, adapter: Adapter, loc: Location, value: Any) -> None:
+    def _convert(self, adapter: Adapter, loc: Location, value: Any, *, auto: bool = False) -> None:
+        if auto and not adapter.sniff(value):
+            # a file of mixed formats: a record its detected adapter does not recognise but
+            # another does is read by that one (stateless adapters), or quarantined as such
+            other = detect_value(value)
+            if other is not None and other != adapter.source_format:
+                cls = adapter_class(other)
+                if not cls.parallel_safe:
+                    self._bad(
+                        loc,
+                        None,
+                        f"this record is {other}, the file {adapter.source_format}: "
+                        "split the file by format, or pass --format",
+                    )
+                    return
+                adapter = self._adapter(cls)
         try:
             rows = adapter.convert(value, loc)
         except BadRecord as exc:
@@ -354,7 +372,9 @@ def _worker_init() -> None:
     gc.disable()
 
 
-def _convert_chunk(fmt: str, file: str, lines: list[tuple[int, bytes, bool]]) -> _ChunkResult:
+def _convert_chunk(
+    fmt: str, file: str, lines: list[tuple[int, bytes, bool]], auto: bool = False
+) -> _ChunkResult:
     """(records, quarantine columns, items read) of one chunk of lines, in a worker process."""
     reader = _WORKER.get(fmt)
     if reader is None:
@@ -367,7 +387,7 @@ def _convert_chunk(fmt: str, file: str, lines: list[tuple[int, bytes, bool]]) ->
         if isinstance(value, BadLine):
             reader._bad(loc, None, value.reason)
         else:
-            reader._convert(adapter, loc, value)
+            reader._convert(adapter, loc, value, auto=auto)
     table, bad = reader._columns.to_table_checked()
     for bad_file, bad_line, reason in bad:
         reader.quarantine.add(bad_file, bad_line, None, reason)

@@ -69,8 +69,8 @@ CORPUS: list[tuple[bytes, Any, str]] = [
     (orjson.dumps(chat_record(1)), "record_id", "duplicate record_id"),  # duplicate id
     (
         orjson.dumps({"custom_id": "x", "result": {"type": "succeeded", "message": {}}}),
-        "request.messages",
-        "missing required field (the record looks like anthropic_batch@1",
+        None,
+        "this record is anthropic_batch@1, the file openai_chat@1: split the file by format",
     ),
     (orjson.dumps(chat_record(4)), GOOD, ""),
 ]
@@ -170,3 +170,56 @@ def test_forced_format_quarantines_what_does_not_fit(tmp_path: Path) -> None:
     )
     with pytest.raises(NoUsableRecordsError):
         ingest_paths(path, format="anthropic_batch")
+
+
+_ANTHROPIC = {
+    "request": {
+        "model": "claude-haiku-4-5",
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": "Where is my parcel?"}],
+    },
+    "response": {
+        "id": "msg_01",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude-haiku-4-5",
+        "content": [{"type": "text", "text": "It ships today."}],
+        "stop_reason": "end_turn",
+        "usage": {"input_tokens": 12, "output_tokens": 5},
+    },
+}
+_LANGFUSE = {
+    "id": "obs-1",
+    "type": "GENERATION",
+    "traceId": "t-1",
+    "model": "gpt-4o",
+    "input": [{"role": "user", "content": "hi"}],
+    "output": {"role": "assistant", "content": "hello"},
+    "startTime": "2026-11-01T00:00:00Z",
+}
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_mixed_formats_in_one_file_each_record_its_own(tmp_path: Path, workers: int) -> None:
+    lines = [orjson.dumps(chat_record(i)) for i in range(4)]
+    lines[2:2] = [orjson.dumps(_ANTHROPIC), orjson.dumps(_LANGFUSE)]
+    path = _write(tmp_path / "t.jsonl", lines)
+    result = ingest_paths(path, workers=workers)
+    rows = {r["source_line"]: r for r in result.records.to_pylist()}
+    # the Anthropic record is read as one, not as an empty OpenAI answer
+    assert rows[3]["source_format"] == "anthropic_messages@1"
+    assert (rows[3]["provider"], rows[3]["output_text"]) == ("anthropic", "It ships today.")
+    assert [rows[n]["source_format"] for n in (1, 2, 5, 6)] == ["openai_chat@1"] * 4
+    # a record of a format read as a whole file (Langfuse joins traces) is quarantined, saying so
+    (bad,) = result.quarantine.to_pylist()
+    assert bad["line"] == 4
+    assert bad["reason"] == (
+        "this record is langfuse@1, the file openai_chat@1: split the file by format, "
+        "or pass --format"
+    )
+
+
+def test_a_forced_format_reads_every_record_as_that_format(tmp_path: Path) -> None:
+    path = _write(tmp_path / "t.jsonl", [orjson.dumps(chat_record(1)), orjson.dumps(_ANTHROPIC)])
+    result = ingest_paths(path, format="openai_chat")
+    assert set(result.records["source_format"].to_pylist()) == {"openai_chat@1"}
