@@ -212,7 +212,8 @@ def _dry_run(spec_path: Path) -> None:
     from evalpipe.plan import plan_run
     from evalpipe.spec import load_spec
 
-    plan = plan_run(load_spec(spec_path))
+    spec = load_spec(spec_path)
+    plan = plan_run(spec)
     out.print(
         f"{plan.records:,} records would be replayed ({plan.quarantined:,} input "
         f"line{'' if plan.quarantined == 1 else 's'} quarantined)."
@@ -240,8 +241,15 @@ def _dry_run(spec_path: Path) -> None:
             out.print(
                 "  ".join(f"{k}={v}" for k, v in zip(header, row, strict=True)), soft_wrap=True
             )
+    unlogged = (
+        f"; {plan.unlogged_outputs:,} records without a logged answer counted at max_tokens "
+        f"({spec.replay.max_tokens_default:,}), an upper bound"
+        if plan.unlogged_outputs
+        else ""
+    )
     out.print(
-        f"Estimated cost: ${plan.cost_usd:,.4f} (output tokens as logged; judges ~60 per verdict).",
+        f"Estimated cost: ${plan.cost_usd:,.4f} (output tokens as logged{unlogged}; "
+        "judges ~60 per verdict).",
         soft_wrap=True,
     )
     for need in plan.needs:

@@ -49,6 +49,8 @@ class RunPlan:
     arms: list[ArmPlan]
     needs: list[dict[str, Any]] = field(default_factory=list)
     """Per gated check: its margin, the records in scope, and the records a GO needs."""
+    unlogged_outputs: int = 0
+    """Records without a logged answer, whose output is counted at max_tokens."""
 
     @property
     def cost_usd(self) -> float:
@@ -80,6 +82,9 @@ def plan_run(spec: Spec) -> RunPlan:
         pc.fill_null(records["output_tokens"], 0).to_numpy(zero_copy_only=False), float
     )
     out_tok = np.where(logged_out > 0, logged_out, _tokens(records["output_text"]))
+    # no answer logged (a batch input file, BFCL questions): count max_tokens, an upper bound
+    unlogged = out_tok <= 0
+    out_tok = np.where(unlogged, float(spec.replay.max_tokens_default), out_tok)
     latency = pc.approximate_median(records["latency_ms"]).as_py() or 1500.0
     prices = spec_prices(spec)
     arms: list[ArmPlan] = []
@@ -117,4 +122,10 @@ def plan_run(spec: Spec) -> RunPlan:
                 "needed": n_needed_for_check(margin, alpha=spec.gate.alpha),
             }
         )
-    return RunPlan(records=n, quarantined=result.quarantine.num_rows, arms=arms, needs=needs)
+    return RunPlan(
+        records=n,
+        quarantined=result.quarantine.num_rows,
+        arms=arms,
+        needs=needs,
+        unlogged_outputs=int(unlogged.sum()),
+    )

@@ -174,3 +174,25 @@ def test_ingest_of_nothing_usable_exits_4(tmp_path: Path) -> None:
     proc = evalpipe("ingest", "empty.jsonl", cwd=tmp_path)
     assert proc.returncode == 4
     assert "error: empty.jsonl: no usable record" in proc.stderr
+
+
+def test_dry_run_counts_unlogged_answers_at_max_tokens(tmp_path: Path) -> None:
+    # a Batch input file alone: requests without answers, so output is priced at max_tokens
+    lines = [
+        {
+            "custom_id": f"r{i}",
+            "method": "POST",
+            "url": "/v1/chat/completions",
+            "body": {
+                "model": "gpt-4o-mini",
+                "messages": [{"role": "user", "content": f"Question {i}?"}],
+            },
+        }
+        for i in range(30)
+    ]
+    (tmp_path / "batch_input.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    spec = _spec(tmp_path, traffic={"path": "batch_input.jsonl"})
+    proc = evalpipe("run", str(spec), "--dry-run", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "output tokens=30,720" in proc.stdout  # 30 × the default max_tokens 1,024
+    assert "30 records without a logged answer counted at max_tokens (1,024)" in proc.stdout
