@@ -32,6 +32,17 @@ def pct(x: float, digits: int = 1) -> str:
     return "n/a" if not math.isfinite(x) else f"{x * 100:.{digits}f}%"
 
 
+def usd(x: object) -> str:
+    """Dollars a reader can read: cents above a cent, else three significant digits, never
+    scientific notation ($0.0000795, not $7.95e-05); "—" for a missing or non-finite value."""
+    if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
+        return "—"
+    if x == 0 or abs(x) >= 0.01:
+        return f"${x:,.2f}"
+    decimals = 2 - math.floor(math.log10(abs(x)))
+    return f"${x:.{decimals}f}"
+
+
 def count(n: int | None, word: str, plural: str | None = None) -> str:
     k = n or 0
     return f"{k:,} " + (word if k == 1 else plural or word + "s")
@@ -109,7 +120,7 @@ def _figures(row: MetricRow, ci: str) -> tuple[str, str]:
         )
     else:  # cost
         main = f"cost per request{scope(row)} is {est:.2f}× the baseline's"
-        paren = f"${row.candidate_value:.4g} vs ${row.baseline:.4g}; {ci} {lo:.2f}× to {hi:.2f}×"
+        paren = f"{usd(row.candidate_value)} vs {usd(row.baseline)}; {ci} {lo:.2f}× to {hi:.2f}×"
     return main, paren
 
 

@@ -14,6 +14,7 @@ from typing import Any, Final
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from evalpipe.gate.reasons import usd
 from evalpipe.gate.shadow import SLICE_FLAG_Q
 from evalpipe.report.charts import CiBar, ci_bar
 
@@ -100,12 +101,6 @@ def _ratio(x: Any) -> str:
 
 def _ms(x: Any) -> str:
     return f"{x:,.0f} ms" if _ok(x) else "—"
-
-
-def _usd(x: Any) -> str:
-    if not _ok(x):
-        return "—"
-    return f"${x:,.2f}" if x >= 1 else f"${x:.3g}"
 
 
 def _num(x: Any, digits: int = 2) -> str:
@@ -219,7 +214,7 @@ def metric_view(row: dict[str, Any], *, colour: str | None = None) -> MetricView
         allowed = f"≥ {MINUS}{m:.2f}" if m is not None else "—"
         bar_args = (lo, hi, est, 0.0, None if m is None else -m, False)
     elif source in ("latency", "cost"):
-        fmt = _ms if source == "latency" else _usd
+        fmt = _ms if source == "latency" else usd
         baseline, candidate = fmt(b), fmt(c)
         change = _ratio(est)
         ci = _interval(_ratio(lo), _ratio(hi))

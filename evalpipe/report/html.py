@@ -18,6 +18,7 @@ from urllib.parse import quote
 import jinja2
 import pyarrow as pa
 
+from evalpipe.gate.reasons import usd
 from evalpipe.gate.verdict import EXIT_CODES, SEVERITY, CandidateVerdict, GateResult
 from evalpipe.report.charts import StackBar, stack_bar
 from evalpipe.report.coverage import ArmCoverage
@@ -193,12 +194,6 @@ def _when(iso: Any) -> str:
     return f"{t:%d %b %Y, %H:%M} UTC"
 
 
-def _usd(x: Any) -> str:
-    if not isinstance(x, int | float) or not math.isfinite(x):
-        return "—"
-    return f"${x:,.2f}" if x >= 0.01 or x == 0 else f"${x:.4f}"
-
-
 def _seconds(x: Any) -> str:
     if not isinstance(x, int | float) or not math.isfinite(x):
         return "—"
@@ -353,7 +348,7 @@ def page_data(
         if isinstance(counts_m.get(key), int):
             counts.append((label, f"{counts_m[key]:,}"))
     cost = manifest.get("cost_usd") or {}
-    costs = [(k.replace("_", " ").capitalize(), _usd(v)) for k, v in cost.items() if k != "total"]
+    costs = [(k.replace("_", " ").capitalize(), usd(v)) for k, v in cost.items() if k != "total"]
     total = cost.get("total")
     if total is None and cost:
         total = sum(v for v in cost.values() if isinstance(v, int | float))
@@ -396,7 +391,7 @@ def page_data(
         quarantined=None if quarantined is None else int(quarantined),
         counts=counts,
         costs=costs,
-        cost_total=_usd(total) if total is not None else "not recorded",
+        cost_total=usd(total) if total is not None else "not recorded",
         timings=timings,
         versions=versions,
     )
@@ -465,7 +460,7 @@ def run_rows(runs: list[dict[str, Any]], root: Path | None = None) -> list[RunRo
                 verdict=str(verdict) if verdict in EXIT_CODES else None,
                 candidates=pairs,
                 records=f"{n:,}" if isinstance(n, int) else "—",
-                cost=_usd(cost),
+                cost=usd(cost),
             )
         )
     rows.sort(key=lambda r: (r.created, r.run_id), reverse=True)

@@ -148,3 +148,14 @@ def test_signed_uses_a_real_minus_and_drops_the_sign_of_zero() -> None:
         "0.0",
         "+1,234.5",
     )
+
+
+def test_usd_never_uses_scientific_notation() -> None:
+    from evalpipe.gate.reasons import usd
+
+    assert usd(7.95e-05) == "$0.0000795"
+    assert usd(0.000603) == "$0.000603"
+    assert usd(0.05) == "$0.05"
+    assert usd(1234.5) == "$1,234.50"
+    assert usd(0) == "$0.00"
+    assert usd(None) == usd(float("nan")) == usd("n/a") == "—"
