@@ -176,14 +176,54 @@ def _run_flow(
     return str(state["run_id"])
 
 
-def _finished(spec_path: Path, run_id: str, store: str | None) -> tuple[Spec, GateResult, Path]:
+def _finished(
+    spec_path: Path, run_id: str, store: str | None
+) -> tuple[Spec, GateResult, Path, dict[str, Any]]:
     from evalpipe.pipeline import load_gate
     from evalpipe.spec import load_spec
     from evalpipe.store import open_run
 
     spec = load_spec(spec_path)
     run = open_run(spec, run_id, store=store)
-    return spec, load_gate(run), Path(run.manifest().get("report", ""))
+    manifest = run.manifest()
+    return spec, load_gate(run), Path(manifest.get("report", "")), manifest
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def _print_run_facts(manifest: dict[str, Any]) -> None:
+    """One line: what was read, replayed and spent (from the run's manifest)."""
+    from evalpipe.gate.reasons import usd
+
+    counts = manifest.get("counts") or {}
+    coverage = {k: v for k, v in (manifest.get("coverage") or {}).items() if k != "logged"}
+    if not counts or not coverage:
+        return
+    keys = ("ok", "errored", "skipped", "cache_hits")
+    total = {k: sum(int(c.get(k) or 0) for c in coverage.values()) for k in keys}
+    quarantined = int(counts.get("quarantined") or 0)
+    read = _plural(int(counts.get("records") or 0), "record")
+    if quarantined:
+        read += f" ({_plural(quarantined, 'input line')} quarantined)"
+    answers = total["ok"] + total["errored"] + total["skipped"]
+    parts = [f"{total['ok']:,} answered"]
+    parts += [
+        f"{total[k]:,} {label}"
+        for k, label in (
+            ("errored", "failed"),
+            ("skipped", "skipped"),
+            ("cache_hits", "from cache"),
+        )
+        if total[k]
+    ]
+    cost = manifest.get("cost_usd") or {}
+    spent = f"; {usd(cost.get('total'))} at list prices" if cost.get("total") is not None else ""
+    out.print(
+        f"{read} × {_plural(len(coverage), 'arm')}: {answers:,} requests, {', '.join(parts)}{spent}.",
+        soft_wrap=True,
+    )
 
 
 def _candidate_check(spec_path: Path, candidate: str | None) -> None:
@@ -284,7 +324,8 @@ def run(
         _dry_run(spec)
         return
     rid = _run_flow(spec, run_id=run_id, store=store, reports=reports)
-    s, result, report = _finished(spec, rid, store)
+    s, result, report, manifest = _finished(spec, rid, store)
+    _print_run_facts(manifest)
     _print_verdicts(result, s, candidate)
     out.print(f"Report: {report}", soft_wrap=True)
     code = result.for_candidate(candidate).exit_code if candidate else result.exit_code
@@ -314,7 +355,7 @@ def gate(
         rid = latest.run_id if latest else None
     if rid is None:
         rid = _run_flow(spec, run_id=None, store=store, reports=None)
-    s, result, report = _finished(spec, rid, store)
+    s, result, report, _ = _finished(spec, rid, store)
     _print_verdicts(result, s, candidate)
     out.print(f"Run {rid}; report: {report}", soft_wrap=True)
     code = result.for_candidate(candidate).exit_code if candidate else result.exit_code
@@ -345,7 +386,8 @@ def demo(
         f"evalpipe demo: replaying {spec_path.parent / 'traffic.jsonl.gz'} against a local fake provider"
     )
     rid = _run_flow(spec_path, run_id=None, store=store, reports=reports)
-    s, result, report = _finished(spec_path, rid, store)
+    s, result, report, manifest = _finished(spec_path, rid, store)
+    _print_run_facts(manifest)
     _print_verdicts(result, s)
     out.print(f"Report: {report}", soft_wrap=True)
     out.print(f"Done in {time.perf_counter() - started:.1f} s.")

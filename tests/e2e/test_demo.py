@@ -5,6 +5,7 @@ One flow run is shared by the tests of this module (it is the expensive part).
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,26 @@ def test_a_second_run_is_served_from_the_cache(demo_run: dict[str, Any]) -> None
     replayed = responses.filter(pc.not_equal(responses["arm"], "logged"))
     assert pc.all(replayed["cache_hit"]).as_py()
     assert run.manifest()["cost_usd"]["replay"] == 0
+
+
+def test_run_facts_line_says_what_was_read_replayed_and_cached(
+    demo_run: dict[str, Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from evalpipe.cli import _print_run_facts
+    from evalpipe.pipeline import ingest_run, replay_run
+
+    _print_run_facts(demo_run["run"].manifest())
+    line = capsys.readouterr().out.strip()
+    assert re.fullmatch(
+        r"1,200 records \(1 input line quarantined\) × 3 arms: 3,600 requests, "
+        r"3,600 answered; \$\d+\.\d\d at list prices\.",
+        line,
+    ), line
+    again = open_run(load_spec(demo_run["spec_path"]), store=str(demo_run["work"] / "store"))
+    ingest_run(again)
+    replay_run(again)
+    _print_run_facts(again.manifest())
+    assert "3,600 answered, 3,600 from cache" in capsys.readouterr().out
 
 
 def test_unknown_model_stops_the_run_with_exit_4(
