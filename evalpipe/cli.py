@@ -471,6 +471,7 @@ def ingest(
             target = out_dir / "records" if out_dir is not None else Path(scratch)
             written = ingest_to_parquet(path, target, format=fmt)
         quarantine, counts, formats = written.quarantine, written.counts, written.formats
+        by_format = written.records_by_format
         kept = counts["ingested"]
         steps: dict[str, int] = {}
     else:
@@ -483,13 +484,13 @@ def ingest(
                 selection=selection,
             )
         quarantine, counts, formats = selected.quarantine, selected.counts, selected.formats
+        by_format = selected.records_by_format
         kept, steps = selected.records, counts
-    by_format: dict[str, int] = {}
-    for name in formats.values():
-        by_format[name] = by_format.get(name, 0) + 1
-    kinds = ", ".join(f"{name} ({n} file{'' if n == 1 else 's'})" for name, n in by_format.items())
+    kinds = ", ".join(f"{name} {n:,}" for name, n in sorted(by_format.items()))
     out.print(
-        f"{counts['ingested']:,} records ingested, {counts['quarantined']:,} quarantined — {kinds}"
+        f"{counts['ingested']:,} records ingested from {_plural(len(formats), 'file')} ({kinds}), "
+        f"{counts['quarantined']:,} quarantined",
+        soft_wrap=True,
     )
     dropped = {
         "out_of_window": "outside the time window",

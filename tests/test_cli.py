@@ -126,7 +126,7 @@ DEMO_TRAFFIC = Path(__file__).resolve().parents[1] / "eval_sets" / "demo" / "tra
 def test_ingest_reports_counts_and_the_bad_line(tmp_path: Path) -> None:
     proc = evalpipe("ingest", str(DEMO_TRAFFIC), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "1,200 records ingested, 1 quarantined — openai_chat@1 (1 file)" in proc.stdout
+    assert "1,200 records ingested from 1 file (openai_chat@1 1,200), 1 quarantined" in proc.stdout
     assert "traffic.jsonl.gz:577: -: not valid JSON" in proc.stderr
 
 

@@ -82,6 +82,8 @@ class IngestResult(NamedTuple):
     """files, read (items), ingested, quarantined."""
     formats: dict[str, str]
     """Format detected (or forced) per file."""
+    records_by_format: dict[str, int]
+    """Records ingested per source format (a file of mixed formats counts under each)."""
 
 
 class SelectedIngest(NamedTuple):
@@ -95,6 +97,8 @@ class SelectedIngest(NamedTuple):
     duplicates_dropped, sampled_out, selected."""
     formats: dict[str, str]
     """Format detected (or forced) per file."""
+    records_by_format: dict[str, int]
+    """Records ingested per source format (a file of mixed formats counts under each)."""
 
 
 class ParquetIngest(NamedTuple):
@@ -106,6 +110,8 @@ class ParquetIngest(NamedTuple):
     counts: dict[str, int]
     formats: dict[str, str]
     """Format detected (or forced) per file."""
+    records_by_format: dict[str, int]
+    """Records ingested per source format (a file of mixed formats counts under each)."""
 
 
 def _no_records(path: str | Path, reader: Reader, quarantine: pa.Table) -> NoUsableRecordsError:
@@ -176,7 +182,11 @@ def ingest_selected(
         shutil.rmtree(scratch, ignore_errors=True)
     counts = {**written.counts, **selected}
     return SelectedIngest(
-        kept, written.quarantine, {k: int(v) for k, v in counts.items()}, written.formats
+        kept,
+        written.quarantine,
+        {k: int(v) for k, v in counts.items()},
+        written.formats,
+        written.records_by_format,
     )
 
 
@@ -230,7 +240,9 @@ def ingest_paths(
     )
     if records.num_rows == 0:
         raise _no_records(path, reader, quarantine)
-    return IngestResult(records, quarantine, reader.counts, reader.formats)
+    return IngestResult(
+        records, quarantine, reader.counts, reader.formats, reader.records_by_format
+    )
 
 
 def ingest_to_parquet(
@@ -291,4 +303,4 @@ def ingest_to_parquet(
     quarantine = reader.quarantine.to_table(redact=redact_quarantine)
     if not parts:
         raise _no_records(path, reader, quarantine)
-    return ParquetIngest(parts, quarantine, reader.counts, reader.formats)
+    return ParquetIngest(parts, quarantine, reader.counts, reader.formats, reader.records_by_format)

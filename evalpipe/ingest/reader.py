@@ -21,6 +21,7 @@ from typing import Any, Final
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from evalpipe.errors import InputError
 from evalpipe.ingest.detect import detect_file, detect_value
@@ -79,6 +80,8 @@ class Reader:
             "quarantined": 0,
         }
         self.formats: dict[str, str] = {}
+        self.records_by_format: dict[str, int] = {}
+        """Records ingested per source format (a file of mixed formats counts under each)."""
         self._adapters: dict[str, Adapter] = {}
         self._ids: set[str] = set()
         self._columns = RecordColumns()
@@ -176,7 +179,7 @@ class Reader:
         fresh = set(ids)
         if len(fresh) == len(ids) and None not in fresh and seen.isdisjoint(fresh):
             seen |= fresh
-            self.counts["ingested"] += table.num_rows
+            self._ingested(table)
             yield table
             return
         keep = []
@@ -198,7 +201,7 @@ class Reader:
                 seen.add(rid)
                 keep.append(True)
         out = table.filter(pa.array(keep, pa.bool_()))
-        self.counts["ingested"] += out.num_rows
+        self._ingested(out)
         if out.num_rows:
             yield out
 
@@ -352,9 +355,16 @@ class Reader:
         table, bad = self._columns.to_table_checked()
         for file, line, reason in bad:
             self.quarantine.add(file, line, None, reason)
-        self.counts["ingested"] += table.num_rows
+        self._ingested(table)
         if table.num_rows:
             yield table
+
+    def _ingested(self, table: pa.Table) -> None:
+        self.counts["ingested"] += table.num_rows
+        if table.num_rows:
+            for entry in pc.value_counts(table["source_format"]).to_pylist():
+                name = str(entry["values"])
+                self.records_by_format[name] = self.records_by_format.get(name, 0) + entry["counts"]
 
 
 def _stable_bytes(value: Any) -> bytes:

@@ -210,6 +210,7 @@ def test_mixed_formats_in_one_file_each_record_its_own(tmp_path: Path, workers: 
     assert rows[3]["source_format"] == "anthropic_messages@1"
     assert (rows[3]["provider"], rows[3]["output_text"]) == ("anthropic", "It ships today.")
     assert [rows[n]["source_format"] for n in (1, 2, 5, 6)] == ["openai_chat@1"] * 4
+    assert result.records_by_format == {"openai_chat@1": 4, "anthropic_messages@1": 1}
     # a record of a format read as a whole file (Langfuse joins traces) is quarantined, saying so
     (bad,) = result.quarantine.to_pylist()
     assert bad["line"] == 4
