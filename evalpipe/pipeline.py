@@ -118,7 +118,7 @@ def ingest_run(run: Run) -> dict[str, int]:
         n = result.quarantine.num_rows
         log.warning("%d input line%s quarantined: %s", n, "" if n == 1 else "s", qpath)
     counts = {**result.counts, "records": result.records}
-    run.update_manifest(counts=counts)
+    run.update_manifest(counts=counts, source_formats=result.records_by_format)
     run.mark_stage("ingest", time.perf_counter() - started)
     return counts
 

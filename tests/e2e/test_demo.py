@@ -64,6 +64,7 @@ def test_malformed_line_is_quarantined_not_fatal(demo_run: dict[str, Any]) -> No
     assert row["file"].endswith("traffic.jsonl.gz") and row["line"] > 1 and row["reason"]
     records = read_table(run.path("records.parquet"), RECORDS)
     assert records.num_rows == run.manifest()["counts"]["records"] >= 1000
+    assert run.manifest()["source_formats"] == {"openai_chat@1": 1200}
 
 
 def test_stored_tables(demo_run: dict[str, Any]) -> None:
