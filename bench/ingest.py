@@ -85,21 +85,9 @@ _SYSTEM = (
     "numbers. If the customer is angry, acknowledge it first. Escalate legal threats, security "
     "incidents and repeated billing errors to a human agent, and say that you did."
 )
-_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "category": {
-            "type": "string",
-            "enum": ["billing", "account", "shipping", "technical", "other"],
-        },
-        "priority": {"type": "string", "enum": ["low", "normal", "high", "urgent"]},
-        "sentiment": {"type": "string", "enum": ["negative", "neutral", "positive"]},
-        "needs_human": {"type": "boolean"},
-        "summary": {"type": "string"},
-    },
-    "required": ["category", "priority", "sentiment", "needs_human", "summary"],
-    "additionalProperties": False,
-}
+_SCHEMA = orjson.loads(
+    (Path(__file__).resolve().parents[1] / "eval_sets" / "demo" / "triage.schema.json").read_bytes()
+)
 _TENANTS = ("acme", "globex", "initech", "hooli", "wayne", "wonka")
 
 

@@ -42,21 +42,10 @@ TORN_LINE: Final = 577
 PROMPT_VERSION: Final = "support-v6"
 MODEL: Final = "gpt-4o-mini"
 
-TRIAGE_SCHEMA: Final[dict[str, Any]] = {
-    "type": "object",
-    "properties": {
-        "category": {
-            "type": "string",
-            "enum": ["billing", "account", "shipping", "technical", "other"],
-        },
-        "priority": {"type": "string", "enum": ["low", "normal", "high", "urgent"]},
-        "sentiment": {"type": "string", "enum": ["negative", "neutral", "positive"]},
-        "needs_human": {"type": "boolean"},
-        "summary": {"type": "string"},
-    },
-    "required": ["category", "priority", "sentiment", "needs_human", "summary"],
-    "additionalProperties": False,
-}
+# The triage feature's structured-output schema, one file read by this script, the tests and benches.
+TRIAGE_SCHEMA: Final[dict[str, Any]] = orjson.loads(
+    (Path(__file__).with_name("triage.schema.json")).read_bytes()
+)
 
 # tenant: (display name, share of traffic, products)
 TENANTS: Final[dict[str, tuple[str, float, tuple[str, ...]]]] = {

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -12,21 +14,9 @@ import pytest
 
 from evalpipe.fake import serving
 
-TRIAGE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "category": {
-            "type": "string",
-            "enum": ["billing", "account", "shipping", "technical", "other"],
-        },
-        "priority": {"type": "string", "enum": ["low", "normal", "high", "urgent"]},
-        "sentiment": {"type": "string", "enum": ["negative", "neutral", "positive"]},
-        "needs_human": {"type": "boolean"},
-        "summary": {"type": "string"},
-    },
-    "required": ["category", "priority", "sentiment", "needs_human", "summary"],
-    "additionalProperties": False,
-}
+TRIAGE_SCHEMA: dict[str, Any] = json.loads(
+    (Path(__file__).resolve().parents[2] / "eval_sets" / "demo" / "triage.schema.json").read_text()
+)
 SYSTEM = "You are the support assistant of an online shop. Be friendly and concise."
 
 _ASKS = (
