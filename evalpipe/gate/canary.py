@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
 from typing import Final, NamedTuple
 
 import numpy as np
@@ -28,7 +27,7 @@ from evalpipe.gate.bootstrap import quantile_bootstrap, seeded_rng
 from evalpipe.gate.paired import grouped_cr1, wilson
 from evalpipe.gate.reasons import pct, signed
 from evalpipe.gate.rows import MetricRow, to_table
-from evalpipe.gate.shadow import DEFAULT_MARGINS
+from evalpipe.gate.shadow import Metric, gate_metrics
 from evalpipe.gate.verdict import CandidateVerdict, GateResult, Verdict
 from evalpipe.spec import Spec
 from evalpipe.tables import ARMS_LOGGED, column_values
@@ -147,55 +146,16 @@ class _Step(NamedTuple):
     treatment: F64
 
 
-@dataclass
-class _CanaryMetric:
-    name: str
-    kind: str
-    source: str
-    gated: bool
-    critical: bool
-    margin: float | None
-
-
-def _metrics(spec: Spec, scored: list[str]) -> list[_CanaryMetric]:
-    over = spec.gate.margins
-    out = []
-    for check in spec.checks:
-        if check.name not in scored:
-            continue
-        default = DEFAULT_MARGINS["critical" if check.critical else "check"]
-        margin = over.get(check.name, check.margin if check.margin is not None else default)
-        out.append(_CanaryMetric(check.name, "pass_rate", "rule", True, check.critical, margin))
-    for judge in spec.judges:
-        if judge.type != "pairwise" and judge.name in scored:
-            lo, hi = judge.scale
-            share = over.get(judge.name, judge.margin or DEFAULT_MARGINS["pointwise"])
-            out.append(
-                _CanaryMetric(judge.name, "mean", "pointwise", True, False, share * (hi - lo))
-            )
-    out.append(
-        _CanaryMetric(
-            "error_rate",
-            "pass_rate",
-            "error_rate",
-            True,
-            False,
-            over.get("error_rate", DEFAULT_MARGINS["error_rate"]),
-        )
-    )
-    p95 = spec.gate.latency_p95_ratio_max
-    out.append(_CanaryMetric("latency_p50", "ratio", "latency", False, False, None))
-    out.append(
-        _CanaryMetric(
-            "latency_p95",
-            "ratio",
-            "latency",
-            p95 is not None,
-            False,
-            None if p95 is None else p95 - 1,
-        )
-    )
-    return out
+def _metrics(spec: Spec, scored: list[str]) -> list[Metric]:
+    """The shadow gate's metrics that cohorts compare: the scored checks and pointwise judges
+    (a pairwise judge needs both answers to one request), error rate, and latency."""
+    return [
+        m
+        for m in gate_metrics(spec)
+        if (m.source in ("rule", "pointwise") and m.name in scored)
+        or m.source == "error_rate"
+        or m.source == "latency"
+    ]
 
 
 def _proportion_steps(x: F64, arm: I64, step: I64, unit: I64, k: int, alpha: float) -> _Step:
@@ -295,7 +255,7 @@ def _combine(steps: _Step, upto: int) -> tuple[float, float]:
     return float((w * est[ok]).sum() / w.sum()), float(1 / w.sum())
 
 
-def _bound(m: _CanaryMetric) -> float:
+def _bound(m: Metric) -> float:
     """The bad-side bound on the estimate's scale (−δ, or −log(1 + δ) for ratios)."""
     margin = m.margin or 0.0
     return -math.log1p(margin) if m.kind == "ratio" else -margin
@@ -489,13 +449,13 @@ def _pooled(values: F64, n: I64) -> float:
     return float((values[ok] * n[ok]).sum() / n[ok].sum()) if ok.any() else math.nan
 
 
-def _cs(m: _CanaryMetric, x: float) -> float:
+def _cs(m: Metric, x: float) -> float:
     """A limit on the estimate's scale back to the row's scale (ratios: treatment/control)."""
     return math.exp(-x) if m.kind == "ratio" else x
 
 
 def _canary_row(
-    m: _CanaryMetric,
+    m: Metric,
     name: str,
     est: float,
     lo: float,

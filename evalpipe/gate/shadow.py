@@ -62,7 +62,7 @@ DEFAULT_MARGINS: Final = {
 
 
 @dataclass
-class _Metric:
+class Metric:
     name: str
     kind: str
     source: str
@@ -73,7 +73,7 @@ class _Metric:
     scale_min: float = 0.0
 
 
-def _metrics(spec: Spec) -> list[_Metric]:
+def gate_metrics(spec: Spec) -> list[Metric]:
     """Every metric the gate reports, in spec order, with its margin.
 
     `gate.margins[name]` overrides a check's or judge's own margin; for a pointwise judge both
@@ -85,24 +85,22 @@ def _metrics(spec: Spec) -> list[_Metric]:
         default = DEFAULT_MARGINS["critical" if check.critical else "check"]
         margin = over.get(check.name, check.margin if check.margin is not None else default)
         out.append(
-            _Metric(
-                check.name, "pass_rate", "rule", True, check.critical, margin, dict(check.where)
-            )
+            Metric(check.name, "pass_rate", "rule", True, check.critical, margin, dict(check.where))
         )
     for judge in spec.judges:
         if judge.type == "pairwise":
             margin = over.get(judge.name, judge.margin or DEFAULT_MARGINS["pairwise"])
-            out.append(_Metric(judge.name, "win_rate", "pairwise", True, False, margin))
+            out.append(Metric(judge.name, "win_rate", "pairwise", True, False, margin))
         else:
             lo, hi = judge.scale
             share = over.get(judge.name, judge.margin or DEFAULT_MARGINS["pointwise"])
             out.append(
-                _Metric(
+                Metric(
                     judge.name, "mean", "pointwise", True, False, share * (hi - lo), scale_min=lo
                 )
             )
     out.append(
-        _Metric(
+        Metric(
             "error_rate",
             "pass_rate",
             "error_rate",
@@ -113,9 +111,9 @@ def _metrics(spec: Spec) -> list[_Metric]:
     )
     p95 = spec.gate.latency_p95_ratio_max
     cost = spec.gate.cost_ratio_max
-    out.append(_Metric("latency_p50", "ratio", "latency", False))
+    out.append(Metric("latency_p50", "ratio", "latency", False))
     out.append(
-        _Metric(
+        Metric(
             "latency_p95",
             "ratio",
             "latency",
@@ -125,9 +123,7 @@ def _metrics(spec: Spec) -> list[_Metric]:
         )
     )
     out.append(
-        _Metric(
-            "cost", "ratio", "cost", cost is not None, False, None if cost is None else cost - 1
-        )
+        Metric("cost", "ratio", "cost", cost is not None, False, None if cost is None else cost - 1)
     )
     return out
 
@@ -155,7 +151,7 @@ def _rule_pairs(frame: Frame, metric: str, base: ArmData, cand: ArmData, name: s
 
 
 def _pointwise_pairs(
-    frame: Frame, m: _Metric, base: ArmData, cand: ArmData, name: str
+    frame: Frame, m: Metric, base: ArmData, cand: ArmData, name: str
 ) -> tuple[_Pairs, int, int]:
     vb, vc = frame.scores.get(m.name, "baseline"), frame.scores.get(m.name, name)
     in_sample = vb.has_row | vc.has_row
@@ -207,7 +203,7 @@ def _groupings(frame: Frame) -> list[tuple[str | None, I64, list[str | None]]]:
 
 
 def _row(
-    m: _Metric, cand: str, col: str | None, value: str | None, est: Estimates, j: int
+    m: Metric, cand: str, col: str | None, value: str | None, est: Estimates, j: int
 ) -> MetricRow:
     return MetricRow(
         candidate=cand,
@@ -240,7 +236,7 @@ Estimator = Callable[[F64, F64, I64, I64, int], Estimates]
 
 def _estimate_rows(
     frame: Frame,
-    m: _Metric,
+    m: Metric,
     cand: str,
     pairs: _Pairs,
     estimator: Estimator,
@@ -264,7 +260,7 @@ def _estimate_rows(
 
 def _ratio_rows(
     frame: Frame,
-    metrics: list[_Metric],
+    metrics: list[Metric],
     cand: str,
     usable: NDArray[np.bool_],
     base: ArmData,
@@ -487,7 +483,7 @@ def _gate_candidate(
     base, arm = frame.arms["baseline"], frame.arms[name]
     usable = np.isin(base.state, (OK, OWN_ERROR)) & np.isin(arm.state, (OK, OWN_ERROR))
     usable_n = int(usable.sum())
-    metrics = _metrics(spec)
+    metrics = gate_metrics(spec)
     rows: list[MetricRow] = []
     judge_failures: dict[str, tuple[int, int]] = {}
     secondary: dict[str, dict[str, float]] = {}
@@ -596,7 +592,7 @@ def _total_fine(total: MetricRow) -> bool:
     return total.verdict == "GO" or (math.isfinite(total.estimate) and improves)
 
 
-def _in_metric_order(rows: list[MetricRow], metrics: list[_Metric]) -> list[MetricRow]:
+def _in_metric_order(rows: list[MetricRow], metrics: list[Metric]) -> list[MetricRow]:
     rank = {m.name: i for i, m in enumerate(metrics)}
     slice_rank: dict[str | None, int] = {None: -1}
     for r in rows:
@@ -606,7 +602,7 @@ def _in_metric_order(rows: list[MetricRow], metrics: list[_Metric]) -> list[Metr
     )
 
 
-def _pass_rate_estimator(m: _Metric, clustered: bool, alpha: float) -> Estimator:
+def _pass_rate_estimator(m: Metric, clustered: bool, alpha: float) -> Estimator:
     margin = m.margin or 0.0
 
     def run(b: F64, c: F64, cl: I64, g: I64, k: int) -> Estimates:
@@ -617,7 +613,7 @@ def _pass_rate_estimator(m: _Metric, clustered: bool, alpha: float) -> Estimator
     return run
 
 
-def _mean_estimator(m: _Metric, alpha: float) -> Estimator:
+def _mean_estimator(m: Metric, alpha: float) -> Estimator:
     margin = m.margin or 0.0
 
     def run(b: F64, c: F64, cl: I64, g: I64, k: int) -> Estimates:
@@ -626,7 +622,7 @@ def _mean_estimator(m: _Metric, alpha: float) -> Estimator:
     return run
 
 
-def _win_estimator(m: _Metric, alpha: float) -> Estimator:
+def _win_estimator(m: Metric, alpha: float) -> Estimator:
     margin = m.margin or 0.0
 
     def run(b: F64, c: F64, cl: I64, g: I64, k: int) -> Estimates:
@@ -644,7 +640,7 @@ def _pairwise_secondary(
     arm: ArmData,
     spec: Spec,
     name: str,
-    m: _Metric,
+    m: Metric,
 ) -> dict[str, float]:
     both_ok = pairs.mask & (base.state == OK) & (arm.state == OK)
     out: dict[str, float] = {}
