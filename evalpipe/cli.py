@@ -199,14 +199,28 @@ def _print_run_facts(manifest: dict[str, Any]) -> None:
 
     counts = manifest.get("counts") or {}
     coverage = {k: v for k, v in (manifest.get("coverage") or {}).items() if k != "logged"}
-    if not counts or not coverage:
+    if not counts:
+        return
+    dropped = [
+        f"{int(counts[key]):,} {label}"
+        for key, label in (
+            ("quarantined", "input lines quarantined"),
+            ("out_of_window", "outside the time window"),
+            ("duplicates_dropped", "duplicates dropped"),
+            ("sampled_out", "sampled out"),
+        )
+        if counts.get(key)
+    ]
+    if counts.get("quarantined") == 1:
+        dropped[0] = "1 input line quarantined"
+    read = _plural(int(counts.get("records") or 0), "record")
+    if dropped:
+        read += f" ({', '.join(dropped)})"
+    if not coverage or not counts.get("records"):
+        out.print(f"{read}: nothing to replay.", soft_wrap=True)
         return
     keys = ("ok", "errored", "skipped", "cache_hits")
     total = {k: sum(int(c.get(k) or 0) for c in coverage.values()) for k in keys}
-    quarantined = int(counts.get("quarantined") or 0)
-    read = _plural(int(counts.get("records") or 0), "record")
-    if quarantined:
-        read += f" ({_plural(quarantined, 'input line')} quarantined)"
     answers = total["ok"] + total["errored"] + total["skipped"]
     parts = [f"{total['ok']:,} answered"]
     parts += [

@@ -196,3 +196,24 @@ def test_dry_run_counts_unlogged_answers_at_max_tokens(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "output tokens=30,720" in proc.stdout  # 30 × the default max_tokens 1,024
     assert "30 records without a logged answer counted at max_tokens (1,024)" in proc.stdout
+
+
+def test_run_facts_name_what_the_selection_dropped(capsys: pytest.CaptureFixture[str]) -> None:
+    from evalpipe.cli import _print_run_facts
+
+    counts = {"records": 0, "quarantined": 1, "out_of_window": 1200, "duplicates_dropped": 0}
+    _print_run_facts({"counts": counts, "coverage": {}})
+    assert capsys.readouterr().out.strip() == (
+        "0 records (1 input line quarantined, 1,200 outside the time window): nothing to replay."
+    )
+    counts = {"records": 40, "quarantined": 3, "duplicates_dropped": 5, "sampled_out": 955}
+    coverage = {
+        "baseline": {"ok": 40, "errored": 0, "skipped": 0, "cache_hits": 40},
+        "cand": {"ok": 37, "errored": 2, "skipped": 1, "cache_hits": 0},
+        "logged": {"ok": 40, "errored": 0, "skipped": 0, "cache_hits": 0},
+    }
+    _print_run_facts({"counts": counts, "coverage": coverage, "cost_usd": {"total": 0.0123}})
+    assert capsys.readouterr().out.strip() == (
+        "40 records (3 input lines quarantined, 5 duplicates dropped, 955 sampled out) × 2 arms: "
+        "80 requests, 77 answered, 2 failed, 1 skipped, 40 from cache; $0.01 at list prices."
+    )
