@@ -339,14 +339,19 @@ def page_data(
     counts = [("Logged records evaluated", f"{records.num_rows:,}")]
     if quarantined is not None:
         counts.append(("Input lines quarantined (unreadable)", f"{int(quarantined):,}"))
+    # the keys ingest_run writes (ingest.select_rows' counts)
     for key, label in (
-        ("duplicates", "Duplicates dropped"),
-        ("deduped", "Duplicates dropped"),
-        ("outside_window", "Outside the time window"),
-        ("not_replayable", "Not replayable"),
+        ("out_of_window", "Outside the time window"),
+        ("duplicates_dropped", "Duplicates dropped"),
+        ("sampled_out", "Sampled out"),
     ):
-        if isinstance(counts_m.get(key), int):
+        if isinstance(counts_m.get(key), int) and counts_m[key]:
             counts.append((label, f"{counts_m[key]:,}"))
+    formats = manifest.get("source_formats") or {}
+    if formats:
+        counts.append(
+            ("Log formats", ", ".join(f"{name} ({n:,})" for name, n in sorted(formats.items())))
+        )
     cost = manifest.get("cost_usd") or {}
     costs = [(k.replace("_", " ").capitalize(), usd(v)) for k, v in cost.items() if k != "total"]
     total = cost.get("total")

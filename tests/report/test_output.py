@@ -113,6 +113,25 @@ def test_page_shows_verdicts_reasons_and_coverage(run: HandRun, tmp_path: Path) 
     assert "Content-Security-Policy" in html
 
 
+def test_page_shows_what_the_selection_dropped_and_the_log_formats(
+    run: HandRun, tmp_path: Path
+) -> None:
+    # the counts ingest_run writes to the manifest
+    run.manifest["counts"] = {
+        "records": 4,
+        "quarantined": 1,
+        "out_of_window": 120,
+        "duplicates_dropped": 7,
+        "sampled_out": 0,
+    }
+    run.manifest["source_formats"] = {"openai_chat@1": 3, "anthropic_messages@1": 2}
+    html = write_report(tmp_path, **run.kwargs()).index_html.read_text()
+    assert "Outside the time window" in html and ">120<" in html
+    assert "Duplicates dropped" in html and ">7<" in html
+    assert "Sampled out" not in html  # nothing was
+    assert "anthropic_messages@1 (2), openai_chat@1 (3)" in html
+
+
 def test_examples_show_regressions_with_pii_redacted(run: HandRun, tmp_path: Path) -> None:
     html = write_report(tmp_path, **run.kwargs()).index_html.read_text()
     assert "valid_json: passed on the baseline, failed on the candidate" in html
