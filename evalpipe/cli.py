@@ -91,6 +91,7 @@ class _ProgressView:
         self._bars: dict[tuple[str, str], Any] = {}
         self._last: dict[tuple[str, str], int] = {}
         self._parts: dict[tuple[str, str], dict[int, tuple[int, int]]] = {}
+        self._started: dict[tuple[str, str], float] = {}
         self._progress: Any = None
 
     def __enter__(self) -> _ProgressView:
@@ -107,13 +108,12 @@ class _ProgressView:
                 TextColumn("{task.description:<28}"),
                 BarColumn(),
                 MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]:>7} req/s  ${task.fields[spent]:.4f}"),
+                TextColumn("{task.fields[rate]:>5} req/s  run ${task.fields[spent]:.4f}"),
                 TimeRemainingColumn(),
                 console=out,
                 transient=False,
             )
             self._progress.start()
-        self._t0 = time.perf_counter()
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -125,7 +125,10 @@ class _ProgressView:
         parts = self._parts.setdefault(key, {})
         parts[ev.part] = (ev.done, ev.total)
         done, total = sum(d for d, _ in parts.values()), sum(t for _, t in parts.values())
-        rate = f"{done / max(time.perf_counter() - self._t0, 1e-6):.0f}"
+        # the rate since this bar's first answer (not since start-up); spend is the run's total
+        now = time.perf_counter()
+        started = self._started.setdefault(key, now) if done else now
+        rate = f"{done / (now - started):.0f}" if now - started > 0.5 else "…"
         if self._progress is not None:
             if key not in self._bars:
                 self._bars[key] = self._progress.add_task(
