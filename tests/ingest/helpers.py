@@ -63,3 +63,18 @@ def chat_record(
     }
     record.update(extra)
     return record
+
+
+def anthropic_message(
+    text: str = "hi", *, id: str = "msg_1", model: str = "claude-haiku-4-5", tokens: int = 3
+) -> dict[str, Any]:
+    """One Anthropic Messages response (`type: message`) with a text block."""
+    return {
+        "id": id,
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": "end_turn",
+        "usage": {"input_tokens": tokens, "output_tokens": 1},
+    }

@@ -5,19 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from evalpipe.ingest import detect_format, ingest_paths
-from tests.ingest.helpers import write_jsonl
+from tests.ingest.helpers import anthropic_message, write_jsonl
 
 
 def test_results_join_requests(tmp_path: Path) -> None:
-    message = {
-        "id": "msg_1",
-        "type": "message",
-        "role": "assistant",
-        "model": "claude-haiku-4-5",
-        "content": [{"type": "text", "text": "hi"}],
-        "stop_reason": "end_turn",
-        "usage": {"input_tokens": 3, "output_tokens": 1},
-    }
+    message = anthropic_message()
     write_jsonl(
         tmp_path / "results.jsonl",
         [

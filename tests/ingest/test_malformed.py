@@ -13,7 +13,7 @@ import pytest
 
 from evalpipe.errors import NoUsableRecordsError
 from evalpipe.ingest import files, ingest_paths
-from tests.ingest.helpers import chat_record
+from tests.ingest.helpers import anthropic_message, chat_record
 
 GOOD = object()
 
@@ -178,15 +178,7 @@ _ANTHROPIC = {
         "max_tokens": 100,
         "messages": [{"role": "user", "content": "Where is my parcel?"}],
     },
-    "response": {
-        "id": "msg_01",
-        "type": "message",
-        "role": "assistant",
-        "model": "claude-haiku-4-5",
-        "content": [{"type": "text", "text": "It ships today."}],
-        "stop_reason": "end_turn",
-        "usage": {"input_tokens": 12, "output_tokens": 5},
-    },
+    "response": anthropic_message("It ships today.", id="msg_01"),
 }
 _LANGFUSE = {
     "id": "obs-1",
