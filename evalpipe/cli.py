@@ -13,7 +13,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import click
 import typer
@@ -192,31 +192,30 @@ def _finished(
     return spec, load_gate(run), Path(manifest.get("report", "")), manifest
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
+_SELECTION_DROPS: Final = (
+    ("out_of_window", "outside the time window"),
+    ("duplicates_dropped", "duplicates dropped"),
+    ("sampled_out", "sampled out"),
+)
+"""The counts `ingest.select_rows` writes, as the CLI names them."""
+
+
+def _selection_drops(counts: dict[str, Any]) -> list[str]:
+    return [f"{int(counts[k]):,} {label}" for k, label in _SELECTION_DROPS if counts.get(k)]
 
 
 def _print_run_facts(manifest: dict[str, Any]) -> None:
     """One line: what was read, replayed and spent (from the run's manifest)."""
-    from evalpipe.gate.reasons import usd
+    from evalpipe.gate.reasons import count, usd
 
     counts = manifest.get("counts") or {}
     coverage = {k: v for k, v in (manifest.get("coverage") or {}).items() if k != "logged"}
     if not counts:
         return
-    dropped = [
-        f"{int(counts[key]):,} {label}"
-        for key, label in (
-            ("quarantined", "input lines quarantined"),
-            ("out_of_window", "outside the time window"),
-            ("duplicates_dropped", "duplicates dropped"),
-            ("sampled_out", "sampled out"),
-        )
-        if counts.get(key)
-    ]
-    if counts.get("quarantined") == 1:
-        dropped[0] = "1 input line quarantined"
-    read = _plural(int(counts.get("records") or 0), "record")
+    quarantined = int(counts.get("quarantined") or 0)
+    dropped = [f"{count(quarantined, 'input line')} quarantined"] if quarantined else []
+    dropped += _selection_drops(counts)
+    read = count(int(counts.get("records") or 0), "record")
     if dropped:
         read += f" ({', '.join(dropped)})"
     if not coverage or not counts.get("records"):
@@ -238,7 +237,7 @@ def _print_run_facts(manifest: dict[str, Any]) -> None:
     cost = manifest.get("cost_usd") or {}
     spent = f"; {usd(cost.get('total'))} at list prices" if cost.get("total") is not None else ""
     out.print(
-        f"{read} × {_plural(len(coverage), 'arm')}: {answers:,} requests, {', '.join(parts)}{spent}.",
+        f"{read} × {count(len(coverage), 'arm')}: {answers:,} requests, {', '.join(parts)}{spent}.",
         soft_wrap=True,
     )
 
@@ -266,14 +265,15 @@ DryRunOpt = Annotated[
 def _dry_run(spec_path: Path) -> None:
     from rich.table import Table
 
+    from evalpipe.gate.reasons import count
     from evalpipe.plan import plan_run
     from evalpipe.spec import load_spec
 
     spec = load_spec(spec_path)
     plan = plan_run(spec)
     out.print(
-        f"{plan.records:,} records would be replayed ({plan.quarantined:,} input "
-        f"line{'' if plan.quarantined == 1 else 's'} quarantined)."
+        f"{plan.records:,} records would be replayed "
+        f"({count(plan.quarantined, 'input line')} quarantined)."
     )
     header = ("arm", "model", "requests", "input tokens", "output tokens", "cost USD", "minutes")
     rows = [
@@ -467,6 +467,7 @@ def ingest(
 
     Exits 0 when any record is usable (bad lines are quarantined, never lost), 4 when none is.
     """
+    from evalpipe.gate.reasons import count
     from evalpipe.ingest import Selection, ingest_selected, ingest_to_parquet, write_quarantine
 
     selection = Selection(
@@ -505,16 +506,11 @@ def ingest(
         kept, steps = selected.records, counts
     kinds = ", ".join(f"{name} {n:,}" for name, n in sorted(by_format.items()))
     out.print(
-        f"{counts['ingested']:,} records ingested from {_plural(len(formats), 'file')} ({kinds}), "
+        f"{counts['ingested']:,} records ingested from {count(len(formats), 'file')} ({kinds}), "
         f"{counts['quarantined']:,} quarantined",
         soft_wrap=True,
     )
-    dropped = {
-        "out_of_window": "outside the time window",
-        "duplicates_dropped": "duplicates",
-        "sampled_out": "sampled out",
-    }
-    said = [f"{steps[k]:,} {label}" for k, label in dropped.items() if steps.get(k)]
+    said = _selection_drops(steps)
     if selecting:
         out.print(f"{kept:,} records selected" + (f" ({', '.join(said)})" if said else ""))
     for row in quarantine.slice(0, 20).to_pylist():

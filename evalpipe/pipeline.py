@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 
 from evalpipe.errors import StoreError
 from evalpipe.gate import gate_scores
+from evalpipe.gate.reasons import count
 from evalpipe.gate.verdict import GateResult
 from evalpipe.replay.cache import ResponseCache
 from evalpipe.replay.engine import Progress, logged_responses, replay_records
@@ -115,8 +116,7 @@ def ingest_run(run: Run) -> dict[str, int]:
     )
     if result.quarantine.num_rows:
         qpath = write_quarantine(result.quarantine, run.quarantine_dir / f"{run.run_id}.jsonl")
-        n = result.quarantine.num_rows
-        log.warning("%d input line%s quarantined: %s", n, "" if n == 1 else "s", qpath)
+        log.warning("%s quarantined: %s", count(result.quarantine.num_rows, "input line"), qpath)
     counts = {**result.counts, "records": result.records}
     run.update_manifest(counts=counts, source_formats=result.records_by_format)
     run.mark_stage("ingest", time.perf_counter() - started)

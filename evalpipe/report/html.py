@@ -18,7 +18,7 @@ from urllib.parse import quote
 import jinja2
 import pyarrow as pa
 
-from evalpipe.gate.reasons import usd
+from evalpipe.gate.reasons import count, usd
 from evalpipe.gate.verdict import EXIT_CODES, SEVERITY, CandidateVerdict, GateResult
 from evalpipe.report.charts import StackBar, stack_bar
 from evalpipe.report.coverage import ArmCoverage
@@ -200,10 +200,6 @@ def _seconds(x: Any) -> str:
     return f"{x:,.1f} s" if x < 120 else f"{x / 60:,.1f} min"
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n:,} {word}" + ("" if n == 1 else "s")
-
-
 def _arm_of(spec: Spec, name: str) -> Arm | None:
     if name == "baseline":
         return spec.baseline
@@ -279,7 +275,7 @@ def _compared(spec: Spec, records: int, cards: list[Card]) -> str:
     base = b.model if b.name == "baseline" else f"{b.name} ({b.model})"
     return (
         f"{records:,} logged requests replayed against the baseline {base} and "
-        f"{_plural(k, 'candidate')}: {names}."
+        f"{count(k, 'candidate')}: {names}."
     )
 
 
