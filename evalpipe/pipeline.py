@@ -39,7 +39,7 @@ from evalpipe.store import (
     write_json_atomic,
     write_table_atomic,
 )
-from evalpipe.tables import RECORDS, RESPONSES, SCORES
+from evalpipe.tables import RAW_COLUMNS, RECORDS, RECORDS_LEAN, RESPONSES, SCORES
 
 __all__ = [
     "PARTITION_SIZE",
@@ -58,8 +58,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 PARTITION_SIZE: Final = 1000
-_RAW_COLUMNS: Final = ("request_raw", "response_raw")
-_LEAN: Final = pa.schema([f for f in RECORDS if f.name not in _RAW_COLUMNS])
 """Records per replay partition (a task each in the flows)."""
 
 _sinks: list[Callable[[Progress], None]] = []
@@ -130,11 +128,9 @@ def read_records(run: Run, start: int = 0, stop: int | None = None) -> pa.Table:
     if not path.exists():
         raise StoreError(f"{path} does not exist; has the ingest stage run?")
     if stop is None:
-        table = pq.read_table(path, columns=_LEAN.names)
-        table = table if table.schema == _LEAN else table.cast(_LEAN)
-    else:
-        table = read_rows(path, start, stop, columns=_LEAN.names, schema=_LEAN)
-    for name in _RAW_COLUMNS:
+        stop = pq.ParquetFile(path).metadata.num_rows
+    table = read_rows(path, start, stop, columns=RECORDS_LEAN.names, schema=RECORDS_LEAN)
+    for name in RAW_COLUMNS:
         table = table.append_column(RECORDS.field(name), pa.nulls(table.num_rows, pa.string()))
     return table.select(RECORDS.names)
 

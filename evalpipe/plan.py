@@ -19,7 +19,7 @@ from evalpipe.providers.prices import price_for
 from evalpipe.replay.engine import spec_prices
 from evalpipe.score.rules import where_mask
 from evalpipe.spec import Spec
-from evalpipe.tables import RECORDS
+from evalpipe.tables import RECORDS_LEAN
 
 __all__ = ["ArmPlan", "RunPlan", "plan_run"]
 
@@ -74,8 +74,7 @@ def plan_run(spec: Spec) -> RunPlan:
             format=spec.traffic.format,
             selection=selection_of(spec),
         )
-        # all but the raw logged JSON, which a plan does not read
-        records = pq.read_table(path, columns=[c for c in RECORDS.names if not c.endswith("_raw")])
+        records = pq.read_table(path, columns=RECORDS_LEAN.names)
     n = records.num_rows
     in_tok = _tokens(records["request"])
     logged_out = np.asarray(

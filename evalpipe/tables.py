@@ -15,7 +15,9 @@ __all__ = [
     "ARMS_LOGGED",
     "GATE",
     "QUARANTINE",
+    "RAW_COLUMNS",
     "RECORDS",
+    "RECORDS_LEAN",
     "RESPONSES",
     "SCORES",
     "column_values",
@@ -65,6 +67,10 @@ RECORDS: Final = pa.schema(
         ("replay_issue", pa.string()),
     ]
 )
+RAW_COLUMNS: Final = ("request_raw", "response_raw")
+"""The logged JSON as it came, kept by ingest; no later stage reads it."""
+RECORDS_LEAN: Final = pa.schema([f for f in RECORDS if f.name not in RAW_COLUMNS])
+"""RECORDS without `RAW_COLUMNS`: what the stages after ingest read."""
 
 RESPONSES: Final = pa.schema(
     [
