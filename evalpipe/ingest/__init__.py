@@ -30,7 +30,7 @@ from evalpipe.ingest.selection import (
     selection_columns,
     selection_table,
 )
-from evalpipe.store import write_rows_atomic
+from evalpipe.store import atomic_path, write_rows_atomic
 from evalpipe.tables import RECORDS
 
 if TYPE_CHECKING:
@@ -129,12 +129,9 @@ def _no_records(path: str | Path, reader: Reader, quarantine: pa.Table) -> NoUsa
 def write_quarantine(quarantine: pa.Table, path: str | Path) -> Path:
     """Write quarantine rows as JSON Lines (one rejected input per line), atomically."""
     out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    with tmp.open("wb") as fh:
+    with atomic_path(out) as tmp, tmp.open("wb") as fh:
         for row in quarantine.to_pylist():
             fh.write(orjson.dumps(row) + b"\n")
-    os.replace(tmp, out)
     return out
 
 

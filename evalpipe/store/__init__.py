@@ -18,6 +18,8 @@ import os
 import secrets
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +37,7 @@ from evalpipe.spec import Spec
 __all__ = [
     "STAGES",
     "Run",
+    "atomic_path",
     "find_runs",
     "latest_complete_run",
     "new_run_id",
@@ -59,17 +62,25 @@ def new_run_id(spec_name: str, now: datetime | None = None) -> str:
     return f"{now:%Y%m%d-%H%M%S}-{spec_name}-{secrets.token_hex(3)}"
 
 
-def write_table_atomic(table: pa.Table, path: Path) -> None:
-    """Write Parquet to a temp file beside `path`, then rename: readers never see half a file."""
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary file beside `path` to write; renamed to `path` when the block ends well,
+    removed when it fails: readers never see half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        pq.write_table(table, tmp, compression="zstd")
+        yield Path(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_table_atomic(table: pa.Table, path: Path) -> None:
+    """Write Parquet atomically (`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
 
 
 def write_rows_atomic(
@@ -81,47 +92,37 @@ def write_rows_atomic(
     row_group_size: int,
 ) -> int:
     """Copy the rows numbered `rows` (ascending, across `parts` in order) into one Parquet file,
-    a row group at a time (bounded memory), in row groups of `row_group_size`; then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    a row group at a time (bounded memory), in row groups of `row_group_size`, atomically."""
     written, offset = 0, 0
     pending: list[pa.Table] = []
     held = 0
-    try:
-        with pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
 
-            def flush(final: bool) -> None:
-                nonlocal pending, held, written
-                table = pa.concat_tables(pending) if pending else schema.empty_table()
-                # whole row groups out as they fill, so row group k holds rows k·size onwards
-                whole = (
-                    table.num_rows if final else table.num_rows - table.num_rows % row_group_size
-                )
-                if whole:
-                    writer.write_table(table.slice(0, whole), row_group_size=row_group_size)
-                    written += whole
-                rest = table.slice(whole)
-                pending, held = ([rest] if rest.num_rows else []), rest.num_rows
+        def flush(final: bool) -> None:
+            nonlocal pending, held, written
+            table = pa.concat_tables(pending) if pending else schema.empty_table()
+            # whole row groups out as they fill, so row group k holds rows k·size onwards
+            whole = table.num_rows if final else table.num_rows - table.num_rows % row_group_size
+            if whole:
+                writer.write_table(table.slice(0, whole), row_group_size=row_group_size)
+                written += whole
+            rest = table.slice(whole)
+            pending, held = ([rest] if rest.num_rows else []), rest.num_rows
 
-            for part in parts:
-                source = pq.ParquetFile(part)
-                for g in range(source.metadata.num_row_groups):
-                    size = source.metadata.row_group(g).num_rows
-                    lo, hi = np.searchsorted(rows, [offset, offset + size])
-                    if hi > lo:
-                        group = source.read_row_group(g).cast(schema)
-                        local = rows[lo:hi] - offset
-                        pending.append(group if len(local) == size else group.take(pa.array(local)))
-                        held += len(local)
-                        if held >= row_group_size:
-                            flush(final=False)
-                    offset += size
-            flush(final=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        for part in parts:
+            source = pq.ParquetFile(part)
+            for g in range(source.metadata.num_row_groups):
+                size = source.metadata.row_group(g).num_rows
+                lo, hi = np.searchsorted(rows, [offset, offset + size])
+                if hi > lo:
+                    group = source.read_row_group(g).cast(schema)
+                    local = rows[lo:hi] - offset
+                    pending.append(group if len(local) == size else group.take(pa.array(local)))
+                    held += len(local)
+                    if held >= row_group_size:
+                        flush(final=False)
+                offset += size
+        flush(final=True)
     return written
 
 
@@ -156,11 +157,9 @@ def read_rows(
 
 
 def write_json_atomic(obj: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
-    os.replace(tmp, path)
+    """Write indented JSON atomically (`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
 
 
 def read_table(path: Path, schema: pa.Schema | None = None) -> pa.Table:

@@ -131,3 +131,16 @@ def test_write_rows_then_read_rows_by_range(tmp_path: Path) -> None:
         write_rows_atomic(parts, np.array([], dtype=np.int64), out, schema, row_group_size=5) == 0
     )
     assert pq.read_table(out).schema.names == ["i", "s"]
+
+
+def test_atomic_path_leaves_nothing_behind_when_the_write_fails(tmp_path: Path) -> None:
+    from evalpipe.store import atomic_path
+
+    target = tmp_path / "out" / "table.parquet"
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_bytes(b"half")
+        raise RuntimeError("disk full")
+    assert not target.exists() and list(target.parent.iterdir()) == []
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(b"whole")
+    assert target.read_bytes() == b"whole" and list(target.parent.iterdir()) == [target]
