@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import duckdb
 import numpy as np
 import orjson
 import pyarrow as pa
@@ -169,6 +170,7 @@ class _Admission:
         self.budget = budget
         self.costs = costs  # [record, plan]: pessimistic cost estimates
         self.needed = np.ones(costs.shape, dtype=bool)
+        self.admitted = np.zeros(costs.shape[0], dtype=bool)
         self.decisions: dict[int, asyncio.Future[bool]] = {}
 
     async def take(self, i: int, j: int) -> float | None:
@@ -184,6 +186,7 @@ class _Admission:
                 back[j] = False
                 if back.any():
                     self.budget.settle(float(self.costs[i][back].sum()), 0.0)
+            self.admitted[i] = admitted
             decision.set_result(admitted)
         elif not decision.done():
             await decision
@@ -192,12 +195,13 @@ class _Admission:
         self.needed[i, j] = False
         return float(self.costs[i, j])
 
-    def release(self, i: int, j: int) -> None:
-        """Plan j will not send record i: its share, once reserved, goes back to the budget."""
-        decision = self.decisions.get(i)
-        if self.needed[i, j] and decision is not None and decision.done() and decision.result():
-            self.budget.settle(float(self.costs[i, j]), 0.0)
-        self.needed[i, j] = False
+    def release(self, rows: int | np.ndarray, j: int) -> None:
+        """Plan j will not send these records (an index or a mask): shares already reserved
+        go back to the budget."""
+        owed = self.needed[rows, j] & self.admitted[rows]
+        if np.any(owed):
+            self.budget.settle(float(np.sum(self.costs[rows, j][owed])), 0.0)
+        self.needed[rows, j] = False
 
 
 @dataclass
@@ -276,7 +280,6 @@ async def cached_call(
             "error_type": "BudgetExhausted",
             "error_message": "budget_usd reached before this request",
         }
-    estimate = share
     started = datetime.now(UTC)
     try:
         async with sem:
@@ -285,10 +288,10 @@ async def cached_call(
             started = datetime.now(UTC)
             outcome = await endpoint.send(kwargs)
     except BaseException:
-        budget.settle(estimate, 0.0)
+        budget.settle(share, 0.0)
         raise
     cost = outcome_cost(endpoint.model, outcome, prices)
-    budget.settle(estimate, cost)
+    budget.settle(share, cost)
     result = dict(outcome.row(), cost_usd=cost)
     if cache is not None and outcome.status == "ok":
         cache.put(key, result)
@@ -375,7 +378,7 @@ async def _replay(
     attrs = [dict(a or []) for a in records["attributes"].to_pylist()]
     prices = spec_prices(spec)
     admission = (
-        _Admission(budget, _cost_matrix(requests, plans, spec, prices))
+        _Admission(budget, _cost_matrix(records["request"], plans, spec, prices))
         if budget.limit is not None
         else None
     )
@@ -385,13 +388,12 @@ async def _replay(
         stem = f"{plan.arm_key}-r{plan.repeat}-p{part:05d}"
         part_path = responses_dir / f"part-{stem}.parquet" if responses_dir else None
 
-        def release(i: int) -> None:
+        def release(rows: int | np.ndarray) -> None:
             if admission is not None:
-                admission.release(i, j)
+                admission.release(rows, j)
 
         if part_path is not None and part_path.exists():
-            for i in range(len(record_ids)):
-                release(i)
+            release(np.ones(len(record_ids), dtype=bool))
             done = pq.read_table(part_path, schema=RESPONSES)
             if on_progress:
                 on_progress(
@@ -404,9 +406,9 @@ async def _replay(
         done_rows = [_row_from_journal(r) for r in journal.read()] if journal else []
         done_ids = {r["record_id"] for r in done_rows}
         total = len(record_ids)
-        for i in range(total):
-            if record_ids[i] in done_ids:
-                release(i)
+        if done_ids:
+            journaled = pc.is_in(records["record_id"], value_set=pa.array(list(done_ids)))
+            release(journaled.to_numpy(zero_copy_only=False))
         counter = {"done": len(done_ids)}
         base = {
             "run_id": run_id,
@@ -498,23 +500,30 @@ async def _replay(
 
 
 def _cost_matrix(
-    requests: list[str], plans: list[_ArmPlan], spec: Spec, prices: dict[str, Price]
+    requests: pa.ChunkedArray, plans: list[_ArmPlan], spec: Spec, prices: dict[str, Price]
 ) -> np.ndarray:
     """[record, plan] pessimistic cost of each canonical request on each arm (as estimate_cost:
     input chars/4, output at the max_tokens the arm will send)."""
-    in_tok = np.array([len(r) / 4 for r in requests], dtype=np.float64)
-    logged = np.array(
-        [(orjson.loads(r).get("params") or {}).get("max_tokens") or 0 for r in requests],
-        dtype=np.float64,
-    )
-    out = np.zeros((len(requests), len(plans)))
+    n = len(requests)
+    in_tok = pc.fill_null(pc.utf8_length(requests), 0).to_numpy().astype(np.float64) / 4
+    with duckdb.connect() as con:
+        con.register("r", pa.table({"request": requests}))
+        logged = (
+            con.sql(
+                "SELECT coalesce(TRY_CAST(json_extract(request, '$.params.max_tokens') AS DOUBLE),"
+                " 0) AS m FROM r"
+            )
+            .to_arrow_table()["m"]
+            .to_numpy()
+        )
+    out = np.zeros((n, len(plans)))
     for j, plan in enumerate(plans):
         price = price_for(plan.arm.model, prices)
         if price is None:
             continue
         override = {**spec.replay.params, **plan.arm.params}.get("max_tokens")
         out_tok = (
-            np.full(len(requests), float(override))
+            np.full(n, float(override))
             if override
             else np.where(logged > 0, logged, float(spec.replay.max_tokens_default))
         )
