@@ -8,9 +8,12 @@ ingest writing Parquet part files. Prints one JSON line:
     python bench/ingest.py               # 1,000,000 records
     python bench/ingest.py --records 100000 --workers 2
     python bench/ingest.py --keep /tmp/traffic-1m.jsonl.gz   # generate once, reuse after
+    python bench/ingest.py --keep /tmp/traffic-1m.jsonl.gz --mode run --dedupe \
+        --sample 200000 --stratify attributes.feature          # a run's ingest, with selection
 
 `seconds` is `ingest_to_parquet` (records written as Parquet parts as they are made, so memory
-stays bounded); `ingest_paths` would hold every record in memory.
+stays bounded); `--mode run` times `ingest_selected` into one records.parquet as a run's ingest
+does; `--mode table` times `ingest_paths`, which holds every record in memory.
 """
 
 from __future__ import annotations
@@ -205,9 +208,19 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--workers", type=int, default=None, help="ingest worker processes")
     parser.add_argument("--keep", type=Path, default=None, help="reuse/keep the input file here")
+    parser.add_argument(
+        "--mode",
+        choices=("parts", "run", "table"),
+        default="parts",
+        help="parts: ingest_to_parquet (default); run: ingest_selected into one records.parquet "
+        "as a run's ingest does; table: ingest_paths, every record held in memory",
+    )
+    parser.add_argument("--dedupe", action="store_true", help="run mode: drop repeated requests")
+    parser.add_argument("--sample", type=int, default=None, help="run mode: keep this many")
+    parser.add_argument("--stratify", action="append", default=[], help="run mode: sample over")
     args = parser.parse_args()
 
-    from evalpipe.ingest import ingest_to_parquet
+    from evalpipe.ingest import Selection, ingest_paths, ingest_selected, ingest_to_parquet
 
     with tempfile.TemporaryDirectory(prefix="evalpipe-bench-") as tmp:
         path = args.keep or Path(tmp) / "traffic.jsonl.gz"
@@ -222,14 +235,28 @@ def main() -> None:
 
         started = time.perf_counter()
         extra = {"workers": args.workers} if args.workers else {}
-        result = ingest_to_parquet(path, Path(tmp) / "records", **extra)
+        selected = None
+        if args.mode == "run":
+            selection = Selection(
+                dedupe=args.dedupe, sample_n=args.sample, stratify=tuple(args.stratify), seed=7
+            )
+            out_path = Path(tmp) / "records.parquet"
+            result = ingest_selected(path, out_path, selection=selection, row_group_size=1000)
+            selected, files = result.records, [out_path]
+        elif args.mode == "table":
+            result = ingest_paths(path, workers=args.workers)
+            files = []
+        else:
+            result = ingest_to_parquet(path, Path(tmp) / "records", **extra)
+            files = result.parts
         seconds = time.perf_counter() - started
-        out_bytes = sum(p.stat().st_size for p in result.parts)
+        out_bytes = sum(p.stat().st_size for p in files)
 
     print(
         orjson.dumps(
             {
                 "bench": "ingest",
+                "mode": args.mode,
                 "seconds": round(seconds, 2),
                 "reference_seconds": round(ref_s, 2),
                 "ratio": round(seconds / ref_s, 2),
@@ -240,7 +267,8 @@ def main() -> None:
                 "bytes_raw": raw_bytes,
                 "bytes_gz": gz_bytes,
                 "parquet_bytes": out_bytes,
-                "parts": len(result.parts),
+                "files_written": len(files),
+                "selected": selected,
                 "workers": args.workers,
                 "peak_rss_mb": round(_peak_rss_mb(), 1),
                 "peak_rss_worker_mb": round(_peak_rss_mb(resource.RUSAGE_CHILDREN), 1),
