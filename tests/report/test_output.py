@@ -126,10 +126,10 @@ def test_page_shows_what_the_selection_dropped_and_the_log_formats(
     }
     run.manifest["source_formats"] = {"openai_chat@1": 3, "anthropic_messages@1": 2}
     html = write_report(tmp_path, **run.kwargs()).index_html.read_text()
-    assert "Outside the time window" in html and ">120<" in html
-    assert "Duplicates dropped" in html and ">7<" in html
+    assert "<dt>Outside the time window</dt><dd>120</dd>" in html
+    assert "<dt>Duplicates dropped</dt><dd>7</dd>" in html
     assert "Sampled out" not in html  # nothing was
-    assert "anthropic_messages@1 (2), openai_chat@1 (3)" in html
+    assert "<dt>Log formats</dt><dd>anthropic_messages@1 (2), openai_chat@1 (3)</dd>" in html
 
 
 def test_examples_show_regressions_with_pii_redacted(run: HandRun, tmp_path: Path) -> None:
