@@ -115,12 +115,7 @@ def select_rows(
         `sampled_out`, `selected`.
     """
     window_start, window_end = selection.window_start, selection.window_end
-    dedupe, sample_n, stratify, seed = (
-        selection.dedupe,
-        selection.sample_n,
-        selection.stratify,
-        selection.seed,
-    )
+    sample_n = selection.sample_n
     counts = {"out_of_window": 0, "duplicates_dropped": 0, "sampled_out": 0}
     rows = pa.array(np.arange(records.num_rows, dtype=np.int64))
     out = records.append_column("__row", rows)
@@ -136,7 +131,7 @@ def select_rows(
         kept = out.filter(pc.fill_null(mask, False))
         counts["out_of_window"] = out.num_rows - kept.num_rows
         out = kept
-    if dedupe and out.num_rows:
+    if selection.dedupe and out.num_rows:
         # a record without a request hash (no content captured) is never anyone's duplicate
         index = np.arange(out.num_rows, dtype=np.int64)
         sha = out["request_sha256"]
@@ -151,10 +146,13 @@ def select_rows(
         counts["duplicates_dropped"] = out.num_rows - len(keep)
         out = out.take(pa.array(keep))
     if sample_n is not None and sample_n < out.num_rows:
-        keys = sample_keys(out["record_id"].to_pylist(), seed)
-        if stratify:
+        keys = sample_keys(out["record_id"].to_pylist(), selection.seed)
+        if selection.stratify:
             strata = pa.table(
-                {f"s{i}": pc.fill_null(_column(out, col), "\x00") for i, col in enumerate(stratify)}
+                {
+                    f"s{i}": pc.fill_null(_column(out, col), "\x00")
+                    for i, col in enumerate(selection.stratify)
+                }
             )
             codes = np.zeros(out.num_rows, dtype=np.int64)
             for name in strata.column_names:
