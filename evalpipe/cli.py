@@ -440,6 +440,7 @@ def ingest(
             "--out",
             help="Folder to write records/part-*.parquet and quarantine.jsonl into.",
             show_default=False,
+            file_okay=False,
         ),
     ] = None,
     since: Annotated[

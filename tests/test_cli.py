@@ -158,11 +158,13 @@ def test_ingest_selects_and_writes_records_and_quarantine(tmp_path: Path) -> Non
         (["--since", "yesterday"], "error: Invalid value for --since: 'yesterday' is not a date"),
         (["--format", "nope"], "error: --format: unknown format 'nope'. Known formats: auto,"),
         (["--sample", "0"], "error: Invalid value for '--sample'"),
+        (["--out", "a-file"], "error: Invalid value for '--out': dir 'a-file' is a file."),
     ],
 )
 def test_ingest_bad_options_exit_4_with_one_line(
     tmp_path: Path, args: list[str], expected: str
 ) -> None:
+    (tmp_path / "a-file").write_text("")
     proc = evalpipe("ingest", str(DEMO_TRAFFIC), *args, cwd=tmp_path)
     assert proc.returncode == 4
     assert proc.stderr.strip().splitlines()[-1].startswith(expected), proc.stderr
