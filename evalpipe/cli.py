@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from evalpipe.gate.verdict import GateResult
     from evalpipe.replay.engine import Progress
     from evalpipe.spec import Spec
+    from evalpipe.store import Run
 
 app = typer.Typer(
     name="evalpipe",
@@ -158,38 +159,51 @@ def _print_verdicts(result: GateResult, spec: Spec, candidate: str | None = None
         out.print(f"           {c.reason}", soft_wrap=True)
 
 
-def _run_flow(
-    spec_path: Path, *, run_id: str | None, store: str | None, reports: str | None
-) -> str:
-    """Run the shadow flow (starting the built-in fake provider if the spec asks); its run id."""
-    from evalpipe.flows.runtime import start_api_early
+def _load(spec_path: Path, candidate: str | None = None) -> Spec:
+    """The spec, parsed once per command; `--candidate` checked against it."""
+    from evalpipe.spec import load_spec
 
-    booting = start_api_early()
+    spec = load_spec(spec_path)
+    names = [c.name for c in spec.candidates]
+    if candidate is not None and candidate not in names:
+        raise EvalpipeError(
+            f"--candidate {candidate!r} is not in the spec; candidates: {', '.join(names)}"
+        )
+    return spec
+
+
+def _execute(
+    spec_path: Path, spec: Spec, *, run_id: str | None, store: str | None, reports: str | None
+) -> Run:
+    """Run the shadow evaluation (starting the built-in fake provider if the spec asks).
+
+    With a Prefect API configured it is a flow run recorded there; without one, the same steps
+    run in this process and no Prefect server is started (evalpipe.flows.wiring).
+    """
+    from evalpipe.flows import prefect_api_configured, run_in_process
+    from evalpipe.flows.wiring import warm_imports
     from evalpipe.pipeline import needs_fake_provider, progress_sink
     from evalpipe.providers.endpoint import builtin_fake
-    from evalpipe.spec import load_spec
-
-    spec = load_spec(spec_path)
-    with builtin_fake(needs_fake_provider(spec)), _ProgressView() as view, progress_sink(view):
-        from evalpipe.flows import shadow_eval
-
-        if booting is not None:
-            booting.join()
-        state = shadow_eval(str(spec_path), run_id=run_id, store=store, reports=reports)
-    return str(state["run_id"])
-
-
-def _finished(
-    spec_path: Path, run_id: str, store: str | None
-) -> tuple[Spec, GateResult, Path, dict[str, Any]]:
-    from evalpipe.pipeline import load_gate
-    from evalpipe.spec import load_spec
     from evalpipe.store import open_run
 
-    spec = load_spec(spec_path)
-    run = open_run(spec, run_id, store=store)
+    orchestrated = prefect_api_configured()
+    warming = None if orchestrated else warm_imports(spec)
+    with builtin_fake(needs_fake_provider(spec)), _ProgressView() as view, progress_sink(view):
+        if orchestrated:
+            from evalpipe.flows import shadow_eval
+
+            state = shadow_eval(str(spec_path), run_id=run_id, store=store, reports=reports)
+            return open_run(spec, str(state["run_id"]), store=store)
+        run = open_run(spec, run_id, store=store)
+        run_in_process(run, reports=reports, warming=warming)
+        return run
+
+
+def _finished(run: Run) -> tuple[GateResult, Path, dict[str, Any]]:
+    from evalpipe.pipeline import load_gate
+
     manifest = run.manifest()
-    return spec, load_gate(run), Path(manifest.get("report", "")), manifest
+    return load_gate(run), Path(manifest.get("report", "")), manifest
 
 
 _SELECTION_DROPS: Final = (
@@ -242,18 +256,6 @@ def _print_run_facts(manifest: dict[str, Any]) -> None:
     )
 
 
-def _candidate_check(spec_path: Path, candidate: str | None) -> None:
-    if candidate is None:
-        return
-    from evalpipe.spec import load_spec
-
-    names = [c.name for c in load_spec(spec_path).candidates]
-    if candidate not in names:
-        raise EvalpipeError(
-            f"--candidate {candidate!r} is not in the spec; candidates: {', '.join(names)}"
-        )
-
-
 DryRunOpt = Annotated[
     bool,
     typer.Option(
@@ -262,14 +264,12 @@ DryRunOpt = Annotated[
 ]
 
 
-def _dry_run(spec_path: Path) -> None:
+def _dry_run(spec: Spec) -> None:
     from rich.table import Table
 
     from evalpipe.gate.reasons import count
     from evalpipe.plan import plan_run
-    from evalpipe.spec import load_spec
 
-    spec = load_spec(spec_path)
     plan = plan_run(spec)
     out.print(
         f"{plan.records:,} records would be replayed "
@@ -336,12 +336,13 @@ def run(
     dry_run: DryRunOpt = False,
 ) -> None:
     """Run the whole pipeline on SPEC and exit with the verdict."""
-    _candidate_check(spec, candidate)
+    s = _load(spec, candidate)
     if dry_run:
-        _dry_run(spec)
+        _dry_run(s)
         return
-    rid = _run_flow(spec, run_id=run_id, store=store, reports=reports)
-    s, result, report, manifest = _finished(spec, rid, store)
+    result, report, manifest = _finished(
+        _execute(spec, s, run_id=run_id, store=store, reports=reports)
+    )
     _print_run_facts(manifest)
     _print_verdicts(result, s, candidate)
     out.print(f"Report: {report}", soft_wrap=True)
@@ -358,23 +359,21 @@ def gate(
     dry_run: DryRunOpt = False,
 ) -> None:
     """Exit 0 GO / 1 NO-GO / 2 NOT-PROVEN / 3 INVALID for SPEC's newest complete run (or run it)."""
-    from evalpipe.spec import load_spec
-    from evalpipe.store import latest_complete_run
+    from evalpipe.store import latest_complete_run, open_run
 
-    s = load_spec(spec)
-    _candidate_check(spec, candidate)
+    s = _load(spec, candidate)
     if dry_run:
-        _dry_run(spec)
+        _dry_run(s)
         return
-    rid = run_id
-    if rid is None:
-        latest = latest_complete_run(s, store=store)
-        rid = latest.run_id if latest else None
-    if rid is None:
-        rid = _run_flow(spec, run_id=None, store=store, reports=None)
-    s, result, report, _ = _finished(spec, rid, store)
+    if run_id is not None:
+        run = open_run(s, run_id, store=store)
+    else:
+        run = latest_complete_run(s, store=store) or _execute(
+            spec, s, run_id=None, store=store, reports=None
+        )
+    result, report, _ = _finished(run)
     _print_verdicts(result, s, candidate)
-    out.print(f"Run {rid}; report: {report}", soft_wrap=True)
+    out.print(f"Run {run.run_id}; report: {report}", soft_wrap=True)
     code = result.for_candidate(candidate).exit_code if candidate else result.exit_code
     raise typer.Exit(code)
 
@@ -402,8 +401,10 @@ def demo(
     out.print(
         f"evalpipe demo: replaying {spec_path.parent / 'traffic.jsonl.gz'} against a local fake provider"
     )
-    rid = _run_flow(spec_path, run_id=None, store=store, reports=reports)
-    s, result, report, manifest = _finished(spec_path, rid, store)
+    s = _load(spec_path)
+    result, report, manifest = _finished(
+        _execute(spec_path, s, run_id=None, store=store, reports=reports)
+    )
     _print_run_facts(manifest)
     _print_verdicts(result, s)
     out.print(f"Report: {report}", soft_wrap=True)
@@ -533,14 +534,24 @@ def fake_provider(
     host: Annotated[str, typer.Option(help="Address to bind (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port (0 picks a free one).")] = 8911,
     latency_ms: Annotated[float, typer.Option("--latency-ms", help="Mean answer latency.")] = 20.0,
+    jitter: Annotated[
+        float,
+        typer.Option(
+            help="Each answer takes the mean × a factor in [1 − jitter, 1 + jitter).", min=0, max=1
+        ),
+    ] = 0.5,
 ) -> None:
-    """Serve the fake OpenAI + Anthropic APIs (behaviours chosen by model name)."""
+    """Serve the fake OpenAI + Anthropic APIs (behaviours chosen by model name).
+
+    `GET /_fake/traffic` reports per model the requests seen, the most in flight at once and
+    their arrival times.
+    """
     from evalpipe.fake import run_server
 
     out.print(
         f"fake provider on http://{host}:{port} (OpenAI base_url …/v1, Anthropic base_url the root)"
     )
-    run_server(host, port, latency_ms=latency_ms)
+    run_server(host, port, latency_ms=latency_ms, jitter=jitter)
 
 
 def main(argv: list[str] | None = None) -> None:

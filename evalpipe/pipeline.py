@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import duckdb
 import orjson
@@ -22,13 +22,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from evalpipe.errors import StoreError
-from evalpipe.gate import gate_scores
-from evalpipe.gate.reasons import count
-from evalpipe.gate.verdict import GateResult
 from evalpipe.replay.cache import ResponseCache
-from evalpipe.replay.engine import Progress, logged_responses, replay_records
 from evalpipe.replay.limits import Budget
-from evalpipe.score import score_responses
 from evalpipe.spec import BUILTIN_FAKE, Spec
 from evalpipe.store import (
     Run,
@@ -40,6 +35,10 @@ from evalpipe.store import (
     write_table_atomic,
 )
 from evalpipe.tables import RAW_COLUMNS, RECORDS, RECORDS_LEAN, RESPONSES, SCORES
+
+if TYPE_CHECKING:  # the stages' own modules load when a stage runs (SDKs, SciPy, Jinja2)
+    from evalpipe.gate.verdict import GateResult
+    from evalpipe.replay.engine import Progress
 
 __all__ = [
     "PARTITION_SIZE",
@@ -114,7 +113,7 @@ def ingest_run(run: Run) -> dict[str, int]:
     )
     if result.quarantine.num_rows:
         qpath = write_quarantine(result.quarantine, run.quarantine_dir / f"{run.run_id}.jsonl")
-        log.warning("%s quarantined: %s", count(result.quarantine.num_rows, "input line"), qpath)
+        log.warning("%d input line(s) quarantined: %s", result.quarantine.num_rows, qpath)
     counts = {**result.counts, "records": result.records}
     run.update_manifest(counts=counts, source_formats=result.records_by_format)
     run.mark_stage("ingest", time.perf_counter() - started)
@@ -149,6 +148,8 @@ def partitions(run: Run) -> list[int]:
         n = pq.ParquetFile(run.path("records.parquet")).metadata.num_rows
     parts = list(range(max(1, -(-int(n) // PARTITION_SIZE))))
     if not run.stage_done("replay") and run.spec.mode != "canary":
+        from evalpipe.replay.engine import Progress
+
         for arm in run.spec.arms():
             key = "baseline" if arm is run.spec.baseline else arm.name
             for p in parts:
@@ -183,6 +184,8 @@ def replay_run(run: Run, part: int | None = None) -> int:
     """Replay one partition (or all) of the run's records against every arm; returns rows written."""
     if run.stage_done("replay") or run.spec.mode == "canary":
         return 0  # canary mode compares what production served: nothing to replay
+    from evalpipe.replay.engine import replay_records
+
     started = time.perf_counter()
     spec = run.spec
     out_dir = run.path("responses")
@@ -211,6 +214,8 @@ def replay_run(run: Run, part: int | None = None) -> int:
 
 def finish_replay(run: Run, seconds: float | None = None) -> None:
     """After every partition: add the `logged` arm, record counts and spend, mark replay done."""
+    from evalpipe.replay.engine import logged_responses
+
     with _budgets_lock:
         _budgets.pop((str(run.root), run.run_id), None)
     spec = run.spec
@@ -261,6 +266,7 @@ def score_run(run: Run) -> int:
     if run.stage_done("score"):
         return int(read_table(run.path("scores.parquet"), SCORES).num_rows)
     from evalpipe.ingest import redact_pii
+    from evalpipe.score import score_responses
 
     started = time.perf_counter()
     spec = run.spec
@@ -294,6 +300,8 @@ def score_run(run: Run) -> int:
 
 def gate_run(run: Run) -> GateResult:
     """Decide every candidate; writes gate.parquet and the verdict into the manifest."""
+    from evalpipe.gate import gate_scores
+
     started = time.perf_counter()
     spec = run.spec
     records = read_records(run)
@@ -317,7 +325,7 @@ def gate_run(run: Run) -> GateResult:
 
 def load_gate(run: Run) -> GateResult:
     """The gate result of a finished run, rebuilt from its files (no statistics recomputed)."""
-    from evalpipe.gate.verdict import CandidateVerdict
+    from evalpipe.gate.verdict import CandidateVerdict, GateResult
 
     table = read_table(run.path("gate.parquet"))
     m = run.manifest()

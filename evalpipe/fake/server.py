@@ -24,6 +24,7 @@ import orjson
 import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -65,14 +66,16 @@ class _JSON(Response):
 class _State:
     """Per-app settings and counters (the flaky behaviour's attempts per request)."""
 
-    def __init__(self, latency_ms: float) -> None:
+    def __init__(self, latency_ms: float, jitter: float = 0.5) -> None:
         self.latency_ms = latency_ms
+        self.jitter = jitter
         self.requests = 0
         self.attempts: dict[str, int] = {}
 
     def delay(self, call: Call, factor: float) -> float:
-        """Seconds to wait: mean latency × behaviour factor × a jitter in [0.5, 1.5)."""
-        return self.latency_ms * factor * (0.5 + draw(call.body_key, "jitter")) / 1000
+        """Seconds to wait: mean latency × behaviour factor × a jitter in [1 − j, 1 + j)."""
+        spread = 1 - self.jitter + 2 * self.jitter * draw(call.body_key, "jitter")
+        return self.latency_ms * factor * spread / 1000
 
     def first_attempt_fails(self, call: Call) -> bool:
         """For a flaky model: whether this is the first attempt of a request chosen to fail."""
@@ -83,6 +86,94 @@ class _State:
         seen = self.attempts.get(call.body_key, 0)
         self.attempts[call.body_key] = seen + 1
         return seen == 0
+
+
+class _Traffic:
+    """What the server saw per model: requests in flight now and at most, and arrival times.
+
+    Served at `GET /_fake/traffic`, so that a test or a bench checks the limits a client kept
+    where they matter, at the server.
+    """
+
+    def __init__(self) -> None:
+        self.started = time.monotonic()
+        self.in_flight: dict[str, int] = {}
+        self.max_in_flight: dict[str, int] = {}
+        self.arrivals: dict[str, list[float]] = {}
+
+    def enter(self, model: str) -> None:
+        now = self.in_flight.get(model, 0) + 1
+        self.in_flight[model] = now
+        self.max_in_flight[model] = max(now, self.max_in_flight.get(model, 0))
+        seen = self.arrivals.setdefault(model, [])
+        if len(seen) < _MAX_TRACKED:
+            seen.append(round(time.monotonic() - self.started, 4))
+
+    def leave(self, model: str) -> None:
+        self.in_flight[model] = self.in_flight.get(model, 1) - 1
+
+    def report(self) -> dict[str, Any]:
+        return {
+            model: {
+                "requests": len(self.arrivals.get(model, [])),
+                "max_in_flight": self.max_in_flight.get(model, 0),
+                "in_flight": self.in_flight.get(model, 0),
+                "arrivals_s": self.arrivals.get(model, []),
+            }
+            for model in sorted(self.max_in_flight)
+        }
+
+
+class _CountTraffic:
+    """ASGI middleware: counts each model request from its arrival to its last byte sent."""
+
+    def __init__(self, app: Any, traffic: _Traffic) -> None:
+        self.app, self.traffic = app, traffic
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        more = True
+        while more:  # read the whole body here to learn the model, then hand it on
+            message = await receive()
+            if message["type"] != "http.request":
+                await self.app(scope, receive, send)
+                return
+            chunks.append(message.get("body", b""))
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        try:
+            parsed = orjson.loads(body)
+            model = str(parsed.get("model")) if isinstance(parsed, dict) else "?"
+        except orjson.JSONDecodeError:
+            model = "?"
+        replayed = False
+
+        async def replay() -> Any:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        finished = False
+
+        async def counted_send(message: Any) -> None:
+            nonlocal finished
+            await send(message)
+            last = message["type"] == "http.response.body" and not message.get("more_body")
+            if last and not finished:
+                finished = True
+                self.traffic.leave(model)
+
+        self.traffic.enter(model)
+        try:
+            await self.app(scope, replay, counted_send)
+        finally:
+            if not finished:
+                self.traffic.leave(model)
 
 
 def _state(request: Request) -> _State:
@@ -282,6 +373,11 @@ async def _health(request: Request) -> Response:
     return _JSON({"status": "ok", "requests": _state(request).requests})
 
 
+async def _traffic(request: Request) -> Response:
+    traffic: _Traffic = request.app.state.traffic
+    return _JSON(traffic.report())
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     message = exc.detail if isinstance(exc, HTTPException) else "The fake provider failed."
@@ -294,12 +390,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return _openai_error(status, str(message), kind="invalid_request_error")
 
 
-def create_app(*, latency_ms: float = 20.0) -> Starlette:
+def create_app(*, latency_ms: float = 20.0, jitter: float = 0.5) -> Starlette:
     """The fake provider's ASGI app.
 
     Args:
-        latency_ms: mean answer latency; each behaviour scales it, each request jitters it ×0.5–1.5.
+        latency_ms: mean answer latency; each behaviour scales it.
+        jitter: each request's latency is the mean × a factor in [1 − jitter, 1 + jitter)
+            (0: every answer takes exactly the mean).
     """
+    traffic = _Traffic()
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", _chat_completions, methods=["POST"]),
@@ -307,10 +406,13 @@ def create_app(*, latency_ms: float = 20.0) -> Starlette:
             Route("/v1/models", _models, methods=["GET"]),
             Route("/v1/models/{model:path}", _model, methods=["GET"]),
             Route("/health", _health, methods=["GET"]),
+            Route("/_fake/traffic", _traffic, methods=["GET"]),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _http_error},
+        middleware=[Middleware(_CountTraffic, traffic=traffic)],
     )
-    app.state.fake = _State(latency_ms)
+    app.state.fake = _State(latency_ms, jitter)
+    app.state.traffic = traffic
     return app
 
 
@@ -329,20 +431,22 @@ def _config(app: Starlette, host: str, port: int, *, quiet_logging: bool) -> uvi
     )
 
 
-def run_server(host: str = "127.0.0.1", port: int = 8911, *, latency_ms: float = 20.0) -> None:
+def run_server(
+    host: str = "127.0.0.1", port: int = 8911, *, latency_ms: float = 20.0, jitter: float = 0.5
+) -> None:
     """Serve the fake provider until interrupted (`evalpipe fake-provider`)."""
     log.info("fake provider on http://%s:%d", host, port)
     uvicorn.Server(
-        _config(create_app(latency_ms=latency_ms), host, port, quiet_logging=False)
+        _config(create_app(latency_ms=latency_ms, jitter=jitter), host, port, quiet_logging=False)
     ).run()
 
 
-def _serve_inherited(fd: int, latency_ms: float, parent_pid: int | None) -> None:
+def _serve_inherited(fd: int, latency_ms: float, jitter: float, parent_pid: int | None) -> None:
     """Serve on a listening socket inherited from the parent (`serving(subprocess=True)`)."""
     sock = socket.socket(fileno=fd)
     host, port = sock.getsockname()[:2]
     server = uvicorn.Server(
-        _config(create_app(latency_ms=latency_ms), host, port, quiet_logging=False)
+        _config(create_app(latency_ms=latency_ms, jitter=jitter), host, port, quiet_logging=False)
     )
     if parent_pid is not None:
 
@@ -380,11 +484,13 @@ def _healthy(host: str, port: int) -> bool:
 
 
 @contextlib.contextmanager
-def _in_thread(host: str, port: int, latency_ms: float, timeout: float) -> Iterator[str]:
+def _in_thread(
+    host: str, port: int, latency_ms: float, jitter: float, timeout: float
+) -> Iterator[str]:
     sock = _bind(host, port)
     port = sock.getsockname()[1]
     server = uvicorn.Server(
-        _config(create_app(latency_ms=latency_ms), host, port, quiet_logging=True)
+        _config(create_app(latency_ms=latency_ms, jitter=jitter), host, port, quiet_logging=True)
     )
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="fake-provider"
@@ -408,7 +514,9 @@ def _in_thread(host: str, port: int, latency_ms: float, timeout: float) -> Itera
 
 
 @contextlib.contextmanager
-def _in_process(host: str, port: int, latency_ms: float, timeout: float) -> Iterator[str]:
+def _in_process(
+    host: str, port: int, latency_ms: float, jitter: float, timeout: float
+) -> Iterator[str]:
     sock = _bind(host, port)
     port = sock.getsockname()[1]
     cmd = [
@@ -421,6 +529,8 @@ def _in_process(host: str, port: int, latency_ms: float, timeout: float) -> Iter
         str(port),
         "--latency-ms",
         str(latency_ms),
+        "--jitter",
+        str(jitter),
     ]
     env = dict(os.environ)
     package_root = str(Path(__file__).resolve().parents[2])
@@ -463,6 +573,7 @@ def serving(
     port: int = 0,
     *,
     latency_ms: float = 20.0,
+    jitter: float = 0.5,
     subprocess: bool = False,
     startup_timeout: float = 30.0,
 ) -> Iterator[str]:
@@ -472,6 +583,7 @@ def serving(
         host: address to bind (loopback by default).
         port: 0 picks a free port.
         latency_ms: mean answer latency (see `create_app`).
+        jitter: spread of each answer's latency around the mean (see `create_app`).
         subprocess: run it in a child process (so it uses another CPU core) instead of a thread.
         startup_timeout: seconds to wait until it answers.
 
@@ -479,5 +591,5 @@ def serving(
         RuntimeError: the server did not start.
     """
     run = _in_process if subprocess else _in_thread
-    with run(host, port, latency_ms, startup_timeout) as root:
+    with run(host, port, latency_ms, jitter, startup_timeout) as root:
         yield root

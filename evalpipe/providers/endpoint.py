@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Final
 from urllib.parse import urlparse
 
+import httpx
+
 from evalpipe.errors import EvalpipeError
-from evalpipe.providers.anthropic import call_anthropic, make_anthropic_client
 from evalpipe.providers.calls import CallOutcome, FatalProviderError
-from evalpipe.providers.openai import call_openai, make_openai_client
 from evalpipe.providers.translate import to_anthropic, to_openai
 from evalpipe.spec import BUILTIN_FAKE, Limit
 
 __all__ = ["FAKE_URL_ENV", "CallOutcome", "Endpoint", "FatalProviderError", "builtin_fake"]
+
+_PROBE_CONNECT_S: Final = 10.0
+"""Longest wait for the first connection to an endpoint before the run stops (exit 4)."""
 
 FAKE_URL_ENV: Final = "EVALPIPE_FAKE_URL"
 """Root URL of a running fake provider that `base_url: builtin:fake` points at."""
@@ -56,12 +59,22 @@ class Endpoint:
         )
         self._api_key_env = api_key_env
         self._client: Any = None
+        self._call: Callable[[Any, dict[str, Any]], Awaitable[CallOutcome]] | None = None
 
     def client(self) -> Any:
+        """The SDK client (its SDK imported on first use: a second's import for the Anthropic one)."""
         if self._client is None:
             timeout = self.limit.timeout_s or 60.0
             retries = self.limit.max_retries if self.limit.max_retries is not None else 6
-            make = make_anthropic_client if self.provider == "anthropic" else make_openai_client
+            make: Callable[..., Any]
+            if self.provider == "anthropic":
+                from evalpipe.providers.anthropic import call_anthropic, make_anthropic_client
+
+                make, self._call = make_anthropic_client, call_anthropic
+            else:
+                from evalpipe.providers.openai import call_openai, make_openai_client
+
+                make, self._call = make_openai_client, call_openai
             self._client = make(
                 base_url=self.base_url,
                 api_key_env=self._api_key_env,
@@ -84,9 +97,33 @@ class Endpoint:
     async def send(self, kwargs: dict[str, Any]) -> CallOutcome:
         """One call; raises FatalProviderError when the provider refuses the arm itself."""
         client = self.client()
-        if self.provider == "anthropic":
-            return await call_anthropic(client, kwargs)
-        return await call_openai(client, kwargs)
+        assert self._call is not None
+        return await self._call(client, kwargs)
+
+    async def probe(self) -> None:
+        """Check that anything answers at the endpoint's URL (any HTTP status will do).
+
+        Without it, a `base_url` where nothing listens costs the SDK's retries on every request
+        (about a minute) and ends as an INVALID run instead of a configuration error.
+
+        Raises:
+            FatalProviderError: the connection is refused, the host unknown, or the connect
+                timed out.
+        """
+        url = str(self.client().base_url)
+        connect = min(self.limit.timeout_s or 60.0, _PROBE_CONNECT_S)
+        try:
+            async with httpx.AsyncClient(timeout=httpx.Timeout(connect, read=connect)) as http:
+                await http.get(url)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            reason = str(exc) or type(exc).__name__
+            raise FatalProviderError(
+                None,
+                f"nothing answers at {url} ({reason})",
+                "Check base_url, and that the server is running and reachable.",
+            ) from None
+        except httpx.HTTPError:
+            pass  # something answered, however oddly: the requests themselves decide
 
     async def aclose(self) -> None:
         if self._client is not None:

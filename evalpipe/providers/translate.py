@@ -6,6 +6,7 @@ A request that cannot be expressed on the target raises `Untranslatable`; replay
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -25,6 +26,7 @@ __all__ = [
 _OPENAI_PARAMS = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty")
 
 
+@functools.cache
 def _anthropic_sampling_params() -> tuple[str, ...]:
     # anthropic 2.x dropped the sampling parameters from `messages.create`; send only what it takes.
     import inspect
@@ -33,9 +35,6 @@ def _anthropic_sampling_params() -> tuple[str, ...]:
 
     accepted = inspect.signature(AsyncMessages.create).parameters
     return tuple(p for p in ("temperature", "top_p", "top_k") if p in accepted)
-
-
-_ANTHROPIC_PARAMS = _anthropic_sampling_params()
 
 
 _TOOL_NAME_OK = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
@@ -309,7 +308,7 @@ def to_anthropic(
     }
     if request.get("system"):
         kwargs["system"] = request["system"]
-    for key in _ANTHROPIC_PARAMS:
+    for key in _anthropic_sampling_params():
         if params.get(key) is not None:
             kwargs[key] = params[key]
     if params.get("stop"):

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -33,7 +33,8 @@ from evalpipe.providers.translate import (
     restore_tool_names,
 )
 from evalpipe.replay.cache import ResponseCache, request_key
-from evalpipe.replay.limits import Budget, RateLimiter
+from evalpipe.replay.limits import Budget, EndpointLimits, endpoint_limits
+from evalpipe.replay.loop import run_async
 from evalpipe.spec import Arm, Spec
 from evalpipe.store import write_table_atomic
 from evalpipe.tables import ARMS_LOGGED, RESPONSES, conform, from_rows
@@ -57,20 +58,6 @@ class Progress:
 
 
 ProgressFn = Callable[[Progress], None]
-
-T = TypeVar("T")
-
-
-def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine on a fresh event loop: uvloop where installed (about 1.5× the SDK throughput)."""
-    try:
-        import uvloop
-
-        factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
-    except ImportError:
-        factory = None
-    with asyncio.Runner(loop_factory=factory) as runner:
-        return runner.run(coro)
 
 
 def spec_prices(spec: Spec) -> dict[str, Price]:
@@ -232,6 +219,20 @@ def _prepare(
     )
 
 
+def limits_of(endpoint: Endpoint, run_key: str) -> EndpointLimits:
+    """The run's shared limiters of `endpoint` (call on the loop that sends its requests)."""
+    limit = endpoint.limit
+    return endpoint_limits(
+        run_key,
+        provider=endpoint.provider,
+        host=endpoint.host,
+        model=endpoint.model,
+        concurrency=limit.concurrency,
+        rpm=limit.rpm,
+        tpm=limit.tpm,
+    )
+
+
 async def cached_call(
     endpoint: Endpoint,
     kwargs: dict[str, Any],
@@ -240,20 +241,21 @@ async def cached_call(
     cache: ResponseCache | None,
     salt: str,
     budget: Budget,
-    sem: asyncio.Semaphore,
-    limiter: RateLimiter | None,
+    limits: EndpointLimits,
     prices: dict[str, Price],
     admit: Callable[[], Awaitable[float | None]] | None = None,
     release: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """One request through the cache, the budget and the limits; the result as RESPONSES columns.
+    """One request through the cache, the budget and the run's limits; the result as RESPONSES
+    columns.
 
     The spend is reserved before sending: by `admit` when given (the request's share of a
     reservation made for its record on every arm; None: refused), else here from this request's
-    own estimate. A cache hit gives its share back by `release`.
+    own estimate. A cache hit gives its share back by `release`. The endpoint's first request of
+    the run checks that anything answers at its URL.
 
     Raises:
-        FatalProviderError: the provider refused the endpoint itself.
+        FatalProviderError: the provider refused the endpoint itself, or nothing answers there.
     """
     key = request_key(
         provider=endpoint.provider,
@@ -282,9 +284,9 @@ async def cached_call(
         }
     started = datetime.now(UTC)
     try:
-        async with sem:
-            if limiter is not None:
-                await limiter.acquire(int(estimate_tokens(kwargs)))
+        await limits.first_contact(endpoint.probe)
+        async with limits.concurrency:
+            await limits.rate.acquire(int(estimate_tokens(kwargs)))
             started = datetime.now(UTC)
             outcome = await endpoint.send(kwargs)
     except BaseException:
@@ -312,106 +314,130 @@ def replay_records(
 ) -> pa.Table:
     """Replay `records` against the baseline (× repeats) and every candidate.
 
+    Calls run on the process's shared event loop, within the limits of the whole run `run_id`:
+    partitions replaying at the same time share one concurrency, rpm and tpm per provider + base
+    URL + model.
+
     Returns:
         tables.RESPONSES rows for every record × arm × repeat (errors and skips are rows too);
         the `logged` arm is not included (see `logged_responses`).
 
     Raises:
-        ProviderError: an arm's provider refused it (auth, unknown model): the run stops early.
+        ProviderError: an arm's provider refused it (auth, unknown model, nothing listening at
+            its URL): the run stops early.
     """
-    return run_async(
-        _replay(
-            records,
-            spec,
-            run_id=run_id,
-            responses_dir=responses_dir,
-            part=part,
-            cache=cache,
-            cache_salt=cache_salt,
-            budget=budget or Budget(spec.budget_usd),
-            on_progress=on_progress,
-        )
+    partition = _Partition(
+        records,
+        spec,
+        run_id=run_id,
+        responses_dir=responses_dir,
+        part=part,
+        cache=cache,
+        cache_salt=cache_salt,
+        budget=budget or Budget(spec.budget_usd),
+        on_progress=on_progress,
     )
+    return run_async(partition.replay())
 
 
-async def _replay(
-    records: pa.Table,
-    spec: Spec,
-    *,
-    run_id: str,
-    responses_dir: Path | None,
-    part: int,
-    cache: ResponseCache | None,
-    cache_salt: str,
-    budget: Budget,
-    on_progress: ProgressFn | None,
-) -> pa.Table:
+def _plans(spec: Spec, logged_provider: str | None) -> list[_ArmPlan]:
+    """Every arm × repeat to replay, each with its endpoint."""
     assert spec.baseline is not None
     plans: list[_ArmPlan] = []
-    limiters: dict[str, tuple[asyncio.Semaphore, RateLimiter]] = {}
-    logged_provider = records["provider"][0].as_py() if records.num_rows else None
     for arm in spec.arms():
         key = "baseline" if arm is spec.baseline else arm.name
         repeats = spec.baseline.repeats if arm is spec.baseline else 1
-        limit = spec.limit_for(arm.model)
         endpoint = Endpoint(
             provider=arm.provider,
             model=arm.model,
             base_url=arm.base_url,
             api_key_env=arm.api_key_env,
-            limit=limit,
+            limit=spec.limit_for(arm.model),
             default_max_tokens=spec.replay.max_tokens_default,
             logged_provider=logged_provider,
         )
-        lim_key = f"{arm.provider}:{endpoint.host}:{arm.model}"
-        if lim_key not in limiters:
-            limiters[lim_key] = (
-                asyncio.Semaphore(limit.concurrency or 32),
-                RateLimiter(limit.rpm, limit.tpm),
-            )
         plans.extend(_ArmPlan(arm, key, r, endpoint) for r in range(repeats))
+    return plans
 
-    record_ids = records["record_id"].to_pylist()
-    requests = records["request"].to_pylist()
-    replayable = records["replayable"].to_pylist()
-    issues = records["replay_issue"].to_pylist()
-    attrs = [dict(a or []) for a in records["attributes"].to_pylist()]
-    prices = spec_prices(spec)
-    admission = (
-        _Admission(budget, _cost_matrix(records["request"], plans, spec, prices))
-        if budget.limit is not None
-        else None
-    )
 
-    async def run_plan(j: int, plan: _ArmPlan) -> pa.Table:
-        sem, limiter = limiters[f"{plan.arm.provider}:{plan.endpoint.host}:{plan.arm.model}"]
-        stem = f"{plan.arm_key}-r{plan.repeat}-p{part:05d}"
-        part_path = responses_dir / f"part-{stem}.parquet" if responses_dir else None
+class _Partition:
+    """One partition of records replayed on every arm × repeat (on the shared loop)."""
 
-        def release(rows: int | np.ndarray) -> None:
-            if admission is not None:
-                admission.release(rows, j)
+    def __init__(
+        self,
+        records: pa.Table,
+        spec: Spec,
+        *,
+        run_id: str,
+        responses_dir: Path | None,
+        part: int,
+        cache: ResponseCache | None,
+        cache_salt: str,
+        budget: Budget,
+        on_progress: ProgressFn | None,
+    ) -> None:
+        self.spec, self.run_id, self.part = spec, run_id, part
+        self.responses_dir, self.cache, self.cache_salt = responses_dir, cache, cache_salt
+        self.budget, self.on_progress = budget, on_progress
+        self.record_ids: list[str] = records["record_id"].to_pylist()
+        self.record_id_column = records["record_id"]
+        self.requests: list[str | None] = records["request"].to_pylist()
+        self.replayable: list[bool | None] = records["replayable"].to_pylist()
+        self.issues: list[str | None] = records["replay_issue"].to_pylist()
+        self.attrs = [dict(a or []) for a in records["attributes"].to_pylist()]
+        self.prices = spec_prices(spec)
+        logged_provider = records["provider"][0].as_py() if records.num_rows else None
+        self.plans = _plans(spec, logged_provider)
+        self.admission = (
+            _Admission(budget, _cost_matrix(records["request"], self.plans, spec, self.prices))
+            if budget.limit is not None
+            else None
+        )
 
-        if part_path is not None and part_path.exists():
-            release(np.ones(len(record_ids), dtype=bool))
-            done = pq.read_table(part_path, schema=RESPONSES)
-            if on_progress:
-                on_progress(
-                    Progress(
-                        "replay", plan.arm_key, done.num_rows, len(record_ids), budget.spent, part
-                    )
+    async def replay(self) -> pa.Table:
+        tasks = [asyncio.create_task(self._plan(j, p)) for j, p in enumerate(self.plans)]
+        try:
+            tables = await asyncio.gather(*tasks)
+        except BaseException:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        finally:
+            for p in self.plans:
+                await p.endpoint.aclose()
+        return pa.concat_tables(tables) if tables else RESPONSES.empty_table()
+
+    def _release(self, rows: int | np.ndarray, j: int) -> None:
+        if self.admission is not None:
+            self.admission.release(rows, j)
+
+    def _progress(self, arm_key: str, done: int) -> None:
+        if self.on_progress:
+            self.on_progress(
+                Progress(
+                    "replay", arm_key, done, len(self.record_ids), self.budget.spent, self.part
                 )
+            )
+
+    async def _plan(self, j: int, plan: _ArmPlan) -> pa.Table:
+        """Plan j's rows: from its finished part file, else journaled answers plus the rest."""
+        stem = f"{plan.arm_key}-r{plan.repeat}-p{self.part:05d}"
+        out = self.responses_dir
+        part_path = out / f"part-{stem}.parquet" if out else None
+        if part_path is not None and part_path.exists():
+            self._release(np.ones(len(self.record_ids), dtype=bool), j)
+            done = pq.read_table(part_path, schema=RESPONSES)
+            self._progress(plan.arm_key, done.num_rows)
             return done
-        journal = _Journal(responses_dir / f"journal-{stem}.jsonl") if responses_dir else None
+        journal = _Journal(out / f"journal-{stem}.jsonl") if out else None
         done_rows = [_row_from_journal(r) for r in journal.read()] if journal else []
         done_ids = {r["record_id"] for r in done_rows}
-        total = len(record_ids)
         if done_ids:
-            journaled = pc.is_in(records["record_id"], value_set=pa.array(list(done_ids)))
-            release(journaled.to_numpy(zero_copy_only=False))
-        counter = {"done": len(done_ids)}
+            journaled = pc.is_in(self.record_id_column, value_set=pa.array(list(done_ids)))
+            self._release(journaled.to_numpy(zero_copy_only=False), j)
         base = {
-            "run_id": run_id,
+            "run_id": self.run_id,
             "arm": plan.arm_key,
             "repeat": plan.repeat,
             "provider": plan.arm.provider,
@@ -420,60 +446,18 @@ async def _replay(
             "config_hash": plan.arm.config_hash(),
             "fallback_used": False,
         }
-
-        async def one(i: int) -> dict[str, Any]:
-            row = dict(base, record_id=record_ids[i], started_at=datetime.now(UTC))
-            if not replayable[i]:
-                release(i)
-                return dict(
-                    row, status="skipped", error_type="NotReplayable", error_message=issues[i]
-                )
-            try:
-                request = _prepare(spec, plan.arm, orjson.loads(requests[i]), attrs[i])
-                kwargs = plan.endpoint.build(request)
-            except Untranslatable as exc:
-                release(i)
-                return dict(
-                    row,
-                    status="skipped",
-                    error_type="Untranslatable",
-                    error_message=f"untranslatable: {exc}",
-                )
-            try:
-                result = await cached_call(
-                    plan.endpoint,
-                    kwargs,
-                    repeat=plan.repeat,
-                    cache=cache,
-                    salt=cache_salt,
-                    budget=budget,
-                    sem=sem,
-                    limiter=limiter,
-                    prices=prices,
-                    admit=None if admission is None else lambda: admission.take(i, j),
-                    release=None if admission is None else lambda: release(i),
-                )
-            except FatalProviderError as exc:
-                raise ProviderError(plan.arm_key, plan.arm.model, exc.message, exc.fix) from None
-            if result.get("output_tool_calls"):
-                result = dict(
-                    result,
-                    output_tool_calls=restore_tool_names(result["output_tool_calls"], request),
-                )
-            return dict(row, **result)
+        limits = limits_of(plan.endpoint, self.run_id)
+        counter = {"done": len(done_ids)}
 
         async def tracked(i: int) -> dict[str, Any]:
-            r = await one(i)
+            row = await self._one(i, j, plan, base, limits)
             if journal:
-                journal.append(r)
+                journal.append(row)
             counter["done"] += 1
-            if on_progress:
-                on_progress(
-                    Progress("replay", plan.arm_key, counter["done"], total, budget.spent, part)
-                )
-            return r
+            self._progress(plan.arm_key, counter["done"])
+            return row
 
-        todo = [i for i in range(total) if record_ids[i] not in done_ids]
+        todo = [i for i, rid in enumerate(self.record_ids) if rid not in done_ids]
         try:
             rows = done_rows + list(await asyncio.gather(*(tracked(i) for i in todo)))
         finally:
@@ -485,18 +469,50 @@ async def _replay(
             journal.path.unlink(missing_ok=True)
         return table
 
-    tasks = [asyncio.create_task(run_plan(j, p)) for j, p in enumerate(plans)]
-    try:
-        tables = await asyncio.gather(*tasks)
-    except BaseException:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-    finally:
-        for p in plans:
-            await p.endpoint.aclose()
-    return pa.concat_tables(tables) if tables else RESPONSES.empty_table()
+    async def _one(
+        self, i: int, j: int, plan: _ArmPlan, base: dict[str, Any], limits: EndpointLimits
+    ) -> dict[str, Any]:
+        """Record i on plan j: sent, or skipped with its reason."""
+        row = dict(base, record_id=self.record_ids[i], started_at=datetime.now(UTC))
+        if not self.replayable[i]:
+            self._release(i, j)
+            return dict(
+                row, status="skipped", error_type="NotReplayable", error_message=self.issues[i]
+            )
+        try:
+            request = _prepare(
+                self.spec, plan.arm, orjson.loads(self.requests[i] or "{}"), self.attrs[i]
+            )
+            kwargs = plan.endpoint.build(request)
+        except Untranslatable as exc:
+            self._release(i, j)
+            return dict(
+                row,
+                status="skipped",
+                error_type="Untranslatable",
+                error_message=f"untranslatable: {exc}",
+            )
+        admission = self.admission
+        try:
+            result = await cached_call(
+                plan.endpoint,
+                kwargs,
+                repeat=plan.repeat,
+                cache=self.cache,
+                salt=self.cache_salt,
+                budget=self.budget,
+                limits=limits,
+                prices=self.prices,
+                admit=None if admission is None else lambda: admission.take(i, j),
+                release=None if admission is None else lambda: self._release(i, j),
+            )
+        except FatalProviderError as exc:
+            raise ProviderError(plan.arm_key, plan.arm.model, exc.message, exc.fix) from None
+        if result.get("output_tool_calls"):
+            result = dict(
+                result, output_tool_calls=restore_tool_names(result["output_tool_calls"], request)
+            )
+        return dict(row, **result)
 
 
 def _cost_matrix(

@@ -5,44 +5,131 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Final
 
-__all__ = ["Budget", "RateLimiter"]
+__all__ = ["Budget", "EndpointLimits", "RateLimiter", "endpoint_limits"]
 
 
 class RateLimiter:
-    """Token buckets for requests/minute and tokens/minute (either may be None = unlimited)."""
+    """Requests/minute and tokens/minute as sliding windows (either may be None = unlimited).
 
-    def __init__(self, rpm: int | None, tpm: int | None) -> None:
+    Any `period` (60 s) holds at most `rpm` starts and `tpm` estimated tokens: a start waits
+    until the oldest start of the window leaves it. (A token bucket that starts full and refills
+    meanwhile lets almost 2 × rpm start in the first minute.) The window is kept a little longer
+    than the period, so that a server counting arrivals sees the same bound despite network jitter.
+    """
+
+    SLACK_S: Final = 0.25
+    """Extra seconds each start stays in the window."""
+
+    def __init__(
+        self,
+        rpm: int | None,
+        tpm: int | None,
+        *,
+        period_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._rpm, self._tpm = rpm, tpm
-        self._req = float(rpm or 0)
-        self._tok = float(tpm or 0)
-        self._t = time.monotonic()
+        self._period = period_s + self.SLACK_S
+        self._clock = clock
+        self._starts: deque[tuple[float, int]] = deque()  # (when, tokens) inside the window
+        self._tokens = 0
         self._lock = asyncio.Lock()
 
+    @property
+    def unlimited(self) -> bool:
+        return not self._rpm and not self._tpm
+
+    def _expire(self, now: float) -> None:
+        while self._starts and self._starts[0][0] <= now - self._period:
+            self._tokens -= self._starts.popleft()[1]
+
+    def _wait_s(self, now: float, tokens: int) -> float:
+        """Seconds until a start of `tokens` fits the window (0: it fits now)."""
+        count, used, wait = len(self._starts), self._tokens, 0.0
+        for when, spent in self._starts:
+            fits_rpm = not self._rpm or count < self._rpm
+            fits_tpm = not self._tpm or used + tokens <= self._tpm
+            if fits_rpm and fits_tpm:
+                break
+            count, used = count - 1, used - spent
+            wait = when + self._period - now
+        return max(wait, 0.0)
+
     async def acquire(self, tokens: int) -> None:
-        if not self._rpm and not self._tpm:
+        """Wait until one more start of `tokens` (capped at tpm) fits the window, and record it."""
+        if self.unlimited:
             return
-        async with self._lock:
+        tokens = min(max(int(tokens), 0), self._tpm or 0)
+        async with self._lock:  # first come, first served
             while True:
-                now = time.monotonic()
-                dt, self._t = now - self._t, now
-                if self._rpm:
-                    self._req = min(float(self._rpm), self._req + dt * self._rpm / 60)
-                if self._tpm:
-                    self._tok = min(float(self._tpm), self._tok + dt * self._tpm / 60)
-                need_tok = min(tokens, self._tpm or 0)
-                if (not self._rpm or self._req >= 1) and (not self._tpm or self._tok >= need_tok):
-                    if self._rpm:
-                        self._req -= 1
-                    if self._tpm:
-                        self._tok -= need_tok
+                now = self._clock()
+                self._expire(now)
+                wait = self._wait_s(now, tokens)
+                if wait <= 0:
+                    self._starts.append((now, tokens))
+                    self._tokens += tokens
                     return
-                waits = []
-                if self._rpm and self._req < 1:
-                    waits.append((1 - self._req) * 60 / self._rpm)
-                if self._tpm and self._tok < need_tok:
-                    waits.append((need_tok - self._tok) * 60 / self._tpm)
-                await asyncio.sleep(max(waits))
+                await asyncio.sleep(wait)
+
+
+class EndpointLimits:
+    """What one provider + base URL + model allows a run: requests in flight and their rate; and
+    whether anything answers there, decided once by the run's first request."""
+
+    def __init__(self, concurrency: int | None, rpm: int | None, tpm: int | None) -> None:
+        self.concurrency = asyncio.Semaphore(concurrency or 32)
+        self.rate = RateLimiter(rpm, tpm)
+        self._contacted = False
+        self._contact_lock = asyncio.Lock()
+
+    async def first_contact(self, check: Callable[[], Awaitable[None]]) -> None:
+        """Run `check` before the first request to the endpoint (once; again if it raised)."""
+        if self._contacted:
+            return
+        async with self._contact_lock:
+            if not self._contacted:
+                await check()
+                self._contacted = True
+
+
+_MAX_RUNS: Final = 8
+_registry: OrderedDict[tuple[Hashable, ...], dict[tuple[Hashable, ...], EndpointLimits]] = (
+    OrderedDict()
+)
+_registry_lock = threading.Lock()
+
+
+def endpoint_limits(
+    run_key: str,
+    *,
+    provider: str,
+    host: str,
+    model: str,
+    concurrency: int | None,
+    rpm: int | None,
+    tpm: int | None,
+) -> EndpointLimits:
+    """The run's one set of limiters for an endpoint, shared by every partition and judge.
+
+    Call from the event loop the requests run on (`loop.run_async`'s): the limiters belong to
+    it. Only the last few runs of a process keep theirs.
+    """
+    run = (run_key, id(asyncio.get_running_loop()))
+    key = (provider, host, model, concurrency, rpm, tpm)
+    with _registry_lock:
+        endpoints = _registry.get(run)
+        if endpoints is None:
+            endpoints = _registry[run] = {}
+            while len(_registry) > _MAX_RUNS:
+                _registry.popitem(last=False)
+        limits = endpoints.get(key)
+        if limits is None:
+            limits = endpoints[key] = EndpointLimits(concurrency, rpm, tpm)
+        return limits
 
 
 class Budget:

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from evalpipe.ingest import ADAPTERS, ingest_paths
-from evalpipe.providers.translate import _ANTHROPIC_PARAMS, to_anthropic, to_openai
+from evalpipe.providers.translate import _anthropic_sampling_params, to_anthropic, to_openai
 from tests.ingest.helpers import chat_record, write_jsonl
 
 # --- shared pieces of the logged requests ----------------------------------------------------
@@ -759,9 +759,9 @@ def anthropic_view(body: dict[str, Any]) -> dict[str, Any]:
         "stop": list(body.get("stop_sequences") or []),
     }
     # The installed anthropic SDK (2.x) takes no sampling parameters, so `to_anthropic` sends
-    # only those in _ANTHROPIC_PARAMS: compare exactly those on both sides.
+    # only those in _anthropic_sampling_params(): compare exactly those on both sides.
     for key in ("temperature", "top_p", "top_k"):
-        view[key] = body.get(key) if key in _ANTHROPIC_PARAMS else None
+        view[key] = body.get(key) if key in _anthropic_sampling_params() else None
     return view
 
 

@@ -21,8 +21,9 @@ from evalpipe.providers.calls import FatalProviderError
 from evalpipe.providers.endpoint import Endpoint
 from evalpipe.providers.prices import Price
 from evalpipe.replay.cache import ResponseCache
-from evalpipe.replay.engine import Progress, cached_call, run_async
-from evalpipe.replay.limits import Budget
+from evalpipe.replay.engine import Progress, cached_call, limits_of
+from evalpipe.replay.limits import Budget, EndpointLimits
+from evalpipe.replay.loop import run_async
 from evalpipe.spec import Judge, Spec
 from evalpipe.tables import SCORES, from_rows
 
@@ -183,10 +184,10 @@ async def _ask(
     *,
     cache: ResponseCache | None,
     budget: Budget,
-    sem: asyncio.Semaphore,
+    limits: EndpointLimits,
     prices: dict[str, Price],
 ) -> dict[str, Any]:
-    """One judge call (cached, within the budget) asking for JSON of `schema`."""
+    """One judge call (cached, within the budget and the run's limits) for JSON of `schema`."""
     request = {
         "system": None,
         "messages": [{"role": "user", "content": [{"type": "text", "text": prompt}]}],
@@ -206,8 +207,7 @@ async def _ask(
             cache=cache,
             salt="",
             budget=budget,
-            sem=sem,
-            limiter=None,
+            limits=limits,
             prices=prices,
         )
     except FatalProviderError as exc:
@@ -316,6 +316,7 @@ def score_pairwise(
             template,
             judge,
             spec,
+            run_id=run_id,
             cache=cache,
             budget=budget or Budget(spec.budget_usd),
             prices=prices or {},
@@ -336,14 +337,14 @@ async def _judge_all(
     judge: Judge,
     spec: Spec,
     *,
+    run_id: str,
     cache: ResponseCache | None,
     budget: Budget,
     prices: dict[str, Price],
     on_progress: Callable[[Progress], None] | None,
 ) -> list[tuple[float | None, str | None, str | None, float]]:
-    limit = spec.limit_for(judge.model)
     endpoint = _endpoint(judge, spec)
-    sem = asyncio.Semaphore(limit.concurrency or 32)
+    limits = limits_of(endpoint, run_id)
     done = {"n": 0}
 
     async def one_order(
@@ -367,7 +368,7 @@ async def _judge_all(
             VERDICT_SCHEMA,
             cache=cache,
             budget=budget,
-            sem=sem,
+            limits=limits,
             prices=prices,
         )
         cost = 0.0 if result.get("cache_hit") else float(result.get("cost_usd") or 0.0)
@@ -442,7 +443,7 @@ def score_pointwise(
     }
 
     async def run_all() -> list[tuple[float | None, str | None]]:
-        sem = asyncio.Semaphore(endpoint.limit.concurrency or 32)
+        limits = limits_of(endpoint, run_id)
         done = {"n": 0}
 
         async def one(i: int) -> tuple[float | None, str | None]:
@@ -465,7 +466,7 @@ def score_pointwise(
                 schema,
                 cache=cache,
                 budget=budget,
-                sem=sem,
+                limits=limits,
                 prices=prices or {},
             )
             done["n"] += 1

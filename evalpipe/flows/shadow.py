@@ -1,4 +1,4 @@
-"""The shadow evaluation flow: ingest → replay (per partition) → score → gate → report."""
+"""The shadow evaluation flow: `wiring.shadow_steps` with its stages as Prefect tasks."""
 
 from __future__ import annotations
 
@@ -8,31 +8,46 @@ from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
 
 from evalpipe import pipeline
-from evalpipe.errors import EvalpipeError
+from evalpipe.flows.wiring import PARTITION_RETRIES, Stages, is_transient, shadow_steps
 from evalpipe.spec import load_spec
-from evalpipe.store import open_run
+from evalpipe.store import Run, open_run
 
 
 def _transient(task: Any, task_run: Any, state: Any) -> bool:
     """Retry a failed task unless it failed on the user's input (spec, auth, unknown model)."""
     try:
         state.result()
-    except EvalpipeError:
-        return False
-    except Exception:
-        return True
+    except Exception as exc:
+        return is_transient(exc)
     return False
 
 
 # Runs are resumable by their own stage markers; Prefect's input-hash cache stays out of the way.
 ingest = task(name="ingest", cache_policy=NO_CACHE)(pipeline.ingest_run)
 replay = task(
-    name="replay-partition", retries=1, retry_condition_fn=_transient, cache_policy=NO_CACHE
+    name="replay-partition",
+    retries=PARTITION_RETRIES,
+    retry_condition_fn=_transient,
+    cache_policy=NO_CACHE,
 )(pipeline.replay_run)
 finish_replay = task(name="finish-replay", cache_policy=NO_CACHE)(pipeline.finish_replay)
 score = task(name="score", cache_policy=NO_CACHE)(pipeline.score_run)
 gate = task(name="gate", cache_policy=NO_CACHE)(pipeline.gate_run)
 report = task(name="report", cache_policy=NO_CACHE)(pipeline.report_run)
+
+
+def _replay_mapped(run: Run, parts: list[int]) -> None:
+    replay.map(run=unmapped(run), part=parts).result()
+
+
+PREFECT_TASKS = Stages(
+    ingest=ingest,
+    replay_partitions=_replay_mapped,
+    finish_replay=finish_replay,
+    score=score,
+    gate=gate,
+    report=report,
+)
 
 
 @flow(name="shadow-eval", log_prints=False, validate_parameters=False)
@@ -44,13 +59,5 @@ def shadow_eval(
     Returns:
         ``{"run_id", "exit_code", "verdict"}`` of the run.
     """
-    spec = load_spec(spec_path)
-    run = open_run(spec, run_id, store=store)
-    ingest(run)
-    if not run.stage_done("replay"):
-        replay.map(run=unmapped(run), part=pipeline.partitions(run)).result()
-        finish_replay(run)
-    score(run)
-    result = gate(run)
-    report(run, result, out=reports)
-    return {"run_id": run.run_id, "exit_code": result.exit_code, "verdict": result.verdict}
+    run = open_run(load_spec(spec_path), run_id, store=store)
+    return shadow_steps(run, PREFECT_TASKS, reports=reports)
