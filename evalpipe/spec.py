@@ -639,21 +639,109 @@ def _warn_unused(spec: Spec, path: str) -> None:
         log.warning("%s alerts: not used yet (the nightly flow will send them)", path)
 
 
+MAX_SPEC_BYTES: Final = 1 << 20
+"""Largest eval.yaml read; a spec is a page or two, so more is a mistake or an attack."""
+MAX_SPEC_NODES: Final = 100_000
+"""Most YAML nodes a spec may hold once its aliases are expanded (bounds an alias bomb)."""
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """The safe loader with YAML 1.2 booleans: only true/false are booleans.
+
+    YAML 1.1 also reads yes/no/on/off as booleans, which turns the documented `cache: off` (and a
+    `where:` value such as `yes`) into False; pydantic still reads those words into bool fields.
+    """
+
+    yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+
+_SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+class _SelfReference(Exception):
+    pass
+
+
+def _expanded_nodes(root: yaml.Node) -> int:
+    """How many nodes the document holds with every alias expanded, memoised per node (an alias
+    shares its anchor's node), so counting costs the document's size, not the expansion's."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        if children_done:
+            open_nodes.discard(id(node))
+            sizes[id(node)] = 1 + sum(sizes[id(c)] for c in children)
+        elif id(node) in open_nodes:
+            raise _SelfReference  # met again below itself: an alias inside its own anchor
+        elif id(node) not in sizes:
+            open_nodes.add(id(node))
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes[id(root)]
+
+
+def _read_yaml(p: Path) -> Any:
+    """The YAML document of `p`, bounded in bytes and in expanded nodes before it is built."""
+    size = p.stat().st_size
+    if size > MAX_SPEC_BYTES:
+        raise SpecError(
+            "",
+            f"the file is {size:,} bytes; a spec is at most {MAX_SPEC_BYTES:,} bytes",
+            "Is this the eval.yaml?",
+            path=str(p),
+        )
+    loader = _SpecLoader(p.read_bytes()[:MAX_SPEC_BYTES])
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        try:
+            nodes = _expanded_nodes(node)
+        except _SelfReference:
+            raise SpecError(
+                "", "an alias refers to itself (a recursive anchor)", "Remove it.", path=str(p)
+            ) from None
+        if nodes > MAX_SPEC_NODES:
+            raise SpecError(
+                "",
+                f"the YAML expands to more than {MAX_SPEC_NODES:,} nodes through its aliases",
+                "Write the spec without nested anchors.",
+                path=str(p),
+            )
+        return loader.construct_document(node)
+    except RecursionError:
+        raise SpecError("", "the YAML is nested too deeply", "", path=str(p)) from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SpecError("", f"not valid YAML ({problem})", "", path=str(p)) from None
+    finally:
+        loader.dispose()
+
+
 def load_spec(path: str | os.PathLike[str]) -> Spec:
     """Read and validate an eval.yaml.
 
     Raises:
-        SpecError: the file is missing, is not YAML, or does not match the spec.
+        SpecError: the file is missing, too large, is not YAML, or does not match the spec.
     """
     p = Path(path)
     if not p.is_file():
         raise SpecError("", "file not found", "Pass the path of an eval.yaml.", path=str(p))
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SpecError("", f"not valid YAML ({problem})", "", path=str(p)) from None
-    spec = spec_from_dict(data, spec_dir=p.parent, path=str(p))
+    spec = spec_from_dict(_read_yaml(p), spec_dir=p.parent, path=str(p))
     spec._spec_path = p.resolve()
     return spec
 

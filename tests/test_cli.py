@@ -219,3 +219,15 @@ def test_run_facts_name_what_the_selection_dropped(capsys: pytest.CaptureFixture
         "40 records (3 input lines quarantined, 5 duplicates dropped, 955 sampled out) × 2 arms: "
         "80 requests, 77 answered, 2 failed, 1 skipped, 40 from cache; $0.01 at list prices."
     )
+
+
+def test_yaml_alias_bomb_exits_4_with_one_line_quickly(tmp_path: Path) -> None:
+    layers = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    layers += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 10)]
+    (tmp_path / "eval.yaml").write_text("\n".join(layers) + "\nname: *a9\n")
+    proc = evalpipe("gate", "eval.yaml", cwd=tmp_path)
+    assert proc.returncode == 4
+    assert proc.stderr.strip().splitlines() == [
+        "error: eval.yaml: the YAML expands to more than 100,000 nodes through its aliases. "
+        "Write the spec without nested anchors."
+    ]
