@@ -30,6 +30,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from evalpipe.errors import SpecError
+from evalpipe.logfiles import list_files
 
 __all__ = [
     "BUILTIN_FAKE",
@@ -514,28 +515,26 @@ class Spec(_Strict):
         return Limit(**merged)
 
     def spec_hash(self) -> str:
-        """Hash of the resolved spec and the traffic it reads (size and content)."""
+        """Hash of the resolved spec and of the traffic files it reads (see `_fingerprint`)."""
         body = self.model_dump(mode="json", by_alias=True)
-        return _sha256(
-            {"spec": body, "traffic": _fingerprint(self.resolve_input(self.traffic.path))}
-        )[:16]
+        return _sha256({"spec": body, "traffic": _fingerprint(self)})[:16]
 
 
 def _sha256(obj: Any) -> str:
     return hashlib.sha256(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def _fingerprint(path: Path) -> list[tuple[str, int, str]]:
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+def _fingerprint(spec: Spec) -> list[tuple[str, int, int]]:
+    """(path from the spec's folder, size, mtime in ns) of each file ingest reads (`list_files`).
+
+    A stat per file, cheap however large the logs: a log appended to, added, removed or rewritten
+    changes it (as `make` and `rsync` tell files apart); a copy with new mtimes only reruns from
+    the cache.
+    """
     out = []
-    for f in files:
-        if not f.is_file():
-            continue
-        h = hashlib.sha256()
-        with f.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        out.append((f.name, f.stat().st_size, h.hexdigest()))
+    for f in list_files(spec.resolve_input(spec.traffic.path)):
+        stat = f.stat()
+        out.append((os.path.relpath(f, spec.spec_dir), stat.st_size, stat.st_mtime_ns))
     return out
 
 

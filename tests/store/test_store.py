@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -144,3 +145,25 @@ def test_atomic_path_leaves_nothing_behind_when_the_write_fails(tmp_path: Path) 
     with atomic_path(target) as tmp:
         tmp.write_bytes(b"whole")
     assert target.read_bytes() == b"whole" and list(target.parent.iterdir()) == [target]
+
+
+def test_spec_hash_follows_the_files_a_traffic_glob_selects(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.jsonl").write_text('{"a": 1}\n')
+    data = {
+        "name": "shop",
+        "traffic": {"path": "logs/*.jsonl"},
+        "baseline": {"provider": "openai", "model": "m"},
+        "candidates": [{"name": "c", "provider": "openai", "model": "n"}],
+    }
+    first = spec_from_dict(data, spec_dir=tmp_path).spec_hash()
+    (logs / "b.jsonl").write_text('{"b": 2}\n')  # a new day's log
+    second = spec_from_dict(data, spec_dir=tmp_path).spec_hash()
+    assert second != first
+    (logs / "a.jsonl").write_text('{"a": 3}\n')  # rewritten in place, same size
+    os.utime(logs / "a.jsonl", ns=(1, 1))
+    third = spec_from_dict(data, spec_dir=tmp_path).spec_hash()
+    assert third != second
+    (logs / "notes.txt").write_text("not a log")  # the glob does not select it
+    assert spec_from_dict(data, spec_dir=tmp_path).spec_hash() == third
