@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 
 from evalpipe.errors import StoreError
 from evalpipe.spec import Spec
+from evalpipe.version import __version__
 
 __all__ = [
     "STAGES",
@@ -251,8 +252,6 @@ def _store_root(spec: Spec, store: str | None) -> Path:
 
 def open_run(spec: Spec, run_id: str | None = None, *, store: str | None = None) -> Run:
     """Open run `run_id` (to resume it) or create a new run of the spec."""
-    from evalpipe import __version__
-
     root = _store_root(spec, store)
     if run_id is not None:
         run = Run(run_id, root, spec)
