@@ -86,4 +86,3 @@ class ProviderError(EvalpipeError):
 
 class StoreError(EvalpipeError):
     """The store cannot be read or written, or a run id is unknown."""
-

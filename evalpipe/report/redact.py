@@ -13,4 +13,5 @@ def redact_texts(texts: list[str | None]) -> list[str | None]:
     """Emails, phone and card numbers and API-key shapes replaced by `[EMAIL]` and the like."""
     if not texts:
         return []
-    return redact_pii(pa.array(texts, pa.string())).to_pylist()
+    redacted: list[str | None] = redact_pii(pa.array(texts, pa.string())).to_pylist()
+    return redacted

@@ -46,6 +46,7 @@ REFUSAL_PATTERN: Final = (
 )
 """Openings of a refusal (versioned with SCORER_VERSION)."""
 
+
 def where_mask(frame: pa.Table, where: dict[str, str | list[str]]) -> pa.ChunkedArray:
     """Rows whose columns match every `where` condition."""
     mask = pa.chunked_array([pa.array(np.ones(frame.num_rows, dtype=bool))])
