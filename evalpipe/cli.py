@@ -563,7 +563,7 @@ def runs(
     limit: Annotated[int, typer.Option("--limit", help="Show at most this many.", min=1)] = 20,
 ) -> None:
     """List the store's finished runs, newest first: id, spec, date, verdicts, cost."""
-    from rich.table import Table
+    from rich.table import Column, Table
 
     from evalpipe.gate.reasons import usd
     from evalpipe.store import CatalogRun, list_runs, store_root
@@ -580,9 +580,9 @@ def runs(
 
     def verdicts(r: CatalogRun) -> str:
         pairs = r.verdicts.items() or [("run", r.verdict or "no verdict")]
-        return ", ".join(
-            f"{c} [{_COLOURS.get(v, 'bold')}]{v}[/]" if tty else f"{c} {v}" for c, v in pairs
-        )
+        if tty:  # one candidate a line in the table
+            return "\n".join(f"{c} [{_COLOURS.get(v, 'bold')}]{v}[/]" for c, v in pairs)
+        return ", ".join(f"{c} {v}" for c, v in pairs)
 
     rows = [
         (
@@ -595,7 +595,13 @@ def runs(
         for r in found
     ]
     if tty:
-        table = Table("run id", "spec", "started (UTC)", "verdicts", "cost")
+        table = Table(
+            Column("run id", no_wrap=True),  # whole, so it can be copied into --run-id
+            "spec",
+            "started (UTC)",
+            "verdicts",
+            Column("cost", no_wrap=True, justify="right"),
+        )
         for row in rows:
             table.add_row(*row)
         out.print(table)
