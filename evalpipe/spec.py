@@ -694,15 +694,16 @@ def _expanded_nodes(root: yaml.Node) -> int:
 
 def _read_yaml(p: Path) -> Any:
     """The YAML document of `p`, bounded in bytes and in expanded nodes before it is built."""
-    size = p.stat().st_size
-    if size > MAX_SPEC_BYTES:
+    with p.open("rb") as fh:
+        text = fh.read(MAX_SPEC_BYTES + 1)
+    if len(text) > MAX_SPEC_BYTES:
         raise SpecError(
             "",
-            f"the file is {size:,} bytes; a spec is at most {MAX_SPEC_BYTES:,} bytes",
+            f"the file is larger than a spec may be ({MAX_SPEC_BYTES:,} bytes)",
             "Is this the eval.yaml?",
             path=str(p),
         )
-    loader = _SpecLoader(p.read_bytes()[:MAX_SPEC_BYTES])
+    loader = _SpecLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:
