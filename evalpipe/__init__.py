@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from evalpipe.version import __version__
 
 _EXPORTS: dict[str, str] = {
     # spec
@@ -23,7 +23,6 @@ _EXPORTS: dict[str, str] = {
     "NoUsableRecordsError": "evalpipe.errors",
     "ProviderError": "evalpipe.errors",
     "StoreError": "evalpipe.errors",
-    "MissingExtraError": "evalpipe.errors",
     # tables
     "RECORDS": "evalpipe.tables",
     "RESPONSES": "evalpipe.tables",
@@ -58,7 +57,6 @@ __all__ = [
     "EvalpipeError",
     "GateResult",
     "InputError",
-    "MissingExtraError",
     "NoUsableRecordsError",
     "ProviderError",
     "Run",
@@ -96,7 +94,6 @@ if TYPE_CHECKING:
     from evalpipe.errors import (
         EvalpipeError,
         InputError,
-        MissingExtraError,
         NoUsableRecordsError,
         ProviderError,
         SpecError,

@@ -554,6 +554,62 @@ def fake_provider(
     run_server(host, port, latency_ms=latency_ms, jitter=jitter)
 
 
+@app.command()
+def runs(
+    store: Annotated[str, typer.Option("--store", help="Store path.")] = ".evalpipe",
+    spec_name: Annotated[
+        str | None, typer.Option("--spec", help="Only runs of the spec with this name.")
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", help="Show at most this many.", min=1)] = 20,
+) -> None:
+    """List the store's finished runs, newest first: id, spec, date, verdicts, cost."""
+    from rich.table import Column, Table
+
+    from evalpipe.gate.reasons import usd
+    from evalpipe.store import CatalogRun, list_runs, store_root
+
+    root = store_root(store)
+    found = list_runs(root, spec_name=spec_name, limit=limit)
+    if not found:
+        of = f" of spec {spec_name!r}" if spec_name else ""
+        out.print(
+            f"No finished runs{of} in {root} (a run is listed once it finishes).", soft_wrap=True
+        )
+        return
+    tty = out.is_terminal
+
+    def verdicts(r: CatalogRun) -> str:
+        pairs = r.verdicts.items() or [("run", r.verdict or "no verdict")]
+        if tty:  # one candidate a line in the table
+            return "\n".join(f"{c} [{_COLOURS.get(v, 'bold')}]{v}[/]" for c, v in pairs)
+        return ", ".join(f"{c} {v}" for c, v in pairs)
+
+    rows = [
+        (
+            r.run_id,
+            r.spec_name or "?",
+            r.created[:16].replace("T", " ") if r.created else "?",
+            verdicts(r),
+            usd(r.cost_usd),
+        )
+        for r in found
+    ]
+    if tty:
+        table = Table(
+            Column("run id", no_wrap=True),  # whole, so it can be copied into --run-id
+            "spec",
+            "started (UTC)",
+            "verdicts",
+            Column("cost", no_wrap=True, justify="right"),
+        )
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
+    else:
+        for row in rows:
+            out.print("  ".join(row), soft_wrap=True, markup=False)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: every failure becomes one line and exit 4 (never a traceback)."""
     try:

@@ -5,8 +5,7 @@
      ├── InputError           a traffic/log file cannot be read, or holds nothing usable
      │    └── NoUsableRecordsError
      ├── ProviderError        the provider refused the run: auth, unknown model, unreachable
-     ├── StoreError           the store cannot be read or written; an unknown run id
-     └── MissingExtraError    an optional dependency is not installed (also an ImportError)
+     └── StoreError           the store cannot be read or written; an unknown run id
 
 `cli.py` catches `EvalpipeError` once, prints its message as one line and exits with `exit_code`.
 Row-level failures (a timeout, a 429 after retries, a bad log line) are never raised: they are rows.
@@ -17,7 +16,6 @@ from __future__ import annotations
 __all__ = [
     "EvalpipeError",
     "InputError",
-    "MissingExtraError",
     "NoUsableRecordsError",
     "ProviderError",
     "SpecError",
@@ -88,11 +86,3 @@ class ProviderError(EvalpipeError):
 
 class StoreError(EvalpipeError):
     """The store cannot be read or written, or a run id is unknown."""
-
-
-class MissingExtraError(EvalpipeError, ImportError):
-    """An optional dependency is missing; the message carries the ``pip install`` line."""
-
-    def __init__(self, feature: str, extra: str) -> None:
-        self.feature, self.extra = feature, extra
-        super().__init__(f"{feature} needs an extra: pip install 'evalpipe[{extra}]'")

@@ -30,6 +30,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from evalpipe.errors import SpecError
+from evalpipe.logfiles import list_files
 
 __all__ = [
     "BUILTIN_FAKE",
@@ -514,28 +515,26 @@ class Spec(_Strict):
         return Limit(**merged)
 
     def spec_hash(self) -> str:
-        """Hash of the resolved spec and the traffic it reads (size and content)."""
+        """Hash of the resolved spec and of the traffic files it reads (see `_fingerprint`)."""
         body = self.model_dump(mode="json", by_alias=True)
-        return _sha256(
-            {"spec": body, "traffic": _fingerprint(self.resolve_input(self.traffic.path))}
-        )[:16]
+        return _sha256({"spec": body, "traffic": _fingerprint(self)})[:16]
 
 
 def _sha256(obj: Any) -> str:
     return hashlib.sha256(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def _fingerprint(path: Path) -> list[tuple[str, int, str]]:
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+def _fingerprint(spec: Spec) -> list[tuple[str, int, int]]:
+    """(path from the spec's folder, size, mtime in ns) of each file ingest reads (`list_files`).
+
+    A stat per file, cheap however large the logs: a log appended to, added, removed or rewritten
+    changes it (as `make` and `rsync` tell files apart); a copy with new mtimes only reruns from
+    the cache.
+    """
     out = []
-    for f in files:
-        if not f.is_file():
-            continue
-        h = hashlib.sha256()
-        with f.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        out.append((f.name, f.stat().st_size, h.hexdigest()))
+    for f in list_files(spec.resolve_input(spec.traffic.path)):
+        stat = f.stat()
+        out.append((os.path.relpath(f, spec.spec_dir), stat.st_size, stat.st_mtime_ns))
     return out
 
 
@@ -639,21 +638,109 @@ def _warn_unused(spec: Spec, path: str) -> None:
         log.warning("%s alerts: not used yet (the nightly flow will send them)", path)
 
 
+MAX_SPEC_BYTES: Final = 1 << 20
+"""Largest eval.yaml read; a spec is a page or two, so more is a mistake or an attack."""
+MAX_SPEC_NODES: Final = 100_000
+"""Most YAML nodes a spec may hold once its aliases are expanded (bounds an alias bomb)."""
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """The safe loader with YAML 1.2 booleans: only true/false are booleans.
+
+    YAML 1.1 also reads yes/no/on/off as booleans, which turns the documented `cache: off` (and a
+    `where:` value such as `yes`) into False; pydantic still reads those words into bool fields.
+    """
+
+
+_SpecLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+class _SelfReference(Exception):
+    pass
+
+
+def _expanded_nodes(root: yaml.Node) -> int:
+    """How many nodes the document holds with every alias expanded, memoised per node (an alias
+    shares its anchor's node), so counting costs the document's size, not the expansion's."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        if children_done:
+            open_nodes.discard(id(node))
+            sizes[id(node)] = 1 + sum(sizes[id(c)] for c in children)
+        elif id(node) in open_nodes:
+            raise _SelfReference  # met again below itself: an alias inside its own anchor
+        elif id(node) not in sizes:
+            open_nodes.add(id(node))
+            stack.append((node, True))
+            stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes[id(root)]
+
+
+def _read_yaml(p: Path) -> Any:
+    """The YAML document of `p`, bounded in bytes and in expanded nodes before it is built."""
+    with p.open("rb") as fh:
+        text = fh.read(MAX_SPEC_BYTES + 1)
+    if len(text) > MAX_SPEC_BYTES:
+        raise SpecError(
+            "",
+            f"the file is larger than a spec may be ({MAX_SPEC_BYTES:,} bytes)",
+            "Is this the eval.yaml?",
+            path=str(p),
+        )
+    loader = _SpecLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        try:
+            nodes = _expanded_nodes(node)
+        except _SelfReference:
+            raise SpecError(
+                "", "an alias refers to itself (a recursive anchor)", "Remove it.", path=str(p)
+            ) from None
+        if nodes > MAX_SPEC_NODES:
+            raise SpecError(
+                "",
+                f"the YAML expands to more than {MAX_SPEC_NODES:,} nodes through its aliases",
+                "Write the spec without nested anchors.",
+                path=str(p),
+            )
+        return loader.construct_document(node)
+    except RecursionError:
+        raise SpecError("", "the YAML is nested too deeply", "", path=str(p)) from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise SpecError("", f"not valid YAML ({problem})", "", path=str(p)) from None
+    finally:
+        loader.dispose()
+
+
 def load_spec(path: str | os.PathLike[str]) -> Spec:
     """Read and validate an eval.yaml.
 
     Raises:
-        SpecError: the file is missing, is not YAML, or does not match the spec.
+        SpecError: the file is missing, too large, is not YAML, or does not match the spec.
     """
     p = Path(path)
     if not p.is_file():
         raise SpecError("", "file not found", "Pass the path of an eval.yaml.", path=str(p))
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise SpecError("", f"not valid YAML ({problem})", "", path=str(p)) from None
-    spec = spec_from_dict(data, spec_dir=p.parent, path=str(p))
+    spec = spec_from_dict(_read_yaml(p), spec_dir=p.parent, path=str(p))
     spec._spec_path = p.resolve()
     return spec
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -219,3 +220,68 @@ def test_run_facts_name_what_the_selection_dropped(capsys: pytest.CaptureFixture
         "40 records (3 input lines quarantined, 5 duplicates dropped, 955 sampled out) × 2 arms: "
         "80 requests, 77 answered, 2 failed, 1 skipped, 40 from cache; $0.01 at list prices."
     )
+
+
+def test_yaml_alias_bomb_exits_4_with_one_line_quickly(tmp_path: Path) -> None:
+    layers = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    layers += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 10)]
+    (tmp_path / "eval.yaml").write_text("\n".join(layers) + "\nname: *a9\n")
+    proc = evalpipe("gate", "eval.yaml", cwd=tmp_path)
+    assert proc.returncode == 4
+    assert proc.stderr.strip().splitlines() == [
+        "error: eval.yaml: the YAML expands to more than 100,000 nodes through its aliases. "
+        "Write the spec without nested anchors."
+    ]
+
+
+# --- evalpipe runs -----------------------------------------------------------------------------
+
+
+def test_runs_lists_the_catalog_newest_first_one_line_each(tmp_path: Path) -> None:
+    from evalpipe.spec import spec_from_dict
+    from evalpipe.store import open_run, update_catalog
+
+    (tmp_path / "t.jsonl").write_text("{}\n")
+    data = {
+        "name": "shop",
+        "store": str(tmp_path / "store"),
+        "traffic": {"path": "t.jsonl"},
+        "baseline": {"provider": "openai", "model": "m"},
+        "candidates": [{"name": "a", "provider": "openai", "model": "n"}],
+    }
+    ids = []
+    for name, verdicts, cost in [
+        ("shop", {"a": "GO", "b": "NO-GO"}, 0.0123),
+        ("other", {"a": "NOT-PROVEN"}, None),
+        ("shop", {"a": "INVALID"}, 1.5),
+    ]:
+        run = open_run(spec_from_dict({**data, "name": name}, spec_dir=tmp_path))
+        run.update_manifest(
+            verdict="NO-GO",
+            candidates={c: {"verdict": v, "reason": "."} for c, v in verdicts.items()},
+            cost_usd={"total": cost},
+        )
+        update_catalog(run)
+        ids.append(run.run_id)
+    proc = evalpipe("runs", "--store", "store", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert [line.split()[0] for line in lines] == sorted(ids, reverse=True)
+    first = next(line for line in lines if line.startswith(ids[0]))
+    assert "  shop  " in first and "a GO, b NO-GO" in first and "$0.01" in first
+    assert re.search(r"  \d{4}-\d{2}-\d{2} \d{2}:\d{2}  ", first)
+    proc = evalpipe("runs", "--store", "store", "--spec", "shop", "--limit", "1", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert [line.split()[0] for line in proc.stdout.strip().splitlines()] == [max(ids[0], ids[2])]
+
+
+def test_runs_of_an_empty_or_missing_store_says_so_in_one_line(tmp_path: Path) -> None:
+    proc = evalpipe("runs", "--store", "nowhere", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines() == [
+        f"No finished runs in {tmp_path / 'nowhere'} (a run is listed once it finishes)."
+    ]
+    proc = evalpipe("runs", cwd=tmp_path)
+    assert proc.stdout.strip().splitlines() == [
+        f"No finished runs in {tmp_path / '.evalpipe'} (a run is listed once it finishes)."
+    ]

@@ -135,3 +135,91 @@ def test_accepted_but_unused_keys_warn(tmp_path: Path, caplog: pytest.LogCapture
         spec_from_dict(data, spec_dir=tmp_path)
     text = caplog.text
     assert "candidates[0].fallback: not used yet" in text and "labels: not used yet" in text
+
+
+# --- YAML as users write it ---------------------------------------------------------------------
+
+
+def _yaml_spec(tmp_path: Path, extra: str) -> Path:
+    (tmp_path / "traffic.jsonl").write_text("{}\n")
+    p = tmp_path / "eval.yaml"
+    p.write_text(
+        "name: t\n"
+        "traffic: {path: traffic.jsonl}\n"
+        "baseline: {provider: openai, model: gpt-4o-mini}\n"
+        "candidates: [{name: c, provider: openai, model: gpt-4.1-mini}]\n" + extra
+    )
+    return p
+
+
+def test_cache_off_is_the_documented_word_not_a_boolean(tmp_path: Path) -> None:
+    assert load_spec(_yaml_spec(tmp_path, "cache: off\n")).cache == "off"
+    with pytest.raises(
+        SpecError, match=r"`OFF` is not allowed\. Use 'read_write', 'write_only' or 'off'"
+    ):
+        load_spec(_yaml_spec(tmp_path, "cache: OFF\n"))
+
+
+def test_yaml_11_words_stay_strings_where_the_spec_takes_words(tmp_path: Path) -> None:
+    extra = (
+        "checks: [{name: m, type: max_chars, value: 5, where: {consented: yes, region: no}}]\n"
+        "gate: {arm_column: attributes.variant, control: on, treatment: off, slices: [y, n]}\n"
+    )
+    spec = load_spec(_yaml_spec(tmp_path, extra))
+    assert spec.checks[0].where == {"consented": "yes", "region": "no"}
+    assert (spec.gate.control, spec.gate.treatment, spec.gate.slices) == ("on", "off", ["y", "n"])
+
+
+def test_booleans_still_read_as_booleans(tmp_path: Path) -> None:
+    extra = (
+        "traffic: {path: traffic.jsonl, dedupe: true}\n"
+        "redact_pii: {judges: false, reports: yes, quarantine: off}\n"
+        "replay: {params: {stream: false, logprobs: true}}\n"
+    )
+    text = _yaml_spec(tmp_path, "").read_text().replace("traffic: {path: traffic.jsonl}\n", "")
+    (tmp_path / "eval.yaml").write_text(text + extra)
+    spec = load_spec(tmp_path / "eval.yaml")
+    assert spec.traffic.dedupe is True
+    assert (spec.redact_pii.judges, spec.redact_pii.reports, spec.redact_pii.quarantine) == (
+        False,
+        True,
+        False,
+    )
+    assert spec.replay.params == {"stream": False, "logprobs": True}
+
+
+def test_alias_bomb_is_refused_quickly_in_one_line(tmp_path: Path) -> None:
+    import time
+
+    layers = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    layers += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 10)]
+    p = tmp_path / "eval.yaml"
+    p.write_text("\n".join(layers) + "\nname: *a9\n")  # 10^10 nodes once expanded
+    started = time.perf_counter()
+    with pytest.raises(SpecError) as info:
+        load_spec(p)
+    assert time.perf_counter() - started < 2
+    assert "expands to more than" in info.value.problem
+    assert "\n" not in str(info.value)
+
+
+def test_an_oversized_spec_is_refused_before_it_is_parsed(tmp_path: Path) -> None:
+    p = tmp_path / "eval.yaml"
+    p.write_text("# " + "x" * (2 << 20) + "\nname: t\n")
+    with pytest.raises(SpecError, match=r"larger than a spec may be \(1,048,576 bytes\)"):
+        load_spec(p)
+
+
+def test_recursive_alias_is_a_spec_error(tmp_path: Path) -> None:
+    p = _yaml_spec(tmp_path, "labels: &l {x: *l}\n")
+    with pytest.raises(SpecError, match="refers to itself"):
+        load_spec(p)
+
+
+def test_modest_aliases_still_load(tmp_path: Path) -> None:
+    extra = (
+        "limits: {default: &lim {concurrency: 4, rpm: 60}, gpt-4o-mini: *lim}\n"
+        "report: {title: 'a title'}\n"
+    )
+    spec = load_spec(_yaml_spec(tmp_path, extra))
+    assert spec.limits["gpt-4o-mini"].rpm == 60

@@ -21,7 +21,6 @@ import pyarrow.parquet as pq
 from evalpipe.errors import NoUsableRecordsError
 from evalpipe.ingest.detect import detect_format
 from evalpipe.ingest.formats import ADAPTERS, FORMAT_NAMES
-from evalpipe.ingest.pii import redact_pii
 from evalpipe.ingest.reader import BATCH_ROWS, Reader
 from evalpipe.ingest.selection import (
     Selection,
@@ -30,6 +29,7 @@ from evalpipe.ingest.selection import (
     selection_columns,
     selection_table,
 )
+from evalpipe.pii import redact_pii
 from evalpipe.store import atomic_path, write_rows_atomic
 from evalpipe.tables import RECORDS
 

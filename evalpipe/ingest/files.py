@@ -8,7 +8,6 @@ one pretty-printed object) is parsed whole.
 
 from __future__ import annotations
 
-import glob
 import zlib
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any, Final
 import orjson
 
 from evalpipe.errors import InputError
+from evalpipe.logfiles import list_files
 
 __all__ = [
     "MAX_LINE_BYTES",
@@ -33,7 +33,6 @@ MAX_LINE_BYTES: Final = 16 * 1024 * 1024
 """Longest line read; a longer one is quarantined (only its start is kept)."""
 
 _BLOCK: Final = 1 << 20
-_SUFFIXES: Final = (".jsonl", ".json", ".ndjson", ".jsonl.gz", ".json.gz", ".ndjson.gz", ".parquet")
 
 
 class BadLine:
@@ -47,39 +46,6 @@ class BadLine:
 
 Item = tuple[int, bytes | None, Any]
 """(1-based line or array position, raw bytes when line-based, parsed value or BadLine)."""
-
-
-def list_files(path: str | Path) -> list[Path]:
-    """The input files a path means: a file, every input file under a folder, or a glob.
-
-    Raises:
-        InputError: nothing exists there, or a folder holds no input file.
-    """
-    text = str(path)
-    p = Path(text)
-    if p.is_file():
-        return [p]
-    if p.is_dir():
-        files = sorted(
-            f
-            for f in p.rglob("*")
-            if f.is_file()
-            and not any(part.startswith(".") for part in f.relative_to(p).parts)
-            and f.name.lower().endswith(_SUFFIXES)
-        )
-        if not files:
-            raise InputError(
-                text,
-                "the folder holds no log files",
-                "Expected .jsonl, .jsonl.gz, .json or .parquet.",
-            )
-        return files
-    if glob.has_magic(text):
-        files = sorted(Path(f) for f in glob.glob(text, recursive=True) if Path(f).is_file())
-        if files:
-            return files
-        raise InputError(text, "the pattern matches no file")
-    raise InputError(text, "no such file or folder", "Check the path (`traffic.path` in a spec).")
 
 
 def is_parquet(path: Path) -> bool:

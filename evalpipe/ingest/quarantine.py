@@ -6,7 +6,7 @@ from typing import Any, Final
 
 import pyarrow as pa
 
-from evalpipe.ingest.pii import redact_pii
+from evalpipe.pii import redact_pii
 from evalpipe.tables import QUARANTINE
 
 __all__ = ["RAW_CHARS", "QuarantineColumns", "raw_text"]

@@ -16,6 +16,7 @@ from evalpipe.gate.verdict import EXIT_CODES, GateResult
 from evalpipe.report.coverage import ArmCoverage, arm_coverage
 from evalpipe.report.figures import slice_rows
 from evalpipe.spec import Arm, Spec
+from evalpipe.version import __version__
 
 __all__ = ["SCHEMA_VERSION", "build_verdict", "validate_verdict", "verdict_schema"]
 
@@ -169,8 +170,6 @@ def build_verdict(
     models_seen = manifest.get("models_seen") or {}
     if not models_seen and coverage is not None:
         models_seen = {c.arm: c.models for c in coverage}
-    from evalpipe import __version__
-
     doc: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "run_id": gate.run_id or str(manifest.get("run_id", "")),

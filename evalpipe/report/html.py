@@ -32,6 +32,7 @@ from evalpipe.report.figures import (
     pct,
 )
 from evalpipe.spec import Arm, Spec
+from evalpipe.version import __version__
 
 __all__ = [
     "ArmRow",
@@ -354,8 +355,6 @@ def page_data(
     if total is None and cost:
         total = sum(v for v in cost.values() if isinstance(v, int | float))
     timings = [(str(k), _seconds(v)) for k, v in (manifest.get("timings") or {}).items()]
-    from evalpipe import __version__
-
     git = manifest.get("git_sha")
     versions = [
         ("evalpipe", str(manifest.get("evalpipe_version") or __version__)),

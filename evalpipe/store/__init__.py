@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 import numpy as np
@@ -33,18 +33,22 @@ import pyarrow.parquet as pq
 
 from evalpipe.errors import StoreError
 from evalpipe.spec import Spec
+from evalpipe.version import __version__
 
 __all__ = [
     "STAGES",
+    "CatalogRun",
     "Run",
     "atomic_path",
     "find_runs",
     "latest_complete_run",
+    "list_runs",
     "new_run_id",
     "open_run",
     "read_rows",
     "read_table",
     "rebuild_catalog",
+    "store_root",
     "update_catalog",
     "write_json_atomic",
     "write_rows_atomic",
@@ -242,22 +246,26 @@ class Run:
         return all(stages.get(s) == "done" for s in STAGES if s != "report")
 
 
-def _store_root(spec: Spec, store: str | None) -> Path:
-    url = store or spec.store
+def store_root(url: str) -> Path:
+    """The local folder of a store path or ``file://`` URL."""
     if "://" in url and not url.startswith("file://"):
         raise StoreError(f"store {url!r}: remote stores are not supported yet; use a local path")
     return Path(url.removeprefix("file://")).expanduser().resolve()
 
 
+def _store_root(spec: Spec, store: str | None) -> Path:
+    return store_root(store or spec.store)
+
+
 def open_run(spec: Spec, run_id: str | None = None, *, store: str | None = None) -> Run:
     """Open run `run_id` (to resume it) or create a new run of the spec."""
-    from evalpipe import __version__
-
     root = _store_root(spec, store)
     if run_id is not None:
         run = Run(run_id, root, spec)
         if not run.path("manifest.json").exists():
-            raise StoreError(f"no run {run_id!r} in {root / 'runs'}; `evalpipe runs` lists them")
+            raise StoreError(
+                f"no run {run_id!r} in {root / 'runs'}; `evalpipe runs --store {root}` lists them"
+            )
         return run
     run = Run(new_run_id(spec.name), root, spec)
     run.dir.mkdir(parents=True, exist_ok=False)
@@ -308,11 +316,15 @@ def latest_complete_run(spec: Spec, *, store: str | None = None) -> Run | None:
     return None
 
 
-_CATALOG_DDL = """
+_CANDIDATES = "STRUCT(candidate VARCHAR, verdict VARCHAR)[]"
+
+_CATALOG_DDL = f"""
 CREATE TABLE IF NOT EXISTS runs (
     run_id VARCHAR PRIMARY KEY, spec_name VARCHAR, spec_hash VARCHAR, created VARCHAR,
-    verdict VARCHAR, exit_code INTEGER, records BIGINT, cost_usd DOUBLE, evalpipe_version VARCHAR
+    verdict VARCHAR, exit_code INTEGER, records BIGINT, cost_usd DOUBLE, evalpipe_version VARCHAR,
+    candidates {_CANDIDATES}
 );
+ALTER TABLE runs ADD COLUMN IF NOT EXISTS candidates {_CANDIDATES};
 CREATE TABLE IF NOT EXISTS run_metrics (
     run_id VARCHAR, candidate VARCHAR, metric VARCHAR, kind VARCHAR, gated BOOLEAN,
     critical BOOLEAN, slice_col VARCHAR, slice_value VARCHAR, n BIGINT, baseline DOUBLE,
@@ -320,18 +332,24 @@ CREATE TABLE IF NOT EXISTS run_metrics (
     p_value DOUBLE, verdict VARCHAR, reason VARCHAR
 );
 """
+"""`runs.candidates` came later: an older catalog gains it (null for the runs it already holds)."""
 
 
 def update_catalog(run: Run) -> None:
     """Index a finished run in catalog.duckdb (idempotent)."""
     m = run.manifest()
     gate_path = run.path("gate.parquet")
+    candidates = [
+        {"candidate": name, "verdict": c.get("verdict")}
+        for name, c in (m.get("candidates") or {}).items()
+    ]
     with duckdb.connect(str(run.root / "catalog.duckdb")) as con:
         con.execute(_CATALOG_DDL)
         con.execute("DELETE FROM runs WHERE run_id = ?", [run.run_id])
         con.execute("DELETE FROM run_metrics WHERE run_id = ?", [run.run_id])
         con.execute(
-            "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO runs (run_id, spec_name, spec_hash, created, verdict, exit_code, records, "
+            "cost_usd, evalpipe_version, candidates) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 run.run_id,
                 m.get("spec_name"),
@@ -342,6 +360,7 @@ def update_catalog(run: Run) -> None:
                 m.get("counts", {}).get("records"),
                 m.get("cost_usd", {}).get("total"),
                 m.get("evalpipe_version"),
+                candidates,
             ],
         )
         if gate_path.exists():
@@ -351,6 +370,61 @@ def update_catalog(run: Run) -> None:
                 "ci_high, margin, p_value, verdict, reason FROM read_parquet(?)",
                 [str(gate_path)],
             )
+
+
+class CatalogRun(NamedTuple):
+    """One finished run as the catalog lists it."""
+
+    run_id: str
+    spec_name: str | None
+    created: str | None
+    """ISO 8601 time the run started."""
+    verdict: str | None
+    """The run's verdict (the worst of its candidates')."""
+    verdicts: dict[str, str]
+    """Candidate → its verdict, in the spec's order (empty for runs indexed before they were)."""
+    records: int | None
+    cost_usd: float | None
+    """Replay and judge spend at list prices."""
+
+
+def list_runs(
+    root: Path, *, spec_name: str | None = None, limit: int | None = None
+) -> list[CatalogRun]:
+    """Finished runs in the store's catalog, newest first (none when there is no catalog).
+
+    Raises:
+        StoreError: the catalog cannot be read (another process is writing it, or it is damaged).
+    """
+    path = root / "catalog.duckdb"
+    if not path.is_file():
+        return []
+    try:
+        with duckdb.connect(str(path), read_only=True) as con:
+            tables = {t for (t,) in con.execute("SHOW TABLES").fetchall()}
+            if "runs" not in tables:
+                return []
+            query = con.execute(
+                "SELECT * FROM runs WHERE ? IS NULL OR spec_name = ? "
+                "ORDER BY created DESC NULLS LAST, run_id DESC LIMIT ?",
+                [spec_name, spec_name, limit],
+            )
+            names = [d[0] for d in query.description]
+            rows = [dict(zip(names, row, strict=True)) for row in query.fetchall()]
+    except duckdb.Error as exc:
+        raise StoreError(f"{path} cannot be read ({str(exc).splitlines()[0]})") from None
+    return [
+        CatalogRun(
+            run_id=r["run_id"],
+            spec_name=r["spec_name"],
+            created=r["created"],
+            verdict=r["verdict"],
+            verdicts={c["candidate"]: c["verdict"] for c in r.get("candidates") or []},
+            records=r["records"],
+            cost_usd=r["cost_usd"],
+        )
+        for r in rows
+    ]
 
 
 def rebuild_catalog(root: Path, spec: Spec) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from evalpipe.errors import StoreError
 from evalpipe.spec import spec_from_dict
 from evalpipe.store import (
     latest_complete_run,
+    list_runs,
     open_run,
     read_table,
     rebuild_catalog,
@@ -53,7 +55,13 @@ def _finish(run) -> None:
         GATE,
     )
     write_table_atomic(gate, run.path("gate.parquet"))
-    run.update_manifest(verdict="GO", exit_code=0, counts={"records": 10})
+    run.update_manifest(
+        verdict="GO",
+        exit_code=0,
+        counts={"records": 10},
+        candidates={"c": {"verdict": "GO", "reason": "no regression"}},
+        cost_usd={"total": 0.25},
+    )
 
 
 def test_run_ids_sort_by_time_and_name_the_spec(spec) -> None:
@@ -144,3 +152,80 @@ def test_atomic_path_leaves_nothing_behind_when_the_write_fails(tmp_path: Path) 
     with atomic_path(target) as tmp:
         tmp.write_bytes(b"whole")
     assert target.read_bytes() == b"whole" and list(target.parent.iterdir()) == [target]
+
+
+def test_spec_hash_follows_the_files_a_traffic_glob_selects(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.jsonl").write_text('{"a": 1}\n')
+    data = {
+        "name": "shop",
+        "traffic": {"path": "logs/*.jsonl"},
+        "baseline": {"provider": "openai", "model": "m"},
+        "candidates": [{"name": "c", "provider": "openai", "model": "n"}],
+    }
+    first = spec_from_dict(data, spec_dir=tmp_path).spec_hash()
+    (logs / "b.jsonl").write_text('{"b": 2}\n')  # a new day's log
+    second = spec_from_dict(data, spec_dir=tmp_path).spec_hash()
+    assert second != first
+    (logs / "a.jsonl").write_text('{"a": 3}\n')  # rewritten in place, same size
+    os.utime(logs / "a.jsonl", ns=(1, 1))
+    third = spec_from_dict(data, spec_dir=tmp_path).spec_hash()
+    assert third != second
+    (logs / "notes.txt").write_text("not a log")  # the glob does not select it
+    assert spec_from_dict(data, spec_dir=tmp_path).spec_hash() == third
+
+
+def test_list_runs_reads_the_catalog_newest_first_with_verdicts_per_candidate(spec) -> None:
+    runs = []
+    for _ in range(3):
+        run = open_run(spec)
+        _finish(run)
+        update_catalog(run)
+        runs.append(run)
+    other = open_run(spec.model_copy(update={"name": "other"}))
+    _finish(other)
+    other.update_manifest(candidates={"c": {"verdict": "NO-GO", "reason": "worse"}})
+    update_catalog(other)
+    root = runs[0].root
+    listed = list_runs(root)
+    assert [r.run_id for r in listed] == sorted((r.run_id for r in [*runs, other]), reverse=True)
+    first = next(r for r in listed if r.run_id == runs[0].run_id)
+    assert (first.spec_name, first.verdicts, first.cost_usd, first.records) == (
+        "shop",
+        {"c": "GO"},
+        0.25,
+        10,
+    )
+    assert first.created is not None
+    assert [r.run_id for r in list_runs(root, spec_name="other")] == [other.run_id]
+    assert len(list_runs(root, spec_name="shop", limit=2)) == 2
+
+
+def test_list_runs_of_a_missing_or_empty_store_is_empty(tmp_path: Path) -> None:
+    assert list_runs(tmp_path / "nowhere") == []
+    (tmp_path / "empty").mkdir()
+    duckdb.connect(str(tmp_path / "empty" / "catalog.duckdb")).close()
+    assert list_runs(tmp_path / "empty") == []
+
+
+def test_an_older_catalog_gains_the_candidate_verdicts(spec) -> None:
+    run = open_run(spec)
+    _finish(run)
+    with duckdb.connect(str(run.root / "catalog.duckdb")) as con:  # the catalog before verdicts
+        con.execute(
+            "CREATE TABLE runs (run_id VARCHAR PRIMARY KEY, spec_name VARCHAR, spec_hash VARCHAR, "
+            "created VARCHAR, verdict VARCHAR, exit_code INTEGER, records BIGINT, "
+            "cost_usd DOUBLE, evalpipe_version VARCHAR)"
+        )
+        con.execute(
+            "INSERT INTO runs (run_id, verdict) VALUES ('20200101-000000-shop-aaaaaa', 'GO')"
+        )
+    assert list_runs(run.root)[0].verdicts == {}
+    update_catalog(run)
+    assert [r.verdicts for r in list_runs(run.root)] == [{"c": "GO"}, {}]
+
+
+def test_unknown_run_id_names_the_runs_command(spec) -> None:
+    with pytest.raises(StoreError, match=r"`evalpipe runs --store .*` lists them"):
+        open_run(spec, "20260101-000000-shop-abcdef")
