@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+
+DEMO_TRAFFIC = Path(__file__).resolve().parents[1] / "eval_sets" / "demo" / "traffic.jsonl.gz"
 
 
 def evalpipe(
@@ -119,9 +123,84 @@ def test_missing_api_key_stops_the_run_with_exit_4_and_the_fix(tmp_path: Path) -
     ]
 
 
-# --- evalpipe ingest ---------------------------------------------------------------------------
+def _logged_record() -> dict[str, object]:
+    return {
+        "request": {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]},
+        "response": {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "model": "gpt-4o-mini",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "Hello!"},
+                    "finish_reason": "stop",
+                }
+            ],
+        },
+    }
 
-DEMO_TRAFFIC = Path(__file__).resolve().parents[1] / "eval_sets" / "demo" / "traffic.jsonl.gz"
+
+def _closed_port() -> int:
+    with socket.socket() as s:  # bound, never listening: a connection is refused
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_base_url_where_nothing_listens_exits_4_naming_it(tmp_path: Path) -> None:
+    # before: the SDK's retries on every request, then exit 3 INVALID after about 53 s
+    url = f"http://127.0.0.1:{_closed_port()}/v1"
+    arm = {"provider": "openai", "model": "gpt-4o-mini", "base_url": url}
+    spec = _spec(tmp_path, baseline=arm, candidates=[{"name": "c", **arm}])
+    (tmp_path / "traffic.jsonl").write_text(json.dumps(_logged_record()) + "\n")
+    proc = evalpipe("run", str(spec), "--store", str(tmp_path / "store"), cwd=tmp_path)
+    assert proc.returncode == 4, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ") and f"nothing answers at {url}" in lines[0]
+    assert "Check base_url" in lines[0]
+
+
+def test_run_without_a_prefect_api_starts_no_prefect_server(
+    fake_provider: str, tmp_path: Path
+) -> None:
+    """No PREFECT_API_URL: the stages run in process; Prefect is not even imported."""
+    shutil.copy(DEMO_TRAFFIC, tmp_path)
+    arm = {"provider": "openai", "model": "gpt-4o-mini-2024-07-18", "base_url": "builtin:fake"}
+    spec = _spec(
+        tmp_path,
+        traffic={"path": "traffic.jsonl.gz", "sample": {"n": 20}},
+        baseline=arm,
+        candidates=[{"name": "c", **arm, "params": {"temperature": 0.5}}],
+        gate={"min_n": 5},
+    )
+    home = tmp_path / "prefect-home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(home), EVALPIPE_FAKE_URL=fake_provider)
+    script = (
+        "import sys\n"
+        "from evalpipe.cli import main\n"
+        "try:\n"
+        f"    main(['run', {str(spec)!r}, '--store', {str(tmp_path / 'store')!r}])\n"
+        "except SystemExit as e:\n"
+        "    print('exit', e.code, 'prefect loaded:', 'prefect' in sys.modules)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert "prefect loaded: False" in proc.stdout, proc.stdout + proc.stderr
+    assert "× 2 arms: 40 requests, 40 answered" in proc.stdout
+    assert not home.exists()  # no Prefect database, no server
+    runs = list((tmp_path / "store" / "runs").iterdir())
+    assert len(runs) == 1 and (runs[0] / "gate.parquet").exists()
+
+
+# --- evalpipe ingest ---------------------------------------------------------------------------
 
 
 def test_ingest_reports_counts_and_the_bad_line(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from anthropic.types import Message
 from evalpipe.providers.calls import (
     CallOutcome,
     api_key,
+    invalid_body_failure,
     status_failure,
     transport_failure,
 )
@@ -52,7 +53,6 @@ async def call_anthropic(client: anthropic.AsyncAnthropic, kwargs: dict[str, Any
                 "headers": {"X-Stainless-Raw-Response": "raw"}
             },  # the SDK's raw-response switch
         )
-        message = await raw.parse()
     except anthropic.APIStatusError as exc:
         return status_failure(
             exc.status_code,
@@ -63,6 +63,18 @@ async def call_anthropic(client: anthropic.AsyncAnthropic, kwargs: dict[str, Any
         )
     except (anthropic.APIConnectionError, anthropic.APITimeoutError) as exc:
         return transport_failure(exc, started=started, max_retries=client.max_retries)
+    try:
+        return _outcome(await raw.parse(), raw, started)
+    except Exception as exc:  # the SDK reads a body it cannot parse lazily: any error is the body's
+        return invalid_body_failure(
+            exc, status=raw.http_response.status_code, started=started, expected="a message"
+        )
+
+
+def _outcome(message: Message, raw: Any, started: float) -> CallOutcome:
+    """A message's columns; raises when the body is not a message (no list of content blocks)."""
+    if not isinstance(message, Message) or not isinstance(message.content, list):
+        raise TypeError(f"got {type(message).__name__} without a list of content blocks")
     latency = (time.perf_counter() - started) * 1000
     texts: list[str] = []
     calls: list[dict[str, Any]] = []

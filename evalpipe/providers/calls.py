@@ -5,19 +5,25 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import httpx
 
 __all__ = [
+    "INVALID_BODY",
     "CallOutcome",
     "FatalProviderError",
     "api_key",
     "classify_exception",
     "classify_status",
+    "invalid_body_failure",
     "status_failure",
     "transport_failure",
 ]
+
+INVALID_BODY: Final = "InvalidResponseBody"
+"""error_type of a successful status whose body is not the API's answer (a proxy's HTML page,
+truncated JSON, another schema): transient, retried a few times."""
 
 ErrorOrigin = Literal["infrastructure", "candidate"]
 
@@ -137,4 +143,19 @@ def transport_failure(exc: BaseException, *, started: float, max_retries: int) -
         error_message=short(str(exc)),
         latency_ms=(time.perf_counter() - started) * 1000,
         attempts=max_retries + 1,
+    )
+
+
+def invalid_body_failure(
+    exc: BaseException, *, status: int, started: float, expected: str
+) -> CallOutcome:
+    """The outcome of a `status` response whose body could not be read as `expected`."""
+    detail = short(f"{type(exc).__name__}: {exc}", 200)
+    return CallOutcome(
+        status="error",
+        error_origin="infrastructure",
+        http_status=status,
+        error_type=INVALID_BODY,
+        error_message=f"the {status} response is not {expected} ({detail})",
+        latency_ms=(time.perf_counter() - started) * 1000,
     )

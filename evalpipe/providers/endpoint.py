@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import random
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Final
@@ -11,11 +13,21 @@ from urllib.parse import urlparse
 import httpx
 
 from evalpipe.errors import EvalpipeError
-from evalpipe.providers.calls import CallOutcome, FatalProviderError
+from evalpipe.providers.calls import INVALID_BODY, CallOutcome, FatalProviderError
 from evalpipe.providers.translate import to_anthropic, to_openai
 from evalpipe.spec import BUILTIN_FAKE, Limit
 
-__all__ = ["FAKE_URL_ENV", "CallOutcome", "Endpoint", "FatalProviderError", "builtin_fake"]
+__all__ = [
+    "FAKE_URL_ENV",
+    "INVALID_BODY_RETRIES",
+    "CallOutcome",
+    "Endpoint",
+    "FatalProviderError",
+    "builtin_fake",
+]
+
+INVALID_BODY_RETRIES: Final = 2
+"""Retries of a request whose answer had a successful status but an unreadable body."""
 
 _PROBE_CONNECT_S: Final = 10.0
 """Longest wait for the first connection to an endpoint before the run stops (exit 4)."""
@@ -95,10 +107,23 @@ class Endpoint:
         return to_openai(request, model=self.model, same_provider=self._same_provider)
 
     async def send(self, kwargs: dict[str, Any]) -> CallOutcome:
-        """One call; raises FatalProviderError when the provider refuses the arm itself."""
+        """One call; raises FatalProviderError when the provider refuses the arm itself.
+
+        A successful status whose body is not the API's answer is retried up to
+        INVALID_BODY_RETRIES times, with jittered backoff (the SDKs retry failed statuses and
+        connections themselves, not a 200 they cannot read).
+        """
         client = self.client()
         assert self._call is not None
-        return await self._call(client, kwargs)
+        attempts = 0
+        for retry in range(INVALID_BODY_RETRIES + 1):
+            outcome = await self._call(client, kwargs)
+            attempts += outcome.attempts
+            if outcome.error_type != INVALID_BODY or retry == INVALID_BODY_RETRIES:
+                break
+            await asyncio.sleep(random.uniform(0, 0.25 * 2**retry))  # full jitter
+        outcome.attempts = attempts
+        return outcome
 
     async def probe(self) -> None:
         """Check that anything answers at the endpoint's URL (any HTTP status will do).

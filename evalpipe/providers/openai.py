@@ -12,6 +12,7 @@ from openai.types.chat import ChatCompletion
 from evalpipe.providers.calls import (
     CallOutcome,
     api_key,
+    invalid_body_failure,
     status_failure,
     transport_failure,
 )
@@ -49,7 +50,6 @@ async def call_openai(client: openai.AsyncOpenAI, kwargs: dict[str, Any]) -> Cal
             cast_to=ChatCompletion,
             options={"headers": {RAW_RESPONSE_HEADER: "true"}},
         )
-        completion = raw.parse()
     except openai.APIStatusError as exc:
         return status_failure(
             exc.status_code,
@@ -60,6 +60,18 @@ async def call_openai(client: openai.AsyncOpenAI, kwargs: dict[str, Any]) -> Cal
         )
     except (openai.APIConnectionError, openai.APITimeoutError) as exc:
         return transport_failure(exc, started=started, max_retries=client.max_retries)
+    try:
+        return _outcome(raw.parse(), raw, started)
+    except Exception as exc:  # the SDK reads a body it cannot parse lazily: any error is the body's
+        return invalid_body_failure(
+            exc, status=raw.http_response.status_code, started=started, expected="a chat completion"
+        )
+
+
+def _outcome(completion: ChatCompletion, raw: Any, started: float) -> CallOutcome:
+    """A completion's columns; raises when the body is not a chat completion (no choices)."""
+    if not isinstance(completion, ChatCompletion) or not isinstance(completion.choices, list):
+        raise TypeError(f"got {type(completion).__name__} without a list of choices")
     latency = (time.perf_counter() - started) * 1000
     choice = completion.choices[0] if completion.choices else None
     message = choice.message if choice else None

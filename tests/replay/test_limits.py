@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
-from evalpipe.replay.limits import Budget
+from evalpipe.replay.limits import Budget, RateLimiter
 
 
 def test_acquire_within_the_cap_and_refuses_past_it_with_nothing_in_flight() -> None:
@@ -38,3 +39,44 @@ def test_acquire_waits_for_a_pessimistic_reservation_to_settle() -> None:
 def test_no_limit_always_admits() -> None:
     budget = Budget(None)
     assert all(asyncio.run(budget.acquire(1e6)) for _ in range(3))
+
+
+def _starts(limiter: RateLimiter, tokens: list[int]) -> list[float]:
+    """When each acquire returned (monotonic seconds from the first call)."""
+
+    async def scenario() -> list[float]:
+        t0 = time.monotonic()
+        out = []
+        for n in tokens:
+            await limiter.acquire(n)
+            out.append(time.monotonic() - t0)
+        return out
+
+    return asyncio.run(scenario())
+
+
+def test_rate_limiter_never_lets_a_window_hold_more_than_rpm_starts() -> None:
+    # a 0.4-s period stands in for the minute (the same code; tests/test_pipeline_limits.py
+    # checks real minutes at a server)
+    starts = _starts(RateLimiter(5, None, period_s=0.4), [1] * 12)
+    window = 0.4 + RateLimiter.SLACK_S
+    for i, t in enumerate(starts):
+        assert sum(1 for s in starts[i:] if s - t < window) <= 5
+    assert starts[4] < 0.1  # the first five at once: the window starts empty, not throttled
+    assert starts[5] >= window - 0.01
+
+
+def test_rate_limiter_holds_tpm_over_the_window() -> None:
+    limiter = RateLimiter(None, 100, period_s=0.3)
+    tokens = [40, 40, 40, 10, 90, 5]
+    starts = _starts(limiter, tokens)
+    window = 0.3 + RateLimiter.SLACK_S
+    for i, t in enumerate(starts):
+        in_window = [n for s, n in zip(starts[i:], tokens[i:], strict=True) if s - t < window]
+        assert sum(in_window) <= 100
+    assert starts[1] < 0.05 and starts[2] >= window - 0.01  # 80 fit, the third 40 waits
+
+
+def test_rate_limiter_caps_one_request_larger_than_tpm() -> None:
+    starts = _starts(RateLimiter(None, 50, period_s=0.2), [500])
+    assert starts[0] < 0.05  # alone it would never fit: it counts as the whole window
