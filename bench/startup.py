@@ -1,0 +1,204 @@
+"""Start-up cost and end-to-end speed of `evalpipe run`, against the fake provider.
+
+Prints one JSON line:
+
+- `seconds`: wall time of `evalpipe run` on 10 records × 2 arms (the whole command, Python's
+  start included; median of `--repeat`), `stage_seconds`: the sum of the stage timings its
+  manifest records, and `overhead_seconds` = the difference (goal ≤ 2 s);
+- `help_seconds`: median wall time of `evalpipe --help` (goal ≤ 0.3 s);
+- `e2e_seconds`: `evalpipe run` on 1,000 records × 2 arms of one model at `--latency-ms` (fixed)
+  and concurrency 64, the whole command; `reference_seconds`: a bare `AsyncOpenAI` loop sending
+  the same 2,000 requests with one semaphore of 64 (the loop alone, timed inside this process:
+  its imports and Python's start are not counted); `ratio` = e2e / reference (goal ≤ 1.3);
+  `max_in_flight` / `reference_max_in_flight`: the most requests in flight that the server saw
+  for each (the ratio counts only when both are ≤ 64).
+
+No Prefect API is configured, so the runs are in-process (no Prefect server). The fake provider
+runs in its own process, started before timing, as a real provider would be.
+
+    python bench/startup.py [--repeat 5] [--latency-ms 200] [--records 1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gzip
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from evalpipe.fake import serving
+
+DEMO = Path(__file__).resolve().parents[1] / "eval_sets" / "demo"
+MODEL = "gpt-4o-mini-2024-07-18"
+CONCURRENCY = 64
+
+
+def _logged(n: int) -> list[bytes]:
+    good = []
+    for line in gzip.open(DEMO / "traffic.jsonl.gz").read().splitlines():
+        try:  # the demo's one malformed line stays out
+            good += [line] if "request" in orjson.loads(line) else []
+        except orjson.JSONDecodeError:
+            continue
+    good = good[:n]
+    if len(good) < n:
+        raise SystemExit(f"the demo traffic has only {len(good)} usable records")
+    return good
+
+
+def _spec(folder: Path, root: str, n: int) -> Path:
+    (folder / "traffic.jsonl").write_bytes(b"\n".join(_logged(n)) + b"\n")
+    arm = {"provider": "openai", "model": MODEL, "base_url": f"{root}/v1"}
+    spec = {
+        "name": f"bench-{n}",
+        "traffic": {"path": "traffic.jsonl"},
+        "baseline": {"name": "prod", **arm, "compare_logged": False},
+        # a prompt-only change: both arms on one model share its concurrency
+        "candidates": [{"name": "warmer", **arm, "params": {"temperature": 0.7}}],
+        "checks": [{"name": "no_refusal", "type": "not_refusal"}],
+        "limits": {"default": {"concurrency": CONCURRENCY}},
+        "gate": {"min_n": 5},
+        "store": str(folder / "store"),
+        "report": {"out": str(folder / "reports")},
+    }
+    path = folder / "eval.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    return env
+
+
+def _timed_run(spec: Path) -> tuple[float, float]:
+    """(wall seconds of `evalpipe run`, sum of its stage timings)."""
+    store = spec.parent / "store"
+    subprocess.run(["rm", "-rf", str(store), str(spec.parent / "reports")], check=True)
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "evalpipe.cli", "run", str(spec)],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=spec.parent,
+    )
+    seconds = time.perf_counter() - started
+    if proc.returncode not in (0, 1, 2, 3):
+        raise SystemExit(f"evalpipe run failed ({proc.returncode}): {proc.stderr}")
+    manifest = json.loads(next((store / "runs").glob("*/manifest.json")).read_text())
+    return seconds, sum(manifest["timings"].values())
+
+
+def _help_seconds(repeat: int) -> float:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "evalpipe.cli", "--help"], capture_output=True, env=_env()
+        )
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+async def _bare_loop(root: str, lines: list[bytes]) -> float:
+    import openai
+
+    client = openai.AsyncOpenAI(
+        base_url=f"{root}/v1",
+        api_key="bench",
+        http_client=openai.DefaultAsyncHttpxClient(
+            limits=httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+        ),
+    )
+    sem = asyncio.Semaphore(CONCURRENCY)
+    bodies = []
+    for line in lines:
+        request = orjson.loads(line)["request"]
+        for temperature in (request.get("temperature"), 0.7):
+            bodies.append({**request, "model": MODEL, "temperature": temperature})
+
+    async def one(body: dict[str, Any]) -> None:
+        async with sem:
+            await client.chat.completions.create(**body)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(b) for b in bodies))
+    seconds = time.perf_counter() - started
+    await client.close()
+    return seconds
+
+
+def _max_in_flight(root: str) -> int:
+    seen = httpx.get(f"{root}/_fake/traffic").json()
+    return int(seen.get(MODEL, {}).get("max_in_flight", 0))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--latency-ms", type=float, default=200.0)
+    parser.add_argument("--records", type=int, default=1000)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="evalpipe-bench-") as tmp:
+        small, large = Path(tmp) / "small", Path(tmp) / "large"
+        small.mkdir()
+        large.mkdir()
+        with serving(latency_ms=20.0, jitter=0.0, subprocess=True) as root:
+            spec = _spec(small, root, 10)
+            _timed_run(spec)  # warm-up: bytecode and the page cache
+            runs = [_timed_run(spec) for _ in range(args.repeat)]
+        seconds = statistics.median(s for s, _ in runs)
+        stages = statistics.median(t for _, t in runs)
+        overhead = statistics.median(s - t for s, t in runs)
+        help_s = _help_seconds(args.repeat)
+
+        with serving(latency_ms=args.latency_ms, jitter=0.0, subprocess=True) as root:
+            reference = asyncio.run(_bare_loop(root, _logged(args.records)))
+            reference_peak = _max_in_flight(root)
+        with serving(latency_ms=args.latency_ms, jitter=0.0, subprocess=True) as root:
+            e2e, e2e_stages = _timed_run(_spec(large, root, args.records))
+            peak = _max_in_flight(root)
+
+    print(
+        json.dumps(
+            {
+                "seconds": round(seconds, 3),
+                "stage_seconds": round(stages, 3),
+                "overhead_seconds": round(overhead, 3),
+                "help_seconds": round(help_s, 3),
+                "e2e_seconds": round(e2e, 3),
+                "e2e_stage_seconds": round(e2e_stages, 3),
+                "reference_seconds": round(reference, 3),
+                "ratio": round(e2e / reference, 3),
+                "max_in_flight": peak,
+                "reference_max_in_flight": reference_peak,
+                "concurrency": CONCURRENCY,
+                "ratio_counts": peak <= CONCURRENCY and reference_peak <= CONCURRENCY,
+                "records": args.records,
+                "arms": 2,
+                "latency_ms": args.latency_ms,
+                "repeat": args.repeat,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
