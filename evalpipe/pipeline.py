@@ -19,22 +19,17 @@ import duckdb
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
-from evalpipe.errors import StoreError
 from evalpipe.replay.cache import ResponseCache
 from evalpipe.replay.limits import Budget
 from evalpipe.spec import BUILTIN_FAKE, Spec
 from evalpipe.store import (
     Run,
     find_runs,
-    read_rows,
-    read_table,
     update_catalog,
     write_json_atomic,
     write_table_atomic,
 )
-from evalpipe.tables import RAW_COLUMNS, RECORDS, RECORDS_LEAN, RESPONSES, SCORES
 
 if TYPE_CHECKING:  # the stages' own modules load when a stage runs (SDKs, SciPy, Jinja2)
     from evalpipe.gate.verdict import GateResult
@@ -120,20 +115,6 @@ def ingest_run(run: Run) -> dict[str, int]:
     return counts
 
 
-def read_records(run: Run, start: int = 0, stop: int | None = None) -> pa.Table:
-    """The run's records (rows `start` to `stop`), without the raw logged JSON no stage after
-    ingest reads: a RECORDS table whose `request_raw` / `response_raw` are null."""
-    path = run.path("records.parquet")
-    if not path.exists():
-        raise StoreError(f"{path} does not exist; has the ingest stage run?")
-    if stop is None:
-        stop = pq.ParquetFile(path).metadata.num_rows
-    table = read_rows(path, start, stop, columns=RECORDS_LEAN.names, schema=RECORDS_LEAN)
-    for name in RAW_COLUMNS:
-        table = table.append_column(RECORDS.field(name), pa.nulls(table.num_rows, pa.string()))
-    return table.select(RECORDS.names)
-
-
 # --- replay ------------------------------------------------------------------------------------
 
 
@@ -145,7 +126,7 @@ def partitions(run: Run) -> list[int]:
     """
     n = run.manifest().get("counts", {}).get("records")
     if n is None:
-        n = pq.ParquetFile(run.path("records.parquet")).metadata.num_rows
+        n = run.record_count()
     parts = list(range(max(1, -(-int(n) // PARTITION_SIZE))))
     if not run.stage_done("replay") and run.spec.mode != "canary":
         from evalpipe.replay.engine import Progress
@@ -188,13 +169,13 @@ def replay_run(run: Run, part: int | None = None) -> int:
 
     started = time.perf_counter()
     spec = run.spec
-    out_dir = run.path("responses")
+    out_dir = run.responses_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     budget = _replay_budget(run)
     parts = partitions(run) if part is None else [part]
     written = 0
     for p in parts:
-        chunk = read_records(run, p * PARTITION_SIZE, (p + 1) * PARTITION_SIZE)
+        chunk = run.read_records(p * PARTITION_SIZE, (p + 1) * PARTITION_SIZE)
         table = replay_records(
             chunk,
             spec,
@@ -219,14 +200,14 @@ def finish_replay(run: Run, seconds: float | None = None) -> None:
     with _budgets_lock:
         _budgets.pop((str(run.root), run.run_id), None)
     spec = run.spec
-    out_dir = run.path("responses")
+    out_dir = run.responses_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     if spec.mode == "canary" or (spec.baseline is not None and spec.baseline.compare_logged):
-        records = read_records(run)
+        records = run.read_records()
         write_table_atomic(
             logged_responses(records, run_id=run.run_id), out_dir / "part-logged-r0-p00000.parquet"
         )
-    responses = read_table(out_dir, RESPONSES)
+    responses = run.read_responses()
     with duckdb.connect() as con:
         con.register("r", responses)
         per_arm = (
@@ -264,14 +245,14 @@ def finish_replay(run: Run, seconds: float | None = None) -> None:
 def score_run(run: Run) -> int:
     """Score the run's responses into scores.parquet; returns its number of rows."""
     if run.stage_done("score"):
-        return int(read_table(run.path("scores.parquet"), SCORES).num_rows)
+        return int(run.read_scores().num_rows)
     from evalpipe.ingest import redact_pii
     from evalpipe.score import score_responses
 
     started = time.perf_counter()
     spec = run.spec
-    records = read_records(run)
-    responses = read_table(run.path("responses"), RESPONSES)
+    records = run.read_records()
+    responses = run.read_responses()
     spent = float(run.manifest().get("cost_usd", {}).get("total") or 0.0)
     budget = Budget(spec.budget_usd, spent)
 
@@ -288,7 +269,7 @@ def score_run(run: Run) -> int:
         redact=redact if spec.redact_pii.judges else None,
         on_progress=_emit,
     )
-    write_table_atomic(scores, run.path("scores.parquet"))
+    run.write_scores(scores)
     judge_cost = round(budget.spent - spent, 6)
     run.update_manifest(cost_usd={"judges": judge_cost, "total": round(budget.spent, 6)})
     run.mark_stage("score", time.perf_counter() - started)
@@ -304,14 +285,14 @@ def gate_run(run: Run) -> GateResult:
 
     started = time.perf_counter()
     spec = run.spec
-    records = read_records(run)
-    responses = read_table(run.path("responses"), RESPONSES)
-    scores = read_table(run.path("scores.parquet"), SCORES)
+    records = run.read_records()
+    responses = run.read_responses()
+    scores = run.read_scores()
     skipped = pc.sum(pc.equal(responses["error_type"], "BudgetExhausted")).as_py() or 0
     result = gate_scores(
         scores, responses, records, spec, run_id=run.run_id, budget_exhausted=skipped > 0
     )
-    write_table_atomic(result.table, run.path("gate.parquet"))
+    run.write_gate(result.table)
     run.update_manifest(
         verdict=result.verdict,
         exit_code=result.exit_code,
@@ -327,7 +308,7 @@ def load_gate(run: Run) -> GateResult:
     """The gate result of a finished run, rebuilt from its files (no statistics recomputed)."""
     from evalpipe.gate.verdict import CandidateVerdict, GateResult
 
-    table = read_table(run.path("gate.parquet"))
+    table = run.read_gate()
     m = run.manifest()
     cands = []
     for name, c in m.get("candidates", {}).items():
@@ -349,9 +330,9 @@ def report_run(run: Run, result: GateResult, *, out: str | None = None) -> Path:
         reports_root / run.run_id,
         gate=result,
         spec=spec,
-        records=read_records(run),
-        responses=read_table(run.path("responses"), RESPONSES),
-        scores=read_table(run.path("scores.parquet"), SCORES),
+        records=run.read_records(),
+        responses=run.read_responses(),
+        scores=run.read_scores(),
         manifest=run.manifest(),
     )
     write_json_atomic(orjson.loads(paths.verdict_json.read_bytes()), run.path("verdict.json"))

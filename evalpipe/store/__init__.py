@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 
 from evalpipe.errors import StoreError
 from evalpipe.spec import Spec
+from evalpipe.tables import GATE, RAW_COLUMNS, RECORDS, RECORDS_LEAN, RESPONSES, SCORES, conform
 from evalpipe.version import __version__
 
 __all__ = [
@@ -213,6 +214,52 @@ class Run:
 
     def path(self, name: str) -> Path:
         return self.dir / name
+
+    # --- the run's tables (schemas in tables.py) ----------------------------------------------
+
+    @property
+    def responses_dir(self) -> Path:
+        """Where replay writes its part files and journals."""
+        return self.path("responses")
+
+    def record_count(self) -> int:
+        """Rows of records.parquet (from its footer)."""
+        return int(pq.ParquetFile(self._existing("records.parquet", "ingest")).metadata.num_rows)
+
+    def read_records(self, start: int = 0, stop: int | None = None) -> pa.Table:
+        """Records `start` to `stop` without the raw logged JSON no stage after ingest reads:
+        a RECORDS table whose `request_raw` / `response_raw` are null. Reads only the row
+        groups that hold them (one per replay partition)."""
+        path = self._existing("records.parquet", "ingest")
+        if stop is None:
+            stop = pq.ParquetFile(path).metadata.num_rows
+        table = read_rows(path, start, stop, columns=RECORDS_LEAN.names, schema=RECORDS_LEAN)
+        for name in RAW_COLUMNS:
+            table = table.append_column(RECORDS.field(name), pa.nulls(table.num_rows, pa.string()))
+        return table.select(RECORDS.names)
+
+    def read_responses(self) -> pa.Table:
+        """Every response written so far (RESPONSES; empty before replay)."""
+        return read_table(self.responses_dir, RESPONSES)
+
+    def read_scores(self) -> pa.Table:
+        return read_table(self._existing("scores.parquet", "score"), SCORES)
+
+    def write_scores(self, table: pa.Table) -> None:
+        write_table_atomic(table, self.path("scores.parquet"))
+
+    def read_gate(self) -> pa.Table:
+        """The gate table (GATE; a run of an older evalpipe gets its missing columns as nulls)."""
+        return conform(read_table(self._existing("gate.parquet", "gate")), GATE)
+
+    def write_gate(self, table: pa.Table) -> None:
+        write_table_atomic(table, self.path("gate.parquet"))
+
+    def _existing(self, name: str, stage: str) -> Path:
+        path = self.path(name)
+        if not path.exists():
+            raise StoreError(f"{path} does not exist; has the {stage} stage run?")
+        return path
 
     # --- manifest ----------------------------------------------------------------------------
 
