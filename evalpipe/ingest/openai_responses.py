@@ -31,7 +31,7 @@ from evalpipe.ingest.records import (
     timestamp_us,
 )
 
-__all__ = ["OpenAIResponses", "responses_request", "responses_response"]
+__all__ = ["OpenAIResponses", "reassemble_stream", "responses_request", "responses_response"]
 
 _KNOWN: Final = frozenset(
     {
@@ -234,6 +234,124 @@ def responses_request(body: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     return request, issues
 
 
+# --- streamed recordings ---------------------------------------------------------------------
+
+# Events that carry the whole response; the last three end a stream.
+_SNAPSHOTS: Final = frozenset(
+    {
+        "response.created",
+        "response.in_progress",
+        "response.queued",
+        "response.completed",
+        "response.incomplete",
+        "response.failed",
+    }
+)
+_TERMINAL: Final = frozenset({"response.completed", "response.incomplete", "response.failed"})
+# delta / done events → (content part type, the part's text field)
+_PART_TEXT: Final = {
+    "response.output_text": ("output_text", "text"),
+    "response.refusal": ("refusal", "refusal"),
+}
+
+
+def is_stream(value: Any) -> bool:
+    """Whether a value is a streamed Responses recording: a list of ``response.*`` events."""
+    if not isinstance(value, list) or not value:
+        return False
+    return _event_type(value[0]).startswith("response.")
+
+
+def _event_type(event: Any) -> str:
+    if not isinstance(event, dict):
+        return ""
+    kind = event.get("type", event.get("event"))
+    return kind if isinstance(kind, str) else ""
+
+
+def _event(raw: Any, field: str) -> tuple[str, dict[str, Any]]:
+    """(type, payload) of one recorded event: the event itself, or an SSE ``{event, data}``."""
+    event = expect_dict(raw, field)
+    data = maybe_json(event.get("data"))
+    if isinstance(data, dict):
+        return _event_type(data) or _event_type(event), data
+    return _event_type(event), event
+
+
+def reassemble_stream(events: list[Any]) -> dict[str, Any]:
+    """One `response` from a streamed recording.
+
+    The terminal event (``response.completed``, ``.incomplete``, ``.failed``) carries the whole
+    response; without one, the output items are rebuilt from the ``output_item`` and delta events
+    over the last snapshot (``response.created``), and the response is ``completed`` only when
+    every item was finished (``response.output_item.done``).
+    """
+    snapshot: dict[str, Any] = {}
+    items: dict[int, dict[str, Any]] = {}
+    finished: set[int] = set()
+    error: dict[str, Any] | None = None
+    for i, raw in enumerate(events):
+        kind, event = _event(raw, f"response[{i}]")
+        if kind in _SNAPSHOTS and isinstance(event.get("response"), dict):
+            if kind in _TERMINAL:
+                return dict(event["response"])
+            snapshot = event["response"]
+        elif kind == "error":
+            error = {key: event.get(key) for key in ("code", "message", "param")}
+        else:
+            _apply_delta(items, finished, kind, event, f"response[{i}]")
+    out = dict(snapshot)
+    out["output"] = [items[k] for k in sorted(items)]
+    if error is not None:
+        out["status"], out["error"] = "failed", error
+    elif out.get("status") in (None, "queued", "in_progress"):
+        out["status"] = "completed" if finished >= items.keys() else "incomplete"
+    return out
+
+
+def _apply_delta(
+    items: dict[int, dict[str, Any]],
+    finished: set[int],
+    kind: str,
+    event: dict[str, Any],
+    field: str,
+) -> None:
+    """Fold one output event into the items being rebuilt, by `output_index`."""
+    index = event.get("output_index")
+    if not isinstance(index, int):
+        return
+    if kind in ("response.output_item.added", "response.output_item.done"):
+        item = dict(expect_dict(event.get("item"), f"{field}.item"))
+        item["content"] = list(
+            expect_list(item.get("content"), f"{field}.item.content", required=False)
+        )
+        items[index] = item
+        if kind.endswith(".done"):
+            finished.add(index)
+        return
+    item = items.setdefault(index, {"type": "message", "role": "assistant", "content": []})
+    stem, _, step = kind.rpartition(".")
+    if stem == "response.function_call_arguments":
+        text = event.get("delta") if step == "delta" else event.get("arguments")
+        if isinstance(text, str):
+            item["arguments"] = (str(item.get("arguments") or "") if step == "delta" else "") + text
+        return
+    content = item.setdefault("content", [])
+    position = event.get("content_index", 0)
+    if not isinstance(position, int) or not isinstance(content, list):
+        return
+    while len(content) <= position:
+        content.append({"type": "output_text", "text": ""})
+    if kind in ("response.content_part.added", "response.content_part.done"):
+        content[position] = dict(expect_dict(event.get("part"), f"{field}.part"))
+    elif stem in _PART_TEXT and step in ("delta", "done"):
+        part_type, key = _PART_TEXT[stem]
+        part = content[position] = {**content[position], "type": part_type}
+        text = event.get("delta") if step == "delta" else event.get(key)
+        if isinstance(text, str):
+            part[key] = (str(part.get(key) or "") if step == "delta" else "") + text
+
+
 def responses_response(response: Any, row: Row) -> list[dict[str, Any]]:
     """Fill the output columns from a Responses `response`; returns the output as messages."""
     response = expect_dict(response, "response")
@@ -339,9 +457,11 @@ class OpenAIResponses(Adapter):
     @staticmethod
     def sniff(obj: Any) -> bool:
         if not isinstance(obj, dict):
-            return False
+            return is_stream(obj)
         response = obj.get("response")
         if isinstance(response, dict) and response.get("object") == "response":
+            return True
+        if is_stream(response):
             return True
         request = obj.get("request")
         if isinstance(request, dict):
@@ -349,9 +469,9 @@ class OpenAIResponses(Adapter):
         return obj.get("object") == "response" and "output" in obj
 
     def convert(self, obj: Any, loc: Location) -> list[Row]:
+        if is_stream(obj) or (isinstance(obj, dict) and obj.get("object") == "response"):
+            obj = {"response": obj}  # a response (or its stream) logged without the request
         obj = expect_dict(obj, None)
-        if "request" not in obj and obj.get("object") == "response":
-            obj = {"response": obj}
         row: Row = {"provider": self.provider}
         metadata = envelope(obj, row)
         body = expect_dict(obj.get("request"), "request", required=False)
@@ -362,6 +482,8 @@ class OpenAIResponses(Adapter):
         output: list[dict[str, Any]] = []
         if response is not None:
             row["response_raw"] = json_text(response)
+            if is_stream(response):
+                response = reassemble_stream(response)
             output = responses_response(response, row)
         if row.get("timestamp") is None and isinstance(response, dict):
             created = response.get("created_at")
