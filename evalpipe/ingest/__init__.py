@@ -79,11 +79,13 @@ class IngestResult(NamedTuple):
     quarantine: pa.Table
     """Rejected input (schema `tables.QUARANTINE`): file, line, field, reason, raw (truncated)."""
     counts: dict[str, int]
-    """files, read (items), ingested, quarantined."""
+    """files, read (items), ingested, quarantined, skipped."""
     formats: dict[str, str]
     """Format detected (or forced) per file."""
     records_by_format: dict[str, int]
     """Records ingested per source format (a file of mixed formats counts under each)."""
+    skipped_by_reason: dict[str, int]
+    """Spans and observations left out on purpose, by reason (``not a generation`` …)."""
 
 
 class SelectedIngest(NamedTuple):
@@ -93,12 +95,14 @@ class SelectedIngest(NamedTuple):
     """Records written (after selection)."""
     quarantine: pa.Table
     counts: dict[str, int]
-    """files, read, ingested, quarantined, then the selection's out_of_window,
+    """files, read, ingested, quarantined, skipped, then the selection's out_of_window,
     duplicates_dropped, sampled_out, selected."""
     formats: dict[str, str]
     """Format detected (or forced) per file."""
     records_by_format: dict[str, int]
     """Records ingested per source format (a file of mixed formats counts under each)."""
+    skipped_by_reason: dict[str, int]
+    """Spans and observations left out on purpose, by reason (``not a generation`` …)."""
 
 
 class ParquetIngest(NamedTuple):
@@ -112,6 +116,8 @@ class ParquetIngest(NamedTuple):
     """Format detected (or forced) per file."""
     records_by_format: dict[str, int]
     """Records ingested per source format (a file of mixed formats counts under each)."""
+    skipped_by_reason: dict[str, int]
+    """Spans and observations left out on purpose, by reason (``not a generation`` …)."""
 
 
 def _no_records(path: str | Path, reader: Reader, quarantine: pa.Table) -> NoUsableRecordsError:
@@ -184,6 +190,7 @@ def ingest_selected(
         {k: int(v) for k, v in counts.items()},
         written.formats,
         written.records_by_format,
+        written.skipped_by_reason,
     )
 
 
@@ -230,15 +237,21 @@ def ingest_paths(
     records = pa.concat_tables(tables) if tables else RECORDS.empty_table()
     quarantine = reader.quarantine.to_table(redact=redact_quarantine)
     log.info(
-        "ingested %d records from %d files, %d quarantined",
+        "ingested %d records from %d files, %d quarantined, %d skipped",
         records.num_rows,
         len(reader.files),
         quarantine.num_rows,
+        reader.counts["skipped"],
     )
     if records.num_rows == 0:
         raise _no_records(path, reader, quarantine)
     return IngestResult(
-        records, quarantine, reader.counts, reader.formats, reader.records_by_format
+        records,
+        quarantine,
+        reader.counts,
+        reader.formats,
+        reader.records_by_format,
+        reader.skipped_by_reason,
     )
 
 
@@ -300,4 +313,11 @@ def ingest_to_parquet(
     quarantine = reader.quarantine.to_table(redact=redact_quarantine)
     if not parts:
         raise _no_records(path, reader, quarantine)
-    return ParquetIngest(parts, quarantine, reader.counts, reader.formats, reader.records_by_format)
+    return ParquetIngest(
+        parts,
+        quarantine,
+        reader.counts,
+        reader.formats,
+        reader.records_by_format,
+        reader.skipped_by_reason,
+    )

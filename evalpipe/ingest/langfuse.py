@@ -19,6 +19,7 @@ from evalpipe.ingest.records import (
     BadRecord,
     Location,
     Row,
+    Skipped,
     attributes_of,
     canonical_request,
     expect_dict,
@@ -341,25 +342,13 @@ class Langfuse(Adapter):
             "traceId" in obj or "startTime" in obj or "trace_id" in obj
         )
 
-    def convert(self, obj: Any, loc: Location) -> list[Row | BadRecord]:
-        out: list[Row | BadRecord] = []
-        for trace, obs in _observations(obj):
-            if obs.get("type") != "GENERATION":
-                continue
-            oid = id_text(obs.get("id"))
-            if oid is not None:
-                if oid in self._seen:
-                    continue
-                self._seen.add(oid)
-            try:
-                out.append(_generation(obs, trace))
-            except BadRecord as exc:
-                out.append(exc)
-        if not out and not isinstance(obj, dict | list):
+    def convert(self, obj: Any, loc: Location) -> list[Row | BadRecord | Skipped]:
+        if not isinstance(obj, dict | list):
             raise BadRecord(None, "expected an observation or a trace")
-        return out
+        out = [self._observation(obs, trace) for trace, obs in _observations(obj)]
+        return out or [Skipped("no observation")]
 
-    def read_parquet(self, path: Path) -> Iterator[tuple[Location, Row | BadRecord]]:
+    def read_parquet(self, path: Path) -> Iterator[tuple[Location, Row | BadRecord | Skipped]]:
         """Rows of a Langfuse Parquet export (observations table), batch by batch."""
         import pyarrow.parquet as pq
 
@@ -367,13 +356,21 @@ class Langfuse(Adapter):
         for batch in pq.ParquetFile(path).iter_batches(batch_size=5000):
             for obs in batch.to_pylist():
                 line += 1
-                loc = Location(str(path), line)
-                if obs.get("type") != "GENERATION":
-                    continue
-                try:
-                    yield loc, _generation(obs, {})
-                except BadRecord as exc:
-                    yield loc, exc
+                yield Location(str(path), line), self._observation(obs, {})
+
+    def _observation(self, obs: dict[str, Any], trace: dict[str, Any]) -> Row | BadRecord | Skipped:
+        """One observation: a GENERATION's row (or why it is bad); anything else is skipped."""
+        if obs.get("type") != "GENERATION":
+            return Skipped("not a generation")
+        oid = id_text(obs.get("id"))
+        if oid is not None:
+            if oid in self._seen:
+                return Skipped("repeated observation id")
+            self._seen.add(oid)
+        try:
+            return _generation(obs, trace)
+        except BadRecord as exc:
+            return exc
 
 
 def _observations(obj: Any) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:

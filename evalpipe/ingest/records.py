@@ -2,7 +2,9 @@
 
 An adapter turns one parsed input item (a JSON value) into canonical rows (dicts keyed by RECORDS
 column names) or raises `BadRecord` naming the field and the reason; the reader turns that into a
-quarantine row. Rows are collected column-wise by `RecordColumns`, never one table per record.
+quarantine row. What is left out on purpose (a span that is not a model call) is a `Skipped` with
+its reason, so every span and observation is counted. Rows are collected column-wise by
+`RecordColumns`, never one table per record.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ __all__ = [
     "Location",
     "RecordColumns",
     "Row",
+    "Skipped",
     "attributes_of",
     "canonical_request",
     "envelope",
@@ -64,6 +67,15 @@ class BadRecord(ValueError):
         super().__init__(f"{field or '-'}: {reason}")
 
 
+class Skipped:
+    """An input item left out on purpose (not a model call, a repeated id), counted by `reason`."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
 class Location:
     """Where an item came from: file and 1-based line (array element for a JSON array)."""
 
@@ -95,15 +107,16 @@ class Adapter:
         """Whether a parsed item looks like this format (used by auto-detection)."""
         return False
 
-    def convert(self, obj: Any, loc: Location) -> Sequence[Row | BadRecord]:
+    def convert(self, obj: Any, loc: Location) -> Sequence[Row | BadRecord | Skipped]:
         """Rows for one parsed item; raise `BadRecord` for one that cannot be used.
 
         An item holding many records (an OTLP document) may return a `BadRecord` in place of
-        each record that cannot be used, so that the others are kept.
+        each record that cannot be used, so that the others are kept, and a `Skipped` for each
+        span or observation it leaves out on purpose.
         """
         raise NotImplementedError
 
-    def finish(self) -> Iterable[tuple[Location, Row | BadRecord]]:
+    def finish(self) -> Iterable[tuple[Location, Row | BadRecord | Skipped]]:
         """Rows (or bad records) held back until every file was read; most adapters have none."""
         return ()
 

@@ -47,6 +47,8 @@ def test_observation_export(tmp_path: Path) -> None:
     rows = result.records.to_pylist()
     assert [r["record_id"] for r in rows] == ["o1", "o3"]  # the SPAN and the repeated o1 skipped
     assert result.quarantine.num_rows == 0
+    assert result.counts["skipped"] == 2
+    assert result.skipped_by_reason == {"not a generation": 1, "repeated observation id": 1}
     row = rows[0]
     request = orjson.loads(row["request"])
     assert request["system"] == "S"
@@ -93,3 +95,4 @@ def test_parquet_export(tmp_path: Path) -> None:
     result = ingest_paths(path)
     assert result.records["record_id"].to_pylist() == ["p1"]
     assert result.records["output_text"][0].as_py() == "answer"
+    assert result.skipped_by_reason == {"not a generation": 1}
