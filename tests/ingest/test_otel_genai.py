@@ -214,11 +214,12 @@ def test_every_span_is_ingested_quarantined_or_skipped_with_a_reason(tmp_path: P
         otel_span("g4", embed, name="embeddings text-embedding-3"),
         otel_span("g5", {"http.request.method": "POST"}, name="POST /v1/chat/completions"),
         otel_span("g6", bad),
+        "not a span",
     ]
     result = ingest_paths(write_jsonl(tmp_path / "s.jsonl", [otlp_document(*spans)]))
     assert (result.counts["ingested"], result.counts["quarantined"], result.counts["skipped"]) == (
         1,
-        1,
+        2,
         4,
     )
     assert result.skipped_by_reason == {"not a model call": 3, "not a GenAI span": 1}
