@@ -31,7 +31,15 @@ from evalpipe.ingest.records import (
     timestamp_us,
 )
 
-__all__ = ["OpenAIResponses", "reassemble_stream", "responses_request", "responses_response"]
+__all__ = [
+    "OpenAIResponses",
+    "reassemble_stream",
+    "responses_items",
+    "responses_output",
+    "responses_request",
+    "responses_response",
+    "responses_tools",
+]
 
 _KNOWN: Final = frozenset(
     {
@@ -85,14 +93,16 @@ def _parts(content: Any, field: str, issues: list[str]) -> list[dict[str, Any]]:
     return out
 
 
-def _items(raw: Any, issues: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
-    """(system texts, canonical messages) of a Responses `input`."""
+def responses_items(
+    raw: Any, issues: list[str], field: str = "request.input"
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """(system texts, canonical messages) of a Responses `input` (a string or a list of items)."""
     if isinstance(raw, str):
         return [], [{"role": "user", "content": [{"type": "text", "text": raw}]}]
     system: list[str] = []
     messages: list[dict[str, Any]] = []
-    for i, item in enumerate(expect_list(raw, "request.input")):
-        where = f"request.input[{i}]"
+    for i, item in enumerate(expect_list(raw, field)):
+        where = f"{field}[{i}]"
         item = expect_dict(item, where)
         kind = item.get("type", "message")
         if kind == "message":
@@ -148,7 +158,8 @@ def _append(messages: list[dict[str, Any]], role: str, parts: list[dict[str, Any
         messages.append({"role": role, "content": parts})
 
 
-def _tools(raw: Any, issues: list[str]) -> list[dict[str, Any]] | None:
+def responses_tools(raw: Any, issues: list[str]) -> list[dict[str, Any]] | None:
+    """Canonical tools of a Responses `tools` list (flat ``{type: function, name, parameters}``)."""
     if raw is None:
         return None
     out = []
@@ -206,7 +217,7 @@ def _text_format(text: Any) -> dict[str, Any] | None:
 def responses_request(body: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """The canonical request (as a dict) of a Responses body, and its replay issues."""
     issues: list[str] = []
-    system, messages = _items(body.get("input"), issues)
+    system, messages = responses_items(body.get("input"), issues)
     instructions = str_or_none(body.get("instructions"), "request.instructions")
     if instructions:
         system.insert(0, instructions)
@@ -214,7 +225,7 @@ def responses_request(body: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     request = {
         "system": "\n\n".join(system) if system else None,
         "messages": messages,
-        "tools": _tools(body.get("tools"), issues),
+        "tools": responses_tools(body.get("tools"), issues),
         "tool_choice": _tool_choice(body.get("tool_choice")),
         "response_format": _text_format(body.get("text")),
         "params": params_of(
@@ -352,6 +363,37 @@ def _apply_delta(
             part[key] = (str(part.get(key) or "") if step == "delta" else "") + text
 
 
+def responses_output(
+    output: Any, field: str = "response.output"
+) -> tuple[list[str], list[dict[str, Any]], bool]:
+    """(texts, tool calls, whether refused) of a Responses `output` item list."""
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    refusal = False
+    for i, item in enumerate(expect_list(output, field, required=False)):
+        item = expect_dict(item, f"{field}[{i}]")
+        kind = item.get("type")
+        if kind == "message":
+            for j, part in enumerate(
+                expect_list(item.get("content"), f"{field}[{i}].content", required=False)
+            ):
+                part = expect_dict(part, f"{field}[{i}].content[{j}]")
+                if part.get("type") == "output_text" and isinstance(part.get("text"), str):
+                    texts.append(part["text"])
+                elif part.get("type") == "refusal":
+                    refusal = True
+                    texts.append(str(part.get("refusal") or ""))
+        elif kind == "function_call":
+            calls.append(
+                {
+                    "id": id_text(item.get("call_id")),
+                    "name": str_or_none(item.get("name"), f"{field}[{i}].name"),
+                    "arguments": maybe_json(item.get("arguments")),
+                }
+            )
+    return texts, calls, refusal
+
+
 def responses_response(response: Any, row: Row) -> list[dict[str, Any]]:
     """Fill the output columns from a Responses `response`; returns the output as messages."""
     response = expect_dict(response, "response")
@@ -370,32 +412,7 @@ def responses_response(response: Any, row: Row) -> list[dict[str, Any]]:
             details.get("reasoning_tokens"),
             "response.usage.output_tokens_details.reasoning_tokens",
         )
-    texts: list[str] = []
-    calls: list[dict[str, Any]] = []
-    refusal = False
-    for i, item in enumerate(
-        expect_list(response.get("output"), "response.output", required=False)
-    ):
-        item = expect_dict(item, f"response.output[{i}]")
-        kind = item.get("type")
-        if kind == "message":
-            for j, part in enumerate(
-                expect_list(item.get("content"), f"response.output[{i}].content", required=False)
-            ):
-                part = expect_dict(part, f"response.output[{i}].content[{j}]")
-                if part.get("type") == "output_text" and isinstance(part.get("text"), str):
-                    texts.append(part["text"])
-                elif part.get("type") == "refusal":
-                    refusal = True
-                    texts.append(str(part.get("refusal") or ""))
-        elif kind == "function_call":
-            calls.append(
-                {
-                    "id": id_text(item.get("call_id")),
-                    "name": str_or_none(item.get("name"), f"response.output[{i}].name"),
-                    "arguments": maybe_json(item.get("arguments")),
-                }
-            )
+    texts, calls, refusal = responses_output(response.get("output"))
     row["output_text"] = "".join(texts)
     row["output_tool_calls"] = json_text(calls) if calls else None
     status = response.get("status")
