@@ -15,7 +15,7 @@ from typing import Any, Final, NamedTuple
 
 from evalpipe.ingest.openai_chat import chat_tools
 from evalpipe.ingest.openai_responses import responses_items, responses_output, responses_tools
-from evalpipe.ingest.records import BadRecord, expect_dict, json_text, maybe_json
+from evalpipe.ingest.records import BadRecord, expect_dict, expect_list, json_text, maybe_json
 
 __all__ = [
     "Conversation",
@@ -178,7 +178,9 @@ class _Builder:
         logged = msg.get("role") or msg.get("type")  # LangChain messages carry `type`
         role = _ROLES.get(logged) if isinstance(logged, str) else None
         content = loads(msg.get("content"))
-        if role == "system":
+        if isinstance(msg.get("parts"), list) and content is None:  # OTel semconv messages
+            self.parts(role or "user", msg["parts"])
+        elif role == "system":
             self.system.append(text_of(content))
         elif role == "tool":
             definition = None if "tool_call_id" in msg else _tool_definition(content)
@@ -187,7 +189,10 @@ class _Builder:
             else:  # a result keeps its text as logged, JSON or not
                 self._results(msg, msg.get("content"), legacy=logged == "function")
         elif role is not None:
-            self.turn(role, msg, content, field)
+            parts = self._parts(content)
+            if role == "assistant" and not any(p["type"] == "tool_call" for p in parts):
+                parts += _calls(msg)
+            self.turn(role, parts)
         elif isinstance(logged, str) and (logged in self._pending or "additional_kwargs" in msg):
             # LangChain.js logs a tool message with the tool's name as its role
             self._results({**msg, "name": logged}, msg.get("content"), legacy=False)
@@ -195,16 +200,41 @@ class _Builder:
             problem = "missing role" if logged is None else f"unknown role {logged!r}"
             raise BadRecord(f"{field}.role", problem[:80])
 
-    def turn(self, role: str, msg: dict[str, Any], content: Any, field: str) -> None:
-        parts = self._parts(content, field)
-        if role == "assistant" and not any(p["type"] == "tool_call" for p in parts):
-            parts += _calls(msg)
+    def turn(self, role: str, parts: list[dict[str, Any]]) -> None:
+        """One message of canonical parts; its tool calls wait for their results."""
+        if role == "system":
+            self.system.append(text_of(parts))
+            return
         for part in parts:
             if part["type"] == "tool_call":
                 self._pending.setdefault(part["name"], []).append(part["id"])
         self.messages.append({"role": role, "content": parts})
 
-    def _parts(self, content: Any, field: str) -> list[dict[str, Any]]:
+    def parts(self, role: str, parts: list[Any]) -> None:
+        """A message of OTel semconv or Gemini parts: each result a tool message, the rest a turn."""
+        turn: list[dict[str, Any]] = []
+        for part in parts:
+            if not isinstance(part, dict) or part.get("thought"):
+                continue
+            kind = part.get("type")
+            response = part.get("function_response", part)
+            if kind == "text" or (kind is None and isinstance(part.get("text"), str)):
+                turn.append(
+                    {"type": "text", "text": text_of(part.get("content", part.get("text")))}
+                )
+            elif kind == "tool_call_response" or "function_response" in part:
+                self.result(
+                    response.get("id"), response.get("name"), response.get("response"), False
+                )
+            elif (call := tool_call(part.get("function_call", part))) is not None:
+                turn.append(call)
+            elif kind not in _IGNORED_PARTS:
+                turn.append(dict(part))
+                self.issues.append(f"untranslatable: {kind or next(iter(part), '?')} content")
+        if turn:
+            self.turn(role, turn)
+
+    def _parts(self, content: Any) -> list[dict[str, Any]]:
         if content is None or content == "":
             return []
         if not isinstance(content, list):
@@ -325,24 +355,9 @@ def _gemini(value: dict[str, Any], issues: list[str]) -> Conversation:
     for i, content in enumerate(value["contents"]):
         content = expect_dict(content, f"input.contents[{i}]")
         role = "assistant" if content.get("role") == "model" else "user"
-        parts: list[dict[str, Any]] = []
-        for part in content.get("parts") or []:
-            if not isinstance(part, dict) or part.get("thought"):
-                continue
-            if isinstance(part.get("text"), str):
-                parts.append({"type": "text", "text": part["text"]})
-            elif (call := tool_call(part.get("function_call"))) is not None:
-                parts.append(call)
-            elif isinstance(response := part.get("function_response"), dict):
-                builder.result(
-                    response.get("id"), response.get("name"), response.get("response"), False
-                )
-            else:
-                kind = next(iter(part), "unknown")
-                parts.append(dict(part))
-                issues.append(f"untranslatable: {kind} content")
-        if parts:
-            builder.turn(role, {}, parts, f"input.contents[{i}]")
+        builder.parts(
+            role, expect_list(content.get("parts"), f"input.contents[{i}].parts", required=False)
+        )
     tools = [
         {
             "name": str(decl.get("name") or ""),
@@ -401,10 +416,13 @@ def framework_output(value: Any) -> tuple[str | None, list[dict[str, Any]], Any]
         return json_text(value), [], None
     value = _unwrap(value)
     content = value.get("content", value.get("text", value.get("output")))
-    if isinstance(content, dict) and isinstance(content.get("parts"), list):  # Gemini response
-        parts = [p for p in content["parts"] if isinstance(p, dict) and not p.get("thought")]
-        value = {**value, "tool_calls": [p.get("function_call") for p in parts]}
-        content = [p for p in parts if isinstance(p.get("text"), str)]
+    parts = content.get("parts") if isinstance(content, dict) else value.get("parts")
+    if isinstance(parts, list):  # an OTel semconv message, or a Gemini response's content
+        builder = _Builder([])
+        builder.parts("assistant", parts)
+        said = builder.messages[-1]["content"] if builder.messages else []
+        value = {**value, "tool_calls": [p for p in said if p["type"] == "tool_call"]}
+        content = [p for p in said if p["type"] == "text"]
     calls = [{k: c[k] for k in ("id", "name", "arguments")} for c in _calls(value)]
     finish = finish or next(
         (value[k] for k in ("finish_reason", "stop_reason", "finishReason") if value.get(k)), None

@@ -287,18 +287,26 @@ def _events(
         if isinstance(body, dict):
             attrs = {**attrs, **body}
         field = f"events[{i}]"
-        if name == "gen_ai.content.prompt":
-            for j, msg in enumerate(
-                expect_list(_json(attrs.get("gen_ai.prompt")), field, required=False)
-            ):
+        prompt, completion = (
+            _json(attrs.get("gen_ai.prompt")),
+            _json(attrs.get("gen_ai.completion")),
+        )
+        if name == "gen_ai.content.prompt" and isinstance(prompt, str):
+            # openlit joins the messages into one "role: content" text: the roles are lost
+            messages.append({"role": "user", "content": [{"type": "text", "text": prompt}]})
+            issues.append("untranslatable: prompt logged as flat text")
+        elif name == "gen_ai.content.prompt":
+            for j, msg in enumerate(expect_list(prompt, field, required=False)):
                 if isinstance(msg, dict):
                     role, parts = _openai_like(msg, f"{field}[{j}]")
                     if role == "system":
                         system.append("".join(p.get("text", "") for p in parts))
                     else:
                         _add_message(messages, role, parts, f"{field}.gen_ai.prompt[{j}].role")
+        elif name == "gen_ai.content.completion" and isinstance(completion, str):
+            choices.append({"role": "assistant", "content": completion})
         elif name == "gen_ai.content.completion":
-            for msg in expect_list(_json(attrs.get("gen_ai.completion")), field, required=False):
+            for msg in expect_list(completion, field, required=False):
                 if isinstance(msg, dict):
                     choices.append(msg)
         elif name in ("gen_ai.system.message", "gen_ai.developer.message"):

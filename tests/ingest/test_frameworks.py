@@ -225,3 +225,35 @@ def test_tool_result_before_its_call_keeps_its_id() -> None:
         _result("call_9", "order 42: shipped"),
         _text("user", "Thanks! And order 43?"),
     ]
+
+
+def test_semconv_parts_messages_as_langfuse_passes_them_on() -> None:
+    # Langfuse keeps gen_ai.input.messages / gen_ai.output.messages as the input and output
+    logged = [
+        {"role": "system", "parts": [{"type": "text", "content": "Be brief."}]},
+        {"role": "user", "parts": [{"type": "text", "content": "Order 42?"}]},
+        {
+            "role": "assistant",
+            "parts": [{"type": "tool_call", "id": "c1", "name": "lookup", "arguments": {"id": 42}}],
+        },
+        {
+            "role": "tool",
+            "parts": [{"type": "tool_call_response", "id": "c1", "response": "shipped"}],
+        },
+    ]
+    found = framework_input(logged, [])
+    assert found is not None
+    assert found.system == ["Be brief."]
+    assert found.messages == [
+        _text("user", "Order 42?"),
+        {"role": "assistant", "content": [_call("c1", "lookup", {"id": 42})]},
+        _result("c1", "shipped"),
+    ]
+    output = [
+        {
+            "role": "assistant",
+            "parts": [{"type": "text", "content": "It shipped."}],
+            "finish_reason": "stop",
+        }
+    ]
+    assert framework_output(output) == ("It shipped.", [], "stop")

@@ -223,3 +223,28 @@ def test_every_span_is_ingested_quarantined_or_skipped_with_a_reason(tmp_path: P
         4,
     )
     assert result.skipped_by_reason == {"not a model call": 3, "not a GenAI span": 1}
+
+
+def test_prompt_logged_as_flat_text_is_kept_but_not_replayable(tmp_path: Path) -> None:
+    # openlit joins the messages into one "role: content" text on the gen_ai.content.prompt event
+    events = [
+        {
+            "name": "gen_ai.content.prompt",
+            "attributes": [otlp_attribute("gen_ai.prompt", "system: Be brief.\nuser: Hi there")],
+        },
+        {
+            "name": "gen_ai.content.completion",
+            "attributes": [otlp_attribute("gen_ai.completion", "Hello!")],
+        },
+    ]
+    attrs = {**OTEL_CHAT, "gen_ai.prompt": "system: Be brief.\nuser: Hi there"}
+    attrs["gen_ai.completion"] = "Hello!"
+    doc = otlp_document(otel_span("h1", attrs, events=events))
+    result = ingest_paths(write_jsonl(tmp_path / "s.jsonl", [doc]))
+    assert result.quarantine.num_rows == 0, result.quarantine.to_pylist()
+    row = result.records.to_pylist()[0]
+    assert (row["replayable"], row["replay_issue"]) == (
+        False,
+        "untranslatable: prompt logged as flat text",
+    )
+    assert row["output_text"] == "Hello!"
