@@ -37,6 +37,7 @@ from evalpipe.ingest.records import (
     int_or_none,
     json_text,
     params_of,
+    read_params,
     timestamp_us,
 )
 
@@ -78,7 +79,7 @@ def _usage(obs: dict[str, Any], row: Row) -> None:
         )
 
 
-# Canonical parameters and the modelParameters keys frameworks log them under, in precedence order.
+# The modelParameters keys frameworks log canonical parameters under, in precedence order.
 _SLOTS: Final = {
     "max_tokens": (
         "max_completion_tokens",
@@ -93,73 +94,20 @@ _SLOTS: Final = {
     "stop": ("stop", "stop_sequences", "stopSequences"),
     "seed": ("seed",),
 }
-_NULLS: Final = frozenset({"", "null", "none", "undefined"})
-
-
-def _number(value: Any) -> float | None:
-    """A finite number, from a number or its text ("0.7"); None when it is neither."""
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    number = float(value)
-    return number if number - number == 0 else None
-
-
-def _count(value: Any) -> int | None:
-    """A non-negative integer (max_tokens, seed), from a number or its text; else None."""
-    number = _number(value)
-    return int(number) if number is not None and number.is_integer() and number >= 0 else None
-
-
-def _stop(value: Any) -> list[str] | None:
-    value = loads(value)
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list) and all(isinstance(s, str) for s in value):
-        return list(value)
-    return None
-
-
-_READERS: Final = {
-    "max_tokens": _count,
-    "temperature": _number,
-    "top_p": _number,
-    "stop": _stop,
-    "seed": _count,
-}
 
 
 def _parameters(raw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """(canonical parameters, the rest as logged) of an observation's modelParameters.
 
-    Langfuse keeps parameter values as strings ("0.7", "false", "null"): a canonical parameter
-    is read where its meaning is certain, "null" and "" are absent, and anything else (framework
-    settings, a value that is not a number) stays in `extra` as logged.
+    Langfuse keeps parameter values as strings ("0.7", "false", "null"); `read_params` reads the
+    canonical ones where their meaning is certain and leaves the rest as logged.
     """
     parameters = loads(raw)
     if parameters is None:
         return {}, {}
     if not isinstance(parameters, dict):
         return {}, {"modelParameters": parameters}
-    logged = {
-        key: value
-        for key, value in parameters.items()
-        if value is not None and not (isinstance(value, str) and value.strip().lower() in _NULLS)
-    }
-    slots: dict[str, Any] = {}
-    used: set[str] = set()
-    for slot, keys in _SLOTS.items():
-        for key in keys:
-            if key in logged and slot not in slots:
-                value = _READERS[slot](logged[key])
-                if value is not None:
-                    slots[slot] = value
-                    used.add(key)
-    return slots, {key: value for key, value in logged.items() if key not in used}
+    return read_params(parameters, _SLOTS)
 
 
 def _generation(obs: dict[str, Any], trace: dict[str, Any]) -> Row:

@@ -29,8 +29,8 @@ from evalpipe.ingest.records import (
     int_or_none,
     json_text,
     maybe_json,
-    num_or_none,
     params_of,
+    read_params,
 )
 
 __all__ = ["OtelGenAI", "otlp_value"]
@@ -56,6 +56,15 @@ _OTHER_OPERATIONS: Final = frozenset(
 )
 _OTHER_REQUEST_TYPES: Final = frozenset({"embedding", "rerank"})  # openllmetry's llm.request.type
 _MESSAGE_KEYS: Final = ("gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.prompt")
+_REQUEST: Final = "gen_ai.request."
+# Canonical parameters by their gen_ai.request.* names; the other request attributes go to extra.
+_PARAMS: Final = {
+    "max_tokens": ("max_tokens",),
+    "temperature": ("temperature",),
+    "top_p": ("top_p",),
+    "stop": ("stop_sequences",),
+    "seed": ("seed",),
+}
 _PROMPT_KEY = re.compile(r"^gen_ai\.(prompt|completion)\.(\d+)\.(.+)$")
 _FUNCTION_KEY = re.compile(r"^llm\.request\.functions\.(\d+)\.(.+)$")
 _CONTENT_PREFIXES: Final = ("gen_ai.prompt.", "gen_ai.completion.", "llm.request.functions.")
@@ -470,17 +479,17 @@ def _request(
     messages: list[dict[str, Any]],
     issues: list[str],
 ) -> None:
-    """The canonical request and its replayability (no messages: ``no_content_captured``)."""
-    stop = _first(attrs, "gen_ai.request.stop_sequences")
-    extra = {
-        key.removeprefix("gen_ai.request."): attrs[key]
-        for key in (
-            "gen_ai.request.frequency_penalty",
-            "gen_ai.request.presence_penalty",
-            "gen_ai.request.top_k",
-        )
-        if attrs.get(key) is not None
+    """The canonical request and its replayability (no messages: ``no_content_captured``).
+
+    Every ``gen_ai.request.*`` attribute is a logged parameter: the canonical ones are read where
+    their meaning is certain (`read_params`), the rest kept in ``params.extra`` as logged.
+    """
+    logged = {
+        key.removeprefix(_REQUEST): value
+        for key, value in attrs.items()
+        if key.startswith(_REQUEST) and key != "gen_ai.request.model"
     }
+    params, extra = read_params(logged, _PARAMS)
     request = {
         "system": "\n\n".join(system) if system else None,
         "messages": messages,
@@ -488,17 +497,11 @@ def _request(
         "tool_choice": None,
         "response_format": None,
         "params": params_of(
-            max_tokens=int_or_none(
-                attrs.get("gen_ai.request.max_tokens"), "gen_ai.request.max_tokens"
-            ),
-            temperature=num_or_none(
-                attrs.get("gen_ai.request.temperature"), "gen_ai.request.temperature"
-            ),
-            top_p=num_or_none(attrs.get("gen_ai.request.top_p"), "gen_ai.request.top_p"),
-            stop=[str(s) for s in stop]
-            if isinstance(stop, list)
-            else ([stop] if isinstance(stop, str) else []),
-            seed=int_or_none(attrs.get("gen_ai.request.seed"), "gen_ai.request.seed"),
+            max_tokens=params.get("max_tokens"),
+            temperature=params.get("temperature"),
+            top_p=params.get("top_p"),
+            stop=params.get("stop", []),
+            seed=params.get("seed"),
             extra=extra,
         ),
     }

@@ -39,6 +39,7 @@ __all__ = [
     "maybe_json",
     "num_or_none",
     "params_of",
+    "read_params",
     "sha256_hex",
     "stop_list",
     "str_or_none",
@@ -319,6 +320,77 @@ def stop_list(value: Any, field: str) -> list[str]:
     if isinstance(value, list) and all(isinstance(s, str) for s in value):
         return list(value)
     raise BadRecord(field, "expected a string or a list of strings")
+
+
+# --- logged parameters -------------------------------------------------------------------------
+
+_NULL_TEXTS: Final = frozenset({"", "null", "none", "undefined"})
+
+
+def _number(value: Any) -> float | None:
+    """A finite number, from a number or its text ("0.7"); None when it is neither."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if number - number == 0 else None
+
+
+def _count(value: Any) -> int | None:
+    """A non-negative integer (max_tokens, seed), from a number or its text; else None."""
+    number = _number(value)
+    return int(number) if number is not None and number.is_integer() and number >= 0 else None
+
+
+def _stop(value: Any) -> list[str] | None:
+    value = maybe_json(value)
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(s, str) for s in value):
+        return list(value)
+    return None
+
+
+_READERS: Final = {
+    "max_tokens": _count,
+    "temperature": _number,
+    "top_p": _number,
+    "stop": _stop,
+    "seed": _count,
+}
+
+
+def read_params(
+    logged: Mapping[str, Any], names: Mapping[str, Sequence[str]]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(canonical parameters, the rest as logged) of parameters an observability tool logged.
+
+    Such tools keep values as text ("0.7", "false", "null"). Each canonical parameter in `names`
+    (``max_tokens``, ``temperature``, ``top_p``, ``stop``, ``seed``) is read from the first of its
+    logged names whose value means it for certain; null, "null" and "" are absent; anything
+    else (framework settings, ``max_tokens: -1``, ``temperature: "hot"``) stays as logged, for
+    replay to send only what the target API accepts.
+    """
+    present = {
+        key: value
+        for key, value in logged.items()
+        if value is not None
+        and not (isinstance(value, str) and value.strip().lower() in _NULL_TEXTS)
+    }
+    params: dict[str, Any] = {}
+    used: set[str] = set()
+    for name, keys in names.items():
+        for key in keys:
+            if key in present and name not in params:
+                value = _READERS[name](present[key])
+                if value is not None:
+                    params[name] = value
+                    used.add(key)
+    return params, {key: value for key, value in present.items() if key not in used}
 
 
 # --- metadata ------------------------------------------------------------------------------------

@@ -248,3 +248,28 @@ def test_prompt_logged_as_flat_text_is_kept_but_not_replayable(tmp_path: Path) -
         "untranslatable: prompt logged as flat text",
     )
     assert row["output_text"] == "Hello!"
+
+
+def test_request_attributes_that_mean_unset_do_not_cost_the_span(tmp_path: Path) -> None:
+    # openlit logs what was not sent as seed "" and max_tokens -1, and stop_sequences []
+    attrs = {
+        **OTEL_CHAT,
+        "gen_ai.input.messages": _messages(USER_PARTS),
+        "gen_ai.request.seed": "",
+        "gen_ai.request.max_tokens": -1,
+        "gen_ai.request.stop_sequences": [],
+        "gen_ai.request.temperature": "0.4",
+        "gen_ai.request.choice.count": 1,
+    }
+    result = ingest_paths(
+        write_jsonl(tmp_path / "s.jsonl", [otlp_document(otel_span("i1", attrs))])
+    )
+    assert result.quarantine.num_rows == 0, result.quarantine.to_pylist()
+    params = orjson.loads(result.records["request"][0].as_py())["params"]
+    assert (params["seed"], params["max_tokens"], params["temperature"], params["stop"]) == (
+        None,
+        None,
+        0.4,
+        [],
+    )
+    assert params["extra"] == {"max_tokens": -1, "choice.count": 1}
