@@ -147,7 +147,7 @@ def _request(row: Row, obs: dict[str, Any]) -> None:
             extra=extra,
         ),
     }
-    if found.messages:
+    if found.messages or found.system:
         row["request"], row["request_sha256"] = canonical_request(request)
     else:
         row["request"] = canonical_request(request)[0]
@@ -166,6 +166,9 @@ def _output(row: Row, obs: dict[str, Any]) -> None:
     output = obs.get("output")
     row["response_raw"] = json_text(output) if output is not None else None
     text, calls, finish = framework_output(output)
+    if finish is None:  # the Vercel AI SDK's finish reason lands among the parameters
+        parameters = loads(obs.get("modelParameters"))
+        finish = parameters.get("finishReason") if isinstance(parameters, dict) else None
     row["output_text"] = text
     row["output_tool_calls"] = json_text(calls) if calls else None
     if obs.get("level") == "ERROR":

@@ -506,7 +506,7 @@ def _request(
         ),
     }
     row["request"], sha = canonical_request(request)
-    if not messages:
+    if not messages and not system:
         issues.insert(0, "no_content_captured")
     else:
         row["request_sha256"] = sha

@@ -264,3 +264,17 @@ def test_langchain_tool_definitions_logged_as_tool_messages(tmp_path: Path) -> N
             "parameters": {"type": "object", "properties": {"id": {"type": "integer"}}},
         }
     ]
+
+
+def test_system_only_input_is_content(tmp_path: Path) -> None:
+    # a planner call (CrewAI) sends its whole prompt as one system message
+    row = _one(tmp_path, _obs("p1", input=[{"role": "system", "content": "Plan the tasks."}]))
+    assert (row["replayable"], row["replay_issue"]) == (True, None)
+    assert row["request_sha256"] is not None
+    assert _request(row)["system"] == "Plan the tasks."
+
+
+def test_vercel_finish_reason_is_read_from_model_parameters(tmp_path: Path) -> None:
+    parameters = {"maxTokens": "512", "finishReason": "tool-calls", "maxRetries": "2"}
+    row = _one(tmp_path, _obs("v1", modelParameters=parameters, output="calling a tool"))
+    assert row["finish_reason"] == "tool_calls"

@@ -273,3 +273,16 @@ def test_request_attributes_that_mean_unset_do_not_cost_the_span(tmp_path: Path)
         [],
     )
     assert params["extra"] == {"max_tokens": -1, "choice.count": 1}
+
+
+def test_system_instructions_alone_are_content(tmp_path: Path) -> None:
+    attrs = {
+        **OTEL_CHAT,
+        "gen_ai.system_instructions": _messages([{"type": "text", "content": "S"}]),
+    }
+    result = ingest_paths(
+        write_jsonl(tmp_path / "s.jsonl", [otlp_document(otel_span("j1", attrs))])
+    )
+    row = result.records.to_pylist()[0]
+    assert (row["replayable"], row["replay_issue"]) == (True, None)
+    assert row["request_sha256"] is not None
