@@ -285,3 +285,17 @@ def test_bare_event_list_is_kept_but_not_replayable(tmp_path: Path) -> None:
     assert (row["record_id"], row["output_text"]) == ("resp_b", "Let me check.")
     assert (row["replayable"], row["replay_issue"]) == (False, "no_content_captured")
     assert (row["model"], row["response_model"]) == (None, "gpt-4.1-mini-2025-04-14")
+
+
+def test_streamed_events_recorded_as_sse_event_and_data() -> None:
+    rec = _record("resp_e", "weather?")
+    rec["response"] = [
+        {"event": event["type"], "data": orjson.dumps(event).decode()}
+        for event in _events("resp_e")
+    ]
+    row = OpenAIResponses().convert(rec, Location("f", 1))[0]
+    assert (row["record_id"], row["output_text"], row["input_tokens"]) == (
+        "resp_e",
+        "Let me check.",
+        12,
+    )
