@@ -36,7 +36,6 @@ from evalpipe.ingest.records import (
     id_text,
     int_or_none,
     json_text,
-    params_of,
     read_params,
     timestamp_us,
 )
@@ -96,18 +95,12 @@ _SLOTS: Final = {
 }
 
 
-def _parameters(raw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(canonical parameters, the rest as logged) of an observation's modelParameters.
-
-    Langfuse keeps parameter values as strings ("0.7", "false", "null"); `read_params` reads the
-    canonical ones where their meaning is certain and leaves the rest as logged.
-    """
+def _parameters(raw: Any) -> dict[str, Any]:
+    """The canonical `params` of an observation's modelParameters (often text: "0.7", "null")."""
     parameters = loads(raw)
-    if parameters is None:
-        return {}, {}
-    if not isinstance(parameters, dict):
-        return {}, {"modelParameters": parameters}
-    return read_params(parameters, _SLOTS)
+    if parameters is not None and not isinstance(parameters, dict):
+        parameters = {"modelParameters": parameters}
+    return read_params(parameters or {}, _SLOTS)
 
 
 def _generation(obs: dict[str, Any], trace: dict[str, Any]) -> Row:
@@ -131,21 +124,13 @@ def _request(row: Row, obs: dict[str, Any]) -> None:
         messages = [{"role": "user", "content": [{"type": "text", "text": text}]}] if text else []
         found = Conversation([], messages, [], {})
     tools = wrapper_tools(found.wrapper, issues)
-    slots, extra = _parameters(obs.get("modelParameters"))
     request = {
         "system": "\n\n".join(found.system) if found.system else None,
         "messages": found.messages,
         "tools": [*tools, *found.tools] or None,
         "tool_choice": chat_tool_choice(found.wrapper),
         "response_format": None,
-        "params": params_of(
-            max_tokens=slots.get("max_tokens"),
-            temperature=slots.get("temperature"),
-            top_p=slots.get("top_p"),
-            stop=slots.get("stop", []),
-            seed=slots.get("seed"),
-            extra=extra,
-        ),
+        "params": _parameters(obs.get("modelParameters")),
     }
     if found.messages or found.system:
         row["request"], row["request_sha256"] = canonical_request(request)

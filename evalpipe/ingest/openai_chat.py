@@ -26,6 +26,7 @@ from evalpipe.ingest.records import (
     json_text,
     maybe_json,
     num_or_none,
+    openai_usage,
     params_of,
     stop_list,
     str_or_none,
@@ -344,25 +345,6 @@ def _finish(value: Any) -> str | None:
     return _FINISH.get(str(value), "other")
 
 
-def _usage(usage: Any, row: Row) -> None:
-    usage = expect_dict(usage, "response.usage", required=False)
-    row["input_tokens"] = int_or_none(usage.get("prompt_tokens"), "response.usage.prompt_tokens")
-    row["output_tokens"] = int_or_none(
-        usage.get("completion_tokens"), "response.usage.completion_tokens"
-    )
-    details = usage.get("prompt_tokens_details")
-    if isinstance(details, dict):
-        row["cached_input_tokens"] = int_or_none(
-            details.get("cached_tokens"), "response.usage.prompt_tokens_details.cached_tokens"
-        )
-    details = usage.get("completion_tokens_details")
-    if isinstance(details, dict):
-        row["reasoning_tokens"] = int_or_none(
-            details.get("reasoning_tokens"),
-            "response.usage.completion_tokens_details.reasoning_tokens",
-        )
-
-
 def _reassemble(chunks: list[Any]) -> dict[str, Any]:
     """One chat.completion from a streamed list of chat.completion.chunk objects."""
     out: dict[str, Any] = {"object": "chat.completion"}
@@ -440,7 +422,7 @@ def chat_response(response: Any, row: Row) -> None:
     row["system_fingerprint"] = str_or_none(
         response.get("system_fingerprint"), "response.system_fingerprint"
     )
-    _usage(response.get("usage"), row)
+    openai_usage(response.get("usage"), row, inputs="prompt_tokens", outputs="completion_tokens")
     choices = expect_list(response.get("choices"), "response.choices", required=False)
     if not choices:
         row.setdefault("status", "ok")
@@ -657,7 +639,7 @@ def _fast(obj: dict[str, Any]) -> Row | None:
     ):
         return None
     row: Row = {"provider": "openai"}
-    _usage(response.get("usage"), row)
+    openai_usage(response.get("usage"), row, inputs="prompt_tokens", outputs="completion_tokens")
     timestamp = timestamp_us(obj.get("timestamp"), "")
     if timestamp is None:
         created = response.get("created")

@@ -26,6 +26,7 @@ from evalpipe.ingest.records import (
     json_text,
     maybe_json,
     num_or_none,
+    openai_usage,
     params_of,
     str_or_none,
     timestamp_us,
@@ -398,20 +399,7 @@ def responses_response(response: Any, row: Row) -> list[dict[str, Any]]:
     """Fill the output columns from a Responses `response`; returns the output as messages."""
     response = expect_dict(response, "response")
     row["response_model"] = str_or_none(response.get("model"), "response.model")
-    usage = expect_dict(response.get("usage"), "response.usage", required=False)
-    row["input_tokens"] = int_or_none(usage.get("input_tokens"), "response.usage.input_tokens")
-    row["output_tokens"] = int_or_none(usage.get("output_tokens"), "response.usage.output_tokens")
-    details = usage.get("input_tokens_details")
-    if isinstance(details, dict):
-        row["cached_input_tokens"] = int_or_none(
-            details.get("cached_tokens"), "response.usage.input_tokens_details.cached_tokens"
-        )
-    details = usage.get("output_tokens_details")
-    if isinstance(details, dict):
-        row["reasoning_tokens"] = int_or_none(
-            details.get("reasoning_tokens"),
-            "response.usage.output_tokens_details.reasoning_tokens",
-        )
+    openai_usage(response.get("usage"), row, inputs="input_tokens", outputs="output_tokens")
     texts, calls, refusal = responses_output(response.get("output"))
     row["output_text"] = "".join(texts)
     row["output_tool_calls"] = json_text(calls) if calls else None

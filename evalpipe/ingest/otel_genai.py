@@ -29,7 +29,6 @@ from evalpipe.ingest.records import (
     int_or_none,
     json_text,
     maybe_json,
-    params_of,
     read_params,
 )
 
@@ -489,21 +488,13 @@ def _request(
         for key, value in attrs.items()
         if key.startswith(_REQUEST) and key != "gen_ai.request.model"
     }
-    params, extra = read_params(logged, _PARAMS)
     request = {
         "system": "\n\n".join(system) if system else None,
         "messages": messages,
         "tools": _tools(attrs),
         "tool_choice": None,
         "response_format": None,
-        "params": params_of(
-            max_tokens=params.get("max_tokens"),
-            temperature=params.get("temperature"),
-            top_p=params.get("top_p"),
-            stop=params.get("stop", []),
-            seed=params.get("seed"),
-            extra=extra,
-        ),
+        "params": read_params(logged, _PARAMS),
     }
     row["request"], sha = canonical_request(request)
     if not messages and not system:

@@ -38,6 +38,7 @@ __all__ = [
     "labels_of",
     "maybe_json",
     "num_or_none",
+    "openai_usage",
     "params_of",
     "read_params",
     "sha256_hex",
@@ -322,6 +323,21 @@ def stop_list(value: Any, field: str) -> list[str]:
     raise BadRecord(field, "expected a string or a list of strings")
 
 
+def openai_usage(usage: Any, row: Row, *, inputs: str, outputs: str) -> None:
+    """Token columns from an OpenAI ``usage`` object (chat: ``prompt_tokens`` / ``completion_tokens``,
+    Responses: ``input_tokens`` / ``output_tokens``), cached and reasoning tokens in their details."""
+    usage = expect_dict(usage, "response.usage", required=False)
+    row["input_tokens"] = int_or_none(usage.get(inputs), f"response.usage.{inputs}")
+    row["output_tokens"] = int_or_none(usage.get(outputs), f"response.usage.{outputs}")
+    for column, side, key in (
+        ("cached_input_tokens", inputs, "cached_tokens"),
+        ("reasoning_tokens", outputs, "reasoning_tokens"),
+    ):
+        details = usage.get(f"{side}_details")
+        if isinstance(details, dict):
+            row[column] = int_or_none(details.get(key), f"response.usage.{side}_details.{key}")
+
+
 # --- logged parameters -------------------------------------------------------------------------
 
 _NULL_TEXTS: Final = frozenset({"", "null", "none", "undefined"})
@@ -364,16 +380,14 @@ _READERS: Final = {
 }
 
 
-def read_params(
-    logged: Mapping[str, Any], names: Mapping[str, Sequence[str]]
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(canonical parameters, the rest as logged) of parameters an observability tool logged.
+def read_params(logged: Mapping[str, Any], names: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    """The canonical `params` of parameters an observability tool logged.
 
     Such tools keep values as text ("0.7", "false", "null"). Each canonical parameter in `names`
     (``max_tokens``, ``temperature``, ``top_p``, ``stop``, ``seed``) is read from the first of its
     logged names whose value means it for certain; null, "null" and "" are absent; anything
-    else (framework settings, ``max_tokens: -1``, ``temperature: "hot"``) stays as logged, for
-    replay to send only what the target API accepts.
+    else (framework settings, ``max_tokens: -1``, ``temperature: "hot"``) stays in ``extra`` as
+    logged, for replay to send only what the target API accepts.
     """
     present = {
         key: value
@@ -390,7 +404,14 @@ def read_params(
                 if value is not None:
                     params[name] = value
                     used.add(key)
-    return params, {key: value for key, value in present.items() if key not in used}
+    return params_of(
+        max_tokens=params.get("max_tokens"),
+        temperature=params.get("temperature"),
+        top_p=params.get("top_p"),
+        stop=params.get("stop", []),
+        seed=params.get("seed"),
+        extra={key: value for key, value in present.items() if key not in used},
+    )
 
 
 # --- metadata ------------------------------------------------------------------------------------

@@ -144,3 +144,22 @@ OTEL_CHAT: dict[str, Any] = {
     "gen_ai.request.max_tokens": 100,
     "gen_ai.conversation.id": "conv_1",
 }
+
+
+# --- canonical messages ----------------------------------------------------------------------
+
+
+def text_message(role: str, text: str) -> dict[str, Any]:
+    """A canonical message of one text part."""
+    return {"role": role, "content": [{"type": "text", "text": text}]}
+
+
+def tool_call_part(cid: str, name: str, arguments: Any) -> dict[str, Any]:
+    """A canonical tool_call part."""
+    return {"type": "tool_call", "id": cid, "name": name, "arguments": arguments}
+
+
+def tool_result_message(cid: str | None, content: str) -> dict[str, Any]:
+    """A canonical tool message holding one tool_result."""
+    part = {"type": "tool_result", "tool_call_id": cid, "content": content, "is_error": False}
+    return {"role": "tool", "content": [part]}

@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
 from evalpipe.ingest.frameworks import framework_input, framework_output
-
-
-def _text(role: str, text: str) -> dict[str, Any]:
-    return {"role": role, "content": [{"type": "text", "text": text}]}
-
-
-def _call(cid: str, name: str, arguments: Any) -> dict[str, Any]:
-    return {"type": "tool_call", "id": cid, "name": name, "arguments": arguments}
-
-
-def _result(cid: str | None, content: str) -> dict[str, Any]:
-    part = {"type": "tool_result", "tool_call_id": cid, "content": content, "is_error": False}
-    return {"role": "tool", "content": [part]}
+from tests.ingest.helpers import text_message, tool_call_part, tool_result_message
 
 
 def test_vercel_ai_sdk_prompt_messages() -> None:
@@ -68,24 +54,24 @@ def test_vercel_ai_sdk_prompt_messages() -> None:
     assert found is not None and issues == []
     assert found.system == ["You are a weather bot."]
     assert found.messages == [
-        _text("user", "Paris and Rome?"),
+        text_message("user", "Paris and Rome?"),
         {
             "role": "assistant",
             "content": [
                 {"type": "text", "text": ""},
-                _call("call_a", "weather", {"city": "Paris"}),
-                _call("call_b", "weather", {"city": "Rome"}),
+                tool_call_part("call_a", "weather", {"city": "Paris"}),
+                tool_call_part("call_b", "weather", {"city": "Rome"}),
             ],
         },
-        _result("call_a", "21"),
-        _result("call_b", '{"c":24}'),
+        tool_result_message("call_a", "21"),
+        tool_result_message("call_b", '{"c":24}'),
     ]
 
 
 def test_vercel_prompt_without_messages() -> None:
     found = framework_input('{"system": "Be brief.", "prompt": "Hi"}', [])
     assert found is not None
-    assert (found.system, found.messages) == (["Be brief."], [_text("user", "Hi")])
+    assert (found.system, found.messages) == (["Be brief."], [text_message("user", "Hi")])
 
 
 def test_vercel_output_with_tool_calls_as_a_json_string() -> None:
@@ -129,9 +115,9 @@ def test_openinference_message_wrappers() -> None:
     assert found is not None
     assert found.system == ["Answer from the docs."]
     assert found.messages == [
-        _text("user", "What is RAG?"),
-        {"role": "assistant", "content": [_call("c1", "search", {})]},
-        _result("c1", "3 documents"),
+        text_message("user", "What is RAG?"),
+        {"role": "assistant", "content": [tool_call_part("c1", "search", {})]},
+        tool_result_message("c1", "3 documents"),
     ]
     output = [{"message": {"role": "assistant", "content": "Retrieval-augmented generation."}}]
     assert framework_output(output)[0] == "Retrieval-augmented generation."
@@ -190,9 +176,12 @@ def test_google_adk_llm_request_and_response() -> None:
     assert found is not None
     assert found.system == ["You are a weather agent."]
     assert found.messages == [
-        _text("user", "Weather in New York?"),
-        {"role": "assistant", "content": [_call("adk-1", "get_weather", {"city": "New York"})]},
-        _result("adk-1", '{"status":"success","report":"sunny"}'),
+        text_message("user", "Weather in New York?"),
+        {
+            "role": "assistant",
+            "content": [tool_call_part("adk-1", "get_weather", {"city": "New York"})],
+        },
+        tool_result_message("adk-1", '{"status":"success","report":"sunny"}'),
     ]
     assert found.tools == [
         {
@@ -222,8 +211,8 @@ def test_tool_result_before_its_call_keeps_its_id() -> None:
     found = framework_input(logged, [])
     assert found is not None
     assert found.messages == [
-        _result("call_9", "order 42: shipped"),
-        _text("user", "Thanks! And order 43?"),
+        tool_result_message("call_9", "order 42: shipped"),
+        text_message("user", "Thanks! And order 43?"),
     ]
 
 
@@ -245,9 +234,9 @@ def test_semconv_parts_messages_as_langfuse_passes_them_on() -> None:
     assert found is not None
     assert found.system == ["Be brief."]
     assert found.messages == [
-        _text("user", "Order 42?"),
-        {"role": "assistant", "content": [_call("c1", "lookup", {"id": 42})]},
-        _result("c1", "shipped"),
+        text_message("user", "Order 42?"),
+        {"role": "assistant", "content": [tool_call_part("c1", "lookup", {"id": 42})]},
+        tool_result_message("c1", "shipped"),
     ]
     output = [
         {

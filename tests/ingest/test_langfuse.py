@@ -10,7 +10,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from evalpipe.ingest import detect_format, ingest_paths
-from tests.ingest.helpers import write_jsonl
+from tests.ingest.helpers import (
+    text_message,
+    tool_call_part,
+    tool_result_message,
+    write_jsonl,
+)
 
 
 def _obs(oid: str, **extra: Any) -> dict[str, Any]:
@@ -177,31 +182,14 @@ def test_responses_item_list_input(tmp_path: Path) -> None:
     request = _request(row)
     assert request["system"] == "Use the tools."
     assert request["messages"] == [
-        {"role": "user", "content": [{"type": "text", "text": "Paris?"}]},
+        text_message("user", "Paris?"),
         {
             "role": "assistant",
-            "content": [
-                {
-                    "type": "tool_call",
-                    "id": "call_1",
-                    "name": "get_weather",
-                    "arguments": {"city": "Paris"},
-                }
-            ],
+            "content": [tool_call_part("call_1", "get_weather", {"city": "Paris"})],
         },
-        {
-            "role": "tool",
-            "content": [
-                {
-                    "type": "tool_result",
-                    "tool_call_id": "call_1",
-                    "content": "sunny",
-                    "is_error": False,
-                }
-            ],
-        },
-        {"role": "assistant", "content": [{"type": "text", "text": "Sunny."}]},
-        {"role": "user", "content": [{"type": "text", "text": "And tomorrow?"}]},
+        tool_result_message("call_1", "sunny"),
+        text_message("assistant", "Sunny."),
+        text_message("user", "And tomorrow?"),
     ]
     assert orjson.loads(row["output_tool_calls"]) == [
         {"id": "call_2", "name": "get_weather", "arguments": {}}
@@ -225,17 +213,7 @@ def test_langgraph_js_tool_message_role_is_the_tool_name(tmp_path: Path) -> None
     ]
     row = _one(tmp_path, _obs("g1", input=messages))
     request = _request(row)
-    assert request["messages"][2] == {
-        "role": "tool",
-        "content": [
-            {
-                "type": "tool_result",
-                "tool_call_id": "call_7",
-                "content": '{"status": "shipped"}',
-                "is_error": False,
-            }
-        ],
-    }
+    assert request["messages"][2] == tool_result_message("call_7", '{"status": "shipped"}')
     assert request["messages"][1]["content"][0]["arguments"] == {"id": 42}
 
 
