@@ -78,6 +78,22 @@ def _usage(obs: dict[str, Any], row: Row) -> None:
         )
 
 
+# Observation types (Langfuse v3 adds the agent-framework ones); only GENERATION is a model call.
+_OBSERVATION_TYPES: Final = frozenset(
+    {
+        "GENERATION",
+        "SPAN",
+        "EVENT",
+        "AGENT",
+        "TOOL",
+        "CHAIN",
+        "RETRIEVER",
+        "EVALUATOR",
+        "EMBEDDING",
+        "GUARDRAIL",
+    }
+)
+
 # The modelParameters keys frameworks log canonical parameters under, in precedence order.
 _SLOTS: Final = {
     "max_tokens": (
@@ -226,7 +242,7 @@ class Langfuse(Adapter):
             return True
         if isinstance(obj.get("trace"), dict):
             return True
-        return obj.get("type") in ("GENERATION", "SPAN", "EVENT") and (
+        return obj.get("type") in _OBSERVATION_TYPES and (
             "traceId" in obj or "startTime" in obj or "trace_id" in obj
         )
 

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from evalpipe.ingest import detect_format, ingest_paths
+from evalpipe.ingest.langfuse import Langfuse
 from tests.ingest.helpers import (
     text_message,
     tool_call_part,
@@ -256,3 +257,12 @@ def test_vercel_finish_reason_is_read_from_model_parameters(tmp_path: Path) -> N
     parameters = {"maxTokens": "512", "finishReason": "tool-calls", "maxRetries": "2"}
     row = _one(tmp_path, _obs("v1", modelParameters=parameters, output="calling a tool"))
     assert row["finish_reason"] == "tool_calls"
+
+
+def test_langfuse_v3_observation_types_are_recognised(tmp_path: Path) -> None:
+    # Langfuse v3 types beside GENERATION / SPAN / EVENT: AGENT, TOOL, CHAIN, RETRIEVER …
+    rows = [_obs(f"t{i}", type=kind) for i, kind in enumerate(["AGENT", "TOOL", "CHAIN"])]
+    path = write_jsonl(tmp_path / "obs.jsonl", [*rows, _obs("g1")])
+    assert all(Langfuse.sniff(row) for row in rows)
+    result = ingest_paths(path)
+    assert result.skipped_by_reason == {"not a generation": 3}
