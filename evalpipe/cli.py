@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -470,7 +469,7 @@ def ingest(
     Exits 0 when any record is usable (bad lines are quarantined, never lost), 4 when none is.
     """
     from evalpipe.gate.reasons import count
-    from evalpipe.ingest import Selection, ingest_selected, ingest_to_parquet, write_quarantine
+    from evalpipe.ingest import Selection, ingest_to_folder
 
     selection = Selection(
         window_start=_when(since, "--since"),
@@ -480,53 +479,33 @@ def ingest(
         stratify=tuple(stratify or ()),
         seed=seed,
     )
-    selecting = selection.active
-    if out_dir is not None:  # a second ingest into the same folder replaces the first
-        for stale in [*out_dir.glob("records/part-*.parquet"), out_dir / "quarantine.jsonl"]:
-            stale.unlink(missing_ok=True)
-    if not selecting:
-        # straight to Parquet part files (a scratch folder without --out): bounded memory,
-        # however large the logs
-        with tempfile.TemporaryDirectory(prefix="evalpipe-ingest-") as scratch:
-            target = out_dir / "records" if out_dir is not None else Path(scratch)
-            written = ingest_to_parquet(path, target, format=fmt)
-        quarantine, counts, formats = written.quarantine, written.counts, written.formats
-        by_format = written.records_by_format
-        kept = counts["ingested"]
-        steps: dict[str, int] = {}
-    else:
-        with tempfile.TemporaryDirectory(prefix="evalpipe-ingest-") as scratch:
-            target = out_dir / "records" if out_dir is not None else Path(scratch)
-            selected = ingest_selected(
-                path,
-                target / "part-00000.parquet",
-                format=fmt,
-                selection=selection,
-            )
-        quarantine, counts, formats = selected.quarantine, selected.counts, selected.formats
-        by_format = selected.records_by_format
-        kept, steps = selected.records, counts
-    kinds = ", ".join(f"{name} {n:,}" for name, n in sorted(by_format.items()))
+    # --out or not, records stream to Parquet parts (a scratch folder without --out): bounded
+    # memory, however large the logs
+    result = ingest_to_folder(path, out_dir, format=fmt, selection=selection)
+    counts = result.counts
+    kinds = ", ".join(f"{name} {n:,}" for name, n in sorted(result.records_by_format.items()))
+    why = sorted(result.skipped_by_reason.items(), key=lambda item: (-item[1], item[0]))
+    skipped = f"{counts['skipped']:,} skipped" + (
+        f" ({', '.join(f'{reason} {n:,}' for reason, n in why)})" if why else ""
+    )
     out.print(
-        f"{counts['ingested']:,} records ingested from {count(len(formats), 'file')} ({kinds}), "
-        f"{counts['quarantined']:,} quarantined",
+        f"{count(counts['ingested'], 'record')} ingested from {count(len(result.formats), 'file')} "
+        f"({kinds}), {counts['quarantined']:,} quarantined, {skipped}",
         soft_wrap=True,
     )
-    said = _selection_drops(steps)
-    if selecting:
-        out.print(f"{kept:,} records selected" + (f" ({', '.join(said)})" if said else ""))
+    if selection.active:
+        said = _selection_drops(counts)
+        out.print(
+            f"{result.records:,} records selected" + (f" ({', '.join(said)})" if said else "")
+        )
+    quarantine = result.quarantine
     for row in quarantine.slice(0, 20).to_pylist():
         where = f"{row['file']}:{row['line']}: {row['field'] or '-'}"
         err.print(f"  {where}: {row['reason']}", soft_wrap=True, markup=False)
     if quarantine.num_rows > 20:
         err.print(f"  … and {quarantine.num_rows - 20:,} more")
-    if out_dir is not None:
-        if quarantine.num_rows:
-            write_quarantine(quarantine, out_dir / "quarantine.jsonl")
-        out.print(
-            f"Wrote {out_dir / 'records'}"
-            + (f" and {out_dir / 'quarantine.jsonl'}" if quarantine.num_rows else "")
-        )
+    if result.written:
+        out.print("Wrote " + " and ".join(str(p) for p in result.written))
 
 
 @app.command("fake-provider")

@@ -110,7 +110,11 @@ def ingest_run(run: Run) -> dict[str, int]:
         qpath = write_quarantine(result.quarantine, run.quarantine_dir / f"{run.run_id}.jsonl")
         log.warning("%d input line(s) quarantined: %s", result.quarantine.num_rows, qpath)
     counts = {**result.counts, "records": result.records}
-    run.update_manifest(counts=counts, source_formats=result.records_by_format)
+    run.update_manifest(
+        counts=counts,
+        source_formats=result.records_by_format,
+        skipped_by_reason=result.skipped_by_reason,
+    )
     run.mark_stage("ingest", time.perf_counter() - started)
     return counts
 

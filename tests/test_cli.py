@@ -251,6 +251,28 @@ def test_ingest_bad_options_exit_4_with_one_line(
     assert "Traceback" not in proc.stderr and "(run with --debug" not in proc.stderr
 
 
+def test_ingest_says_what_it_skipped_and_why(tmp_path: Path) -> None:
+    generation = {
+        "id": "g1",
+        "type": "GENERATION",
+        "traceId": "t1",
+        "startTime": "2025-03-01T10:00:00Z",
+        "model": "gpt-4o-mini",
+        "input": [{"role": "user", "content": "hi"}],
+        "output": "hello",
+    }
+    rows = [generation, {**generation, "id": "s1", "type": "SPAN"}]
+    rows += [{**generation, "id": "s2", "type": "TOOL"}, generation]
+    (tmp_path / "obs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    proc = evalpipe("ingest", "obs.jsonl", "--out", "out", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        "1 record ingested from 1 file (langfuse@1 1), 0 quarantined, "
+        "3 skipped (not a generation 2, repeated observation id 1)"
+    ) in proc.stdout
+    assert [p.name for p in (tmp_path / "out" / "records").iterdir()] == ["part-00000.parquet"]
+
+
 def test_ingest_of_nothing_usable_exits_4(tmp_path: Path) -> None:
     (tmp_path / "empty.jsonl").write_text("")
     proc = evalpipe("ingest", "empty.jsonl", cwd=tmp_path)

@@ -2,7 +2,8 @@
 
 Users and flows import from here only: `ingest_paths` (path → records table),
 `ingest_to_parquet` (the same, written as part files with bounded memory), `ingest_selected`
-(ingest and select into one Parquet file, bounded memory), `select_records`
+(ingest and select into one Parquet file, bounded memory), `ingest_to_folder` (what
+``evalpipe ingest --out`` writes: records parts and quarantine.jsonl), `select_records`
 (window, dedupe, sample; `select_rows` for row numbers), `write_quarantine`, `detect_format`, `redact_pii`.
 """
 
@@ -11,8 +12,9 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Final, NamedTuple
 
 import orjson
 import pyarrow as pa
@@ -46,6 +48,7 @@ __all__ = [
     "detect_format",
     "ingest_paths",
     "ingest_selected",
+    "ingest_to_folder",
     "ingest_to_parquet",
     "redact_pii",
     "select_records",
@@ -56,6 +59,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+_PART: Final = "part-{:05d}.parquet"
+"""Name of the n-th records part file."""
+_PARTS: Final = "part-*.parquet"
 
 # Columns worth dictionary-encoding in Parquet; the JSON and text columns are all distinct.
 _DICTIONARY_COLUMNS = [
@@ -79,26 +86,32 @@ class IngestResult(NamedTuple):
     quarantine: pa.Table
     """Rejected input (schema `tables.QUARANTINE`): file, line, field, reason, raw (truncated)."""
     counts: dict[str, int]
-    """files, read (items), ingested, quarantined."""
+    """files, read (items), ingested, quarantined, skipped."""
     formats: dict[str, str]
     """Format detected (or forced) per file."""
     records_by_format: dict[str, int]
     """Records ingested per source format (a file of mixed formats counts under each)."""
+    skipped_by_reason: dict[str, int]
+    """Spans and observations left out on purpose, by reason (``not a generation`` …)."""
 
 
 class SelectedIngest(NamedTuple):
-    """What `ingest_selected` wrote."""
+    """What `ingest_selected` (or `ingest_to_folder`) wrote."""
 
     records: int
     """Records written (after selection)."""
     quarantine: pa.Table
     counts: dict[str, int]
-    """files, read, ingested, quarantined, then the selection's out_of_window,
+    """files, read, ingested, quarantined, skipped, then the selection's out_of_window,
     duplicates_dropped, sampled_out, selected."""
     formats: dict[str, str]
     """Format detected (or forced) per file."""
     records_by_format: dict[str, int]
     """Records ingested per source format (a file of mixed formats counts under each)."""
+    skipped_by_reason: dict[str, int]
+    """Spans and observations left out on purpose, by reason (``not a generation`` …)."""
+    written: tuple[Path, ...] = ()
+    """What `ingest_to_folder` wrote: the records folder, and quarantine.jsonl when any."""
 
 
 class ParquetIngest(NamedTuple):
@@ -112,6 +125,8 @@ class ParquetIngest(NamedTuple):
     """Format detected (or forced) per file."""
     records_by_format: dict[str, int]
     """Records ingested per source format (a file of mixed formats counts under each)."""
+    skipped_by_reason: dict[str, int]
+    """Spans and observations left out on purpose, by reason (``not a generation`` …)."""
 
 
 def _no_records(path: str | Path, reader: Reader, quarantine: pa.Table) -> NoUsableRecordsError:
@@ -184,6 +199,7 @@ def ingest_selected(
         {k: int(v) for k, v in counts.items()},
         written.formats,
         written.records_by_format,
+        written.skipped_by_reason,
     )
 
 
@@ -230,15 +246,21 @@ def ingest_paths(
     records = pa.concat_tables(tables) if tables else RECORDS.empty_table()
     quarantine = reader.quarantine.to_table(redact=redact_quarantine)
     log.info(
-        "ingested %d records from %d files, %d quarantined",
+        "ingested %d records from %d files, %d quarantined, %d skipped",
         records.num_rows,
         len(reader.files),
         quarantine.num_rows,
+        reader.counts["skipped"],
     )
     if records.num_rows == 0:
         raise _no_records(path, reader, quarantine)
     return IngestResult(
-        records, quarantine, reader.counts, reader.formats, reader.records_by_format
+        records,
+        quarantine,
+        reader.counts,
+        reader.formats,
+        reader.records_by_format,
+        reader.skipped_by_reason,
     )
 
 
@@ -275,7 +297,7 @@ def ingest_to_parquet(
         nonlocal writer, tmp, rows
         if writer is not None and tmp is not None:
             writer.close()
-            final = out / f"part-{len(parts):05d}.parquet"
+            final = out / _PART.format(len(parts))
             os.replace(tmp, final)
             parts.append(final)
         writer, tmp, rows = None, None, 0
@@ -283,7 +305,7 @@ def ingest_to_parquet(
     try:
         for batch in reader.batches():
             if writer is None:
-                tmp = out / f".part-{len(parts):05d}.parquet.tmp"
+                tmp = out / f".{_PART.format(len(parts))}.tmp"
                 writer = pq.ParquetWriter(
                     tmp, RECORDS, compression="zstd", use_dictionary=_DICTIONARY_COLUMNS
                 )
@@ -300,4 +322,63 @@ def ingest_to_parquet(
     quarantine = reader.quarantine.to_table(redact=redact_quarantine)
     if not parts:
         raise _no_records(path, reader, quarantine)
-    return ParquetIngest(parts, quarantine, reader.counts, reader.formats, reader.records_by_format)
+    return ParquetIngest(
+        parts,
+        quarantine,
+        reader.counts,
+        reader.formats,
+        reader.records_by_format,
+        reader.skipped_by_reason,
+    )
+
+
+def ingest_to_folder(
+    path: str | Path,
+    out: Path | None,
+    *,
+    format: str = "auto",
+    selection: Selection | None = None,
+    redact_quarantine: bool = True,
+) -> SelectedIngest:
+    """Ingest into ``out/records/`` (Parquet parts) and ``out/quarantine.jsonl``.
+
+    What ``evalpipe ingest --out`` writes: an earlier ingest into the same folder is replaced.
+    Without an active selection the parts stream out with bounded memory (`ingest_to_parquet`);
+    with one, the kept records are one part (`ingest_selected`). `out` None: the records go to a
+    scratch folder that is removed, for the counts alone.
+
+    Raises:
+        InputError, NoUsableRecordsError: as `ingest_paths`.
+    """
+    selection = selection or Selection()
+    with tempfile.TemporaryDirectory(prefix="evalpipe-ingest-") as scratch:
+        records_dir = out / "records" if out is not None else Path(scratch)
+        if out is not None:
+            for old in [*records_dir.glob(_PARTS), out / "quarantine.jsonl"]:
+                old.unlink(missing_ok=True)
+        if selection.active:
+            result = ingest_selected(
+                path,
+                records_dir / _PART.format(0),
+                format=format,
+                redact_quarantine=redact_quarantine,
+                selection=selection,
+            )
+        else:
+            parts = ingest_to_parquet(
+                path, records_dir, format=format, redact_quarantine=redact_quarantine
+            )
+            result = SelectedIngest(
+                parts.counts["ingested"],
+                parts.quarantine,
+                parts.counts,
+                parts.formats,
+                parts.records_by_format,
+                parts.skipped_by_reason,
+            )
+    if out is None:
+        return result
+    written = [records_dir]
+    if result.quarantine.num_rows:
+        written.append(write_quarantine(result.quarantine, out / "quarantine.jsonl"))
+    return result._replace(written=tuple(written))

@@ -26,6 +26,7 @@ from evalpipe.ingest.records import (
     json_text,
     maybe_json,
     num_or_none,
+    openai_usage,
     params_of,
     stop_list,
     str_or_none,
@@ -344,25 +345,6 @@ def _finish(value: Any) -> str | None:
     return _FINISH.get(str(value), "other")
 
 
-def _usage(usage: Any, row: Row) -> None:
-    usage = expect_dict(usage, "response.usage", required=False)
-    row["input_tokens"] = int_or_none(usage.get("prompt_tokens"), "response.usage.prompt_tokens")
-    row["output_tokens"] = int_or_none(
-        usage.get("completion_tokens"), "response.usage.completion_tokens"
-    )
-    details = usage.get("prompt_tokens_details")
-    if isinstance(details, dict):
-        row["cached_input_tokens"] = int_or_none(
-            details.get("cached_tokens"), "response.usage.prompt_tokens_details.cached_tokens"
-        )
-    details = usage.get("completion_tokens_details")
-    if isinstance(details, dict):
-        row["reasoning_tokens"] = int_or_none(
-            details.get("reasoning_tokens"),
-            "response.usage.completion_tokens_details.reasoning_tokens",
-        )
-
-
 def _reassemble(chunks: list[Any]) -> dict[str, Any]:
     """One chat.completion from a streamed list of chat.completion.chunk objects."""
     out: dict[str, Any] = {"object": "chat.completion"}
@@ -440,7 +422,7 @@ def chat_response(response: Any, row: Row) -> None:
     row["system_fingerprint"] = str_or_none(
         response.get("system_fingerprint"), "response.system_fingerprint"
     )
-    _usage(response.get("usage"), row)
+    openai_usage(response.get("usage"), row, inputs="prompt_tokens", outputs="completion_tokens")
     choices = expect_list(response.get("choices"), "response.choices", required=False)
     if not choices:
         row.setdefault("status", "ok")
@@ -627,6 +609,7 @@ def _fast_row(obj: dict[str, Any]) -> Row | None:
 
 
 def _fast(obj: dict[str, Any]) -> Row | None:
+    """The row of a plain chat turn, or None for anything the general path must read."""
     body = obj.get("request")
     response = obj.get("response")
     if (
@@ -637,6 +620,59 @@ def _fast(obj: dict[str, Any]) -> Row | None:
         or not _FAST_RESPONSE.issuperset(response)
     ):
         return None
+    request = _fast_request(body)
+    metadata = obj.get("metadata")
+    if metadata is None:
+        metadata = {}
+    elif type(metadata) is not dict:
+        return None
+    attributes = _fast_attributes(metadata)
+    answer = _fast_answer(response)
+    user = metadata.get("user_id") or body.get("user")
+    model_requested = body.get("model")
+    if (
+        request is None
+        or attributes is None
+        or answer is None
+        or (user is not None and type(user) is not str)
+        or (model_requested is not None and type(model_requested) is not str)
+    ):
+        return None
+    row: Row = {"provider": "openai"}
+    openai_usage(response.get("usage"), row, inputs="prompt_tokens", outputs="completion_tokens")
+    timestamp = timestamp_us(obj.get("timestamp"), "")
+    if timestamp is None:
+        created = response.get("created")
+        if type(created) is int or type(created) is float:
+            timestamp = timestamp_us(created, "")
+    text, sha = canonical_request(request)
+    content, finish, model, fingerprint = answer
+    row.update(
+        request=text,
+        request_sha256=sha,
+        model=model_requested,
+        request_raw=json_text(body),
+        response_raw=json_text(response),
+        timestamp=timestamp,
+        latency_ms=num_or_none(obj.get("latency_ms"), ""),
+        ttft_ms=None,
+        attributes=attributes or None,
+        labels=None,
+        session_id=metadata.get("session_id") or None,
+        user_id=user or None,
+        response_model=model,
+        system_fingerprint=fingerprint,
+        output_text=content or "",
+        output_tool_calls=None,
+        finish_reason=_finish(finish),
+        status="ok",
+        record_id=metadata.get("request_id") or id_text(response.get("id")),
+    )
+    return row
+
+
+def _fast_request(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The canonical request of text-only messages and plain sampling parameters, else None."""
     system: list[str] = []
     messages: list[dict[str, Any]] = []
     for msg in body["messages"]:
@@ -652,13 +688,11 @@ def _fast(obj: dict[str, Any]) -> Row | None:
             system.append(content)
         else:
             return None
-    if not messages:
+    seed = body.get("seed")
+    if not messages or (seed is not None and type(seed) is not int):
         return None
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    seed = body.get("seed")
-    if seed is not None and type(seed) is not int:
-        return None
-    request: dict[str, Any] = {
+    return {
         "system": "\n\n".join(system) if system else None,
         "messages": messages,
         "tools": None,
@@ -672,18 +706,21 @@ def _fast(obj: dict[str, Any]) -> Row | None:
             "seed": seed,
         },
     }
-    metadata = obj.get("metadata")
-    if metadata is None:
-        metadata = {}
-    elif type(metadata) is not dict:
-        return None
+
+
+def _fast_attributes(metadata: dict[str, Any]) -> list[tuple[str, str]] | None:
+    """Metadata as attributes when every value is a string, else None."""
     attributes = []
     for key, value in metadata.items():
         if type(value) is not str:
             return None
         attributes.append((key, value))
-    choices = response["choices"]
-    choice = choices[0]
+    return attributes
+
+
+def _fast_answer(response: dict[str, Any]) -> tuple[Any, Any, Any, Any] | None:
+    """(content, finish reason, model, fingerprint) of a text-only first choice, else None."""
+    choice = response["choices"][0]
     message = choice["message"]
     if (
         type(choice) is not dict
@@ -694,49 +731,12 @@ def _fast(obj: dict[str, Any]) -> Row | None:
     ):
         return None
     content = message.get("content")
-    if content is not None and type(content) is not str:
-        return None
     model = response.get("model")
     fingerprint = response.get("system_fingerprint")
-    if (model is not None and type(model) is not str) or (
-        fingerprint is not None and type(fingerprint) is not str
+    if (
+        (content is not None and type(content) is not str)
+        or (model is not None and type(model) is not str)
+        or (fingerprint is not None and type(fingerprint) is not str)
     ):
         return None
-    row: Row = {"provider": "openai"}
-    _usage(response.get("usage"), row)
-    timestamp = timestamp_us(obj.get("timestamp"), "")
-    if timestamp is None:
-        created = response.get("created")
-        if type(created) is int or type(created) is float:
-            timestamp = timestamp_us(created, "")
-    session = metadata.get("session_id")
-    user = metadata.get("user_id") or body.get("user")
-    if user is not None and type(user) is not str:
-        return None
-    request_id = metadata.get("request_id")
-    text, sha = canonical_request(request)
-    model_requested = body.get("model")
-    if model_requested is not None and type(model_requested) is not str:
-        return None
-    row.update(
-        request=text,
-        request_sha256=sha,
-        model=model_requested,
-        request_raw=json_text(body),
-        response_raw=json_text(response),
-        timestamp=timestamp,
-        latency_ms=num_or_none(obj.get("latency_ms"), ""),
-        ttft_ms=None,
-        attributes=attributes or None,
-        labels=None,
-        session_id=session or None,
-        user_id=user or None,
-        response_model=model,
-        system_fingerprint=fingerprint,
-        output_text=content or "",
-        output_tool_calls=None,
-        finish_reason=_finish(choice.get("finish_reason")),
-        status="ok",
-        record_id=request_id or id_text(response.get("id")),
-    )
-    return row
+    return content, choice.get("finish_reason"), model, fingerprint

@@ -26,12 +26,21 @@ from evalpipe.ingest.records import (
     json_text,
     maybe_json,
     num_or_none,
+    openai_usage,
     params_of,
     str_or_none,
     timestamp_us,
 )
 
-__all__ = ["OpenAIResponses", "responses_request", "responses_response"]
+__all__ = [
+    "OpenAIResponses",
+    "reassemble_stream",
+    "responses_items",
+    "responses_output",
+    "responses_request",
+    "responses_response",
+    "responses_tools",
+]
 
 _KNOWN: Final = frozenset(
     {
@@ -85,14 +94,16 @@ def _parts(content: Any, field: str, issues: list[str]) -> list[dict[str, Any]]:
     return out
 
 
-def _items(raw: Any, issues: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
-    """(system texts, canonical messages) of a Responses `input`."""
+def responses_items(
+    raw: Any, issues: list[str], field: str = "request.input"
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """(system texts, canonical messages) of a Responses `input` (a string or a list of items)."""
     if isinstance(raw, str):
         return [], [{"role": "user", "content": [{"type": "text", "text": raw}]}]
     system: list[str] = []
     messages: list[dict[str, Any]] = []
-    for i, item in enumerate(expect_list(raw, "request.input")):
-        where = f"request.input[{i}]"
+    for i, item in enumerate(expect_list(raw, field)):
+        where = f"{field}[{i}]"
         item = expect_dict(item, where)
         kind = item.get("type", "message")
         if kind == "message":
@@ -148,7 +159,8 @@ def _append(messages: list[dict[str, Any]], role: str, parts: list[dict[str, Any
         messages.append({"role": role, "content": parts})
 
 
-def _tools(raw: Any, issues: list[str]) -> list[dict[str, Any]] | None:
+def responses_tools(raw: Any, issues: list[str]) -> list[dict[str, Any]] | None:
+    """Canonical tools of a Responses `tools` list (flat ``{type: function, name, parameters}``)."""
     if raw is None:
         return None
     out = []
@@ -206,7 +218,7 @@ def _text_format(text: Any) -> dict[str, Any] | None:
 def responses_request(body: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """The canonical request (as a dict) of a Responses body, and its replay issues."""
     issues: list[str] = []
-    system, messages = _items(body.get("input"), issues)
+    system, messages = responses_items(body.get("input"), issues)
     instructions = str_or_none(body.get("instructions"), "request.instructions")
     if instructions:
         system.insert(0, instructions)
@@ -214,7 +226,7 @@ def responses_request(body: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     request = {
         "system": "\n\n".join(system) if system else None,
         "messages": messages,
-        "tools": _tools(body.get("tools"), issues),
+        "tools": responses_tools(body.get("tools"), issues),
         "tool_choice": _tool_choice(body.get("tool_choice")),
         "response_format": _text_format(body.get("text")),
         "params": params_of(
@@ -234,37 +246,139 @@ def responses_request(body: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     return request, issues
 
 
-def responses_response(response: Any, row: Row) -> list[dict[str, Any]]:
-    """Fill the output columns from a Responses `response`; returns the output as messages."""
-    response = expect_dict(response, "response")
-    row["response_model"] = str_or_none(response.get("model"), "response.model")
-    usage = expect_dict(response.get("usage"), "response.usage", required=False)
-    row["input_tokens"] = int_or_none(usage.get("input_tokens"), "response.usage.input_tokens")
-    row["output_tokens"] = int_or_none(usage.get("output_tokens"), "response.usage.output_tokens")
-    details = usage.get("input_tokens_details")
-    if isinstance(details, dict):
-        row["cached_input_tokens"] = int_or_none(
-            details.get("cached_tokens"), "response.usage.input_tokens_details.cached_tokens"
+# --- streamed recordings ---------------------------------------------------------------------
+
+# Events that carry the whole response; the last three end a stream.
+_SNAPSHOTS: Final = frozenset(
+    {
+        "response.created",
+        "response.in_progress",
+        "response.queued",
+        "response.completed",
+        "response.incomplete",
+        "response.failed",
+    }
+)
+_TERMINAL: Final = frozenset({"response.completed", "response.incomplete", "response.failed"})
+# delta / done events → (content part type, the part's text field)
+_PART_TEXT: Final = {
+    "response.output_text": ("output_text", "text"),
+    "response.refusal": ("refusal", "refusal"),
+}
+
+
+def is_stream(value: Any) -> bool:
+    """Whether a value is a streamed Responses recording: a list of ``response.*`` events."""
+    if not isinstance(value, list) or not value:
+        return False
+    return _event_type(value[0]).startswith("response.")
+
+
+def _event_type(event: Any) -> str:
+    if not isinstance(event, dict):
+        return ""
+    kind = event.get("type", event.get("event"))
+    return kind if isinstance(kind, str) else ""
+
+
+def _event(raw: Any, field: str) -> tuple[str, dict[str, Any]]:
+    """(type, payload) of one recorded event: the event itself, or an SSE ``{event, data}``."""
+    event = expect_dict(raw, field)
+    data = maybe_json(event.get("data"))
+    if isinstance(data, dict):
+        return _event_type(data) or _event_type(event), data
+    return _event_type(event), event
+
+
+def reassemble_stream(events: list[Any]) -> dict[str, Any]:
+    """One `response` from a streamed recording.
+
+    The terminal event (``response.completed``, ``.incomplete``, ``.failed``) carries the whole
+    response; without one, the output items are rebuilt from the ``output_item`` and delta events
+    over the last snapshot (``response.created``), and the response is ``completed`` only when
+    every item was finished (``response.output_item.done``).
+    """
+    snapshot: dict[str, Any] = {}
+    items: dict[int, dict[str, Any]] = {}
+    finished: set[int] = set()
+    error: dict[str, Any] | None = None
+    for i, raw in enumerate(events):
+        kind, event = _event(raw, f"response[{i}]")
+        if kind in _SNAPSHOTS and isinstance(event.get("response"), dict):
+            if kind in _TERMINAL:
+                return dict(event["response"])
+            snapshot = event["response"]
+        elif kind == "error":
+            error = {key: event.get(key) for key in ("code", "message", "param")}
+        else:
+            _apply_delta(items, finished, kind, event, f"response[{i}]")
+    out = dict(snapshot)
+    out["output"] = [items[k] for k in sorted(items)]
+    if error is not None:
+        out["status"], out["error"] = "failed", error
+    elif out.get("status") in (None, "queued", "in_progress"):
+        out["status"] = "completed" if finished >= items.keys() else "incomplete"
+    return out
+
+
+def _apply_delta(
+    items: dict[int, dict[str, Any]],
+    finished: set[int],
+    kind: str,
+    event: dict[str, Any],
+    field: str,
+) -> None:
+    """Fold one output event into the items being rebuilt, by `output_index`."""
+    index = event.get("output_index")
+    if not isinstance(index, int):
+        return
+    if kind in ("response.output_item.added", "response.output_item.done"):
+        item = dict(expect_dict(event.get("item"), f"{field}.item"))
+        item["content"] = list(
+            expect_list(item.get("content"), f"{field}.item.content", required=False)
         )
-    details = usage.get("output_tokens_details")
-    if isinstance(details, dict):
-        row["reasoning_tokens"] = int_or_none(
-            details.get("reasoning_tokens"),
-            "response.usage.output_tokens_details.reasoning_tokens",
-        )
+        items[index] = item
+        if kind.endswith(".done"):
+            finished.add(index)
+        return
+    item = items.setdefault(index, {"type": "message", "role": "assistant", "content": []})
+    stem, _, step = kind.rpartition(".")
+    if stem == "response.function_call_arguments":
+        text = event.get("delta") if step == "delta" else event.get("arguments")
+        if isinstance(text, str):
+            item["arguments"] = (str(item.get("arguments") or "") if step == "delta" else "") + text
+        return
+    content = item.setdefault("content", [])
+    position = event.get("content_index", 0)
+    if not isinstance(position, int) or not isinstance(content, list):
+        return
+    while len(content) <= position:
+        content.append({"type": "output_text", "text": ""})
+    if kind in ("response.content_part.added", "response.content_part.done"):
+        content[position] = dict(expect_dict(event.get("part"), f"{field}.part"))
+    elif stem in _PART_TEXT and step in ("delta", "done"):
+        part_type, key = _PART_TEXT[stem]
+        part = content[position] = {**content[position], "type": part_type}
+        text = event.get("delta") if step == "delta" else event.get(key)
+        if isinstance(text, str):
+            part[key] = (str(part.get(key) or "") if step == "delta" else "") + text
+
+
+def responses_output(
+    output: Any, field: str = "response.output"
+) -> tuple[list[str], list[dict[str, Any]], bool]:
+    """(texts, tool calls, whether refused) of a Responses `output` item list."""
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
     refusal = False
-    for i, item in enumerate(
-        expect_list(response.get("output"), "response.output", required=False)
-    ):
-        item = expect_dict(item, f"response.output[{i}]")
+    for i, item in enumerate(expect_list(output, field, required=False)):
+        item = expect_dict(item, f"{field}[{i}]")
         kind = item.get("type")
         if kind == "message":
             for j, part in enumerate(
-                expect_list(item.get("content"), f"response.output[{i}].content", required=False)
+                expect_list(item.get("content"), f"{field}[{i}].content", required=False)
             ):
-                part = expect_dict(part, f"response.output[{i}].content[{j}]")
+                part = expect_dict(part, f"{field}[{i}].content[{j}]")
                 if part.get("type") == "output_text" and isinstance(part.get("text"), str):
                     texts.append(part["text"])
                 elif part.get("type") == "refusal":
@@ -274,10 +388,19 @@ def responses_response(response: Any, row: Row) -> list[dict[str, Any]]:
             calls.append(
                 {
                     "id": id_text(item.get("call_id")),
-                    "name": str_or_none(item.get("name"), f"response.output[{i}].name"),
+                    "name": str_or_none(item.get("name"), f"{field}[{i}].name"),
                     "arguments": maybe_json(item.get("arguments")),
                 }
             )
+    return texts, calls, refusal
+
+
+def responses_response(response: Any, row: Row) -> list[dict[str, Any]]:
+    """Fill the output columns from a Responses `response`; returns the output as messages."""
+    response = expect_dict(response, "response")
+    row["response_model"] = str_or_none(response.get("model"), "response.model")
+    openai_usage(response.get("usage"), row, inputs="input_tokens", outputs="output_tokens")
+    texts, calls, refusal = responses_output(response.get("output"))
     row["output_text"] = "".join(texts)
     row["output_tool_calls"] = json_text(calls) if calls else None
     status = response.get("status")
@@ -339,9 +462,11 @@ class OpenAIResponses(Adapter):
     @staticmethod
     def sniff(obj: Any) -> bool:
         if not isinstance(obj, dict):
-            return False
+            return is_stream(obj)
         response = obj.get("response")
         if isinstance(response, dict) and response.get("object") == "response":
+            return True
+        if is_stream(response):
             return True
         request = obj.get("request")
         if isinstance(request, dict):
@@ -349,9 +474,9 @@ class OpenAIResponses(Adapter):
         return obj.get("object") == "response" and "output" in obj
 
     def convert(self, obj: Any, loc: Location) -> list[Row]:
+        if is_stream(obj) or (isinstance(obj, dict) and obj.get("object") == "response"):
+            obj = {"response": obj}  # a response (or its stream) logged without the request
         obj = expect_dict(obj, None)
-        if "request" not in obj and obj.get("object") == "response":
-            obj = {"response": obj}
         row: Row = {"provider": self.provider}
         metadata = envelope(obj, row)
         body = expect_dict(obj.get("request"), "request", required=False)
@@ -362,6 +487,8 @@ class OpenAIResponses(Adapter):
         output: list[dict[str, Any]] = []
         if response is not None:
             row["response_raw"] = json_text(response)
+            if is_stream(response):
+                response = reassemble_stream(response)
             output = responses_response(response, row)
         if row.get("timestamp") is None and isinstance(response, dict):
             created = response.get("created_at")

@@ -4,14 +4,17 @@ One item (a whole OTLP document, or one per line as the file exporter writes the
 per chat span. Content is read from whichever convention the instrumentation used: the current
 ``gen_ai.input.messages`` / ``gen_ai.output.messages`` / ``gen_ai.system_instructions``
 attributes, the older per-message events (``gen_ai.user.message`` … ``gen_ai.choice``), or the
-``gen_ai.prompt.N.*`` / ``gen_ai.completion.N.*`` attributes. A span with no content is kept, not
-replayable (``no_content_captured``). Spans that are not model calls (HTTP, tools, agents,
-embeddings) are skipped.
+``gen_ai.prompt.N.*`` / ``gen_ai.completion.N.*`` attributes; message attributes may hold a list,
+``{"messages": [...]}`` or one message. A span with no content is kept, not replayable
+(``no_content_captured``). A span whose ``gen_ai.operation.name`` the conventions do not define
+(``llm_call``) is a model call when it holds messages. Spans that are not model calls (HTTP,
+tools, agents, embeddings) are skipped, each counted with its reason.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any, ClassVar, Final
 
 from evalpipe.ingest.records import (
@@ -19,14 +22,14 @@ from evalpipe.ingest.records import (
     BadRecord,
     Location,
     Row,
+    Skipped,
     canonical_request,
     expect_dict,
     expect_list,
     int_or_none,
     json_text,
     maybe_json,
-    num_or_none,
-    params_of,
+    read_params,
 )
 
 __all__ = ["OtelGenAI", "otlp_value"]
@@ -46,6 +49,21 @@ _FINISH: Final = {
     "error": "error",
 }
 _CHAT_OPERATIONS: Final = frozenset({"chat", "text_completion", "generate_content", "completion"})
+# Operations of the GenAI conventions that are not one model call (tools, agents, embeddings).
+_OTHER_OPERATIONS: Final = frozenset(
+    {"embeddings", "execute_tool", "invoke_agent", "create_agent", "retrieval"}
+)
+_OTHER_REQUEST_TYPES: Final = frozenset({"embedding", "rerank"})  # openllmetry's llm.request.type
+_MESSAGE_KEYS: Final = ("gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.prompt")
+_REQUEST: Final = "gen_ai.request."
+# Canonical parameters by their gen_ai.request.* names; the other request attributes go to extra.
+_PARAMS: Final = {
+    "max_tokens": ("max_tokens",),
+    "temperature": ("temperature",),
+    "top_p": ("top_p",),
+    "stop": ("stop_sequences",),
+    "seed": ("seed",),
+}
 _PROMPT_KEY = re.compile(r"^gen_ai\.(prompt|completion)\.(\d+)\.(.+)$")
 _FUNCTION_KEY = re.compile(r"^llm\.request\.functions\.(\d+)\.(.+)$")
 _CONTENT_PREFIXES: Final = ("gen_ai.prompt.", "gen_ai.completion.", "llm.request.functions.")
@@ -172,6 +190,28 @@ def _semconv_parts(parts: Any, field: str, issues: list[str]) -> list[dict[str, 
     return out
 
 
+def _message_list(value: Any, field: str) -> list[Any]:
+    """Messages of a content attribute: a list, ``{"messages": [...]}``, or one message object."""
+    value = _json(value)
+    if value is None or isinstance(value, list):
+        return expect_list(value, field, required=False)
+    if isinstance(value, dict):
+        inner = _json(value.get("messages"))
+        if isinstance(inner, list):
+            return inner
+        if "role" in value or "parts" in value:
+            return [value]
+    raise BadRecord(field, "expected a list of messages")
+
+
+def _semconv_message(msg: Any, field: str, issues: list[str]) -> tuple[str, list[dict[str, Any]]]:
+    """Role and canonical parts of one message: semconv ``parts``, or OpenAI-style ``content``."""
+    msg = expect_dict(msg, field)
+    if "parts" not in msg and ("content" in msg or "tool_calls" in msg):
+        return _openai_like(msg, field)
+    return str(msg.get("role") or ""), _semconv_parts(msg.get("parts"), f"{field}.parts", issues)
+
+
 def _semconv(attrs: dict[str, Any], issues: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
     system: list[str] = []
     instructions = _json(attrs.get("gen_ai.system_instructions"))
@@ -179,16 +219,25 @@ def _semconv(attrs: dict[str, Any], issues: list[str]) -> tuple[list[str], list[
         parts = instructions if isinstance(instructions, list) else [instructions]
         system.append("".join(_text(p) for p in parts))
     messages: list[dict[str, Any]] = []
-    raw = _json(attrs.get("gen_ai.input.messages"))
-    for i, msg in enumerate(expect_list(raw, "gen_ai.input.messages", required=False)):
-        msg = expect_dict(msg, f"gen_ai.input.messages[{i}]")
-        role = msg.get("role")
-        parts = _semconv_parts(msg.get("parts"), f"gen_ai.input.messages[{i}].parts", issues)
+    field = "gen_ai.input.messages"
+    for i, msg in enumerate(_message_list(attrs.get(field), field)):
+        role, parts = _semconv_message(msg, f"{field}[{i}]", issues)
         if role in ("system", "developer"):
             system.append("".join(p.get("text", "") for p in parts))
         else:
-            _add_message(messages, role, parts, f"gen_ai.input.messages[{i}].role")
+            _add_message(messages, role, parts, f"{field}[{i}].role")
     return system, messages
+
+
+def _semconv_choices(attrs: dict[str, Any], issues: list[str]) -> list[dict[str, Any]]:
+    """The output messages as choices: ``{"parts", "finish_reason"}``."""
+    field = "gen_ai.output.messages"
+    choices = []
+    for i, msg in enumerate(_message_list(attrs.get(field), field)):
+        if isinstance(msg, dict):
+            _, parts = _semconv_message(msg, f"{field}[{i}]", issues)
+            choices.append({"parts": parts, "finish_reason": msg.get("finish_reason")})
+    return choices
 
 
 def _add_message(
@@ -246,18 +295,26 @@ def _events(
         if isinstance(body, dict):
             attrs = {**attrs, **body}
         field = f"events[{i}]"
-        if name == "gen_ai.content.prompt":
-            for j, msg in enumerate(
-                expect_list(_json(attrs.get("gen_ai.prompt")), field, required=False)
-            ):
+        prompt, completion = (
+            _json(attrs.get("gen_ai.prompt")),
+            _json(attrs.get("gen_ai.completion")),
+        )
+        if name == "gen_ai.content.prompt" and isinstance(prompt, str):
+            # openlit joins the messages into one "role: content" text: the roles are lost
+            messages.append({"role": "user", "content": [{"type": "text", "text": prompt}]})
+            issues.append("untranslatable: prompt logged as flat text")
+        elif name == "gen_ai.content.prompt":
+            for j, msg in enumerate(expect_list(prompt, field, required=False)):
                 if isinstance(msg, dict):
                     role, parts = _openai_like(msg, f"{field}[{j}]")
                     if role == "system":
                         system.append("".join(p.get("text", "") for p in parts))
                     else:
                         _add_message(messages, role, parts, f"{field}.gen_ai.prompt[{j}].role")
+        elif name == "gen_ai.content.completion" and isinstance(completion, str):
+            choices.append({"role": "assistant", "content": completion})
         elif name == "gen_ai.content.completion":
-            for msg in expect_list(_json(attrs.get("gen_ai.completion")), field, required=False):
+            for msg in expect_list(completion, field, required=False):
                 if isinstance(msg, dict):
                     choices.append(msg)
         elif name in ("gen_ai.system.message", "gen_ai.developer.message"):
@@ -335,13 +392,25 @@ def _tools(attrs: dict[str, Any]) -> list[dict[str, Any]] | None:
 # --- one span ------------------------------------------------------------------------------------
 
 
-def _is_model_call(name: str, attrs: dict[str, Any]) -> bool:
+def _skip_reason(name: str, attrs: dict[str, Any]) -> str | None:
+    """Why a span is not read as a model call, or None when it is one."""
     operation = attrs.get("gen_ai.operation.name")
+    if operation in _CHAT_OPERATIONS:
+        return None
+    if operation in _OTHER_OPERATIONS or attrs.get("llm.request.type") in _OTHER_REQUEST_TYPES:
+        return "not a model call"
     if operation is not None:
-        return isinstance(operation, str) and operation in _CHAT_OPERATIONS
-    return any(
+        # a name the conventions do not define (``llm_call``): a model call if it holds messages
+        has_content = any(key in attrs for key in _MESSAGE_KEYS) or any(
+            _PROMPT_KEY.match(key) for key in attrs
+        )
+        return None if has_content else "unknown operation without messages"
+    if not any(key.startswith(("gen_ai.", "llm.")) for key in attrs):
+        return "not a GenAI span"
+    model_call = any(
         key in attrs for key in ("gen_ai.request.model", "gen_ai.system", "gen_ai.provider.name")
     ) and not name.startswith(("execute_tool", "invoke_agent", "create_agent", "embeddings"))
+    return None if model_call else "not a model call"
 
 
 def _first(attrs: dict[str, Any], *keys: str) -> Any:
@@ -351,21 +420,30 @@ def _first(attrs: dict[str, Any], *keys: str) -> Any:
     return None
 
 
-def _span_row(span: dict[str, Any], resource: dict[str, Any], field: str) -> Row | None:
+def _span_row(span: dict[str, Any], resource: dict[str, Any], field: str) -> Row | Skipped:
+    """One span's row, or why it is skipped; `BadRecord` for a model call that cannot be read."""
     attrs = _attributes(span.get("attributes"))
     name = str(span.get("name") or "")
-    if not _is_model_call(name, attrs):
-        return None
+    reason = _skip_reason(name, attrs)
+    if reason is not None:
+        return Skipped(reason)
     issues: list[str] = []
+    system, messages, choices = _content(span, attrs, field, issues)
+    row: Row = {}
+    _request(row, attrs, system, messages, issues)
+    _model_and_usage(row, attrs)
+    _output(row, attrs, choices)
+    _status_and_timing(row, span, attrs, field)
+    _identity(row, span, resource, attrs, name)
+    return row
+
+
+def _content(
+    span: dict[str, Any], attrs: dict[str, Any], field: str, issues: list[str]
+) -> tuple[list[str], list[dict[str, Any]], list[dict[str, Any]]]:
+    """(system texts, input messages, output choices) from whichever convention the span uses."""
     system, messages = _semconv(attrs, issues)
-    output = expect_list(
-        _json(attrs.get("gen_ai.output.messages")), "gen_ai.output.messages", required=False
-    )
-    choices: list[dict[str, Any]] = []
-    for msg in output:
-        if isinstance(msg, dict):
-            parts = _semconv_parts(msg.get("parts"), "gen_ai.output.messages", issues)
-            choices.append({"parts": parts, "finish_reason": msg.get("finish_reason")})
+    choices = _semconv_choices(attrs, issues)
     if not messages and not system:
         ev_system, ev_messages, ev_choices = _events(
             expect_list(span.get("events"), f"{field}.events", required=False), issues
@@ -390,17 +468,25 @@ def _span_row(span: dict[str, Any], resource: dict[str, Any], field: str) -> Row
             }
             for n in sorted(completions)
         ]
+    return system, messages, choices
 
-    row: Row = {}
-    stop = _first(attrs, "gen_ai.request.stop_sequences")
-    extra = {
-        key.removeprefix("gen_ai.request."): attrs[key]
-        for key in (
-            "gen_ai.request.frequency_penalty",
-            "gen_ai.request.presence_penalty",
-            "gen_ai.request.top_k",
-        )
-        if attrs.get(key) is not None
+
+def _request(
+    row: Row,
+    attrs: dict[str, Any],
+    system: list[str],
+    messages: list[dict[str, Any]],
+    issues: list[str],
+) -> None:
+    """The canonical request and its replayability (no messages: ``no_content_captured``).
+
+    Every ``gen_ai.request.*`` attribute is a logged parameter: the canonical ones are read where
+    their meaning is certain (`read_params`), the rest kept in ``params.extra`` as logged.
+    """
+    logged = {
+        key.removeprefix(_REQUEST): value
+        for key, value in attrs.items()
+        if key.startswith(_REQUEST) and key != "gen_ai.request.model"
     }
     request = {
         "system": "\n\n".join(system) if system else None,
@@ -408,29 +494,19 @@ def _span_row(span: dict[str, Any], resource: dict[str, Any], field: str) -> Row
         "tools": _tools(attrs),
         "tool_choice": None,
         "response_format": None,
-        "params": params_of(
-            max_tokens=int_or_none(
-                attrs.get("gen_ai.request.max_tokens"), "gen_ai.request.max_tokens"
-            ),
-            temperature=num_or_none(
-                attrs.get("gen_ai.request.temperature"), "gen_ai.request.temperature"
-            ),
-            top_p=num_or_none(attrs.get("gen_ai.request.top_p"), "gen_ai.request.top_p"),
-            stop=[str(s) for s in stop]
-            if isinstance(stop, list)
-            else ([stop] if isinstance(stop, str) else []),
-            seed=int_or_none(attrs.get("gen_ai.request.seed"), "gen_ai.request.seed"),
-            extra=extra,
-        ),
+        "params": read_params(logged, _PARAMS),
     }
     row["request"], sha = canonical_request(request)
-    if not messages:
+    if not messages and not system:
         issues.insert(0, "no_content_captured")
     else:
         row["request_sha256"] = sha
     if issues:
         row["replayable"], row["replay_issue"] = False, issues[0]
 
+
+def _model_and_usage(row: Row, attrs: dict[str, Any]) -> None:
+    """Provider, models, fingerprint and token counts (current and older attribute names)."""
     provider = _first(attrs, "gen_ai.provider.name", "gen_ai.system")
     row["provider"] = str(provider) if provider is not None else None
     row["model"] = _str(attrs.get("gen_ai.request.model"))
@@ -461,13 +537,10 @@ def _span_row(span: dict[str, Any], resource: dict[str, Any], field: str) -> Row
         _first(attrs, "gen_ai.usage.reasoning.output_tokens", "gen_ai.usage.reasoning_tokens"),
         "gen_ai.usage.reasoning_tokens",
     )
-    start = _nanos(_get(span, "startTimeUnixNano", "start_time_unix_nano"))
-    end = _nanos(_get(span, "endTimeUnixNano", "end_time_unix_nano"))
-    if start:
-        row["timestamp"] = start // 1000
-        if end and end >= start:
-            row["latency_ms"] = (end - start) / 1e6
 
+
+def _output(row: Row, attrs: dict[str, Any], choices: list[dict[str, Any]]) -> None:
+    """Output text, tool calls and finish reason of the first choice."""
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
     finish: Any = None
@@ -491,6 +564,16 @@ def _span_row(span: dict[str, Any], resource: dict[str, Any], field: str) -> Row
         row["output_text"] = "".join(texts)
         row["output_tool_calls"] = json_text(calls) if calls else None
     row["finish_reason"] = None if finish is None else _FINISH.get(str(finish), "other")
+
+
+def _status_and_timing(row: Row, span: dict[str, Any], attrs: dict[str, Any], field: str) -> None:
+    """Timestamp and latency from the span's times; an error status makes an error row."""
+    start = _nanos(_get(span, "startTimeUnixNano", "start_time_unix_nano"))
+    end = _nanos(_get(span, "endTimeUnixNano", "end_time_unix_nano"))
+    if start:
+        row["timestamp"] = start // 1000
+        if end and end >= start:
+            row["latency_ms"] = (end - start) / 1e6
     status = expect_dict(span.get("status"), f"{field}.status", required=False)
     code = status.get("code")
     error_type = attrs.get("error.type")
@@ -500,6 +583,11 @@ def _span_row(span: dict[str, Any], resource: dict[str, Any], field: str) -> Row
     else:
         row["status"] = "ok"
 
+
+def _identity(
+    row: Row, span: dict[str, Any], resource: dict[str, Any], attrs: dict[str, Any], name: str
+) -> None:
+    """Ids, session and user, the non-content attributes, and the raw span."""
     row["session_id"] = _str(_first(attrs, "gen_ai.conversation.id", "session.id"))
     row["user_id"] = _str(_first(attrs, "user.id", "enduser.id"))
     kept = {
@@ -516,7 +604,6 @@ def _span_row(span: dict[str, Any], resource: dict[str, Any], field: str) -> Row
     row["record_id"] = str(span_id) if isinstance(span_id, str | int) and span_id else None
     row["response_raw"] = None
     row["request_raw"] = json_text(span)
-    return row
 
 
 def _str(value: Any) -> str | None:
@@ -540,37 +627,35 @@ class OtelGenAI(Adapter):
             return True
         return ("spanId" in obj or "span_id" in obj) and "attributes" in obj
 
-    def convert(self, obj: Any, loc: Location) -> list[Row | BadRecord]:
+    def convert(self, obj: Any, loc: Location) -> list[Row | BadRecord | Skipped]:
         obj = expect_dict(obj, None)
         if "spanId" in obj or "span_id" in obj:
             obj = {"resourceSpans": [{"scopeSpans": [{"spans": [obj]}]}]}
-        rows: list[Row | BadRecord] = []
-        resource_spans = expect_list(_get(obj, "resourceSpans", "resource_spans"), "resourceSpans")
-        for r, rs in enumerate(resource_spans):
-            rs = expect_dict(rs, f"resourceSpans[{r}]")
-            resource_obj = expect_dict(
-                rs.get("resource"), f"resourceSpans[{r}].resource", required=False
-            )
-            resource = _attributes(resource_obj.get("attributes"))
-            scopes = expect_list(
-                _get(rs, "scopeSpans", "scope_spans") or rs.get("instrumentationLibrarySpans"),
-                f"resourceSpans[{r}].scopeSpans",
-                required=False,
-            )
-            for s, ss in enumerate(scopes):
-                ss = expect_dict(ss, f"resourceSpans[{r}].scopeSpans[{s}]")
-                spans = expect_list(
-                    ss.get("spans"), f"resourceSpans[{r}].scopeSpans[{s}].spans", required=False
-                )
-                for i, span in enumerate(spans):
-                    field = f"resourceSpans[{r}].scopeSpans[{s}].spans[{i}]"
-                    span = expect_dict(span, field)
-                    try:
-                        row = _span_row(span, resource, field)
-                    except BadRecord as exc:  # one bad span costs that span only
-                        where = f"{field}.{exc.field}" if exc.field else field
-                        rows.append(BadRecord(where, exc.reason))
-                        continue
-                    if row is not None:
-                        rows.append(row)
-        return rows
+        rows: list[Row | BadRecord | Skipped] = []
+        for resource, field, span in _spans(obj):
+            try:
+                rows.append(_span_row(expect_dict(span, field), resource, field))
+            except BadRecord as exc:  # one bad span costs that span only
+                rows.append(BadRecord(f"{field}.{exc.field}" if exc.field else field, exc.reason))
+        return rows or [Skipped("no span")]
+
+
+def _spans(obj: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str, Any]]:
+    """(resource attributes, field path, span) of every span in an OTLP document."""
+    resource_spans = expect_list(_get(obj, "resourceSpans", "resource_spans"), "resourceSpans")
+    for r, rs in enumerate(resource_spans):
+        rs = expect_dict(rs, f"resourceSpans[{r}]")
+        resource_obj = expect_dict(
+            rs.get("resource"), f"resourceSpans[{r}].resource", required=False
+        )
+        resource = _attributes(resource_obj.get("attributes"))
+        scopes = expect_list(
+            _get(rs, "scopeSpans", "scope_spans") or rs.get("instrumentationLibrarySpans"),
+            f"resourceSpans[{r}].scopeSpans",
+            required=False,
+        )
+        for s, ss in enumerate(scopes):
+            ss = expect_dict(ss, f"resourceSpans[{r}].scopeSpans[{s}]")
+            field = f"resourceSpans[{r}].scopeSpans[{s}].spans"
+            for i, span in enumerate(expect_list(ss.get("spans"), field, required=False)):
+                yield resource, f"{field}[{i}]", span

@@ -1,7 +1,9 @@
 """The ingestion loop: files → adapter → canonical rows in batches, bad items → quarantine.
 
 Rows are yielded as RECORDS tables of at most `batch_rows` rows, so a caller that writes each
-batch out (``ingest_to_parquet``) holds one batch at a time whatever the input size. A large
+batch out (``ingest_to_parquet``) holds one batch at a time whatever the input size. Every span
+and observation ends ingested, quarantined with a reason, or skipped with a reason (counted in
+`skipped_by_reason`). A large
 JSON Lines file of a stateless format is converted by worker processes, chunk by chunk, in
 order; the duplicate-id check stays in this process.
 """
@@ -41,6 +43,7 @@ from evalpipe.ingest.records import (
     Location,
     RecordColumns,
     Row,
+    Skipped,
     sha256_hex,
 )
 
@@ -78,10 +81,13 @@ class Reader:
             "read": 0,
             "ingested": 0,
             "quarantined": 0,
+            "skipped": 0,
         }
         self.formats: dict[str, str] = {}
         self.records_by_format: dict[str, int] = {}
         """Records ingested per source format (a file of mixed formats counts under each)."""
+        self.skipped_by_reason: dict[str, int] = {}
+        """Spans and observations left out on purpose, by reason (``not a generation`` …)."""
         self._adapters: dict[str, Adapter] = {}
         self._ids: set[str] = set()
         self._columns = RecordColumns()
@@ -99,10 +105,7 @@ class Reader:
                 yield from self._file(path)
             for adapter in self._adapters.values():
                 for loc, result in adapter.finish():
-                    if isinstance(result, BadRecord):
-                        self._bad(loc, result.field, result.reason)
-                    else:
-                        self._add(adapter, loc, result, 0)
+                    self._take(adapter, loc, result, 0)
                     if self._columns.n >= self.batch_rows:
                         yield from self._flush()
             yield from self._flush()
@@ -162,13 +165,11 @@ class Reader:
             return
         for loc, result in read_parquet(path):
             self.counts["read"] += result.num_rows if isinstance(result, pa.Table) else 1
-            if isinstance(result, BadRecord):
-                self._bad(loc, result.field, result.reason)
-            elif isinstance(result, pa.Table):
+            if isinstance(result, pa.Table):
                 yield from self._flush()
                 yield from self._whole_table(result)
             else:
-                self._add(adapter, loc, result, 0)
+                self._take(adapter, loc, result, 0)
             if self._columns.n >= self.batch_rows:
                 yield from self._flush()
 
@@ -262,10 +263,12 @@ class Reader:
                 yield pa.concat_tables(done)
 
     def _merge(self, result: _ChunkResult) -> Iterator[pa.Table]:
-        table, quarantine, read = result
+        table, quarantine, skipped, read = result
         self.counts["read"] += read
         for file, line, field, reason, raw in zip(*quarantine, strict=True):
             self.quarantine.add(file, line, field, reason, raw)
+        for reason, n in skipped.items():
+            self._skip(reason, n)
         if table.num_rows:
             yield from self._whole_table(table)
 
@@ -317,10 +320,18 @@ class Reader:
             self._bad(loc, None, f"cannot convert: {type(exc).__name__}: {exc}")
             return
         for index, row in enumerate(rows):
-            if isinstance(row, BadRecord):
-                self._bad(loc, row.field, row.reason)
-            else:
-                self._add(adapter, loc, row, index if len(rows) > 1 else 0)
+            self._take(adapter, loc, row, index if len(rows) > 1 else 0)
+
+    def _take(
+        self, adapter: Adapter, loc: Location, result: Row | BadRecord | Skipped, index: int
+    ) -> None:
+        """One adapter result: a row to add, a bad record to quarantine, or a skip to count."""
+        if isinstance(result, BadRecord):
+            self._bad(loc, result.field, result.reason)
+        elif isinstance(result, Skipped):
+            self._skip(result.reason)
+        else:
+            self._add(adapter, loc, result, index)
 
     def _explain(self, adapter: Adapter, value: Any, reason: str) -> str:
         other = detect_value(value)
@@ -349,6 +360,10 @@ class Reader:
     def _bad(self, loc: Location, field: str | None, reason: str) -> None:
         self.quarantine.add(loc.file, loc.line, field, reason, loc.raw)
 
+    def _skip(self, reason: str, n: int = 1) -> None:
+        self.counts["skipped"] += n
+        self.skipped_by_reason[reason] = self.skipped_by_reason.get(reason, 0) + n
+
     def _flush(self) -> Iterator[pa.Table]:
         if not self._columns.n:
             return
@@ -373,7 +388,8 @@ def _stable_bytes(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
 
 
-_ChunkResult = tuple[pa.Table, Sequence[list[Any]], int]
+_ChunkResult = tuple[pa.Table, Sequence[list[Any]], dict[str, int], int]
+"""(records, quarantine columns, skips by reason, items read) of one chunk."""
 
 _WORKER: dict[str, Reader] = {}
 
@@ -385,7 +401,7 @@ def _worker_init() -> None:
 def _convert_chunk(
     fmt: str, file: str, lines: list[tuple[int, bytes, bool]], auto: bool = False
 ) -> _ChunkResult:
-    """(records, quarantine columns, items read) of one chunk of lines, in a worker process."""
+    """The `_ChunkResult` of one chunk of lines, in a worker process."""
     reader = _WORKER.get(fmt)
     if reader is None:
         reader = _WORKER[fmt] = Reader(None, format=fmt)
@@ -403,8 +419,9 @@ def _convert_chunk(
         reader.quarantine.add(bad_file, bad_line, None, reason)
     q = reader.quarantine
     out = (q.file, q.line, q.field, q.reason, q.raw)
-    reader.quarantine = QuarantineColumns()
-    return table, out, len(lines)
+    skipped = reader.skipped_by_reason
+    reader.quarantine, reader.skipped_by_reason = QuarantineColumns(), {}
+    return table, out, skipped, len(lines)
 
 
 class _NoIds(set[str]):

@@ -2,7 +2,9 @@
 
 An adapter turns one parsed input item (a JSON value) into canonical rows (dicts keyed by RECORDS
 column names) or raises `BadRecord` naming the field and the reason; the reader turns that into a
-quarantine row. Rows are collected column-wise by `RecordColumns`, never one table per record.
+quarantine row. What is left out on purpose (a span that is not a model call) is a `Skipped` with
+its reason, so every span and observation is counted. Rows are collected column-wise by
+`RecordColumns`, never one table per record.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ __all__ = [
     "Location",
     "RecordColumns",
     "Row",
+    "Skipped",
     "attributes_of",
     "canonical_request",
     "envelope",
@@ -35,7 +38,9 @@ __all__ = [
     "labels_of",
     "maybe_json",
     "num_or_none",
+    "openai_usage",
     "params_of",
+    "read_params",
     "sha256_hex",
     "stop_list",
     "str_or_none",
@@ -62,6 +67,15 @@ class BadRecord(ValueError):
     def __init__(self, field: str | None, reason: str) -> None:
         self.field, self.reason = field, reason
         super().__init__(f"{field or '-'}: {reason}")
+
+
+class Skipped:
+    """An input item left out on purpose (not a model call, a repeated id), counted by `reason`."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
 
 
 class Location:
@@ -95,15 +109,16 @@ class Adapter:
         """Whether a parsed item looks like this format (used by auto-detection)."""
         return False
 
-    def convert(self, obj: Any, loc: Location) -> Sequence[Row | BadRecord]:
+    def convert(self, obj: Any, loc: Location) -> Sequence[Row | BadRecord | Skipped]:
         """Rows for one parsed item; raise `BadRecord` for one that cannot be used.
 
         An item holding many records (an OTLP document) may return a `BadRecord` in place of
-        each record that cannot be used, so that the others are kept.
+        each record that cannot be used, so that the others are kept, and a `Skipped` for each
+        span or observation it leaves out on purpose.
         """
         raise NotImplementedError
 
-    def finish(self) -> Iterable[tuple[Location, Row | BadRecord]]:
+    def finish(self) -> Iterable[tuple[Location, Row | BadRecord | Skipped]]:
         """Rows (or bad records) held back until every file was read; most adapters have none."""
         return ()
 
@@ -306,6 +321,97 @@ def stop_list(value: Any, field: str) -> list[str]:
     if isinstance(value, list) and all(isinstance(s, str) for s in value):
         return list(value)
     raise BadRecord(field, "expected a string or a list of strings")
+
+
+def openai_usage(usage: Any, row: Row, *, inputs: str, outputs: str) -> None:
+    """Token columns from an OpenAI ``usage`` object (chat: ``prompt_tokens`` / ``completion_tokens``,
+    Responses: ``input_tokens`` / ``output_tokens``), cached and reasoning tokens in their details."""
+    usage = expect_dict(usage, "response.usage", required=False)
+    row["input_tokens"] = int_or_none(usage.get(inputs), f"response.usage.{inputs}")
+    row["output_tokens"] = int_or_none(usage.get(outputs), f"response.usage.{outputs}")
+    for column, side, key in (
+        ("cached_input_tokens", inputs, "cached_tokens"),
+        ("reasoning_tokens", outputs, "reasoning_tokens"),
+    ):
+        details = usage.get(f"{side}_details")
+        if isinstance(details, dict):
+            row[column] = int_or_none(details.get(key), f"response.usage.{side}_details.{key}")
+
+
+# --- logged parameters -------------------------------------------------------------------------
+
+_NULL_TEXTS: Final = frozenset({"", "null", "none", "undefined"})
+
+
+def _number(value: Any) -> float | None:
+    """A finite number, from a number or its text ("0.7"); None when it is neither."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if number - number == 0 else None
+
+
+def _count(value: Any) -> int | None:
+    """A non-negative integer (max_tokens, seed), from a number or its text; else None."""
+    number = _number(value)
+    return int(number) if number is not None and number.is_integer() and number >= 0 else None
+
+
+def _stop(value: Any) -> list[str] | None:
+    value = maybe_json(value)
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(s, str) for s in value):
+        return list(value)
+    return None
+
+
+_READERS: Final = {
+    "max_tokens": _count,
+    "temperature": _number,
+    "top_p": _number,
+    "stop": _stop,
+    "seed": _count,
+}
+
+
+def read_params(logged: Mapping[str, Any], names: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    """The canonical `params` of parameters an observability tool logged.
+
+    Such tools keep values as text ("0.7", "false", "null"). Each canonical parameter in `names`
+    (``max_tokens``, ``temperature``, ``top_p``, ``stop``, ``seed``) is read from the first of its
+    logged names whose value means it for certain; null, "null" and "" are absent; anything
+    else (framework settings, ``max_tokens: -1``, ``temperature: "hot"``) stays in ``extra`` as
+    logged, for replay to send only what the target API accepts.
+    """
+    present = {
+        key: value
+        for key, value in logged.items()
+        if value is not None
+        and not (isinstance(value, str) and value.strip().lower() in _NULL_TEXTS)
+    }
+    params: dict[str, Any] = {}
+    used: set[str] = set()
+    for name, keys in names.items():
+        for key in keys:
+            if key in present and name not in params:
+                value = _READERS[name](present[key])
+                if value is not None:
+                    params[name] = value
+                    used.add(key)
+    return params_of(
+        max_tokens=params.get("max_tokens"),
+        temperature=params.get("temperature"),
+        top_p=params.get("top_p"),
+        stop=params.get("stop", []),
+        seed=params.get("seed"),
+        extra={key: value for key, value in present.items() if key not in used},
+    )
 
 
 # --- metadata ------------------------------------------------------------------------------------

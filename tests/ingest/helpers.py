@@ -78,3 +78,88 @@ def anthropic_message(
         "stop_reason": "end_turn",
         "usage": {"input_tokens": tokens, "output_tokens": 1},
     }
+
+
+# --- OpenTelemetry (OTLP JSON) -----------------------------------------------------------------
+
+
+def otlp_attribute(key: str, value: Any) -> dict[str, Any]:
+    """One OTLP JSON key/value (an int as the decimal string OTLP JSON uses)."""
+    if isinstance(value, bool):
+        v: dict[str, Any] = {"boolValue": value}
+    elif isinstance(value, int):
+        v = {"intValue": str(value)}
+    elif isinstance(value, float):
+        v = {"doubleValue": value}
+    elif isinstance(value, list):
+        v = {"arrayValue": {"values": [{"stringValue": x} for x in value]}}
+    else:
+        v = {"stringValue": value}
+    return {"key": key, "value": v}
+
+
+def otel_span(
+    span_id: str,
+    attrs: dict[str, Any],
+    *,
+    events: list[Any] | None = None,
+    name: str = "chat gpt-4o",
+    status: int = 1,
+) -> dict[str, Any]:
+    """One OTLP JSON span with the given attributes."""
+    return {
+        "traceId": "5b8efff798038103d269b633813fc60c",
+        "spanId": span_id,
+        "name": name,
+        "kind": 3,
+        "startTimeUnixNano": "1729730156000000000",
+        "endTimeUnixNano": "1729730156750000000",
+        "attributes": [otlp_attribute(k, v) for k, v in attrs.items()],
+        "events": events or [],
+        "status": {"code": status},
+    }
+
+
+def otlp_document(*spans: dict[str, Any]) -> dict[str, Any]:
+    """An OTLP JSON document (one resource, one scope) holding the spans."""
+    return {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": [otlp_attribute("service.name", "support-bot")]},
+                "scopeSpans": [{"scope": {"name": "openai"}, "spans": list(spans)}],
+            }
+        ]
+    }
+
+
+# Attributes of a chat span without content.
+OTEL_CHAT: dict[str, Any] = {
+    "gen_ai.operation.name": "chat",
+    "gen_ai.provider.name": "openai",
+    "gen_ai.request.model": "gpt-4o",
+    "gen_ai.response.model": "gpt-4o-2024-08-06",
+    "gen_ai.usage.input_tokens": 20,
+    "gen_ai.usage.output_tokens": 5,
+    "gen_ai.request.temperature": 0.2,
+    "gen_ai.request.max_tokens": 100,
+    "gen_ai.conversation.id": "conv_1",
+}
+
+
+# --- canonical messages ----------------------------------------------------------------------
+
+
+def text_message(role: str, text: str) -> dict[str, Any]:
+    """A canonical message of one text part."""
+    return {"role": role, "content": [{"type": "text", "text": text}]}
+
+
+def tool_call_part(cid: str, name: str, arguments: Any) -> dict[str, Any]:
+    """A canonical tool_call part."""
+    return {"type": "tool_call", "id": cid, "name": name, "arguments": arguments}
+
+
+def tool_result_message(cid: str | None, content: str) -> dict[str, Any]:
+    """A canonical tool message holding one tool_result."""
+    part = {"type": "tool_result", "tool_call_id": cid, "content": content, "is_error": False}
+    return {"role": "tool", "content": [part]}

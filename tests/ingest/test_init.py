@@ -99,7 +99,7 @@ def test_bad_lines_are_quarantined_and_redacted(tmp_path: Path) -> None:
     assert "[EMAIL]" in row["raw"] and "bob@" not in row["raw"]
     raw = ingest_paths(path, redact_quarantine=False).quarantine["raw"][0].as_py()
     assert "bob@example.com" in raw
-    assert result.counts == {"files": 1, "read": 3, "ingested": 2, "quarantined": 1}
+    assert result.counts == {"files": 1, "read": 3, "ingested": 2, "quarantined": 1, "skipped": 0}
 
 
 def test_quarantined_raw_is_truncated(tmp_path: Path) -> None:

@@ -101,6 +101,7 @@ def test_corpus_line_by_line(tmp_path: Path) -> None:
         "read": len(CORPUS),
         "ingested": len(good),
         "quarantined": len(expected),
+        "skipped": 0,
     }
 
 

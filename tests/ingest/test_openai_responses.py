@@ -160,3 +160,142 @@ def test_chain_in_the_file_is_rebuilt_in_any_order(tmp_path: Path) -> None:
         "previous_response_id",
     )
     assert rows["resp_c"]["source_line"] == 1
+
+
+# --- streamed recordings: the list of server-sent events ---------------------------------------
+
+
+def _events(rid: str, *, completed: bool = True) -> list[dict[str, Any]]:
+    """A streamed Responses recording: a text answer and a function call, event by event."""
+    done = _record(rid, "weather?")["response"]
+    message = {
+        "id": "msg_1",
+        "type": "message",
+        "status": "completed",
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": "Let me check.", "annotations": []}],
+    }
+    call = {
+        "id": "fc_1",
+        "type": "function_call",
+        "status": "completed",
+        "call_id": "call_1",
+        "name": "get_weather",
+        "arguments": '{"city": "Paris"}',
+    }
+    done["output"] = [message, call]
+    started = {**done, "status": "in_progress", "output": [], "usage": None}
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": started},
+        {"type": "response.in_progress", "response": started},
+        {
+            "type": "response.output_item.added",
+            "output_index": 0,
+            "item": {**message, "status": "in_progress", "content": []},
+        },
+        {
+            "type": "response.content_part.added",
+            "item_id": "msg_1",
+            "output_index": 0,
+            "content_index": 0,
+            "part": {"type": "output_text", "text": "", "annotations": []},
+        },
+        *(
+            {
+                "type": "response.output_text.delta",
+                "item_id": "msg_1",
+                "output_index": 0,
+                "content_index": 0,
+                "delta": piece,
+            }
+            for piece in ("Let ", "me ", "check.")
+        ),
+        {
+            "type": "response.output_item.added",
+            "output_index": 1,
+            "item": {**call, "status": "in_progress", "arguments": ""},
+        },
+        *(
+            {
+                "type": "response.function_call_arguments.delta",
+                "item_id": "fc_1",
+                "output_index": 1,
+                "delta": piece,
+            }
+            for piece in ('{"city"', ': "Paris"}')
+        ),
+    ]
+    if completed:
+        events.append({"type": "response.completed", "response": done})
+    for n, event in enumerate(events):
+        event["sequence_number"] = n
+    return events
+
+
+def test_streamed_events_are_read_from_the_completed_event(tmp_path: Path) -> None:
+    rec = _record("resp_s", "weather?")
+    rec["response"] = _events("resp_s")
+    result = ingest_paths(write_jsonl(tmp_path / "r.jsonl", [rec]))
+    assert result.quarantine.num_rows == 0, result.quarantine.to_pylist()
+    row = result.records.to_pylist()[0]
+    assert (row["record_id"], row["output_text"], row["finish_reason"]) == (
+        "resp_s",
+        "Let me check.",
+        "tool_calls",
+    )
+    assert orjson.loads(row["output_tool_calls"]) == [
+        {"id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}
+    ]
+    assert (row["input_tokens"], row["output_tokens"], row["status"]) == (12, 5, "ok")
+    assert orjson.loads(row["response_raw"]) == rec["response"]  # the events, untouched
+
+
+def test_streamed_events_without_completed_are_rebuilt_from_the_deltas() -> None:
+    rec = _record("resp_d", "weather?")
+    rec["response"] = _events("resp_d", completed=False)
+    row = OpenAIResponses().convert(rec, Location("f", 1))[0]
+    assert (row["record_id"], row["output_text"]) == ("resp_d", "Let me check.")
+    assert orjson.loads(row["output_tool_calls"]) == [
+        {"id": "call_1", "name": "get_weather", "arguments": {"city": "Paris"}}
+    ]
+    assert row["input_tokens"] is None  # usage comes with response.completed only
+    assert row["response_model"] == "gpt-4.1-mini-2025-04-14"
+
+
+def test_streamed_failure_is_an_error_row() -> None:
+    rec = _record("resp_f", "x")
+    failed = {**rec["response"], "status": "failed", "output": []}
+    failed["error"] = {"code": "server_error", "message": "boom"}
+    rec["response"] = [
+        {"type": "response.created", "sequence_number": 0, "response": rec["response"]},
+        {"type": "response.failed", "sequence_number": 1, "response": failed},
+    ]
+    row = OpenAIResponses().convert(rec, Location("f", 1))[0]
+    assert (row["status"], row["error_type"], row["finish_reason"]) == (
+        "error",
+        "server_error",
+        "error",
+    )
+
+
+def test_bare_event_list_is_kept_but_not_replayable(tmp_path: Path) -> None:
+    result = ingest_paths(write_jsonl(tmp_path / "r.jsonl", [_events("resp_b")]))
+    assert result.quarantine.num_rows == 0, result.quarantine.to_pylist()
+    row = result.records.to_pylist()[0]
+    assert (row["record_id"], row["output_text"]) == ("resp_b", "Let me check.")
+    assert (row["replayable"], row["replay_issue"]) == (False, "no_content_captured")
+    assert (row["model"], row["response_model"]) == (None, "gpt-4.1-mini-2025-04-14")
+
+
+def test_streamed_events_recorded_as_sse_event_and_data() -> None:
+    rec = _record("resp_e", "weather?")
+    rec["response"] = [
+        {"event": event["type"], "data": orjson.dumps(event).decode()}
+        for event in _events("resp_e")
+    ]
+    row = OpenAIResponses().convert(rec, Location("f", 1))[0]
+    assert (row["record_id"], row["output_text"], row["input_tokens"]) == (
+        "resp_e",
+        "Let me check.",
+        12,
+    )

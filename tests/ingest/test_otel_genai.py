@@ -3,76 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import orjson
 
 from evalpipe.ingest import detect_format, ingest_paths
-from tests.ingest.helpers import write_jsonl
-
-
-def _kv(key: str, value: Any) -> dict[str, Any]:
-    if isinstance(value, bool):
-        v: dict[str, Any] = {"boolValue": value}
-    elif isinstance(value, int):
-        v = {"intValue": str(value)}
-    elif isinstance(value, float):
-        v = {"doubleValue": value}
-    elif isinstance(value, list):
-        v = {"arrayValue": {"values": [{"stringValue": x} for x in value]}}
-    else:
-        v = {"stringValue": value}
-    return {"key": key, "value": v}
-
-
-def _span(
-    span_id: str,
-    attrs: dict[str, Any],
-    *,
-    events: list[Any] | None = None,
-    name: str = "chat gpt-4o",
-    status: int = 1,
-) -> dict[str, Any]:
-    return {
-        "traceId": "5b8efff798038103d269b633813fc60c",
-        "spanId": span_id,
-        "name": name,
-        "kind": 3,
-        "startTimeUnixNano": "1729730156000000000",
-        "endTimeUnixNano": "1729730156750000000",
-        "attributes": [_kv(k, v) for k, v in attrs.items()],
-        "events": events or [],
-        "status": {"code": status},
-    }
-
-
-def _doc(*spans: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "resourceSpans": [
-            {
-                "resource": {"attributes": [_kv("service.name", "support-bot")]},
-                "scopeSpans": [{"scope": {"name": "openai"}, "spans": list(spans)}],
-            }
-        ]
-    }
-
-
-BASE = {
-    "gen_ai.operation.name": "chat",
-    "gen_ai.provider.name": "openai",
-    "gen_ai.request.model": "gpt-4o",
-    "gen_ai.response.model": "gpt-4o-2024-08-06",
-    "gen_ai.usage.input_tokens": 20,
-    "gen_ai.usage.output_tokens": 5,
-    "gen_ai.request.temperature": 0.2,
-    "gen_ai.request.max_tokens": 100,
-    "gen_ai.conversation.id": "conv_1",
-}
+from tests.ingest.helpers import (
+    OTEL_CHAT,
+    otel_span,
+    otlp_attribute,
+    otlp_document,
+    write_jsonl,
+)
 
 
 def test_current_semconv_attributes(tmp_path: Path) -> None:
     attrs = {
-        **BASE,
+        **OTEL_CHAT,
         "gen_ai.system_instructions": orjson.dumps(
             [{"type": "text", "content": "Be brief."}]
         ).decode(),
@@ -96,11 +42,14 @@ def test_current_semconv_attributes(tmp_path: Path) -> None:
             ]
         ).decode(),
     }
-    http = _span("00f067aa0ba902b8", {"http.method": "POST"}, name="POST /v1/chat")
-    path = write_jsonl(tmp_path / "spans.jsonl", [_doc(_span("00f067aa0ba902b7", attrs), http)])
+    http = otel_span("00f067aa0ba902b8", {"http.method": "POST"}, name="POST /v1/chat")
+    path = write_jsonl(
+        tmp_path / "spans.jsonl", [otlp_document(otel_span("00f067aa0ba902b7", attrs), http)]
+    )
     assert detect_format(path) == "otel_genai@1"
     result = ingest_paths(path)
     assert result.records.num_rows == 1 and result.quarantine.num_rows == 0
+    assert result.skipped_by_reason == {"not a GenAI span": 1}
     row = result.records.to_pylist()[0]
     request = orjson.loads(row["request"])
     assert request["system"] == "Be brief."
@@ -132,22 +81,24 @@ def test_current_semconv_attributes(tmp_path: Path) -> None:
 
 
 def test_older_events_and_system_attribute(tmp_path: Path) -> None:
-    attrs = {k: v for k, v in BASE.items() if k != "gen_ai.provider.name"}
+    attrs = {k: v for k, v in OTEL_CHAT.items() if k != "gen_ai.provider.name"}
     attrs["gen_ai.system"] = "openai"
     attrs["gen_ai.usage.prompt_tokens"] = attrs.pop("gen_ai.usage.input_tokens")
     events = [
-        {"name": "gen_ai.system.message", "attributes": [_kv("content", "Sys")]},
-        {"name": "gen_ai.user.message", "attributes": [_kv("content", "Hello")]},
+        {"name": "gen_ai.system.message", "attributes": [otlp_attribute("content", "Sys")]},
+        {"name": "gen_ai.user.message", "attributes": [otlp_attribute("content", "Hello")]},
         {
             "name": "gen_ai.choice",
             "attributes": [
-                _kv("index", 0),
-                _kv("finish_reason", "stop"),
-                _kv("message", '{"content": "Hi!"}'),
+                otlp_attribute("index", 0),
+                otlp_attribute("finish_reason", "stop"),
+                otlp_attribute("message", '{"content": "Hi!"}'),
             ],
         },
     ]
-    path = write_jsonl(tmp_path / "spans.jsonl", [_doc(_span("a1", attrs, events=events))])
+    path = write_jsonl(
+        tmp_path / "spans.jsonl", [otlp_document(otel_span("a1", attrs, events=events))]
+    )
     row = ingest_paths(path).records.to_pylist()[0]
     request = orjson.loads(row["request"])
     assert request["system"] == "Sys"
@@ -162,7 +113,7 @@ def test_older_events_and_system_attribute(tmp_path: Path) -> None:
 
 def test_indexed_prompt_attributes(tmp_path: Path) -> None:
     attrs = {
-        **BASE,
+        **OTEL_CHAT,
         "gen_ai.prompt.0.role": "system",
         "gen_ai.prompt.0.content": "S",
         "gen_ai.prompt.1.role": "user",
@@ -172,7 +123,9 @@ def test_indexed_prompt_attributes(tmp_path: Path) -> None:
         "gen_ai.completion.0.finish_reason": "length",
     }
     path = tmp_path / "trace.json"  # one pretty-printed OTLP document
-    path.write_bytes(orjson.dumps(_doc(_span("b1", attrs)), option=orjson.OPT_INDENT_2))
+    path.write_bytes(
+        orjson.dumps(otlp_document(otel_span("b1", attrs)), option=orjson.OPT_INDENT_2)
+    )
     row = ingest_paths(path).records.to_pylist()[0]
     request = orjson.loads(row["request"])
     assert (request["system"], request["messages"][0]["content"][0]["text"]) == ("S", "Q")
@@ -180,7 +133,10 @@ def test_indexed_prompt_attributes(tmp_path: Path) -> None:
 
 
 def test_no_content_is_kept_but_not_replayable(tmp_path: Path) -> None:
-    path = write_jsonl(tmp_path / "s.jsonl", [_doc(_span("c1", BASE), _span("c2", BASE, status=2))])
+    path = write_jsonl(
+        tmp_path / "s.jsonl",
+        [otlp_document(otel_span("c1", OTEL_CHAT), otel_span("c2", OTEL_CHAT, status=2))],
+    )
     rows = ingest_paths(path).records.to_pylist()
     assert [(r["replayable"], r["replay_issue"]) for r in rows] == [
         (False, "no_content_captured")
@@ -190,10 +146,143 @@ def test_no_content_is_kept_but_not_replayable(tmp_path: Path) -> None:
 
 
 def test_one_bad_span_costs_only_itself(tmp_path: Path) -> None:
-    bad = {**BASE, "gen_ai.usage.input_tokens": -3}
-    path = write_jsonl(tmp_path / "s.jsonl", [_doc(_span("d1", BASE), _span("d2", bad))])
+    bad = {**OTEL_CHAT, "gen_ai.usage.input_tokens": -3}
+    path = write_jsonl(
+        tmp_path / "s.jsonl", [otlp_document(otel_span("d1", OTEL_CHAT), otel_span("d2", bad))]
+    )
     result = ingest_paths(path)
     assert result.records["record_id"].to_pylist() == ["d1"]
     q = result.quarantine.to_pylist()[0]
     assert q["field"] == "resourceSpans[0].scopeSpans[0].spans[1].gen_ai.usage.input_tokens"
     assert q["line"] == 1
+
+
+def _messages(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+USER_PARTS = [{"role": "user", "parts": [{"type": "text", "content": "Where is my order?"}]}]
+ANSWER = {
+    "role": "assistant",
+    "parts": [{"type": "text", "content": "It ships today."}],
+    "finish_reason": "stop",
+}
+
+
+def test_nonstandard_operation_with_messages_is_a_model_call(tmp_path: Path) -> None:
+    attrs = {
+        **OTEL_CHAT,
+        "gen_ai.operation.name": "llm_call",
+        "gen_ai.input.messages": _messages(USER_PARTS),
+        "gen_ai.output.messages": _messages([ANSWER]),
+    }
+    path = write_jsonl(tmp_path / "s.jsonl", [otlp_document(otel_span("e1", attrs, name="llm"))])
+    result = ingest_paths(path)
+    assert result.quarantine.num_rows == 0 and result.counts["skipped"] == 0
+    row = result.records.to_pylist()[0]
+    assert (row["record_id"], row["output_text"], row["finish_reason"]) == (
+        "e1",
+        "It ships today.",
+        "stop",
+    )
+    assert (row["replayable"], row["replay_issue"]) == (True, None)
+
+
+def test_output_messages_as_an_object(tmp_path: Path) -> None:
+    wrapped = {**OTEL_CHAT, "gen_ai.input.messages": _messages({"messages": USER_PARTS})}
+    wrapped["gen_ai.output.messages"] = _messages({"messages": [ANSWER]})
+    single = {**OTEL_CHAT, "gen_ai.input.messages": _messages(USER_PARTS)}
+    single["gen_ai.output.messages"] = _messages(ANSWER)
+    doc = otlp_document(otel_span("f1", wrapped), otel_span("f2", single))
+    result = ingest_paths(write_jsonl(tmp_path / "s.jsonl", [doc]))
+    assert result.quarantine.num_rows == 0, result.quarantine.to_pylist()
+    rows = result.records.to_pylist()
+    assert [r["output_text"] for r in rows] == ["It ships today."] * 2
+    assert [orjson.loads(r["request"])["messages"][0]["role"] for r in rows] == ["user"] * 2
+
+
+def test_every_span_is_ingested_quarantined_or_skipped_with_a_reason(tmp_path: Path) -> None:
+    content = {**OTEL_CHAT, "gen_ai.input.messages": _messages(USER_PARTS)}
+    tool = {"gen_ai.operation.name": "execute_tool", "gen_ai.tool.name": "lookup_order"}
+    agent = {**OTEL_CHAT, "gen_ai.operation.name": "invoke_agent"}
+    embed = {"gen_ai.operation.name": "embeddings", "gen_ai.request.model": "text-embedding-3"}
+    bad = {**content, "gen_ai.usage.input_tokens": -1}
+    spans = [
+        otel_span("g1", content),
+        otel_span("g2", tool, name="execute_tool lookup_order"),
+        otel_span("g3", agent, name="invoke_agent support"),
+        otel_span("g4", embed, name="embeddings text-embedding-3"),
+        otel_span("g5", {"http.request.method": "POST"}, name="POST /v1/chat/completions"),
+        otel_span("g6", bad),
+        "not a span",
+    ]
+    result = ingest_paths(write_jsonl(tmp_path / "s.jsonl", [otlp_document(*spans)]))
+    assert (result.counts["ingested"], result.counts["quarantined"], result.counts["skipped"]) == (
+        1,
+        2,
+        4,
+    )
+    assert result.skipped_by_reason == {"not a model call": 3, "not a GenAI span": 1}
+
+
+def test_prompt_logged_as_flat_text_is_kept_but_not_replayable(tmp_path: Path) -> None:
+    # openlit joins the messages into one "role: content" text on the gen_ai.content.prompt event
+    events = [
+        {
+            "name": "gen_ai.content.prompt",
+            "attributes": [otlp_attribute("gen_ai.prompt", "system: Be brief.\nuser: Hi there")],
+        },
+        {
+            "name": "gen_ai.content.completion",
+            "attributes": [otlp_attribute("gen_ai.completion", "Hello!")],
+        },
+    ]
+    attrs = {**OTEL_CHAT, "gen_ai.prompt": "system: Be brief.\nuser: Hi there"}
+    attrs["gen_ai.completion"] = "Hello!"
+    doc = otlp_document(otel_span("h1", attrs, events=events))
+    result = ingest_paths(write_jsonl(tmp_path / "s.jsonl", [doc]))
+    assert result.quarantine.num_rows == 0, result.quarantine.to_pylist()
+    row = result.records.to_pylist()[0]
+    assert (row["replayable"], row["replay_issue"]) == (
+        False,
+        "untranslatable: prompt logged as flat text",
+    )
+    assert row["output_text"] == "Hello!"
+
+
+def test_request_attributes_that_mean_unset_do_not_cost_the_span(tmp_path: Path) -> None:
+    # openlit logs what was not sent as seed "" and max_tokens -1, and stop_sequences []
+    attrs = {
+        **OTEL_CHAT,
+        "gen_ai.input.messages": _messages(USER_PARTS),
+        "gen_ai.request.seed": "",
+        "gen_ai.request.max_tokens": -1,
+        "gen_ai.request.stop_sequences": [],
+        "gen_ai.request.temperature": "0.4",
+        "gen_ai.request.choice.count": 1,
+    }
+    result = ingest_paths(
+        write_jsonl(tmp_path / "s.jsonl", [otlp_document(otel_span("i1", attrs))])
+    )
+    assert result.quarantine.num_rows == 0, result.quarantine.to_pylist()
+    params = orjson.loads(result.records["request"][0].as_py())["params"]
+    assert (params["seed"], params["max_tokens"], params["temperature"], params["stop"]) == (
+        None,
+        None,
+        0.4,
+        [],
+    )
+    assert params["extra"] == {"max_tokens": -1, "choice.count": 1}
+
+
+def test_system_instructions_alone_are_content(tmp_path: Path) -> None:
+    attrs = {
+        **OTEL_CHAT,
+        "gen_ai.system_instructions": _messages([{"type": "text", "content": "S"}]),
+    }
+    result = ingest_paths(
+        write_jsonl(tmp_path / "s.jsonl", [otlp_document(otel_span("j1", attrs))])
+    )
+    row = result.records.to_pylist()[0]
+    assert (row["replayable"], row["replay_issue"]) == (True, None)
+    assert row["request_sha256"] is not None

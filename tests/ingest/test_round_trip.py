@@ -22,7 +22,7 @@ import pytest
 
 from evalpipe.ingest import ADAPTERS, ingest_paths
 from evalpipe.providers.translate import _anthropic_sampling_params, to_anthropic, to_openai
-from tests.ingest.helpers import chat_record, write_jsonl
+from tests.ingest.helpers import chat_record, otlp_attribute, write_jsonl
 
 # --- shared pieces of the logged requests ----------------------------------------------------
 
@@ -328,20 +328,6 @@ def write_anthropic_batch(tmp: Path) -> Path:
     return tmp
 
 
-def _kv(key: str, value: Any) -> dict[str, Any]:
-    if isinstance(value, bool):
-        v: dict[str, Any] = {"boolValue": value}
-    elif isinstance(value, int):
-        v = {"intValue": str(value)}
-    elif isinstance(value, float):
-        v = {"doubleValue": value}
-    elif isinstance(value, list):
-        v = {"arrayValue": {"values": [{"stringValue": x} for x in value]}}
-    else:
-        v = {"stringValue": value}
-    return {"key": key, "value": v}
-
-
 def _json(value: Any) -> str:
     return orjson.dumps(value).decode()
 
@@ -411,13 +397,13 @@ def write_otel_genai(tmp: Path) -> Path:
         "kind": 3,
         "startTimeUnixNano": "1729730156000000000",
         "endTimeUnixNano": "1729730156750000000",
-        "attributes": [_kv(k, v) for k, v in attrs.items()],
+        "attributes": [otlp_attribute(k, v) for k, v in attrs.items()],
         "status": {"code": 1},
     }
     doc = {
         "resourceSpans": [
             {
-                "resource": {"attributes": [_kv("service.name", "weather-bot")]},
+                "resource": {"attributes": [otlp_attribute("service.name", "weather-bot")]},
                 "scopeSpans": [{"scope": {"name": "openai"}, "spans": [span]}],
             }
         ]
