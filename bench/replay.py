@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gzip
 import json
 import resource
 import sys
@@ -28,38 +27,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import MODEL, arm_bodies, bare_loop, demo_records, max_in_flight
 from evalpipe import pipeline
 from evalpipe.fake import serving
 from evalpipe.flows.wiring import IN_PROCESS
 from evalpipe.spec import load_spec
 from evalpipe.store import open_run
-
-DEMO = Path(__file__).resolve().parents[1] / "eval_sets" / "demo"
-MODEL = "gpt-4o-mini-2024-07-18"
-
-
-def _logged(n: int) -> list[dict[str, Any]]:
-    """n logged records: the demo's, repeated with fresh ids and a numbered user turn."""
-    base = []
-    for line in gzip.open(DEMO / "traffic.jsonl.gz").read().splitlines():
-        try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            continue  # the demo's one malformed line
-        base += [record] if "request" in record else []
-    out = []
-    for i in range(n):
-        record = orjson.loads(orjson.dumps(base[i % len(base)]))
-        record["request"]["messages"][-1]["content"] += f" (#{i})"
-        record["response"]["id"] = f"chatcmpl-bench-{i}"
-        out.append(record)
-    return out
 
 
 def _spec(folder: Path, root: str, records: list[dict[str, Any]], concurrency: int) -> Path:
@@ -78,39 +56,6 @@ def _spec(folder: Path, root: str, records: list[dict[str, Any]], concurrency: i
     return path
 
 
-async def _bare_loop(root: str, records: list[dict[str, Any]], concurrency: int) -> float:
-    import openai
-
-    client = openai.AsyncOpenAI(
-        base_url=f"{root}/v1",
-        api_key="bench",
-        http_client=openai.DefaultAsyncHttpxClient(
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        ),
-    )
-    sem = asyncio.Semaphore(concurrency)
-    bodies = [
-        {**r["request"], "model": MODEL, "temperature": t}
-        for r in records
-        for t in (r["request"].get("temperature"), 0.7)
-    ]
-
-    async def one(body: dict[str, Any]) -> None:
-        async with sem:
-            await client.chat.completions.create(**body)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(one(b) for b in bodies))
-    seconds = time.perf_counter() - started
-    await client.close()
-    return seconds
-
-
-def _max_in_flight(root: str) -> int:
-    seen = httpx.get(f"{root}/_fake/traffic").json()
-    return int(seen.get(MODEL, {}).get("max_in_flight", 0))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--records", type=int, default=3000)
@@ -118,11 +63,11 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=50.0)
     args = parser.parse_args()
 
-    records = _logged(args.records)
+    records = demo_records(args.records)
     with tempfile.TemporaryDirectory(prefix="evalpipe-bench-") as tmp:
         with serving(latency_ms=args.latency_ms, jitter=0.0, subprocess=True) as root:
-            reference = asyncio.run(_bare_loop(root, records, args.concurrency))
-            reference_peak = _max_in_flight(root)
+            reference = asyncio.run(bare_loop(root, arm_bodies(records), args.concurrency))
+            reference_peak = max_in_flight(root)
         with serving(latency_ms=args.latency_ms, jitter=0.0, subprocess=True) as root:
             run = open_run(load_spec(_spec(Path(tmp), root, records, args.concurrency)))
             pipeline.ingest_run(run)
@@ -131,7 +76,7 @@ def main() -> None:
             IN_PROCESS.replay_partitions(run, parts)
             IN_PROCESS.finish_replay(run)
             seconds = time.perf_counter() - started
-            peak = _max_in_flight(root)
+            peak = max_in_flight(root)
             coverage = run.manifest()["coverage"]
     answered = sum(c["ok"] for c in coverage.values())
     print(

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gzip
 import json
 import os
 import statistics
@@ -32,36 +31,21 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
-import httpx
 import orjson
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import MODEL, arm_bodies, bare_loop, demo_records, max_in_flight
 from evalpipe.fake import serving
 
-DEMO = Path(__file__).resolve().parents[1] / "eval_sets" / "demo"
-MODEL = "gpt-4o-mini-2024-07-18"
 CONCURRENCY = 64
 
 
-def _logged(n: int) -> list[bytes]:
-    good = []
-    for line in gzip.open(DEMO / "traffic.jsonl.gz").read().splitlines():
-        try:  # the demo's one malformed line stays out
-            good += [line] if "request" in orjson.loads(line) else []
-        except orjson.JSONDecodeError:
-            continue
-    good = good[:n]
-    if len(good) < n:
-        raise SystemExit(f"the demo traffic has only {len(good)} usable records")
-    return good
-
-
 def _spec(folder: Path, root: str, n: int) -> Path:
-    (folder / "traffic.jsonl").write_bytes(b"\n".join(_logged(n)) + b"\n")
+    records = demo_records(n)
+    (folder / "traffic.jsonl").write_bytes(b"\n".join(orjson.dumps(r) for r in records) + b"\n")
     arm = {"provider": "openai", "model": MODEL, "base_url": f"{root}/v1"}
     spec = {
         "name": f"bench-{n}",
@@ -116,39 +100,6 @@ def _help_seconds(repeat: int) -> float:
     return statistics.median(times)
 
 
-async def _bare_loop(root: str, lines: list[bytes]) -> float:
-    import openai
-
-    client = openai.AsyncOpenAI(
-        base_url=f"{root}/v1",
-        api_key="bench",
-        http_client=openai.DefaultAsyncHttpxClient(
-            limits=httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
-        ),
-    )
-    sem = asyncio.Semaphore(CONCURRENCY)
-    bodies = []
-    for line in lines:
-        request = orjson.loads(line)["request"]
-        for temperature in (request.get("temperature"), 0.7):
-            bodies.append({**request, "model": MODEL, "temperature": temperature})
-
-    async def one(body: dict[str, Any]) -> None:
-        async with sem:
-            await client.chat.completions.create(**body)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(one(b) for b in bodies))
-    seconds = time.perf_counter() - started
-    await client.close()
-    return seconds
-
-
-def _max_in_flight(root: str) -> int:
-    seen = httpx.get(f"{root}/_fake/traffic").json()
-    return int(seen.get(MODEL, {}).get("max_in_flight", 0))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=5)
@@ -170,11 +121,12 @@ def main() -> None:
         help_s = _help_seconds(args.repeat)
 
         with serving(latency_ms=args.latency_ms, jitter=0.0, subprocess=True) as root:
-            reference = asyncio.run(_bare_loop(root, _logged(args.records)))
-            reference_peak = _max_in_flight(root)
+            bodies = arm_bodies(demo_records(args.records))
+            reference = asyncio.run(bare_loop(root, bodies, CONCURRENCY))
+            reference_peak = max_in_flight(root)
         with serving(latency_ms=args.latency_ms, jitter=0.0, subprocess=True) as root:
             e2e, e2e_stages = _timed_run(_spec(large, root, args.records))
-            peak = _max_in_flight(root)
+            peak = max_in_flight(root)
 
     print(
         json.dumps(

@@ -1,0 +1,75 @@
+"""What the replay benches share: the demo's logged records, the bare SDK loop they are measured
+against, and the server's own count of requests in flight."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+DEMO = Path(__file__).resolve().parents[1] / "eval_sets" / "demo"
+MODEL = "gpt-4o-mini-2024-07-18"
+
+
+def demo_records(n: int) -> list[dict[str, Any]]:
+    """n logged records: the demo's (without its one malformed line), repeated with fresh ids
+    and a numbered user turn when n is larger than the demo."""
+    base = []
+    for line in gzip.decompress((DEMO / "traffic.jsonl.gz").read_bytes()).splitlines():
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        base += [record] if "request" in record else []
+    out = []
+    for i in range(n):
+        record = orjson.loads(orjson.dumps(base[i % len(base)]))
+        if i >= len(base):
+            record["request"]["messages"][-1]["content"] += f" (#{i})"
+            record["response"]["id"] = f"chatcmpl-bench-{i}"
+        out.append(record)
+    return out
+
+
+def arm_bodies(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The chat completions two arms of MODEL send: as logged, and at temperature 0.7."""
+    return [
+        {**r["request"], "model": MODEL, "temperature": t}
+        for r in records
+        for t in (r["request"].get("temperature"), 0.7)
+    ]
+
+
+async def bare_loop(root: str, bodies: list[dict[str, Any]], concurrency: int) -> float:
+    """Seconds a bare AsyncOpenAI loop takes to send `bodies` under one semaphore."""
+    import openai
+
+    client = openai.AsyncOpenAI(
+        base_url=f"{root}/v1",
+        api_key="bench",
+        http_client=openai.DefaultAsyncHttpxClient(
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        ),
+    )
+    sem = asyncio.Semaphore(concurrency)
+
+    async def one(body: dict[str, Any]) -> None:
+        async with sem:
+            await client.chat.completions.create(**body)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(b) for b in bodies))
+    seconds = time.perf_counter() - started
+    await client.close()
+    return seconds
+
+
+def max_in_flight(root: str, model: str = MODEL) -> int:
+    """The most requests to `model` the fake provider had in flight at once."""
+    seen = httpx.get(f"{root}/_fake/traffic").json()
+    return int(seen.get(model, {}).get("max_in_flight", 0))
