@@ -97,6 +97,7 @@ RESPONSES: Final = pa.schema(
         ("http_status", pa.int32()),
         ("error_type", pa.string()),
         ("error_message", pa.string()),
+        ("params_not_replayed", pa.string()),  # JSON [{param, reason}] not sent; null: none
         ("attempts", pa.int32()),
         ("cache_hit", pa.bool_()),
         ("request_key", pa.string()),

@@ -236,7 +236,8 @@ async def _chat_completions(request: Request) -> Response:
         resolved = resolve(call)
         ans = reply(call, resolved)
     except BadRequest as exc:
-        return _openai_error(400, f"Invalid request: {exc}")
+        body = {"message": exc.message, "type": "invalid_request_error", "param": exc.param}
+        return _JSON({"error": {**body, "code": exc.code}}, status_code=400)
     except UnknownModel as exc:
         return _openai_error(404, str(exc), code="model_not_found")
     if resolved.behaviour.name == "flaky" and state.first_attempt_fails(call):

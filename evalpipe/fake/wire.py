@@ -15,6 +15,7 @@ import orjson
 
 from evalpipe.fake.behaviours import Answer, Conversation, Resolved, answer, resolve_model
 from evalpipe.fake.hashing import alnum, draw, stable_hash
+from evalpipe.fake.validate import BadRequest, check_anthropic, check_openai
 
 __all__ = [
     "BadRequest",
@@ -35,10 +36,6 @@ __all__ = [
 _STOP_REASON: Final = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use"}
 _STREAM_KEYS: Final = ("stream", "stream_options")
 _CHUNK_WORDS: Final = 4
-
-
-class BadRequest(ValueError):
-    """The body is not a valid request (the server's 400)."""
 
 
 class UnknownModel(LookupError):
@@ -141,6 +138,7 @@ def parse_openai(body: Any) -> Call:
 
 
 def _parse_openai(body: Any) -> Call:
+    check_openai(body)
     body, model, messages = _require(body)
     system: list[str] = []
     turns: list[tuple[str, str]] = []
@@ -218,6 +216,7 @@ def parse_anthropic(body: Any) -> Call:
 
 
 def _parse_anthropic(body: Any) -> Call:
+    check_anthropic(body)
     body, model, messages = _require(body)
     max_tokens = _max_tokens(body.get("max_tokens"), "max_tokens")
     if max_tokens is None:
@@ -229,7 +228,7 @@ def _parse_anthropic(body: Any) -> Call:
             raise BadRequest(f"messages[{i}].role: expected user or assistant, got {role!r}")
         turns.append((str(role), _text_parts(m.get("content"), f"messages[{i}].content")))
     config = _object(body, "output_config")
-    fmt = config.get("format") or body.get("output_format") or {}
+    fmt = config.get("format") or {}
     if not isinstance(fmt, dict):
         raise BadRequest("output_config.format: expected an object")
     schema = fmt.get("schema") if fmt.get("type") == "json_schema" else None

@@ -14,7 +14,7 @@ import httpx
 
 from evalpipe.errors import EvalpipeError
 from evalpipe.providers.calls import INVALID_BODY, CallOutcome, FatalProviderError
-from evalpipe.providers.translate import to_anthropic, to_openai
+from evalpipe.providers.translate import TARGET_APIS, Translation, translate
 from evalpipe.spec import BUILTIN_FAKE, Limit
 
 __all__ = [
@@ -97,14 +97,17 @@ class Endpoint:
 
     def build(self, request: dict[str, Any]) -> dict[str, Any]:
         """The SDK keyword arguments for a canonical request (raises Untranslatable)."""
-        if self.provider == "anthropic":
-            return to_anthropic(
-                request,
-                model=self.model,
-                default_max_tokens=self.default_max_tokens,
-                same_provider=self._same_provider,
-            )
-        return to_openai(request, model=self.model, same_provider=self._same_provider)
+        return self.translate(request).kwargs
+
+    def translate(self, request: dict[str, Any]) -> Translation:
+        """The SDK keyword arguments for a canonical request and the logged parameters they
+        leave out (raises Untranslatable)."""
+        return translate(
+            request,
+            api=TARGET_APIS[self.provider],
+            model=self.model,
+            default_max_tokens=self.default_max_tokens,
+        )
 
     async def send(self, kwargs: dict[str, Any]) -> CallOutcome:
         """One call; raises FatalProviderError when the provider refuses the arm itself.

@@ -477,13 +477,16 @@ class _Partition:
         if not self.replayable[i]:
             self._release(i, j)
             return dict(
-                row, status="skipped", error_type="NotReplayable", error_message=self.issues[i]
+                row,
+                status="skipped",
+                error_type="NotReplayable",
+                error_message=self.issues[i] or "no reason logged",
             )
         try:
             request = _prepare(
                 self.spec, plan.arm, orjson.loads(self.requests[i] or "{}"), self.attrs[i]
             )
-            kwargs = plan.endpoint.build(request)
+            built = plan.endpoint.translate(request)
         except Untranslatable as exc:
             self._release(i, j)
             return dict(
@@ -492,11 +495,12 @@ class _Partition:
                 error_type="Untranslatable",
                 error_message=f"untranslatable: {exc}",
             )
+        row["params_not_replayed"] = built.not_replayed_json()
         admission = self.admission
         try:
             result = await cached_call(
                 plan.endpoint,
-                kwargs,
+                built.kwargs,
                 repeat=plan.repeat,
                 cache=self.cache,
                 salt=self.cache_salt,
@@ -549,5 +553,5 @@ def _cost_matrix(
 
 def estimate_tokens(kwargs: dict[str, Any]) -> float:
     return len(orjson.dumps(kwargs.get("messages", []))) / 4 + float(
-        kwargs.get("max_tokens") or 256
+        kwargs.get("max_tokens") or kwargs.get("max_completion_tokens") or 256
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from evalpipe.providers.translate import (
@@ -9,6 +10,7 @@ from evalpipe.providers.translate import (
     apply_arm_overrides,
     to_anthropic,
     to_openai,
+    translate,
 )
 
 SCHEMA = {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"]}
@@ -44,7 +46,8 @@ def test_openai_shape() -> None:
     assert kw["messages"][3] == {"role": "tool", "tool_call_id": "c1", "content": "12C"}
     assert kw["tools"][0]["function"]["name"] == "weather"
     assert kw["tool_choice"] == {"type": "function", "function": {"name": "weather"}}
-    assert (kw["max_tokens"], kw["temperature"], kw["stop"]) == (100, 0.2, ["END"])
+    # max_tokens is deprecated on chat completions (reasoning models refuse it)
+    assert (kw["max_completion_tokens"], kw["temperature"], kw["stop"]) == (100, 0.2, ["END"])
 
 
 def test_anthropic_shape() -> None:
@@ -90,13 +93,27 @@ def test_untranslatable_requests_are_refused() -> None:
         to_anthropic(req, model="m")
 
 
-def test_unknown_params_pass_through_only_to_the_same_provider() -> None:
+def test_unknown_params_are_never_sent_and_say_why() -> None:
     req = {
         "messages": [{"role": "user", "content": "x"}],
-        "params": {"extra": {"logit_bias": {"1": 2}}},
+        "params": {"extra": {"logit_bias": {"1": 2}, "maxRetries": 3, "top_k": 5}},
     }
-    assert to_openai(req, model="m")["extra_body"] == {"logit_bias": {"1": 2}}
-    assert "extra_body" not in to_openai(req, model="m", same_provider=False)
+    out = translate(req, api="openai_chat", model="m")
+    assert out.kwargs["logit_bias"] == {"1": 2} and "extra_body" not in out.kwargs
+    assert "maxRetries" not in out.kwargs and "top_k" not in out.kwargs
+    assert out.not_replayed == [
+        ("maxRetries", "framework setting"),
+        ("top_k", "no equivalent on OpenAI chat completions"),
+    ]
+    claude = translate(req, api="anthropic_messages", model="m")
+    assert "logit_bias" not in claude.kwargs and "maxRetries" not in claude.kwargs
+    assert ("logit_bias", "no equivalent on Anthropic Messages") in claude.not_replayed
+    assert claude.not_replayed_json() is not None
+    assert orjson.loads(claude.not_replayed_json() or "[]")[0] == {
+        "param": "maxRetries",
+        "reason": "framework setting",
+    }
+    assert translate(REQUEST, api="openai_chat", model="m").not_replayed_json() is None
 
 
 def test_arm_overrides() -> None:
@@ -104,10 +121,21 @@ def test_arm_overrides() -> None:
         REQUEST, params={"temperature": 0, "reasoning_effort": "low"}, system_append="v7"
     )
     assert out["system"] == "Be brief.\n\nv7"
-    assert out["params"]["temperature"] == 0 and out["params"]["extra"] == {
-        "reasoning_effort": "low"
-    }
+    assert out["params"]["overrides"] == {"temperature": 0, "reasoning_effort": "low"}
     assert REQUEST["params"]["temperature"] == 0.2  # the input is not changed
+    kw = to_openai(out, model="m")
+    assert (kw["temperature"], kw["reasoning_effort"]) == (0, "low")
+
+
+def test_an_override_wins_over_every_logged_spelling() -> None:
+    req = {
+        "messages": [{"role": "user", "content": "x"}],
+        "params": {"max_tokens": 900, "extra": {"maxTokens": 900, "reasoningEffort": "high"}},
+    }
+    out = apply_arm_overrides(req, params={"max_tokens": 50, "reasoning_effort": "low"})
+    sent = translate(out, api="openai_chat", model="m")
+    assert (sent.kwargs["max_completion_tokens"], sent.kwargs["reasoning_effort"]) == (50, "low")
+    assert sent.not_replayed == []  # superseded, not lost
 
 
 def test_tool_names_the_apis_reject_are_sanitised_and_restored() -> None:
