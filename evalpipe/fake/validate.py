@@ -88,40 +88,42 @@ def _quoted(values: Any, last: str) -> str:
 def _openai_value_error(name: str, error: jsonschema.ValidationError) -> BadRequest:
     """The API's message for a value its schema refuses (shapes of the real 400s)."""
     param = _path(name, error, ".")
-    rule, limit, got = str(error.validator), error.validator_value, error.instance
+    limit, got = error.validator_value, error.instance
     number = "integer" if isinstance(got, int) else "decimal"
-    messages: dict[str, tuple[str, str]] = {
-        "type": (
+    length = len(got) if isinstance(got, list) else 0
+    messages: dict[str, Callable[[], tuple[str, str]]] = {
+        "type": lambda: (
             f"Invalid type for '{param}': expected {_expected(error, _OPENAI_EXPECTED)}, "
             f"but got {_OPENAI_GOT[_json_type(got)]} instead.",
             "invalid_type",
         ),
-        "minimum": (
+        "minimum": lambda: (
             f"Invalid '{param}': {number} below minimum value. Expected a value >= {limit}, "
             f"but got {got} instead.",
             f"{number}_below_min_value",
         ),
-        "maximum": (
+        "maximum": lambda: (
             f"Invalid '{param}': {number} above maximum value. Expected a value <= {limit}, "
             f"but got {got} instead.",
             f"{number}_above_max_value",
         ),
-        "enum": (
+        "enum": lambda: (
             f"Invalid value: '{got}'. Supported values are: {_quoted(limit, ', and')}.",
             "invalid_value",
         ),
-        "maxItems": (
+        "maxItems": lambda: (
             f"Invalid '{param}': array too long. Expected an array with maximum length {limit}, "
-            f"but got an array with length {len(got) if isinstance(got, list) else 0} instead.",
+            f"but got an array with length {length} instead.",
             "array_above_max_length",
         ),
-        "minItems": (
+        "minItems": lambda: (
             f"Invalid '{param}': empty array. Expected an array with minimum length {limit}, "
             "but got an empty array instead.",
             "empty_array",
         ),
     }
-    message, code = messages.get(rule, (f"Invalid '{param}': {error.message}.", "invalid_value"))
+    other = (f"Invalid '{param}': {error.message}.", "invalid_value")
+    message, code = messages.get(str(error.validator), lambda: other)()
     return BadRequest(message, param=param, code=code)
 
 
@@ -236,17 +238,18 @@ def _openai_missing(name: str) -> BadRequest:
 
 
 def _anthropic_value_error(name: str, error: jsonschema.ValidationError) -> BadRequest:
-    where = _path(name, error, ".")
-    rule, limit = str(error.validator), error.validator_value
-    problems: dict[str, str] = {
-        "type": f"Input should be {_expected(error, _ANTHROPIC_EXPECTED)}",
-        "minimum": f"Input should be greater than or equal to {limit}",
-        "maximum": f"Input should be less than or equal to {limit}",
-        "enum": "Input should be " + _quoted(limit, " or"),
-        "additionalProperties": "Extra inputs are not permitted",
-        "required": "Field required",
+    """The API's (pydantic's) message for a value its schema refuses."""
+    limit = error.validator_value
+    problems: dict[str, Callable[[], str]] = {
+        "type": lambda: f"Input should be {_expected(error, _ANTHROPIC_EXPECTED)}",
+        "minimum": lambda: f"Input should be greater than or equal to {limit}",
+        "maximum": lambda: f"Input should be less than or equal to {limit}",
+        "enum": lambda: f"Input should be {_quoted(limit, ' or')}",
+        "additionalProperties": lambda: "Extra inputs are not permitted",
+        "required": lambda: "Field required",
     }
-    return BadRequest(f"{where}: {problems.get(rule, error.message)}")
+    problem = problems.get(str(error.validator), lambda: error.message)()
+    return BadRequest(f"{_path(name, error, '.')}: {problem}")
 
 
 def _merged_turns(messages: list[dict[str, Any]]) -> Iterator[tuple[int, str, list[Any]]]:
@@ -282,38 +285,42 @@ def _anthropic_messages(messages: list[Any]) -> None:
             )
         for j, block in enumerate(content if isinstance(content, list) else []):
             _anthropic_block(block, f"messages.{i}.content.{j}")
-    turns = list(_merged_turns(messages))
-    for k, (i, role, blocks) in enumerate(turns):
-        uses = [b.get("id") for b in blocks if isinstance(b, dict) and b.get("type") == "tool_use"]
-        before = turns[k - 1][2] if k else []
-        called = {
-            b.get("id") for b in before if isinstance(b, dict) and b.get("type") == "tool_use"
-        }
+    _anthropic_tool_turns(list(_merged_turns(messages)))
+
+
+def _ids(blocks: list[Any], kind: str, key: str) -> list[Any]:
+    return [b.get(key) for b in blocks if b.get("type") == kind]
+
+
+def _anthropic_tool_turns(turns: list[tuple[int, str, list[Any]]]) -> None:
+    """Every tool result answers a call of the turn before; every call is answered at the start
+    of the turn after."""
+    for k, (i, _, blocks) in enumerate(turns):
+        called = set(_ids(turns[k - 1][2], "tool_use", "id")) if k else set()
         for j, b in enumerate(blocks):
-            if (
-                isinstance(b, dict)
-                and b.get("type") == "tool_result"
-                and b.get("tool_use_id") not in called
-            ):
+            if b.get("type") == "tool_result" and b.get("tool_use_id") not in called:
                 raise BadRequest(
                     f"messages.{i}.content.{j}: unexpected `tool_use_id` found in `tool_result` "
                     f"blocks: {b.get('tool_use_id')}. Each `tool_result` block must have a "
                     "corresponding `tool_use` block in the previous message."
                 )
-        if role == "assistant" and uses and k + 1 < len(turns):
-            after = turns[k + 1][2]
-            answered = {
-                b.get("tool_use_id")
-                for b in after
-                if isinstance(b, dict) and b.get("type") == "tool_result"
-            }
-            missing = [str(u) for u in uses if u not in answered]
-            if missing:
-                raise BadRequest(
-                    f"messages.{turns[k + 1][0]}: `tool_use` ids were found without `tool_result` "
-                    f"blocks immediately after: {', '.join(missing)}. Each `tool_use` block must "
-                    "have a corresponding `tool_result` block in the next message."
-                )
+        uses = _ids(blocks, "tool_use", "id")
+        if not uses or k + 1 == len(turns):
+            continue
+        at, _, after = turns[k + 1]
+        missing = [str(u) for u in uses if u not in _ids(after, "tool_result", "tool_use_id")]
+        if missing:
+            raise BadRequest(
+                f"messages.{at}: `tool_use` ids were found without `tool_result` blocks "
+                f"immediately after: {', '.join(missing)}. Each `tool_use` block must have a "
+                "corresponding `tool_result` block in the next message."
+            )
+        if any(b.get("type") != "tool_result" for b in after[: len(uses)]):
+            raise BadRequest(
+                f"messages.{at}: Did not find {len(uses)} `tool_result` block(s) at the beginning "
+                "of this message. Messages following `tool_use` blocks must begin with a "
+                "matching number of `tool_result` blocks."
+            )
 
 
 def _anthropic_block(block: Any, where: str) -> None:
@@ -330,6 +337,12 @@ def _anthropic_block(block: Any, where: str) -> None:
 
 
 def _anthropic_tools(body: dict[str, Any]) -> None:
+    if not body.get("tools") and any(
+        isinstance(b, dict) and b.get("type") in ("tool_use", "tool_result")
+        for m in body["messages"]
+        for b in (m["content"] if isinstance(m["content"], list) else [])
+    ):
+        raise BadRequest("Requests which include tool_use or tool_result blocks must define tools.")
     for i, tool in enumerate(body.get("tools") or []):
         name = tool.get("name") if isinstance(tool, dict) else None
         if not isinstance(name, str) or not _ANTHROPIC_TOOL_NAME.match(name):

@@ -359,6 +359,7 @@ def _anthropic_messages(conversation: list[dict[str, Any]]) -> list[dict[str, An
             messages.append({"role": role, "content": blocks})
     # A turn of one text block is sent as a string, as people write them; several stay blocks.
     for m in messages:
+        m["content"].sort(key=lambda b: b["type"] != "tool_result")  # results open their turn
         if len(m["content"]) == 1 and m["content"][0]["type"] == "text":
             m["content"] = m["content"][0]["text"]
     return messages
@@ -399,6 +400,8 @@ def _anthropic_body(
     if request.get("system"):
         kwargs["system"] = request["system"]
     names = _tool_names(request)
+    if not names and any(p["type"] == "tool_call" for m in conversation for p in m["content"]):
+        raise Untranslatable("tool calls in the conversation but no tools logged")
     if names:
         kwargs["tools"] = [
             {

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
 
@@ -167,6 +169,113 @@ def test_parallel_tool_calls_translate_across_providers() -> None:
     a = to_anthropic({**req, "tool_choice": None}, model="m")
     assert a["tool_choice"] == {"type": "auto", "disable_parallel_tool_use": True}
     # no tools: neither API accepts the flag, so it is not sent
-    bare = {**req, "tools": None, "tool_choice": None}
+    bare = {**req, "messages": req["messages"][:1], "tools": None, "tool_choice": None}
     assert "parallel_tool_calls" not in to_openai(bare, model="m")
     assert "tool_choice" not in to_anthropic(bare, model="m")
+
+
+def _msg(role: str, *parts: dict[str, Any]) -> dict[str, Any]:
+    return {"role": role, "content": list(parts)}
+
+
+def _text(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text}
+
+
+RESULT_ONLY = {
+    # a trace that starts with a tool result: the call that asked for it is not in the trace
+    "system": "Be brief.",
+    "messages": [
+        _msg("tool", {"type": "tool_result", "tool_call_id": "c0", "content": "42"}),
+        _msg("user", _text("Thanks. And the total?")),
+    ],
+    "params": {},
+}
+
+
+@pytest.mark.parametrize("api", ["openai_chat", "anthropic_messages"])
+def test_an_orphaned_tool_result_is_dropped_and_said_so(api: str) -> None:
+    out = translate(RESULT_ONLY, api=api, model="m")  # type: ignore[arg-type]
+    sent = orjson.dumps(out.kwargs["messages"]).decode()
+    assert "c0" not in sent and "42" not in sent
+    assert out.not_replayed == [("tool_result", "no tool call before it (dropped)")]
+
+
+@pytest.mark.parametrize("api", ["openai_chat", "anthropic_messages"])
+def test_a_tool_call_without_its_result_is_untranslatable(api: str) -> None:
+    req = {
+        "messages": [
+            _msg("user", _text("Weather?")),
+            _msg("assistant", {"type": "tool_call", "id": "c1", "name": "w", "arguments": {}}),
+            _msg("user", _text("Hello?")),
+        ],
+        "tools": [{"name": "w", "parameters": {"type": "object"}}],
+    }
+    with pytest.raises(Untranslatable, match="tool call without its result"):
+        translate(req, api=api, model="m")  # type: ignore[arg-type]
+
+
+def test_no_message_left_once_the_system_prompt_moves_is_untranslatable_on_anthropic() -> None:
+    req = {"system": "You are a router.", "messages": [], "params": {}}
+    assert translate(req, api="openai_chat", model="m").kwargs["messages"] == [
+        {"role": "system", "content": "You are a router."}
+    ]
+    with pytest.raises(Untranslatable, match="no message left"):
+        translate(req, api="anthropic_messages", model="m")
+
+
+def test_tool_results_open_their_turn_and_ids_fit_anthropic() -> None:
+    req = {
+        "messages": [
+            _msg("user", _text("Weather?")),
+            _msg(
+                "assistant", {"type": "tool_call", "id": "call:1", "name": "w", "arguments": "{}"}
+            ),
+            _msg("user", _text("Quick please")),
+            _msg("tool", {"type": "tool_result", "tool_call_id": "call:1", "content": "sunny"}),
+        ],
+        "tools": [{"name": "w", "parameters": {"properties": {}}}],
+    }
+    claude = translate(req, api="anthropic_messages", model="m").kwargs
+    last = claude["messages"][-1]["content"]
+    assert [b["type"] for b in last] == ["tool_result", "text"]
+    assert last[0]["tool_use_id"] == claude["messages"][1]["content"][0]["id"] == "call_1"
+    assert claude["tools"][0]["input_schema"] == {"type": "object", "properties": {}}
+    chat = translate(req, api="openai_chat", model="m").kwargs
+    assert [m["role"] for m in chat["messages"]] == ["user", "assistant", "tool", "user"]
+
+
+def test_tool_calls_without_tool_definitions_are_untranslatable_on_anthropic() -> None:
+    req = {
+        "messages": [
+            _msg("user", _text("Weather?")),
+            _msg("assistant", {"type": "tool_call", "id": "c1", "name": "w", "arguments": {}}),
+            _msg("tool", {"type": "tool_result", "tool_call_id": "c1", "content": "sunny"}),
+        ],
+    }
+    assert translate(req, api="openai_chat", model="m").kwargs["messages"][2]["role"] == "tool"
+    with pytest.raises(Untranslatable, match="no tools"):
+        translate(req, api="anthropic_messages", model="m")
+
+
+def test_a_string_stream_flag_is_never_sent() -> None:
+    req = {
+        "messages": [_msg("user", _text("hi"))],
+        "params": {"extra": {"stream": "false", "stream_options": "null"}},
+    }
+    for api in ("openai_chat", "openai_compatible", "anthropic_messages"):
+        out = translate(req, api=api, model="m")  # type: ignore[arg-type]
+        assert "stream" not in out.kwargs and out.not_replayed == []
+    streamed = {**req, "params": {"extra": {"stream": True}}}
+    assert translate(streamed, api="openai_chat", model="m").not_replayed == [
+        ("stream", "replay setting")
+    ]
+
+
+def test_tools_that_collide_once_renamed_are_untranslatable() -> None:
+    req = {
+        "messages": [_msg("user", _text("play"))],
+        "tools": [{"name": "spotify.play"}, {"name": "spotify_play"}],
+    }
+    with pytest.raises(Untranslatable, match="share a name"):
+        translate(req, api="openai_chat", model="m")
