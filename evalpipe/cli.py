@@ -253,6 +253,25 @@ def _print_run_facts(manifest: dict[str, Any]) -> None:
         f"{read} × {count(len(coverage), 'arm')}: {answers:,} requests, {', '.join(parts)}{spent}.",
         soft_wrap=True,
     )
+    _print_fidelity(manifest)
+
+
+_FACTS_SHOWN: Final = 6
+"""Reasons a parameter was not sent that the run facts list; the report lists them all."""
+
+
+def _print_fidelity(manifest: dict[str, Any]) -> None:
+    """What the replay did not send as logged, and why requests were skipped (report/facts.py)."""
+    from evalpipe.report.facts import not_sent, skipped
+
+    lost = not_sent(manifest)
+    if len(lost) > _FACTS_SHOWN:
+        lost = [*lost[:_FACTS_SHOWN], f"{len(lost) - _FACTS_SHOWN} more in the report"]
+    if lost:
+        out.print("; ".join(lost) + ".", soft_wrap=True, markup=False)
+    skips = skipped(manifest)
+    if skips:
+        out.print(f"Skipped — {'; '.join(skips)}.", soft_wrap=True, markup=False)
 
 
 DryRunOpt = Annotated[

@@ -235,12 +235,62 @@ def finish_replay(run: Run, seconds: float | None = None) -> None:
         coverage=coverage,
         models_seen={r["arm"]: r["models"] or [] for r in per_arm},
         cost_usd={"replay": replay_cost, "total": replay_cost},
+        **_replay_losses(responses),
     )
     if seconds is None:  # partitions ran as separate tasks: time from the first request sent
         replayed = responses.filter(pc.not_equal(responses["arm"], "logged"))
         first = pc.min(replayed["started_at"]).as_py() if replayed.num_rows else None
         seconds = (datetime.now(UTC) - first).total_seconds() if first else 0.0
     run.mark_stage("replay", seconds)
+
+
+_LOST_SQL: Final = """
+    WITH lost AS (
+        SELECT arm, record_id, unnest(from_json(params_not_replayed,
+            '[{"param": "VARCHAR", "reason": "VARCHAR"}]'), recursive := true)
+        FROM r WHERE params_not_replayed IS NOT NULL AND arm <> 'logged')
+"""
+
+
+def _replay_losses(responses: pa.Table) -> dict[str, Any]:
+    """Per arm: records that lost each logged parameter (`params_not_replayed`), the same grouped
+    by reason (`params_not_replayed_reasons`), and requests skipped by reason (`skipped`)."""
+    with duckdb.connect() as con:
+        con.register(
+            "r",
+            responses.select(
+                ["arm", "record_id", "params_not_replayed", "status", "error_type", "error_message"]
+            ),
+        )
+        by_param = con.sql(
+            _LOST_SQL + "SELECT arm, param, count(DISTINCT record_id) AS records FROM lost "
+            "GROUP BY ALL ORDER BY arm, records DESC, param"
+        ).fetchall()
+        by_reason = con.sql(
+            _LOST_SQL + "SELECT arm, reason, list(DISTINCT param ORDER BY param) AS params, "
+            "count(DISTINCT record_id) AS records FROM lost GROUP BY ALL "
+            "ORDER BY arm, records DESC, reason"
+        ).fetchall()
+        skipped = con.sql(
+            "SELECT arm, CASE error_type WHEN 'NotReplayable' THEN 'not replayable: ' || "
+            "coalesce(error_message, 'no reason logged') WHEN 'BudgetExhausted' THEN "
+            "'budget_usd reached' ELSE coalesce(error_message, error_type, 'no reason logged') "
+            "END AS reason, count(*) AS n FROM r WHERE status = 'skipped' AND arm <> 'logged' "
+            "GROUP BY ALL ORDER BY arm, n DESC, reason"
+        ).fetchall()
+    out: dict[str, dict[str, Any]] = {
+        "params_not_replayed": {},
+        "params_not_replayed_reasons": {},
+        "skipped": {},
+    }
+    for arm, param, records in by_param:
+        out["params_not_replayed"].setdefault(arm, {})[param] = records
+    for arm, reason, params, records in by_reason:
+        group = {"reason": reason, "params": params, "records": records}
+        out["params_not_replayed_reasons"].setdefault(arm, []).append(group)
+    for arm, reason, n in skipped:
+        out["skipped"].setdefault(arm, {})[reason] = n
+    return out
 
 
 # --- score -------------------------------------------------------------------------------------

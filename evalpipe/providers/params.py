@@ -359,9 +359,8 @@ SPELLINGS: Final[Mapping[Api, Mapping[str, str]]] = {
 }
 """Concept → where it lives on the API, where that is not its own name."""
 
-REPLAY_OWNED: Final = frozenset(
+_STRUCTURE: Final = frozenset(
     {
-        # the request itself, built from the canonical record
         "model",
         "messages",
         "input",
@@ -374,6 +373,12 @@ REPLAY_OWNED: Final = frozenset(
         "response_format",
         "text.format",
         "output_config.format",
+    }
+)
+"""The request itself: replay builds these from the canonical record (and the arm's model)."""
+
+REPLAY_OWNED: Final = frozenset(
+    {
         # transport, storage and attribution: replay reads whole answers and stores nothing
         "stream",
         "stream_options",
@@ -393,7 +398,7 @@ REPLAY_OWNED: Final = frozenset(
         "diagnostics",
     }
 )
-"""Logged parameters replay sets itself or leaves out on purpose (listed only when not falsy)."""
+"""Logged parameters replay leaves out on purpose (listed as not sent unless false or empty)."""
 
 _DEFAULTS: Final[Mapping[str, Any]] = {"n": 1, "logprobs": False, "parallel_tool_calls": True}
 """Values every API assumes when the parameter is absent: leaving them out loses nothing."""
@@ -652,7 +657,9 @@ def read_params(params: Mapping[str, Any]) -> Read:
     overridden: set[str] = set()
     for name, raw, is_override in _logged(params):
         concept = _concept(name)
-        if name in REPLAY_OWNED or concept in REPLAY_OWNED:
+        if concept in _STRUCTURE:
+            continue
+        if concept in REPLAY_OWNED:
             if raw not in (None, False, "", [], {}, "false", "null"):
                 lost.append(NotReplayed(name, "replay setting"))
             continue

@@ -23,6 +23,7 @@ from evalpipe.gate.verdict import EXIT_CODES, SEVERITY, CandidateVerdict, GateRe
 from evalpipe.report.charts import StackBar, stack_bar
 from evalpipe.report.coverage import ArmCoverage
 from evalpipe.report.examples import Example
+from evalpipe.report.facts import not_sent, skipped
 from evalpipe.report.figures import (
     INFO_COLOUR,
     VERDICT_COLOURS,
@@ -167,6 +168,8 @@ class PageData:
     records: int
     quarantined: int | None
     counts: list[tuple[str, str]]
+    fidelity: list[tuple[str, list[str]]]
+    """What the replay did not send as logged and why requests were skipped (report/facts.py)."""
     costs: list[tuple[str, str]]
     cost_total: str
     timings: list[tuple[str, str]]
@@ -390,6 +393,14 @@ def page_data(
         records=records.num_rows,
         quarantined=None if quarantined is None else int(quarantined),
         counts=counts,
+        fidelity=[
+            (label, lines)
+            for label, lines in (
+                ("Not sent as logged", not_sent(manifest)),
+                ("Skipped", skipped(manifest)),
+            )
+            if lines
+        ],
         costs=costs,
         cost_total=usd(total) if total is not None else "not recorded",
         timings=timings,
