@@ -635,6 +635,13 @@ def _flatten(params: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
             yield name, value
 
 
+def _unset(raw: Any, *, off: bool = False) -> bool:
+    """Whether a logged value says 'not set' (`null`, `""`); with `off`, also false, 0 or empty."""
+    if isinstance(raw, str):
+        return raw.strip().lower() in (_NULLS | {"false", "0"} if off else _NULLS)
+    return raw is None or (off and not raw)
+
+
 def _logged(params: Mapping[str, Any]) -> Iterator[tuple[str, Any, bool]]:
     """(spelling, value, is_override): arm overrides first, then the canonical fields, then extra."""
     for name, value in _flatten(params.get("overrides") or {}):
@@ -660,11 +667,11 @@ def read_params(params: Mapping[str, Any]) -> Read:
         if concept in _STRUCTURE:
             continue
         if concept in REPLAY_OWNED:
-            if raw not in (None, False, "", [], {}, "false", "null"):
+            if not _unset(raw, off=True):
                 lost.append(NotReplayed(name, "replay setting"))
             continue
         if not _known(concept):
-            if raw not in (None, "", "null"):
+            if not _unset(raw):
                 lost.append(NotReplayed(name, "framework setting"))
             continue
         schema, convert = _CONVERT.get(name, (_reading_schema(concept), None))
@@ -728,7 +735,7 @@ def params_for(values: Mapping[str, Any], api: Api) -> ParamPlan:
             continue
         error = violation(api, path, value)
         if error is not None and error.validator in _RANGE_RULES:
-            raise Untranslatable(f"{concept} {_shown(value)} is out of {label}' range")
+            raise Untranslatable(f"{concept} out of {label}' range")
         if error is not None:
             lost.append(NotReplayed(concept, f"not accepted by {label}"))
             continue

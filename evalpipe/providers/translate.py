@@ -263,15 +263,20 @@ def _openai_format(fmt: dict[str, Any]) -> dict[str, Any]:
     return {"type": fmt.get("type", "json_object")}
 
 
-def _openai_body(
-    request: dict[str, Any],
-    conversation: list[dict[str, Any]],
-    values: dict[str, Any],
-    api: TargetApi,
-    default_max_tokens: int,
-) -> tuple[dict[str, Any], list[NotReplayed]]:
-    del default_max_tokens  # optional on OpenAI: absent means the model's own limit
-    messages = _openai_messages(request.get("system"), conversation)
+class _Parts(NamedTuple):
+    """What a body is built from: the request, its repaired conversation, the logged params by
+    concept (from `read_params`), the target and the `max_tokens` to use when none was logged."""
+
+    request: dict[str, Any]
+    conversation: list[dict[str, Any]]
+    values: dict[str, Any]
+    api: TargetApi
+    default_max_tokens: int
+
+
+def _openai_body(parts: _Parts) -> tuple[dict[str, Any], list[NotReplayed]]:
+    request, values = parts.request, parts.values  # max_tokens is optional on OpenAI
+    messages = _openai_messages(request.get("system"), parts.conversation)
     if not messages:
         raise Untranslatable("no messages")
     kwargs: dict[str, Any] = {"messages": messages}
@@ -298,7 +303,7 @@ def _openai_body(
         values.pop("parallel_tool_calls", None)  # without tools neither API takes it
     if request.get("response_format"):
         kwargs["response_format"] = _openai_format(request["response_format"])
-    plan = params_for(values, api)
+    plan = params_for(values, parts.api)
     return {**kwargs, **plan.sent}, plan.lost
 
 
@@ -380,22 +385,17 @@ def _anthropic_tool_choice(request: dict[str, Any], parallel: bool | None) -> di
     return out
 
 
-def _anthropic_body(
-    request: dict[str, Any],
-    conversation: list[dict[str, Any]],
-    values: dict[str, Any],
-    api: TargetApi,
-    default_max_tokens: int,
-) -> tuple[dict[str, Any], list[NotReplayed]]:
+def _anthropic_body(parts: _Parts) -> tuple[dict[str, Any], list[NotReplayed]]:
+    request, conversation = parts.request, parts.conversation
     messages = _anthropic_messages(conversation)
     if not messages:
         raise Untranslatable("no message left once the system prompt moves to `system`")
-    parallel = values.pop("parallel_tool_calls", None)
-    plan = params_for(values, api)
+    parallel = parts.values.pop("parallel_tool_calls", None)
+    plan = params_for(parts.values, parts.api)
     kwargs: dict[str, Any] = {
         "messages": messages,
         **plan.sent,
-        "max_tokens": plan.sent.get("max_tokens", default_max_tokens),
+        "max_tokens": plan.sent.get("max_tokens", parts.default_max_tokens),
     }
     if request.get("system"):
         kwargs["system"] = request["system"]
@@ -450,7 +450,7 @@ def translate(
     """
     read = read_params(request.get("params") or {})
     conversation, repaired = _conversation(request)
-    body, lost = _BODIES[api](request, conversation, read.values, api, default_max_tokens)
+    body, lost = _BODIES[api](_Parts(request, conversation, read.values, api, default_max_tokens))
     return Translation({"model": model, **body}, [*read.lost, *repaired, *lost])
 
 
