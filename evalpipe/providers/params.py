@@ -512,15 +512,20 @@ def coerce(value: Any, schema: Schema) -> Any:
     raise Impossible(f"{_shown(value)} is not {' or '.join(types)}")
 
 
+_IS: Final[Mapping[str, Callable[[Any], bool]]] = {
+    "integer": lambda v: type(v) is int,
+    "number": lambda v: type(v) in (int, float) and math.isfinite(v),
+    "boolean": lambda v: type(v) is bool,
+    "string": lambda v: type(v) is str,
+    "object": lambda v: type(v) is dict,
+    "array": lambda v: type(v) is list,
+}
+"""JSON type → whether a Python value already is one (bool is not a number here)."""
+
+
 def _is(kind: str, value: Any) -> bool:
-    return {
-        "integer": type(value) is int,
-        "number": type(value) in (int, float) and math.isfinite(value),
-        "boolean": type(value) is bool,
-        "string": type(value) is str,
-        "object": type(value) is dict,
-        "array": type(value) is list,
-    }.get(kind, False)
+    check = _IS.get(kind)
+    return check is not None and check(value)
 
 
 def _shown(value: Any) -> str:
@@ -556,10 +561,24 @@ def _validator(table: str, path: str) -> jsonschema.protocols.Validator | None:
     return None if schema is None else jsonschema.Draft202012Validator(dict(schema))
 
 
+@cache
+def _accepts_scalar(table: str, path: str, kind: str, value: Any) -> bool:
+    validator = _validator(table, path)
+    return validator is None or bool(validator.is_valid(value))
+
+
+def _accepts(table: str, path: str, value: Any) -> bool:
+    """Whether the table takes `value` at `path` (scalars remembered: replay asks per record)."""
+    if isinstance(value, str | int | float | bool):
+        return _accepts_scalar(table, path, type(value).__name__, value)  # as True == 1
+    validator = _validator(table, path)
+    return validator is None or bool(validator.is_valid(value))
+
+
 def violation(api: Api, path: str, value: Any) -> jsonschema.ValidationError | None:
     """Why `value` is not accepted for `path` on `api` (the best match), or None when it is."""
     validator = _validator(api, path)
-    if validator is None:
+    if validator is None or _accepts(api, path, value):
         return None
     error: jsonschema.ValidationError | None = jsonschema.exceptions.best_match(
         validator.iter_errors(value)
@@ -588,6 +607,7 @@ class Read(NamedTuple):
     lost: list[NotReplayed]
 
 
+@cache
 def _spelled(api: Api, concept: str) -> str | None:
     """Where `concept` lives on `api`, or None when the API has no equivalent."""
     path = SPELLINGS[api].get(concept, concept)
@@ -598,26 +618,21 @@ def _concept(name: str) -> str:
     return ALIASES.get(name, name)
 
 
-def _documented(concept: str) -> Iterator[tuple[str, str, Schema]]:
+@cache
+def _documented(concept: str) -> tuple[tuple[str, str, Schema], ...]:
     """(table, path, schema) of every documented place the concept lives."""
+    places = []
     for name, (api, table) in _DOCUMENTED.items():
         path = SPELLINGS[api].get(concept, concept)
         schema = _lookup(table, path)
         if schema is not None:
-            yield name, path, schema
-
-
-def _known(concept: str) -> bool:
-    return next(_documented(concept), None) is not None
+            places.append((name, path, schema))
+    return tuple(places)
 
 
 def _possible(concept: str, value: Any) -> bool:
     """Whether some API takes `value` for the concept."""
-    for name, path, _ in _documented(concept):
-        validator = _validator(name, path)
-        if validator is not None and validator.is_valid(value):
-            return True
-    return False
+    return any(_accepts(name, path, value) for name, path, _ in _documented(concept))
 
 
 def _reading_schema(concept: str) -> Schema:
@@ -670,7 +685,7 @@ def read_params(params: Mapping[str, Any]) -> Read:
             if not _unset(raw, off=True):
                 lost.append(NotReplayed(name, "replay setting"))
             continue
-        if not _known(concept):
+        if not _documented(concept):
             if not _unset(raw):
                 lost.append(NotReplayed(name, "framework setting"))
             continue
