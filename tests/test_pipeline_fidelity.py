@@ -74,9 +74,9 @@ def test_run_facts_say_what_was_not_sent_and_why_requests_were_skipped(
     pipeline.replay_run(run)
     manifest = run.manifest()
     assert manifest["params_not_replayed"]["baseline"] == {"maxRetries": 2, "http_options": 1}
+    # a system prompt alone is a request on OpenAI; on Anthropic no message is left once it moves
     assert manifest["skipped"] == {
-        "baseline": {"not replayable: no_content_captured": 1},
-        "claude": {"not replayable: no_content_captured": 1},
+        "claude": {"untranslatable: no message left once the system prompt moves to `system`": 1}
     }
     responses = read_table(run.path("responses"))
     lost = {
@@ -92,11 +92,14 @@ def test_run_facts_say_what_was_not_sent_and_why_requests_were_skipped(
     assert "2 records: `http_options`, `maxRetries` not sent — framework setting" in facts
     if "temperature" not in ANTHROPIC_MESSAGES:  # anthropic 2.x sends no sampling parameters
         assert "3 records on claude: `temperature` not sent — no equivalent on Anthropic" in facts
-    assert "Skipped — not replayable: no content captured 1." in facts
+    assert (
+        "Skipped — untranslatable on claude: no message left once the system prompt moves to "
+        "`system` 1." in facts
+    )
 
     pipeline.score_run(run)
     result = pipeline.gate_run(run)
     page = pipeline.report_run(run, result).read_text()
     assert "Not sent as logged" in page
     assert "<code>http_options</code>, <code>maxRetries</code> not sent" in page
-    assert "not replayable: no content captured 1" in page
+    assert "untranslatable on claude: no message left once the system prompt moves" in page

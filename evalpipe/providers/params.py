@@ -415,6 +415,8 @@ class _Absent:
 ABSENT: Final = _Absent()
 
 _NULLS: Final = frozenset({"", "null", "none", "undefined"})
+_NO_LIMIT: Final = frozenset({"max_tokens"})
+"""Limits JavaScript SDKs log as `"Infinity"` when none is set (LangChain.js `maxTokens`)."""
 
 
 def _types(schema: Schema) -> list[str]:
@@ -679,7 +681,7 @@ def read_params(params: Mapping[str, Any]) -> Read:
     overridden: set[str] = set()
     for name, raw, is_override in _logged(params):
         concept = _concept(name)
-        if concept in _STRUCTURE:
+        if concept in _STRUCTURE or (concept in _NO_LIMIT and str(raw).lower() == "infinity"):
             continue
         if concept in REPLAY_OWNED:
             if not _unset(raw, off=True):

@@ -141,6 +141,12 @@ def test_framework_metadata_and_impossible_values_are_dropped_with_a_reason() ->
     ]  # `stream: "false"` is the default: nothing lost; an empty value means not set
 
 
+def test_a_limit_logged_as_infinity_is_no_limit() -> None:
+    # LangChain.js logs an unset maxTokens as Infinity; Langfuse keeps it as a string
+    read = read_params({"max_tokens": 400, "extra": {"max_tokens": "Infinity"}})
+    assert read == ({"max_tokens": 400}, [])
+
+
 def test_spellings_of_one_concept_conflict_only_when_they_differ() -> None:
     read = read_params({"max_tokens": 300, "extra": {"maxTokens": "300", "max_output_tokens": 50}})
     assert read.values == {"max_tokens": 300}

@@ -28,6 +28,7 @@ from evalpipe.spec import Spec, spec_from_dict
 from tests.ingest.test_round_trip import CASES
 
 HERE = Path(__file__).parent
+_LOGS = (".jsonl", ".jsonl.gz", ".json", ".parquet")  # what ingest reads (FORMATS.md)
 CORPORA = (HERE / "corpus", HERE.parent / "ingest" / "corpus")
 ARMS = {
     "baseline": ("openai", "gpt-4o-mini-2024-07-18"),
@@ -47,7 +48,7 @@ def _sources() -> Iterator[Source]:
     for corpus in CORPORA:
         if corpus.is_dir():
             for f in sorted(corpus.iterdir()):
-                if not f.name.startswith("."):
+                if f.name.endswith(_LOGS):
                     yield Source(f"{corpus.parent.name}/{f.name}", lambda _, f=f: f)
     for case in CASES:
         yield Source(f"round_trip/{case.id}", case.values[0].write)
