@@ -309,6 +309,7 @@ ALIASES: Final[Mapping[str, str]] = {
     "maxTokens": "max_tokens",
     "maxOutputTokens": "max_tokens",
     "maxCompletionTokens": "max_tokens",
+    "max_new_tokens": "max_tokens",
     "topP": "top_p",
     "topK": "top_k",
     "stopSequences": "stop",
