@@ -23,8 +23,6 @@ from evalpipe.tables import RECORDS_LEAN
 
 __all__ = ["ArmPlan", "RunPlan", "plan_run"]
 
-_DEFAULT_CHECK_MARGIN = 0.02
-_DEFAULT_CRITICAL_MARGIN = 0.005
 _JUDGE_TOKENS_OVERHEAD = 350  # the judge prompt's own text, in tokens
 
 
@@ -63,6 +61,7 @@ def _tokens(texts: pa.ChunkedArray) -> np.ndarray:
 
 def plan_run(spec: Spec) -> RunPlan:
     """Count what a run of `spec` would do, without sending anything."""
+    from evalpipe.gate.catalogue import gate_metrics
     from evalpipe.gate.power import n_needed_for_check
     from evalpipe.ingest import ingest_selected, selection_of
 
@@ -109,16 +108,16 @@ def plan_run(spec: Spec) -> RunPlan:
             calls = k * len(spec.arms())
         arms.append(arm_plan(f"judge {judge.name}", judge.model, calls, calls * per, calls * 60))
     needs = []
-    for check in spec.checks:
-        margin = check.margin or spec.gate.margins.get(check.name)
-        margin = margin or (_DEFAULT_CRITICAL_MARGIN if check.critical else _DEFAULT_CHECK_MARGIN)
-        in_scope = pc.sum(where_mask(records, check.where)).as_py() or 0
+    for m in gate_metrics(spec):
+        if m.source != "rule" or m.margin is None:
+            continue
+        in_scope = pc.sum(where_mask(records, m.where)).as_py() or 0
         needs.append(
             {
-                "metric": check.name,
-                "margin": margin,
+                "metric": m.name,
+                "margin": m.margin,
                 "records": int(in_scope),
-                "needed": n_needed_for_check(margin, alpha=spec.gate.alpha),
+                "needed": n_needed_for_check(m.margin, alpha=spec.gate.alpha),
             }
         )
     return RunPlan(

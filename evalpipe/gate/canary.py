@@ -24,10 +24,10 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
 from evalpipe.gate.bootstrap import quantile_bootstrap, seeded_rng
+from evalpipe.gate.catalogue import Metric, gate_metrics
 from evalpipe.gate.paired import grouped_cr1, wilson
 from evalpipe.gate.reasons import pct, signed
 from evalpipe.gate.rows import MetricRow, to_table
-from evalpipe.gate.shadow import Metric, gate_metrics
 from evalpipe.gate.verdict import CandidateVerdict, GateResult, Verdict
 from evalpipe.spec import Spec
 from evalpipe.tables import ARMS_LOGGED, column_values

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
@@ -22,6 +22,8 @@ from scipy import stats
 
 from evalpipe.gate import power
 from evalpipe.gate.bootstrap import seeded_rng
+from evalpipe.gate.canary import gate_canary
+from evalpipe.gate.catalogue import Metric, gate_metrics
 from evalpipe.gate.estimates import Estimates, mean_diff, pass_rate, ratios, win_share
 from evalpipe.gate.frame import INFRA, OK, OWN_ERROR, ArmData, Frame, build_frame
 from evalpipe.gate.multiplicity import benjamini_hochberg, holm
@@ -50,82 +52,6 @@ COLLAPSE_SHARE: Final = 0.5
 COLLAPSE_BASELINE: Final = 0.2
 INJECTION_LIMIT: Final = 0.01
 SMALL_G: Final = 30
-
-DEFAULT_MARGINS: Final = {
-    "check": 0.02,
-    "critical": 0.005,
-    "error_rate": 0.01,
-    "pointwise": 0.05,
-    "pairwise": 0.05,
-}
-"""Default non-inferiority margins (pointwise: share of the scale range)."""
-
-
-@dataclass
-class Metric:
-    name: str
-    kind: str
-    source: str
-    gated: bool
-    critical: bool = False
-    margin: float | None = None
-    where: dict[str, str | list[str]] = field(default_factory=dict)
-    scale_min: float = 0.0
-
-
-def gate_metrics(spec: Spec) -> list[Metric]:
-    """Every metric the gate reports, in spec order, with its margin.
-
-    `gate.margins[name]` overrides a check's or judge's own margin; for a pointwise judge both
-    are shares of the scale range, as `Judge.margin` documents.
-    """
-    over = spec.gate.margins
-    out = []
-    for check in spec.checks:
-        default = DEFAULT_MARGINS["critical" if check.critical else "check"]
-        margin = over.get(check.name, check.margin if check.margin is not None else default)
-        out.append(
-            Metric(check.name, "pass_rate", "rule", True, check.critical, margin, dict(check.where))
-        )
-    for judge in spec.judges:
-        if judge.type == "pairwise":
-            margin = over.get(judge.name, judge.margin or DEFAULT_MARGINS["pairwise"])
-            out.append(Metric(judge.name, "win_rate", "pairwise", True, False, margin))
-        else:
-            lo, hi = judge.scale
-            share = over.get(judge.name, judge.margin or DEFAULT_MARGINS["pointwise"])
-            out.append(
-                Metric(
-                    judge.name, "mean", "pointwise", True, False, share * (hi - lo), scale_min=lo
-                )
-            )
-    out.append(
-        Metric(
-            "error_rate",
-            "pass_rate",
-            "error_rate",
-            True,
-            False,
-            over.get("error_rate", DEFAULT_MARGINS["error_rate"]),
-        )
-    )
-    p95 = spec.gate.latency_p95_ratio_max
-    cost = spec.gate.cost_ratio_max
-    out.append(Metric("latency_p50", "ratio", "latency", False))
-    out.append(
-        Metric(
-            "latency_p95",
-            "ratio",
-            "latency",
-            p95 is not None,
-            False,
-            None if p95 is None else p95 - 1,
-        )
-    )
-    out.append(
-        Metric("cost", "ratio", "cost", cost is not None, False, None if cost is None else cost - 1)
-    )
-    return out
 
 
 @dataclass
@@ -686,8 +612,6 @@ def gate_scores(
         A GateResult whose table conforms to tables.GATE.
     """
     if spec.mode == "canary":
-        from evalpipe.gate.canary import gate_canary
-
         return gate_canary(records, scores, spec, run_id=run_id)
     frame = build_frame(scores, responses, records, spec)
     floor = _aa_floor(scores)
