@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from evalpipe.gate.power import PowerCase
 from evalpipe.tables import GATE, conform
 
 __all__ = ["MetricRow", "to_table"]
@@ -57,6 +58,8 @@ class MetricRow:
     below_min_n: bool = False
     verdict: str | None = None
     reason: str = ""
+    power: PowerCase | None = None
+    """Rows that get a verdict: the clusters' sums that `power.n_for_go` resamples."""
 
     @property
     def p_value(self) -> float:
