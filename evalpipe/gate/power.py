@@ -33,7 +33,7 @@ __all__ = [
 F64 = NDArray[np.float64]
 
 _SMALL_G = 30
-_BISECTIONS = 8
+_GRID = 6
 _MAX_TYPES = 4000
 _CHUNK = 1 << 22  # replicates × cluster types drawn at once
 
@@ -293,7 +293,7 @@ def n_for_go(
     case = case._replace(sums=ClusterSums(*types.T))
     w = np.bincount(inverse.ravel(), weights=w)
 
-    def enough(scale: float) -> bool:
+    def power_at(scale: float, replicates: int) -> float:
         p, _ = go_power(
             [case],
             scale,
@@ -304,21 +304,22 @@ def n_for_go(
             replicates=replicates,
             seed=seed,
         )
-        return bool(p[0] >= power)
+        return float(p[0])
 
-    lo, hi = 0.0, 1.0
-    while not enough(hi):
+    # Bracket the target by doubling, then fit probit(P) linear in log n across the bracket:
+    # the fit smooths both the Monte-Carlo noise and the saw-tooth of few discordant pairs.
+    lo, hi = 0.5, 1.0
+    while power_at(hi, replicates // 4) < power:
         lo, hi = hi, hi * 2
         if hi * per_scale > 1e12:
             return math.inf
-    if lo == 0.0:
-        lo = hi / 2
-        while lo * per_scale >= 2 and enough(lo):
-            hi, lo = lo, lo / 2
-    for _ in range(_BISECTIONS):
-        mid = math.sqrt(lo * hi)
-        if enough(mid):
-            hi = mid
-        else:
-            lo = mid
-    return _records(hi * per_scale)
+    while lo * per_scale >= 2 and power_at(lo, replicates // 4) >= power:
+        lo, hi = lo / 2, lo
+    grid = np.geomspace(lo, hi, _GRID)
+    p = np.array([power_at(x, replicates) for x in grid])
+    z = stats.norm.ppf(np.clip(p, 0.5 / replicates, 1 - 0.5 / replicates))
+    slope, intercept = np.polyfit(np.log(grid), z, 1)
+    if slope <= 0:
+        return _records(hi * per_scale)
+    scale = math.exp((float(stats.norm.ppf(power)) - intercept) / slope)
+    return _records(min(max(scale, lo), hi) * per_scale)
