@@ -56,6 +56,6 @@ def test_plan_sizes_each_check_with_the_margin_the_gate_applies(tmp_path: Path) 
     )
     plan = plan_run(spec)
     gated = {m.name: m.margin for m in gate_metrics(spec) if m.gated}
-    sized = {need["metric"]: need["margin"] for need in plan.needs}
+    sized = {need.metric: need.margin for need in plan.needs}
     assert sized == {name: gated[name] for name in sized}
     assert sized["json"] == 0.01 and sized["crit"] == 0.005 and sized["plain"] == 0.02

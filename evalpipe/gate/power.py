@@ -19,6 +19,9 @@ from scipy import stats
 from evalpipe.gate.paired import mcnemar_p, newcombe_paired, t_interval
 
 __all__ = [
+    "DRY_RUN_DISCORDANCE",
+    "DRY_RUN_PASS_RATE",
+    "GO_POWER",
     "ClusterSums",
     "PowerCase",
     "cluster_sums",
@@ -37,6 +40,11 @@ _GRID = 6
 _MAX_TYPES = 4000
 _CHUNK = 1 << 22  # replicates × cluster types drawn at once
 
+GO_POWER = 0.8
+"""Chance that a candidate as good as the baseline shows GO on every gated metric at the n the
+gate and the dry run ask for; each of k metrics gets `GO_POWER ** (1 / k)`."""
+DRY_RUN_DISCORDANCE = 0.05
+"""Share of pairs where one arm passes a check and the other fails, assumed before any data."""
 DRY_RUN_PASS_RATE = 0.9
 """Baseline pass rate a check is sized for before any data (`n_needed_for_check`)."""
 
@@ -103,8 +111,8 @@ def n_needed_to_reject(
 
 def n_needed_for_check(
     delta: float,
-    discordance: float = 0.05,
-    power: float = 0.8,
+    discordance: float = DRY_RUN_DISCORDANCE,
+    power: float = GO_POWER,
     alpha: float = 0.05,
     *,
     pass_rate: float = DRY_RUN_PASS_RATE,

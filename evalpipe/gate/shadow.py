@@ -53,8 +53,6 @@ COLLAPSE_SHARE: Final = 0.5
 COLLAPSE_BASELINE: Final = 0.2
 INJECTION_LIMIT: Final = 0.01
 SMALL_G: Final = 30
-GO_POWER: Final = 0.8
-"""Chance that a candidate as good as the baseline shows GO at the n a reason asks for."""
 
 
 @dataclass
@@ -403,14 +401,14 @@ def _n_needed(r: MetricRow, k: int, *, alpha: float, seed: int, clustered: bool)
         excess = excess if r.estimate < -r.margin else -1.0
     if excess > 0:
         return power.n_needed_to_reject(r.n, r.se, excess, k, alpha=alpha, df=df)
-    target = GO_POWER ** (1 / max(k, 1))
+    target = power.GO_POWER ** (1 / max(k, 1))
     if r.power is not None:
         needed = power.n_for_go(
             r.power, power=target, clustered=clustered, alpha=alpha, k=k, seed=seed
         )
         if needed is not None:
             return needed
-    return power.n_needed(r.n, r.se, r.margin, k, alpha=alpha, power=GO_POWER, df=df)
+    return power.n_needed(r.n, r.se, r.margin, k, alpha=alpha, power=power.GO_POWER, df=df)
 
 
 def _verdict(r: MetricRow, alpha: float) -> str:
