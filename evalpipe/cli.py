@@ -266,8 +266,8 @@ DryRunOpt = Annotated[
 def _dry_run(spec: Spec) -> None:
     from rich.table import Table
 
+    from evalpipe.gate.numbers import count, pct
     from evalpipe.gate.power import DRY_RUN_DISCORDANCE, DRY_RUN_PASS_RATE, GO_POWER
-    from evalpipe.gate.reasons import count, pct
     from evalpipe.plan import plan_run
 
     plan = plan_run(spec)

@@ -25,8 +25,8 @@ from scipy import stats
 
 from evalpipe.gate.bootstrap import quantile_bootstrap, seeded_rng
 from evalpipe.gate.catalogue import Metric, gate_metrics
+from evalpipe.gate.numbers import pct, signed
 from evalpipe.gate.paired import grouped_cr1, wilson
-from evalpipe.gate.reasons import pct, signed
 from evalpipe.gate.rows import MetricRow, to_table
 from evalpipe.gate.verdict import CandidateVerdict, GateResult, Verdict
 from evalpipe.spec import Spec

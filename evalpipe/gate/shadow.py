@@ -27,9 +27,10 @@ from evalpipe.gate.catalogue import Metric, gate_metrics
 from evalpipe.gate.estimates import Estimates, mean_diff, pass_rate, ratios, win_share
 from evalpipe.gate.frame import INFRA, OK, OWN_ERROR, ArmData, Frame, build_frame
 from evalpipe.gate.multiplicity import benjamini_hochberg, holm
+from evalpipe.gate.numbers import pct
 from evalpipe.gate.paired import length_adjusted_win_rate
 from evalpipe.gate.power import PowerCase, cluster_sums
-from evalpipe.gate.reasons import candidate_sentence, metric_sentence, pct, simpson_note
+from evalpipe.gate.reasons import candidate_sentence, metric_sentence, simpson_note
 from evalpipe.gate.rows import MetricRow, to_table
 from evalpipe.gate.validity import collapse_share, injection_share
 from evalpipe.gate.verdict import CandidateVerdict, GateResult, Verdict

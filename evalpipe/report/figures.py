@@ -7,14 +7,14 @@ rate minus the baseline's (up is worse), win rate in pp against ½, ratios as ×
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from evalpipe.gate.reasons import usd
+from evalpipe.gate import numbers
+from evalpipe.gate.numbers import MINUS, finite, usd
 from evalpipe.gate.shadow import SLICE_FLAG_Q
 from evalpipe.report.charts import CiBar, ci_bar
 
@@ -33,7 +33,8 @@ __all__ = [
     "total_rows",
 ]
 
-MINUS: Final = "−"
+MISSING: Final = "—"
+"""A table cell without a value."""
 VERDICT_COLOURS: Final[dict[str, str]] = {
     "GO": "#1a7f37",
     "NO-GO": "#cf222e",
@@ -76,45 +77,35 @@ def source_of(metric: str, kind: str) -> str:
 
 
 def _ok(x: Any) -> bool:
-    return isinstance(x, int | float) and math.isfinite(x)
-
-
-def _neg(x: str) -> str:
-    return x.replace("-", MINUS)
+    return finite(x)
 
 
 def pct(x: Any, digits: int = 1) -> str:
-    return _neg(f"{x * 100:.{digits}f}%") if _ok(x) else "—"
+    return numbers.pct(x, digits, missing=MISSING)
 
 
 def signed(x: Any, digits: int = 1, unit: str = "") -> str:
-    if not _ok(x):
-        return "—"
-    if round(x, digits) == 0:
-        return f"{0:.{digits}f}{unit}"
-    return _neg(f"{x:+,.{digits}f}{unit}")
-
-
-def _ratio(x: Any) -> str:
-    return f"×{x:.2f}" if _ok(x) else "—"
-
-
-def _ms(x: Any) -> str:
-    return f"{x:,.0f} ms" if _ok(x) else "—"
+    return numbers.signed(x, digits, unit, missing=MISSING)
 
 
 def _num(x: Any, digits: int = 2) -> str:
-    return _neg(f"{x:,.{digits}f}") if _ok(x) else "—"
+    return numbers.num(x, digits, missing=MISSING)
 
 
 def p_text(p: Any) -> str:
-    if not _ok(p):
-        return "—"
-    return "< 0.0001" if p < 1e-4 else f"{p:.2g}"
+    return numbers.p_value(p, missing=MISSING)
+
+
+def _ratio(x: Any) -> str:
+    return f"×{x:.2f}" if _ok(x) else MISSING
+
+
+def _ms(x: Any) -> str:
+    return f"{_num(x, 0)} ms" if _ok(x) else MISSING
 
 
 def _interval(lo: str, hi: str) -> str:
-    return "—" if "—" in (lo, hi) else f"{lo} to {hi}"
+    return MISSING if MISSING in (lo, hi) else f"{lo} to {hi}"
 
 
 @dataclass(frozen=True)
@@ -140,7 +131,7 @@ class MetricView:
     reason: str
     bar: CiBar | None
     slice: str | None = None
-    q: str = "—"
+    q: str = MISSING
     flag: str | None = None
     """Why a slice row is shown: `flagged`, or its gated verdict."""
 
@@ -172,7 +163,7 @@ def metric_view(row: dict[str, Any], *, colour: str | None = None) -> MetricView
         parts = [f"≥ {MINUS}{m * 100:.1f} pp"] if m is not None else []
         if row.get("critical"):  # NO-GO on any significant drop; GO within the margin
             parts.append("no significant drop")
-        allowed = ", ".join(parts) or "—"
+        allowed = ", ".join(parts) or MISSING
         bar_args = (
             _scale(lo, 100),
             _scale(hi, 100),
@@ -185,7 +176,7 @@ def metric_view(row: dict[str, Any], *, colour: str | None = None) -> MetricView
         baseline, candidate = pct(b), pct(c)
         change = signed(_scale(est, -100), 1, " pp")
         ci = _interval(signed(_scale(hi, -100)), signed(_scale(lo, -100), 1, " pp"))
-        allowed = f"≤ +{m * 100:.1f} pp" if m is not None else "—"
+        allowed = f"≤ +{m * 100:.1f} pp" if m is not None else MISSING
         bar_args = (
             _scale(hi, -100),
             _scale(lo, -100),
@@ -198,7 +189,7 @@ def metric_view(row: dict[str, Any], *, colour: str | None = None) -> MetricView
         baseline, candidate = "50.0% (tie)", pct(c) + " wins"
         change = signed(_scale(est, 100), 1, " pp")
         ci = _interval(signed(_scale(lo, 100)), signed(_scale(hi, 100), 1, " pp"))
-        allowed = f"win rate ≥ {pct(0.5 - m)}" if m is not None else "—"
+        allowed = f"win rate ≥ {pct(0.5 - m)}" if m is not None else MISSING
         bar_args = (
             _scale(lo, 100),
             _scale(hi, 100),
@@ -211,7 +202,7 @@ def metric_view(row: dict[str, Any], *, colour: str | None = None) -> MetricView
         baseline, candidate = _num(b), _num(c)
         change = signed(est, 2)
         ci = _interval(signed(lo, 2), signed(hi, 2))
-        allowed = f"≥ {MINUS}{m:.2f}" if m is not None else "—"
+        allowed = f"≥ {MINUS}{m:.2f}" if m is not None else MISSING
         bar_args = (lo, hi, est, 0.0, None if m is None else -m, False)
     elif source in ("latency", "cost"):
         fmt = _ms if source == "latency" else usd
@@ -222,8 +213,8 @@ def metric_view(row: dict[str, Any], *, colour: str | None = None) -> MetricView
         bar_args = (lo, hi, est, 1.0, None if m is None else 1 + m, True)
     else:  # diff: the candidate against the baseline, beside the baseline against itself
         fmt = _ratio if metric == "diff.length_ratio" else pct
-        baseline = fmt(b) + " (A/A)" if _ok(b) else "—"
-        candidate, change, ci, allowed = fmt(c), "—", "—", "not gated"
+        baseline = fmt(b) + " (A/A)" if _ok(b) else MISSING
+        candidate, change, ci, allowed = fmt(c), MISSING, MISSING, "not gated"
         bar_args = None
     bar = None
     if bar_args is not None:
