@@ -15,7 +15,6 @@ import pyarrow.compute as pc
 
 from evalpipe.gate import numbers
 from evalpipe.gate.numbers import MINUS, finite, usd
-from evalpipe.gate.shadow import SLICE_FLAG_Q
 from evalpipe.report.charts import CiBar, ci_bar
 
 __all__ = [
@@ -29,7 +28,6 @@ __all__ = [
     "p_text",
     "pct",
     "slice_rows",
-    "source_of",
     "total_rows",
 ]
 
@@ -59,21 +57,6 @@ _LABELS: Final[dict[str, str]] = {
 def metric_label(metric: str) -> str:
     """A reader's name for evalpipe's own metrics; spec metrics keep the spec's name."""
     return _LABELS.get(metric, metric)
-
-
-def source_of(metric: str, kind: str) -> str:
-    """rule | error_rate | pairwise | pointwise | latency | cost | diff, from the row's name and kind."""
-    if metric == "error_rate":
-        return "error_rate"
-    if kind == "ratio":
-        return "cost" if metric.startswith("cost") else "latency"
-    if kind == "win_rate":
-        return "pairwise"
-    if kind == "pass_rate":
-        return "rule"
-    if metric.startswith("diff."):
-        return "diff"
-    return "pointwise"
 
 
 def _ok(x: Any) -> bool:
@@ -146,8 +129,7 @@ def _scale(x: Any, k: float) -> float | None:
 
 def metric_view(row: dict[str, Any], *, colour: str | None = None) -> MetricView:
     """A gate-table row (as a dict) in display units, with its CI bar (in `colour` if given)."""
-    metric, kind = str(row["metric"]), str(row["kind"])
-    source = source_of(metric, kind)
+    metric, source = str(row["metric"]), str(row["source"])
     b, c, est, lo, hi = (
         row.get(k) for k in ("baseline", "candidate_value", "estimate", "ci_low", "ci_high")
     )
@@ -275,31 +257,15 @@ class SliceView:
     q_value: float = 1.0
 
 
-def _flag_mask(gate: pa.Table) -> pa.ChunkedArray:
-    est, margin = gate["estimate"], gate["margin"]
-    worse = pc.if_else(
-        pc.equal(gate["kind"], "ratio"),
-        pc.greater(est, pc.add(margin, 1.0)),
-        pc.less(est, pc.negate(margin)),
-    )
-    return pc.fill_null(
-        pc.and_(
-            pc.and_(pc.is_valid(gate["slice_col"]), pc.less(gate["q_value"], SLICE_FLAG_Q)), worse
-        ),
-        False,
-    )
-
-
 def slice_rows(gate: pa.Table) -> list[dict[str, Any]]:
     """Slice rows that are flagged (q < 0.1 and worse than the margin) or gated and not GO.
 
-    Each row is a gate-table dict plus `flagged` (bool).
+    Each row is a gate-table dict; `flagged` is the gate's (q < 0.1 and worse than the margin).
     """
-    flagged = _flag_mask(gate)
-    gated_open = pc.fill_null(
-        pc.and_(pc.is_valid(gate["slice_col"]), pc.not_equal(gate["verdict"], "GO")), False
-    )
-    shown = gate.append_column("flagged", flagged).filter(pc.or_(flagged, gated_open))
+    sliced = pc.is_valid(gate["slice_col"])
+    flagged = pc.fill_null(pc.and_(sliced, gate["flagged"]), False)
+    gated_open = pc.fill_null(pc.and_(sliced, pc.not_equal(gate["verdict"], "GO")), False)
+    shown = gate.filter(pc.or_(flagged, gated_open))
     rows: list[dict[str, Any]] = shown.to_pylist()
     return rows
 
