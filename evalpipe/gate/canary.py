@@ -26,7 +26,7 @@ from scipy import stats
 from evalpipe.gate.bootstrap import quantile_bootstrap, seeded_rng
 from evalpipe.gate.catalogue import Metric, gate_metrics
 from evalpipe.gate.numbers import pct, signed
-from evalpipe.gate.paired import grouped_cr1, wilson
+from evalpipe.gate.paired import design_effect, grouped_cr1, wilson
 from evalpipe.gate.rows import MetricRow, to_table
 from evalpipe.gate.verdict import CandidateVerdict, GateResult, Verdict
 from evalpipe.spec import Spec
@@ -165,10 +165,9 @@ def _proportion_steps(x: F64, arm: I64, step: I64, unit: I64, k: int, alpha: flo
     ones = np.bincount(group, weights=x[ok], minlength=2 * k)
     xt, nt, xc, nc = ones[1::2], st.n[1::2], ones[0::2], st.n[0::2]
     est, lo, hi = newcombe_hybrid(xt, nt, xc, nc, alpha=alpha)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cr = st.se[1::2] ** 2 + st.se[0::2] ** 2
-        iid = st.se_iid[1::2] ** 2 + st.se_iid[0::2] ** 2
-        deff = np.where(np.isfinite(cr / iid), np.maximum(cr / iid, 1.0), 1.0)
+    deff = design_effect(
+        st.se[1::2] ** 2 + st.se[0::2] ** 2, st.se_iid[1::2] ** 2 + st.se_iid[0::2] ** 2
+    )
     root = np.sqrt(deff)
     lo, hi = est - (est - lo) * root, est + (hi - est) * root
     z = float(stats.norm.ppf(1 - alpha / 2))

@@ -16,7 +16,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
-from evalpipe.gate.paired import mcnemar_p, newcombe_paired, t_interval
+from evalpipe.gate.paired import design_effect, mcnemar_p, newcombe_paired, t_interval
 
 __all__ = [
     "DRY_RUN_DISCORDANCE",
@@ -179,7 +179,8 @@ def cluster_sums(
     d = c - b
 
     def per(x: ArrayLike) -> F64:
-        return np.bincount(g, weights=np.asarray(x, np.float64), minlength=n_clusters)
+        sums = np.bincount(g, weights=np.asarray(x, np.float64), minlength=n_clusters)
+        return sums.astype(np.float64)
 
     zero = np.zeros(n_clusters)
     cells = (
@@ -264,11 +265,7 @@ def _lower_limit(
         low, _ = t_interval(mean, se, g.astype(np.int64), alpha)
         return np.where(n > 0, low, np.nan), regressed, improved
     both = draws @ s.both
-    deff = np.ones_like(n)
-    if clustered:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = (se / se_iid) ** 2
-        deff = np.where(np.isfinite(ratio), np.maximum(ratio, 1.0), 1.0)
+    deff = design_effect(se**2, se_iid**2) if clustered else np.ones_like(n)
     neither = n - both - regressed - improved
     _, low, _ = newcombe_paired(both, improved, regressed, neither, alpha=alpha, deff=deff)
     return np.where(n > 0, low, np.nan), regressed, improved
