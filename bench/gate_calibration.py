@@ -7,7 +7,8 @@ goes through `gate_scores` as shipped, from tables built like the pipeline's. Pr
 line per figure, with its Monte-Carlo standard error and the criterion it is held to:
 
 - margin: true Δ = −δ on every metric (0 on the critical check) → false NO-GO ≤ α/2 + 2 MC SE
-- aa: Δ = 0 → false NO-GO ≈ 0; GO rate vs the power formula within 2 MC SE
+- aa: Δ = 0 → false NO-GO ≈ 0; GO rate per metric, of all checks and of all gated metrics
+  against `power.go_power`'s prediction (from a pooled A/A pilot) within 2 pp
 - planted: one check at Δ = −δ − MDE, the rest at 0 → NO-GO ≥ 0.8
 - coverage: the paired 95% intervals (clustered, G = 100) cover the true Δ 95% ± 1.5 pp
 - canary: 5 ramp steps at true Δ = −δ → false rollback ≤ α + 2 MC SE
@@ -29,10 +30,11 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from scipy import stats
 
 from evalpipe.gate import gate_scores
 from evalpipe.gate.canary import gate_canary
+from evalpipe.gate.power import go_power
+from evalpipe.gate.shadow import power_cases
 from evalpipe.spec import Spec, spec_from_dict
 from evalpipe.tables import RECORDS, RESPONSES, SCORES, conform
 
@@ -86,10 +88,12 @@ def _clustered_rate(rng: np.random.Generator, mean: float, g: np.ndarray) -> np.
 
 
 def simulate(
-    rng: np.random.Generator, deltas: dict[str, float]
+    rng: np.random.Generator, deltas: dict[str, float], n: int = N
 ) -> tuple[pa.Table, pa.Table, pa.Table]:
-    """One shadow run with the given true Δ per metric (checks, critical, error_rate, judge)."""
-    ids = np.array([f"r{i:05d}" for i in range(N)], dtype=object)
+    """One shadow run of n records with the given true Δ per metric (checks, critical,
+    error_rate, judge)."""
+    N = n
+    ids = np.array([f"r{i:06d}" for i in range(N)], dtype=object)
     g = np.arange(N) // SESSION
     e_c_rate = BASE_ERR - deltas["error_rate"]  # Δ = e_b − e_c in the gate's orientation
     e_b = rng.random(N) < BASE_ERR
@@ -99,7 +103,7 @@ def simulate(
             {
                 "record_id": pa.array(ids, pa.string()),
                 "request_sha256": pa.array(ids, pa.string()),
-                "session_id": pa.array([f"s{x:04d}" for x in g], pa.string()),
+                "session_id": pa.array([f"s{x:05d}" for x in g], pa.string()),
             }
         ),
         RECORDS,
@@ -194,6 +198,50 @@ def _run_shadow(
     return verdicts, rows
 
 
+PILOT_RUNS = 400
+"""The power prediction resamples one A/A pilot of this many runs' records pooled: a pilot
+that large stands in for the population, so what is tested is the power model itself."""
+
+
+def _go_rates(
+    verdicts: list[str], rows: dict[str, list[dict[str, Any]]], runs: int, metrics: list[str]
+) -> None:
+    """A/A GO rates against `power.go_power`: per metric, all checks, all gated metrics."""
+    scores, responses, records = simulate(
+        np.random.default_rng([2, 999]), dict.fromkeys(metrics, 0.0), N * PILOT_RUNS
+    )
+    pilot = power_cases(scores, responses, records, _spec(0), candidate="cand")
+    scale = N / pilot.n
+
+    def predict(names: list[str]) -> tuple[np.ndarray, float]:
+        cases = [c for m, c in zip(pilot.metrics, pilot.cases, strict=True) if m.name in names]
+        return go_power(
+            cases, scale, clustered=pilot.clustered, alpha=ALPHA, k=pilot.k, replicates=4000
+        )
+
+    per_metric, together = predict(metrics)
+    for m, p_m in zip(pilot.metrics, per_metric, strict=True):
+        go_m = float(np.mean([r["verdict"] == "GO" for r in rows[m.name]]))
+        _emit_go(f"go_rate_aa_{m.name}", go_m, float(p_m), runs)
+    checks = [*CHECKS, CRITICAL]
+    go_checks = np.all([[r["verdict"] == "GO" for r in rows[m]] for m in checks], axis=0)
+    _emit_go("go_rate_aa_all_checks", float(np.mean(go_checks)), predict(checks)[1], runs)
+    _emit_go("go_rate_aa", float(np.mean([v == "GO" for v in verdicts])), together, runs)
+
+
+def _emit_go(name: str, simulated: float, predicted: float, runs: int) -> None:
+    mc = math.sqrt(predicted * (1 - predicted) / runs)
+    _emit(
+        name,
+        simulated,
+        runs,
+        "power.go_power ± max(2 pp, 2 MC SE)",
+        abs(simulated - predicted) <= max(0.02, 2 * mc),
+        predicted=round(predicted, 4),
+        simulated=round(simulated, 4),
+    )
+
+
 def _emit(name: str, value: float, runs: int, criterion: str, ok: bool, **extra: Any) -> None:
     se = math.sqrt(max(value * (1 - value), 0.0) / runs)
     print(
@@ -259,35 +307,7 @@ def main() -> None:
         if "aa" in only:
             no_go = float(np.mean([v == "NO-GO" for v in verdicts]))
             _emit("false_no_go_aa", no_go, runs, "≈ 0 (≤ α/2)", no_go <= ALPHA / 2)
-            go = float(np.mean([v == "GO" for v in verdicts]))
-            # The power formula as the gate applies it: SE backed out of its `mde` column,
-            # P(GO) = Π Φ(δ / SE − z_{1−α/2}) over the gated metrics.
-            z = stats.norm.ppf(1 - ALPHA / 2)
-            q = stats.norm.ppf(1 - ALPHA / (2 * GATED)) + stats.norm.ppf(0.8)
-            predicted = 1.0
-            for m in metrics:
-                se = float(np.median([r["mde"] for r in aa_rows[m]])) / q
-                p_m = float(stats.norm.cdf(margins[m] / se - z))
-                predicted *= p_m
-                go_m = float(np.mean([r["verdict"] == "GO" for r in aa_rows[m]]))
-                mc_m = math.sqrt(p_m * (1 - p_m) / runs)
-                _emit(
-                    f"go_rate_aa_{m}",
-                    go_m,
-                    runs,
-                    "power formula ± 2 MC SE",
-                    abs(go_m - p_m) <= 2 * mc_m,
-                    predicted=round(p_m, 4),
-                )
-            mc = math.sqrt(predicted * (1 - predicted) / runs)
-            _emit(
-                "go_rate_aa",
-                go,
-                runs,
-                "power formula ± 2 MC SE",
-                abs(go - predicted) <= 2 * mc,
-                predicted=round(predicted, 4),
-            )
+            _go_rates(verdicts, aa_rows, runs, metrics)
             _coverage(aa_rows, zero, runs, "aa")
 
     if "planted" in only:

@@ -285,7 +285,8 @@ DryRunOpt = Annotated[
 def _dry_run(spec: Spec) -> None:
     from rich.table import Table
 
-    from evalpipe.gate.reasons import count
+    from evalpipe.gate.numbers import count, pct
+    from evalpipe.gate.power import DRY_RUN_DISCORDANCE, DRY_RUN_PASS_RATE, GO_POWER
     from evalpipe.plan import plan_run
 
     plan = plan_run(spec)
@@ -327,13 +328,22 @@ def _dry_run(spec: Spec) -> None:
         "judges ~60 per verdict).",
         soft_wrap=True,
     )
-    for need in plan.needs:
-        short = need["records"] < need["needed"]
-        verdict = f"need ~{need['needed'] - need['records']:,} more records" if short else "enough"
+    if plan.needs:
+        first = plan.needs[0]
         out.print(
-            f"  {need['metric']}: a {need['margin'] * 100:.1f} pp margin needs ≥ {need['needed']:,} "
-            f"records in scope to prove GO if 5% of pairs disagree (fewer when the arms agree "
-            f"more); {need['records']:,} available — {verdict}.",
+            f"Records for GO if the candidate is as good as the baseline "
+            f"({pct(DRY_RUN_DISCORDANCE, 0)} of pairs disagree, {pct(DRY_RUN_PASS_RATE, 0)} pass, "
+            f"records independent): each check gets a {pct(first.power)} chance, so that all "
+            f"{count(first.gated, 'gated metric')} show GO together in {pct(GO_POWER, 0)} of "
+            "runs if they are independent (more when they move together).",
+            soft_wrap=True,
+        )
+    for need in plan.needs:
+        short = need.records < need.needed
+        verdict = f"need ~{need.needed - need.records:,} more records" if short else "enough"
+        out.print(
+            f"  {need.metric}: a {need.margin * 100:.1f} pp margin needs ≥ {need.needed:,} "
+            f"records in scope; {need.records:,} available — {verdict}.",
             soft_wrap=True,
         )
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -21,10 +20,8 @@ from evalpipe.score.rules import where_mask
 from evalpipe.spec import Spec
 from evalpipe.tables import RECORDS_LEAN
 
-__all__ = ["ArmPlan", "RunPlan", "plan_run"]
+__all__ = ["ArmPlan", "CheckNeed", "RunPlan", "plan_run"]
 
-_DEFAULT_CHECK_MARGIN = 0.02
-_DEFAULT_CRITICAL_MARGIN = 0.005
 _JUDGE_TOKENS_OVERHEAD = 350  # the judge prompt's own text, in tokens
 
 
@@ -43,12 +40,28 @@ class ArmPlan:
 
 
 @dataclass(frozen=True)
+class CheckNeed:
+    """Records a gated pass/fail check needs for GO when the candidate is as good as the
+    baseline (`power.n_needed_for_check`: its discordance and pass rate are assumed)."""
+
+    metric: str
+    margin: float
+    records: int
+    """Records in the check's scope."""
+    needed: int
+    power: float
+    """This check's chance of GO at `needed` records: GO_POWER ** (1 / gated)."""
+    gated: int
+    """Gated metrics of the run (all must show GO)."""
+
+
+@dataclass(frozen=True)
 class RunPlan:
     records: int
     quarantined: int
     arms: list[ArmPlan]
-    needs: list[dict[str, Any]] = field(default_factory=list)
-    """Per gated check: its margin, the records in scope, and the records a GO needs."""
+    needs: list[CheckNeed] = field(default_factory=list)
+    """Per gated pass/fail check: its margin, the records in scope, and the records a GO needs."""
     unlogged_outputs: int = 0
     """Records without a logged answer, whose output is counted at max_tokens."""
 
@@ -63,7 +76,8 @@ def _tokens(texts: pa.ChunkedArray) -> np.ndarray:
 
 def plan_run(spec: Spec) -> RunPlan:
     """Count what a run of `spec` would do, without sending anything."""
-    from evalpipe.gate.power import n_needed_for_check
+    from evalpipe.gate import power
+    from evalpipe.gate.catalogue import gate_metrics
     from evalpipe.ingest import ingest_selected, selection_of
 
     with tempfile.TemporaryDirectory(prefix="evalpipe-plan-") as scratch:
@@ -108,18 +122,19 @@ def plan_run(spec: Spec) -> RunPlan:
         if judge.type == "pointwise":
             calls = k * len(spec.arms())
         arms.append(arm_plan(f"judge {judge.name}", judge.model, calls, calls * per, calls * 60))
+    gated = [m for m in gate_metrics(spec) if m.gated]
+    # each of k gated metrics at power^(1/k), as the gate's n_needed (STATISTICS.md, "Power")
+    check_power = power.GO_POWER ** (1 / max(len(gated), 1))
     needs = []
-    for check in spec.checks:
-        margin = check.margin or spec.gate.margins.get(check.name)
-        margin = margin or (_DEFAULT_CRITICAL_MARGIN if check.critical else _DEFAULT_CHECK_MARGIN)
-        in_scope = pc.sum(where_mask(records, check.where)).as_py() or 0
+    for m in gated:
+        if m.source != "rule" or m.margin is None:
+            continue
+        in_scope = pc.sum(where_mask(records, m.where)).as_py() or 0
+        needed = power.n_needed_for_check(
+            m.margin, power=check_power, alpha=spec.gate.alpha, critical=m.critical, k=len(gated)
+        )
         needs.append(
-            {
-                "metric": check.name,
-                "margin": margin,
-                "records": int(in_scope),
-                "needed": n_needed_for_check(margin, alpha=spec.gate.alpha),
-            }
+            CheckNeed(m.name, m.margin, int(in_scope), int(needed), check_power, len(gated))
         )
     return RunPlan(
         records=n,

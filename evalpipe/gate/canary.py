@@ -24,10 +24,10 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import stats
 
 from evalpipe.gate.bootstrap import quantile_bootstrap, seeded_rng
-from evalpipe.gate.paired import grouped_cr1, wilson
-from evalpipe.gate.reasons import pct, signed
+from evalpipe.gate.catalogue import Metric, gate_metrics
+from evalpipe.gate.numbers import pct, signed
+from evalpipe.gate.paired import design_effect, grouped_cr1, wilson
 from evalpipe.gate.rows import MetricRow, to_table
-from evalpipe.gate.shadow import Metric, gate_metrics
 from evalpipe.gate.verdict import CandidateVerdict, GateResult, Verdict
 from evalpipe.spec import Spec
 from evalpipe.tables import ARMS_LOGGED, column_values
@@ -165,10 +165,9 @@ def _proportion_steps(x: F64, arm: I64, step: I64, unit: I64, k: int, alpha: flo
     ones = np.bincount(group, weights=x[ok], minlength=2 * k)
     xt, nt, xc, nc = ones[1::2], st.n[1::2], ones[0::2], st.n[0::2]
     est, lo, hi = newcombe_hybrid(xt, nt, xc, nc, alpha=alpha)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cr = st.se[1::2] ** 2 + st.se[0::2] ** 2
-        iid = st.se_iid[1::2] ** 2 + st.se_iid[0::2] ** 2
-        deff = np.where(np.isfinite(cr / iid), np.maximum(cr / iid, 1.0), 1.0)
+    deff = design_effect(
+        st.se[1::2] ** 2 + st.se[0::2] ** 2, st.se_iid[1::2] ** 2 + st.se_iid[0::2] ** 2
+    )
     root = np.sqrt(deff)
     lo, hi = est - (est - lo) * root, est + (hi - est) * root
     z = float(stats.norm.ppf(1 - alpha / 2))
@@ -261,6 +260,185 @@ def _bound(m: Metric) -> float:
     return -math.log1p(margin) if m.kind == "ratio" else -margin
 
 
+class _Cohorts(NamedTuple):
+    """The logged records in record_id order: cohort (0 control, 1 treatment, −1 neither),
+    unit code and ramp step of each."""
+
+    records: pa.Table
+    ids: pa.Array
+    arm: I64
+    unit: I64
+    step: I64
+    steps: int
+    weights: list[float]
+
+
+def _cohorts(records: pa.Table, spec: Spec) -> _Cohorts:
+    g = spec.gate
+    records = records.sort_by("record_id")
+    ids = records["record_id"].combine_chunks()
+    n = len(ids)
+    arm_values = column_values(records, g.arm_column or "variant")
+    arm = np.full(n, -1, np.int64)
+    arm[np.asarray(pc.fill_null(pc.equal(arm_values, g.control or "A"), False), bool)] = 0
+    arm[np.asarray(pc.fill_null(pc.equal(arm_values, g.treatment or "B"), False), bool)] = 1
+    units = column_values(records, g.unit or "user_id")
+    units = pc.if_else(pc.is_null(units), pc.binary_join_element_wise("\x00", ids, ""), units)
+    unit = np.asarray(pc.rank(units, tiebreaker="dense"), np.int64) - 1
+    ts = np.asarray(pc.fill_null(records["timestamp"].cast(pa.int64()), 0), np.int64)
+    untils = np.array([int(r.until.timestamp() * 1_000_000) for r in g.ramp], np.int64)
+    k = max(len(g.ramp), 1)
+    step = (
+        np.minimum(np.searchsorted(untils, ts, side="right"), k - 1)
+        if g.ramp
+        else np.zeros(n, np.int64)
+    )
+    weights = [r.weight for r in g.ramp] or [math.nan]
+    return _Cohorts(records, ids, arm, unit, step, k, weights)
+
+
+def _srm(c: _Cohorts) -> tuple[list[str], list[float]]:
+    """Sample-ratio mismatch per ramp step, on units: INVALID reasons and each step's p."""
+    invalid, srm = [], []
+    for s in range(c.steps):
+        in_step = c.step == s
+        c_units = int(np.unique(c.unit[in_step & (c.arm == 0)]).size)
+        t_units = int(np.unique(c.unit[in_step & (c.arm == 1)]).size)
+        p = srm_p(c_units, t_units, c.weights[s])
+        srm.append(p)
+        if p < SRM_ALPHA:
+            invalid.append(
+                f"sample-ratio mismatch in ramp step {s + 1}: {t_units:,} treatment and "
+                f"{c_units:,} control users against a {pct(c.weights[s], 0)} weight (p = {p:.2g})"
+            )
+    return invalid, srm
+
+
+def _step_estimates(
+    c: _Cohorts, scores: pa.Table, metrics: list[Metric], spec: Spec, *, bootstrap_b: int
+) -> tuple[dict[str, _Step], dict[str, dict[str, float]]]:
+    """Each metric estimated within each ramp step, and its secondary figures."""
+    alpha, k, n = spec.gate.alpha, c.steps, len(c.ids)
+    arm, step, unit = c.arm, c.step, c.unit
+    logged = _logged(scores)
+    sidx = np.asarray(pc.fill_null(pc.index_in(logged["record_id"], value_set=c.ids), -1), np.int64)
+    svalue = np.asarray(pc.fill_null(logged["value"], np.nan), np.float64)
+    smetric = logged["metric"].to_numpy(zero_copy_only=False)
+    errored = np.asarray(pc.fill_null(pc.equal(c.records["status"], "error"), False), bool)
+    per_metric: dict[str, _Step] = {}
+    secondary: dict[str, dict[str, float]] = {}
+    for m in metrics:
+        if m.source in ("rule", "pointwise"):
+            x = np.full(n, np.nan)
+            sel = (smetric == m.name) & (sidx >= 0)
+            x[sidx[sel]] = svalue[sel]
+            if m.source == "rule":
+                x[errored] = 0.0  # a served error fails the check
+                per_metric[m.name] = _proportion_steps(x, arm, step, unit, k, alpha)
+            else:
+                per_metric[m.name] = _mean_steps(x, arm, step, unit, k, alpha)
+                secondary[m.name] = _shift_figures(x, arm)
+        elif m.source == "error_rate":
+            ok_rate = (~errored).astype(np.float64)
+            per_metric[m.name] = _proportion_steps(ok_rate, arm, step, unit, k, alpha)
+            xt, nt = int(errored[arm == 1].sum()), int((arm == 1).sum())
+            xc, nc = int(errored[arm == 0].sum()), int((arm == 0).sum())
+            rr, lo, hi = rate_ratio_exact(xt, nt, xc, nc, alpha=alpha)
+            secondary["error_rate"] = {
+                "rate_ratio": rr,
+                "rate_ratio_ci_low": lo,
+                "rate_ratio_ci_high": hi,
+            }
+    latency = np.asarray(pc.fill_null(c.records["latency_ms"], np.nan), np.float64).copy()
+    latency[arm < 0] = np.nan
+    p50, p95 = _quantile_steps(
+        latency, arm, step, unit, k, seed=spec.seed, b=bootstrap_b, alpha=alpha
+    )
+    per_metric["latency_p50"], per_metric["latency_p95"] = p50, p95
+    return per_metric, {k_: v for k_, v in secondary.items() if v}
+
+
+def _logged(scores: pa.Table) -> pa.Table:
+    """Repeat-0 scores of the `logged` arm (what production served)."""
+    return scores.filter(
+        pc.and_(
+            pc.equal(scores["arm"], ARMS_LOGGED), pc.fill_null(pc.equal(scores["repeat"], 0), False)
+        )
+    )
+
+
+def _shift_figures(x: F64, arm: I64) -> dict[str, float]:
+    """Mann-Whitney U p and the Hodges-Lehmann shift (secondary; STATISTICS.md, Canary)."""
+    xt, xc = x[(arm == 1) & np.isfinite(x)], x[(arm == 0) & np.isfinite(x)]
+    if not (xt.size and xc.size):
+        return {}
+    diffs = np.subtract.outer(xt[:2000], xc[:2000]).ravel()
+    return {
+        "mann_whitney_p": float(stats.mannwhitneyu(xt, xc).pvalue),
+        "hodges_lehmann_shift": float(np.median(diffs)),
+    }
+
+
+def _sequential_looks(
+    per_metric: dict[str, _Step], metrics: list[Metric], steps: int, a: float
+) -> tuple[list[str], dict[str, list[_Look]]]:
+    """After each step, the confidence sequence over the steps so far: promote when every gated
+    metric clears its margin, roll back when any is beyond it, hold otherwise."""
+    decisions: list[str] = []
+    looks: dict[str, list[_Look]] = {m.name: [] for m in metrics}
+    for s in range(steps):
+        promote, rollback = True, False
+        for m in metrics:
+            est, var = _combine(per_metric[m.name], s)
+            tau2 = _bound(m) ** 2 if m.margin else (0.05**2)
+            h = float(msprt_half_width(var, tau2, a)) if math.isfinite(var) else math.nan
+            looks[m.name].append(_Look(est, var, h))
+            if not m.gated:
+                continue
+            bound = 0.0 if m.critical else _bound(m)
+            if not (math.isfinite(est) and math.isfinite(h)):
+                promote = False
+                continue
+            promote &= est - h > _bound(m)
+            rollback |= est + h < bound
+        decisions.append("rollback" if rollback else "promote" if promote else "hold")
+    return decisions, looks
+
+
+def _decided_rows(
+    metrics: list[Metric],
+    per_metric: dict[str, _Step],
+    looks: dict[str, list[_Look]],
+    decided_at: int,
+    name: str,
+    a: float,
+    alpha: float,
+    secondary: dict[str, dict[str, float]],
+) -> list[MetricRow]:
+    """One row per metric at the look that decided (or the last), with its sentence."""
+    z = float(stats.norm.ppf(1 - alpha / 2))
+    upto = slice(0, decided_at + 1)
+    rows = []
+    for m in metrics:
+        st = per_metric[m.name]
+        look = looks[m.name][decided_at]
+        est, var = look.estimate, look.var
+        finite_steps = np.flatnonzero(np.isfinite(st.estimate[upto]))
+        if finite_steps.size == 1:
+            lo, hi = float(st.lo[finite_steps[0]]), float(st.hi[finite_steps[0]])
+        else:
+            lo, hi = est - z * math.sqrt(var), est + z * math.sqrt(var)
+        base = _pooled(st.control[upto], st.n[upto])
+        cand = _pooled(st.treatment[upto], st.n[upto])
+        rows.append(_canary_row(m, name, est, lo, hi, look, base, cand, st, upto, a, alpha))
+        secondary.setdefault(m.name, {}).update(
+            {"cs_low": _cs(m, est - look.h), "cs_high": _cs(m, est + look.h)}
+        )
+    for r in rows:
+        r.reason = _canary_metric_sentence(r, alpha, secondary.get(r.metric, {}))
+    return rows
+
+
 def gate_canary(
     records: pa.Table,
     scores: pa.Table,
@@ -279,158 +457,33 @@ def gate_canary(
         bootstrap_b: replicates of the latency quantile bootstrap per arm and step.
     """
     g = spec.gate
-    alpha = g.alpha
     name = spec.candidates[0].name if spec.candidates else (g.treatment or "treatment")
-    records = records.sort_by("record_id")
-    ids = records["record_id"].combine_chunks()
-    n = len(ids)
-
-    arm_values = column_values(records, g.arm_column or "variant")
-    arm = np.full(n, -1, np.int64)
-    arm[np.asarray(pc.fill_null(pc.equal(arm_values, g.control or "A"), False), bool)] = 0
-    arm[np.asarray(pc.fill_null(pc.equal(arm_values, g.treatment or "B"), False), bool)] = 1
-    units = column_values(records, g.unit or "user_id")
-    units = pc.if_else(pc.is_null(units), pc.binary_join_element_wise("\x00", ids, ""), units)
-    unit = np.asarray(pc.rank(units, tiebreaker="dense"), np.int64) - 1
-    ts = np.asarray(pc.fill_null(records["timestamp"].cast(pa.int64()), 0), np.int64)
-    untils = np.array([int(r.until.timestamp() * 1_000_000) for r in g.ramp], np.int64)
-    weights = [r.weight for r in g.ramp] or [math.nan]
-    k = max(len(g.ramp), 1)
-    step = (
-        np.minimum(np.searchsorted(untils, ts, side="right"), k - 1)
-        if g.ramp
-        else np.zeros(n, np.int64)
-    )
-
-    # Sample-ratio mismatch per step, on units.
-    invalid = []
-    srm = []
-    for s in range(k):
-        in_step = step == s
-        c_units = int(np.unique(unit[in_step & (arm == 0)]).size)
-        t_units = int(np.unique(unit[in_step & (arm == 1)]).size)
-        p = srm_p(c_units, t_units, weights[s])
-        srm.append(p)
-        if p < SRM_ALPHA:
-            invalid.append(
-                f"sample-ratio mismatch in ramp step {s + 1}: {t_units:,} treatment and "
-                f"{c_units:,} control users against a {pct(weights[s], 0)} weight (p = {p:.2g})"
-            )
-    usable = int((arm >= 0).sum())
+    c = _cohorts(records, spec)
+    invalid, srm = _srm(c)
+    usable = int((c.arm >= 0).sum())
     if usable < g.min_n:
         invalid.append(
             f"only {usable:,} requests in the two cohorts (the gate needs at least {g.min_n:,})"
         )
-
-    # Values per record.
-    logged = scores.filter(
-        pc.and_(
-            pc.equal(scores["arm"], ARMS_LOGGED), pc.fill_null(pc.equal(scores["repeat"], 0), False)
-        )
-    )
-    sidx = np.asarray(pc.fill_null(pc.index_in(logged["record_id"], value_set=ids), -1), np.int64)
-    svalue = np.asarray(pc.fill_null(logged["value"], np.nan), np.float64)
-    smetric = logged["metric"].to_numpy(zero_copy_only=False)
-    errored = np.asarray(pc.fill_null(pc.equal(records["status"], "error"), False), bool)
-    metrics = _metrics(spec, sorted(set(smetric.tolist())))
-    k_gated = sum(1 for m in metrics if m.gated)
-    a = alpha / max(k_gated, 1)
-
-    per_metric: dict[str, _Step] = {}
-    secondary: dict[str, dict[str, float]] = {}
-    for m in metrics:
-        if m.source in ("rule", "pointwise"):
-            x = np.full(n, np.nan)
-            sel = (smetric == m.name) & (sidx >= 0)
-            x[sidx[sel]] = svalue[sel]
-            if m.source == "rule":
-                x[errored] = 0.0  # a served error fails the check
-                per_metric[m.name] = _proportion_steps(x, arm, step, unit, k, alpha)
-            else:
-                per_metric[m.name] = _mean_steps(x, arm, step, unit, k, alpha)
-                xt, xc = x[(arm == 1) & np.isfinite(x)], x[(arm == 0) & np.isfinite(x)]
-                if xt.size and xc.size:
-                    diffs = np.subtract.outer(xt[:2000], xc[:2000]).ravel()
-                    secondary[m.name] = {
-                        "mann_whitney_p": float(stats.mannwhitneyu(xt, xc).pvalue),
-                        "hodges_lehmann_shift": float(np.median(diffs)),
-                    }
-        elif m.source == "error_rate":
-            ok_rate = (~errored).astype(np.float64)
-            per_metric[m.name] = _proportion_steps(ok_rate, arm, step, unit, k, alpha)
-            xt, nt = int(errored[arm == 1].sum()), int((arm == 1).sum())
-            xc, nc = int(errored[arm == 0].sum()), int((arm == 0).sum())
-            rr, lo, hi = rate_ratio_exact(xt, nt, xc, nc, alpha=alpha)
-            secondary["error_rate"] = {
-                "rate_ratio": rr,
-                "rate_ratio_ci_low": lo,
-                "rate_ratio_ci_high": hi,
-            }
-    latency = np.asarray(pc.fill_null(records["latency_ms"], np.nan), np.float64).copy()
-    latency[arm < 0] = np.nan
-    p50, p95 = _quantile_steps(
-        latency, arm, step, unit, k, seed=spec.seed, b=bootstrap_b, alpha=alpha
-    )
-    per_metric["latency_p50"], per_metric["latency_p95"] = p50, p95
-
-    # Sequential looks: after each step, the confidence sequence over the steps so far.
-    decisions: list[str] = []
-    looks: dict[str, list[_Look]] = {m.name: [] for m in metrics}
-    for s in range(k):
-        promote, rollback = True, False
-        for m in metrics:
-            est, var = _combine(per_metric[m.name], s)
-            tau2 = _bound(m) ** 2 if m.margin else (0.05**2)
-            h = float(msprt_half_width(var, tau2, a)) if math.isfinite(var) else math.nan
-            looks[m.name].append(_Look(est, var, h))
-            if not m.gated:
-                continue
-            bound = 0.0 if m.critical else _bound(m)
-            if not (math.isfinite(est) and math.isfinite(h)):
-                promote = False
-                continue
-            promote &= est - h > _bound(m)
-            rollback |= est + h < bound
-        decisions.append("rollback" if rollback else "promote" if promote else "hold")
+    scored = _logged(scores)["metric"].to_numpy(zero_copy_only=False)
+    metrics = _metrics(spec, sorted(set(scored.tolist())))
+    a = g.alpha / max(sum(1 for m in metrics if m.gated), 1)
+    per_metric, secondary = _step_estimates(c, scores, metrics, spec, bootstrap_b=bootstrap_b)
+    decisions, looks = _sequential_looks(per_metric, metrics, c.steps, a)
     first = next((i for i, d in enumerate(decisions) if d != "hold"), None)
     decision = decisions[first] if first is not None else "hold"
-    decided_at = first if first is not None else k - 1
-
-    rows = []
-    for m in metrics:
-        st = per_metric[m.name]
-        look = looks[m.name][decided_at]
-        est, var = look.estimate, look.var
-        z = float(stats.norm.ppf(1 - alpha / 2))
-        nonempty = int(np.count_nonzero(np.isfinite(st.estimate[: decided_at + 1])))
-        if nonempty == 1:
-            j = int(np.flatnonzero(np.isfinite(st.estimate[: decided_at + 1]))[0])
-            lo, hi = float(st.lo[j]), float(st.hi[j])
-        else:
-            lo, hi = est - z * math.sqrt(var), est + z * math.sqrt(var)
-        upto = slice(0, decided_at + 1)
-        base = _pooled(st.control[upto], st.n[upto])
-        cand = _pooled(st.treatment[upto], st.n[upto])
-        rows.append(_canary_row(m, name, est, lo, hi, look, base, cand, st, upto, a, alpha))
-        secondary.setdefault(m.name, {}).update(
-            {"cs_low": _cs(m, est - look.h), "cs_high": _cs(m, est + look.h)}
-        )
-    verdict: Verdict
-    if invalid:
-        verdict = "INVALID"
-    else:
-        verdict = {"promote": "GO", "rollback": "NO-GO", "hold": "NOT-PROVEN"}[decision]  # type: ignore[assignment]
+    decided_at = first if first is not None else c.steps - 1
+    rows = _decided_rows(metrics, per_metric, looks, decided_at, name, a, g.alpha, secondary)
+    verdict: Verdict = "INVALID" if invalid else _DECISION_VERDICTS[decision]
     step_info: dict[str, object] = {
         "decision": decision,
         "step": decided_at + 1,
-        "steps_seen": k,
-        "weight": weights[decided_at],
+        "steps_seen": c.steps,
+        "weight": c.weights[decided_at],
         "decisions": decisions,
         "srm_p": srm,
     }
-    for r in rows:
-        r.reason = _canary_metric_sentence(r, alpha, secondary.get(r.metric, {}))
-    reason = _canary_reason(verdict, decision, decided_at, weights, rows, invalid, usable)
+    reason = _canary_reason(verdict, decision, decided_at, c.weights, rows, invalid, usable)
     cv = CandidateVerdict(
         candidate=name,
         verdict=verdict,
@@ -442,6 +495,13 @@ def gate_canary(
     )
     log.info("canary %s: %s at step %d", name, decision, decided_at + 1)
     return GateResult(run_id=run_id, table=to_table(rows, run_id), candidates=[cv])
+
+
+_DECISION_VERDICTS: Final[dict[str, Verdict]] = {
+    "promote": "GO",
+    "rollback": "NO-GO",
+    "hold": "NOT-PROVEN",
+}
 
 
 def _pooled(values: F64, n: I64) -> float:

@@ -15,6 +15,7 @@ from scipy import stats
 
 from evalpipe.gate.bootstrap import ratio_bootstrap
 from evalpipe.gate.paired import (
+    design_effect,
     grouped_cr1,
     mcnemar_p,
     newcombe_p_less,
@@ -81,11 +82,7 @@ def pass_rate(
     regressed = _count(group, bp & ~cp, k)
     neither = _count(group, ~bp & ~cp, k)
     st = grouped_cr1(cand - base, cluster, group, k)
-    deff = np.ones(k)
-    if clustered:
-        with np.errstate(invalid="ignore", divide="ignore"):
-            ratio = (st.se / st.se_iid) ** 2
-        deff = np.where(np.isfinite(ratio), np.maximum(ratio, 1.0), 1.0)
+    deff = design_effect(st.se**2, st.se_iid**2) if clustered else np.ones(k)
     est, lo, hi = newcombe_paired(both, improved, regressed, neither, alpha=alpha, deff=deff)
     bounds = np.array([[-margin], [0.0]])  # both inversions in one bisection
     at_margin, at_zero = newcombe_p_less(both, improved, regressed, neither, bounds, deff=deff)

@@ -19,6 +19,7 @@ __all__ = [
     "PairedMean",
     "WinRate",
     "clustered_se",
+    "design_effect",
     "grouped_cr1",
     "length_adjusted_win_rate",
     "mcnemar_p",
@@ -90,6 +91,14 @@ def grouped_cr1(values: F64, cluster: I64, group: I64, n_groups: int) -> GroupSt
         se = np.where(clusters > 1, np.sqrt(clusters / (clusters - 1) * between) / n, np.nan)
         se_iid = np.where(n > 1, np.sqrt(within / (n - 1) / n), np.nan)
     return GroupStats(n, clusters, mean, se, se_iid)
+
+
+def design_effect(var_clustered: ArrayLike, var_iid: ArrayLike) -> F64:
+    """`deff = max(1, V_clustered / V_iid)`, 1 where either is undefined (STATISTICS.md,
+    pass/fail checks: the interval is widened by √deff)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.asarray(var_clustered, np.float64) / np.asarray(var_iid, np.float64)
+    return np.where(np.isfinite(ratio), np.maximum(ratio, 1.0), 1.0)
 
 
 def clustered_se(values: ArrayLike, cluster: ArrayLike | None = None) -> float:

@@ -8,51 +8,17 @@ from __future__ import annotations
 
 import math
 
+from evalpipe.gate.numbers import count, num, p_text, pct, signed, usd
 from evalpipe.gate.rows import MetricRow
 
-__all__ = ["candidate_sentence", "metric_sentence", "short_figure", "simpson_note"]
-
-MINUS = "−"
-
-
-def _num(x: float, digits: int) -> str:
-    return f"{x:,.{digits}f}".replace("-", MINUS)
-
-
-def signed(x: float, digits: int = 1) -> str:
-    """`+0.8`, `−7.7`; `0.0` when the value rounds to zero."""
-    if not math.isfinite(x):
-        return "n/a"
-    if round(x, digits) == 0:
-        return f"{0:.{digits}f}"
-    return f"{x:+,.{digits}f}".replace("-", MINUS)
-
-
-def pct(x: float, digits: int = 1) -> str:
-    return "n/a" if not math.isfinite(x) else f"{x * 100:.{digits}f}%"
-
-
-def usd(x: object) -> str:
-    """Dollars a reader can read: cents above a cent, else three significant digits, never
-    scientific notation ($0.0000795, not $7.95e-05); "—" for a missing or non-finite value."""
-    if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
-        return "—"
-    if x == 0 or abs(x) >= 0.01:
-        return f"${x:,.2f}"
-    decimals = 2 - math.floor(math.log10(abs(x)))
-    return f"${x:.{decimals}f}"
-
-
-def count(n: int | None, word: str, plural: str | None = None) -> str:
-    k = n or 0
-    return f"{k:,} " + (word if k == 1 else plural or word + "s")
-
-
-def p_text(p: float | None, name: str = "p") -> str:
-    """`p = 0.0039`, `q < 0.0001`."""
-    if p is None or not math.isfinite(p):
-        return f"{name} n/a"
-    return f"{name} < 0.0001" if p < 1e-4 else f"{name} = {p:.2g}"
+__all__ = [
+    "candidate_sentence",
+    "count",
+    "metric_sentence",
+    "short_figure",
+    "simpson_note",
+    "usd",
+]
 
 
 def _where(where: dict[str, str | list[str]]) -> list[str]:
@@ -100,7 +66,7 @@ def _figures(row: MetricRow, ci: str) -> tuple[str, str]:
         )
     elif row.source == "pointwise":
         d = _digits(row)
-        main = _moved(label, _num(row.baseline, d), _num(row.candidate_value, d), est)
+        main = _moved(label, num(row.baseline, d), num(row.candidate_value, d), est)
         paren = (
             f"{signed(est, d)}, {ci} {signed(lo, d)} to {signed(hi, d)}; "
             f"{count(row.regressed, 'request')} scored lower, {row.improved or 0:,} higher"
@@ -115,7 +81,7 @@ def _figures(row: MetricRow, ci: str) -> tuple[str, str]:
     elif row.source == "latency":
         main = f"{label} is {est:.2f}× the baseline's"
         paren = (
-            f"{_num(row.candidate_value, 0)} ms vs {_num(row.baseline, 0)} ms; "
+            f"{num(row.candidate_value, 0)} ms vs {num(row.baseline, 0)} ms; "
             f"{ci} {lo:.2f}× to {hi:.2f}×"
         )
     else:  # cost

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from evalpipe.gate.power import PowerCase
 from evalpipe.tables import GATE, conform
 
 __all__ = ["MetricRow", "to_table"]
@@ -57,6 +58,8 @@ class MetricRow:
     below_min_n: bool = False
     verdict: str | None = None
     reason: str = ""
+    power: PowerCase | None = None
+    """Rows that get a verdict: the clusters' sums that `power.n_for_go` resamples."""
 
     @property
     def p_value(self) -> float:
@@ -94,6 +97,7 @@ def to_table(rows: list[MetricRow], run_id: str) -> pa.Table:
             "candidate": r.candidate,
             "metric": r.metric,
             "kind": r.kind,
+            "source": r.source,
             "gated": r.gated,
             "critical": r.critical,
             "slice_col": r.slice_col,
@@ -109,6 +113,7 @@ def to_table(rows: list[MetricRow], run_id: str) -> pa.Table:
             "p_value": _clean(r.p_value),
             "p_adjusted": _clean(r.p_adjusted),
             "q_value": _clean(r.q_value),
+            "flagged": r.flagged,
             "regressed": r.regressed,
             "improved": r.improved,
             "mde": _clean(r.mde),

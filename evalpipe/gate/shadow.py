@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Final
+from dataclasses import dataclass
+from typing import Final, NamedTuple
 
 import numpy as np
 import pyarrow as pa
@@ -22,17 +22,21 @@ from scipy import stats
 
 from evalpipe.gate import power
 from evalpipe.gate.bootstrap import seeded_rng
+from evalpipe.gate.canary import gate_canary
+from evalpipe.gate.catalogue import Metric, gate_metrics
 from evalpipe.gate.estimates import Estimates, mean_diff, pass_rate, ratios, win_share
 from evalpipe.gate.frame import INFRA, OK, OWN_ERROR, ArmData, Frame, build_frame
 from evalpipe.gate.multiplicity import benjamini_hochberg, holm
+from evalpipe.gate.numbers import pct
 from evalpipe.gate.paired import length_adjusted_win_rate
-from evalpipe.gate.reasons import candidate_sentence, metric_sentence, pct, simpson_note
+from evalpipe.gate.power import PowerCase, cluster_sums
+from evalpipe.gate.reasons import candidate_sentence, metric_sentence, simpson_note
 from evalpipe.gate.rows import MetricRow, to_table
 from evalpipe.gate.validity import collapse_share, injection_share
 from evalpipe.gate.verdict import CandidateVerdict, GateResult, Verdict
 from evalpipe.spec import Spec
 
-__all__ = ["SLICE_MIN_N", "gate_scores"]
+__all__ = ["SLICE_MIN_N", "PowerCases", "gate_scores", "power_cases"]
 
 log = logging.getLogger(__name__)
 
@@ -50,82 +54,6 @@ COLLAPSE_SHARE: Final = 0.5
 COLLAPSE_BASELINE: Final = 0.2
 INJECTION_LIMIT: Final = 0.01
 SMALL_G: Final = 30
-
-DEFAULT_MARGINS: Final = {
-    "check": 0.02,
-    "critical": 0.005,
-    "error_rate": 0.01,
-    "pointwise": 0.05,
-    "pairwise": 0.05,
-}
-"""Default non-inferiority margins (pointwise: share of the scale range)."""
-
-
-@dataclass
-class Metric:
-    name: str
-    kind: str
-    source: str
-    gated: bool
-    critical: bool = False
-    margin: float | None = None
-    where: dict[str, str | list[str]] = field(default_factory=dict)
-    scale_min: float = 0.0
-
-
-def gate_metrics(spec: Spec) -> list[Metric]:
-    """Every metric the gate reports, in spec order, with its margin.
-
-    `gate.margins[name]` overrides a check's or judge's own margin; for a pointwise judge both
-    are shares of the scale range, as `Judge.margin` documents.
-    """
-    over = spec.gate.margins
-    out = []
-    for check in spec.checks:
-        default = DEFAULT_MARGINS["critical" if check.critical else "check"]
-        margin = over.get(check.name, check.margin if check.margin is not None else default)
-        out.append(
-            Metric(check.name, "pass_rate", "rule", True, check.critical, margin, dict(check.where))
-        )
-    for judge in spec.judges:
-        if judge.type == "pairwise":
-            margin = over.get(judge.name, judge.margin or DEFAULT_MARGINS["pairwise"])
-            out.append(Metric(judge.name, "win_rate", "pairwise", True, False, margin))
-        else:
-            lo, hi = judge.scale
-            share = over.get(judge.name, judge.margin or DEFAULT_MARGINS["pointwise"])
-            out.append(
-                Metric(
-                    judge.name, "mean", "pointwise", True, False, share * (hi - lo), scale_min=lo
-                )
-            )
-    out.append(
-        Metric(
-            "error_rate",
-            "pass_rate",
-            "error_rate",
-            True,
-            False,
-            over.get("error_rate", DEFAULT_MARGINS["error_rate"]),
-        )
-    )
-    p95 = spec.gate.latency_p95_ratio_max
-    cost = spec.gate.cost_ratio_max
-    out.append(Metric("latency_p50", "ratio", "latency", False))
-    out.append(
-        Metric(
-            "latency_p95",
-            "ratio",
-            "latency",
-            p95 is not None,
-            False,
-            None if p95 is None else p95 - 1,
-        )
-    )
-    out.append(
-        Metric("cost", "ratio", "cost", cost is not None, False, None if cost is None else cost - 1)
-    )
-    return out
 
 
 @dataclass
@@ -240,7 +168,10 @@ def _estimate_rows(
     cand: str,
     pairs: _Pairs,
     estimator: Estimator,
+    decided: set[str | None],
 ) -> list[MetricRow]:
+    """A metric's total and slice rows; rows that get a verdict (slice column in `decided`)
+    carry their clusters' sums for the power simulation."""
     rows = []
     for col, codes, labels in _groupings(frame):
         keep = pairs.mask & (codes >= 0)
@@ -254,8 +185,23 @@ def _estimate_rows(
             row = _row(m, cand, col, label, est, j)
             if m.source == "error_rate":  # show the arms' error rates, not their ok rates
                 row.baseline, row.candidate_value = 1 - row.baseline, 1 - row.candidate_value
+            if m.gated and col in decided:
+                row.power = _power_case(m, pairs, frame.cluster, keep & (codes == j))
             rows.append(row)
     return rows
+
+
+def _power_case(m: Metric, pairs: _Pairs, cluster: I64, keep: NDArray[np.bool_]) -> PowerCase:
+    _, codes = np.unique(cluster[keep], return_inverse=True)
+    pass_fail = m.kind == "pass_rate"
+    sums = cluster_sums(
+        pairs.base[keep],
+        pairs.cand[keep],
+        codes,
+        int(codes.max(initial=-1)) + 1,
+        pass_fail=pass_fail,
+    )
+    return PowerCase(sums, pass_fail, m.margin or 0.0, m.critical)
 
 
 def _ratio_rows(
@@ -263,14 +209,13 @@ def _ratio_rows(
     metrics: list[Metric],
     cand: str,
     usable: NDArray[np.bool_],
-    base: ArmData,
-    arm: ArmData,
     *,
     seed: int,
     b_total: int,
     b_slice: int,
     alpha: float,
 ) -> list[MetricRow]:
+    base, arm = frame.arms["baseline"], frame.arms[cand]
     bounds = tuple(1 + (m.margin if m.margin is not None else 0.0) for m in metrics)
     rows = []
     for col, codes, labels in _groupings(frame):
@@ -416,7 +361,7 @@ def _invalid_reasons(
     return out
 
 
-def _decide(rows: list[MetricRow], spec: Spec, k: int) -> None:
+def _decide(rows: list[MetricRow], spec: Spec, k: int, *, clustered: bool) -> None:
     """Holm, BH, flags, verdicts, power and sentences of one candidate's rows, in place."""
     alpha, min_n = spec.gate.alpha, spec.gate.min_n
     gated_slices = set(spec.gate.gated_slices)
@@ -433,28 +378,38 @@ def _decide(rows: list[MetricRow], spec: Spec, k: int) -> None:
     for r, q in zip(sliced, benjamini_hochberg([r.p_two for r in sliced]), strict=True):
         r.q_value = float(q)
         r.flagged = bool(q < SLICE_FLAG_Q) and r.worse_than_margin()
-    z_floor = float(stats.norm.ppf(1 - alpha / 2)) ** 2
     for r in rows:
         if r.source == "diff":
             continue
         df = r.clusters - 1 if r.clusters > 1 else None
         r.mde = power.mde(r.se, k, alpha=alpha, df=df)
-        if r.margin is not None and r.n > 0 and r.gated:
-            if r.kind == "ratio":
-                excess = r.estimate - r.bound
-            else:
-                excess = (0.0 if r.critical else -r.margin) - r.estimate
-                excess = excess if r.estimate < -r.margin else -1.0
-            if excess > 0:
-                r.n_needed = power.n_needed_to_reject(r.n, r.se, excess, k, alpha=alpha, df=df)
-            else:
-                r.n_needed = power.n_needed(r.n, r.se, r.margin, k, alpha=alpha, df=df)
-                if r.kind == "pass_rate" and r.margin > 0:
-                    floor = math.ceil(z_floor / r.margin)
-                    r.n_needed = max(floor, r.n_needed) if math.isfinite(r.n_needed) else floor
         if r.gated and (r.slice_col is None or r.slice_col in gated_slices):
+            r.n_needed = _n_needed(r, k, alpha=alpha, seed=spec.seed, clustered=clustered)
             r.verdict = _verdict(r, alpha)
         r.reason = metric_sentence(r, alpha=alpha, min_n=min_n)
+
+
+def _n_needed(r: MetricRow, k: int, *, alpha: float, seed: int, clustered: bool) -> float | None:
+    """Records that would settle a decided row (STATISTICS.md, "Power"): NO-GO when it lies
+    beyond the margin, else GO with power 0.8^{1/k} when the arms are equally good."""
+    if r.margin is None or r.n == 0:
+        return None
+    df = r.clusters - 1 if r.clusters > 1 else None
+    if r.kind == "ratio":
+        excess = r.estimate - r.bound
+    else:
+        excess = (0.0 if r.critical else -r.margin) - r.estimate
+        excess = excess if r.estimate < -r.margin else -1.0
+    if excess > 0:
+        return power.n_needed_to_reject(r.n, r.se, excess, k, alpha=alpha, df=df)
+    target = power.GO_POWER ** (1 / max(k, 1))
+    if r.power is not None:
+        needed = power.n_for_go(
+            r.power, power=target, clustered=clustered, alpha=alpha, k=k, seed=seed
+        )
+        if needed is not None:
+            return needed
+    return power.n_needed(r.n, r.se, r.margin, k, alpha=alpha, power=power.GO_POWER, df=df)
 
 
 def _verdict(r: MetricRow, alpha: float) -> str:
@@ -469,6 +424,121 @@ def _verdict(r: MetricRow, alpha: float) -> str:
     return "GO" if go else "NOT-PROVEN"
 
 
+class _Measured(NamedTuple):
+    """A metric's included pairs, its judge's (judged, failed) counts and secondary figures."""
+
+    pairs: _Pairs
+    judge_failures: tuple[int, int] | None
+    secondary: dict[str, float] | None
+
+
+def _measure(
+    frame: Frame, m: Metric, name: str, usable: NDArray[np.bool_], spec: Spec
+) -> _Measured | None:
+    """The paired values of one non-ratio metric ("Which records count"); None for ratios."""
+    base, arm = frame.arms["baseline"], frame.arms[name]
+    if m.source == "rule":
+        return _Measured(_rule_pairs(frame, m.name, base, arm, name), None, None)
+    if m.source == "error_rate":
+        return _Measured(_error_pairs(usable, base, arm), None, None)
+    if m.source == "pointwise":
+        pairs, judged, failed = _pointwise_pairs(frame, m, base, arm, name)
+        d = (pairs.cand - pairs.base)[pairs.mask]
+        wilcoxon = (
+            {"wilcoxon_p": float(stats.wilcoxon(d[d != 0]).pvalue)} if np.any(d != 0) else None
+        )
+        return _Measured(pairs, (judged, failed), wilcoxon)
+    if m.source == "pairwise":
+        pairs, agree, judged, failed = _pairwise_pairs(frame, m.name, base, arm, name)
+        extra = _pairwise_secondary(frame, pairs, agree, base, arm, spec, name, m)
+        return _Measured(pairs, (judged, failed), extra)
+    return None
+
+
+def _usable(frame: Frame, name: str) -> NDArray[np.bool_]:
+    """Records where both arms answered or failed on their own (infrastructure errors out)."""
+    base, arm = frame.arms["baseline"], frame.arms[name]
+    return np.isin(base.state, (OK, OWN_ERROR)) & np.isin(arm.state, (OK, OWN_ERROR))
+
+
+def _metric_rows(
+    frame: Frame,
+    name: str,
+    spec: Spec,
+    metrics: list[Metric],
+    usable: NDArray[np.bool_],
+) -> tuple[list[MetricRow], dict[str, tuple[int, int]], dict[str, dict[str, float]]]:
+    """Rows of every non-ratio metric (total and slices), judge failures, secondary figures."""
+    rows: list[MetricRow] = []
+    judge_failures: dict[str, tuple[int, int]] = {}
+    secondary: dict[str, dict[str, float]] = {}
+    for m in metrics:
+        measured = _measure(frame, m, name, usable, spec)
+        if measured is None:
+            continue
+        if measured.judge_failures is not None:
+            judge_failures[m.name] = measured.judge_failures
+        if measured.secondary is not None:
+            secondary[m.name] = measured.secondary
+        estimator = _estimator(m, frame.clustered, spec.gate.alpha)
+        decided = {None, *spec.gate.gated_slices}
+        rows.extend(_estimate_rows(frame, m, name, measured.pairs, estimator, decided))
+    return rows, judge_failures, secondary
+
+
+def _candidate_verdict(rows: list[MetricRow], invalid: list[str]) -> Verdict:
+    """INVALID > NO-GO (any gated row) > GO (every gated total) > NOT-PROVEN."""
+    gated = [r for r in rows if r.verdict is not None]
+    totals = [r for r in gated if r.slice_col is None]
+    if invalid:
+        return "INVALID"
+    if any(r.verdict == "NO-GO" for r in gated):
+        return "NO-GO"
+    if totals and all(r.verdict == "GO" for r in totals):
+        return "GO"
+    return "NOT-PROVEN"
+
+
+def _simpson_notes(rows: list[MetricRow]) -> str:
+    """Sentences naming flagged slices whose total is GO or improves (STATISTICS.md, Slices)."""
+    totals = {r.metric: r for r in rows if r.slice_col is None}
+    flagged = sorted(
+        (r for r in rows if r.flagged),
+        key=lambda r: r.q_value if r.q_value is not None else 1.0,
+    )
+    simpson = [
+        (r, totals[r.metric])
+        for r in flagged
+        if r.metric in totals and _total_fine(totals[r.metric])
+    ]
+    text = "".join(" " + simpson_note(r, total) for r, total in simpson[:SIMPSON_SHOWN])
+    if len(simpson) > SIMPSON_SHOWN:
+        text += f" ({len(simpson) - SIMPSON_SHOWN} more flagged slices in the table.)"
+    return text
+
+
+def _warnings(frame: Frame, usable: NDArray[np.bool_], spec: Spec) -> list[str]:
+    if not frame.clustered:
+        return []
+    g = int(np.unique(frame.cluster[usable]).size)
+    if g >= SMALL_G:
+        return []
+    return [f"only {g} clusters of {spec.gate.cluster}: intervals may be too narrow"]
+
+
+def _coverage(frame: Frame, name: str, usable_n: int) -> dict[str, int]:
+    base, arm = frame.arms["baseline"], frame.arms[name]
+    return {
+        "usable": usable_n,
+        "skipped_baseline": base.count(0),
+        "skipped_candidate": arm.count(0),
+        "infra_errors_baseline": base.count(INFRA),
+        "infra_errors_candidate": arm.count(INFRA),
+        "own_errors_baseline": base.count(OWN_ERROR),
+        "own_errors_candidate": arm.count(OWN_ERROR),
+    }
+
+
 def _gate_candidate(
     frame: Frame,
     name: str,
@@ -479,109 +549,40 @@ def _gate_candidate(
     bootstrap_b: int,
     slice_bootstrap_b: int,
 ) -> tuple[list[MetricRow], CandidateVerdict]:
+    """Estimate, decide and explain one candidate against the baseline."""
     alpha = spec.gate.alpha
-    base, arm = frame.arms["baseline"], frame.arms[name]
-    usable = np.isin(base.state, (OK, OWN_ERROR)) & np.isin(arm.state, (OK, OWN_ERROR))
+    usable = _usable(frame, name)
     usable_n = int(usable.sum())
     metrics = gate_metrics(spec)
-    rows: list[MetricRow] = []
-    judge_failures: dict[str, tuple[int, int]] = {}
-    secondary: dict[str, dict[str, float]] = {}
-    for m in metrics:
-        if m.source == "rule":
-            pairs = _rule_pairs(frame, m.name, base, arm, name)
-        elif m.source == "error_rate":
-            pairs = _error_pairs(usable, base, arm)
-        elif m.source == "pointwise":
-            pairs, judged, failed = _pointwise_pairs(frame, m, base, arm, name)
-            judge_failures[m.name] = (judged, failed)
-            d = (pairs.cand - pairs.base)[pairs.mask]
-            if np.any(d != 0):
-                secondary[m.name] = {"wilcoxon_p": float(stats.wilcoxon(d[d != 0]).pvalue)}
-        elif m.source == "pairwise":
-            pairs, agree, judged, failed = _pairwise_pairs(frame, m.name, base, arm, name)
-            judge_failures[m.name] = (judged, failed)
-            secondary[m.name] = _pairwise_secondary(frame, pairs, agree, base, arm, spec, name, m)
-        else:
-            continue
-        if m.kind == "pass_rate":
-            estimator = _pass_rate_estimator(m, frame.clustered, alpha)
-        elif m.kind == "win_rate":
-            estimator = _win_estimator(m, alpha)
-        else:
-            estimator = _mean_estimator(m, alpha)
-        rows.extend(_estimate_rows(frame, m, name, pairs, estimator))
-    ratio_metrics = [m for m in metrics if m.kind == "ratio"]
-    rows.extend(
-        _ratio_rows(
-            frame,
-            ratio_metrics,
-            name,
-            usable,
-            base,
-            arm,
-            seed=spec.seed,
-            b_total=bootstrap_b,
-            b_slice=slice_bootstrap_b,
-            alpha=alpha,
-        )
+    rows, judge_failures, secondary = _metric_rows(frame, name, spec, metrics, usable)
+    rows += _ratio_rows(
+        frame,
+        [m for m in metrics if m.kind == "ratio"],
+        name,
+        usable,
+        seed=spec.seed,
+        b_total=bootstrap_b,
+        b_slice=slice_bootstrap_b,
+        alpha=alpha,
     )
     rows = _in_metric_order(rows, metrics)
-    k = sum(1 for m in metrics if m.gated)
-    _decide(rows, spec, k)
+    _decide(rows, spec, sum(1 for m in metrics if m.gated), clustered=frame.clustered)
     rows.extend(_diff_rows(frame, name, floor))
-
     invalid = _invalid_reasons(frame, name, spec, usable_n, budget_exhausted, judge_failures)
-    gated = [r for r in rows if r.verdict is not None]
-    totals = [r for r in gated if r.slice_col is None]
-    verdict: Verdict
-    if invalid:
-        verdict = "INVALID"
-    elif any(r.verdict == "NO-GO" for r in gated):
-        verdict = "NO-GO"
-    elif totals and all(r.verdict == "GO" for r in totals):
-        verdict = "GO"
-    else:
-        verdict = "NOT-PROVEN"
+    verdict = _candidate_verdict(rows, invalid)
     reason = candidate_sentence(verdict, rows, n=usable_n, alpha=alpha, invalid_reasons=invalid)
-    totals_by_metric = {r.metric: r for r in rows if r.slice_col is None}
-    flagged = [r for r in rows if r.flagged]
-    simpson = [
-        (r, totals_by_metric[r.metric])
-        for r in sorted(flagged, key=lambda r: r.q_value if r.q_value is not None else 1.0)
-        if r.metric in totals_by_metric and _total_fine(totals_by_metric[r.metric])
-    ]
     if verdict != "INVALID":
-        for r, total in simpson[:SIMPSON_SHOWN]:
-            reason += " " + simpson_note(r, total)
-        if len(simpson) > SIMPSON_SHOWN:
-            reason += f" ({len(simpson) - SIMPSON_SHOWN} more flagged slices in the table.)"
-    warnings = []
-    if frame.clustered:
-        g = int(np.unique(frame.cluster[usable]).size)
-        if g < SMALL_G:
-            warnings.append(
-                f"only {g} clusters of {spec.gate.cluster}: intervals may be too narrow"
-            )
-    coverage = {
-        "usable": usable_n,
-        "skipped_baseline": base.count(0),
-        "skipped_candidate": arm.count(0),
-        "infra_errors_baseline": base.count(INFRA),
-        "infra_errors_candidate": arm.count(INFRA),
-        "own_errors_baseline": base.count(OWN_ERROR),
-        "own_errors_candidate": arm.count(OWN_ERROR),
-    }
+        reason += _simpson_notes(rows)
     cv = CandidateVerdict(
         candidate=name,
         verdict=verdict,
         reason=reason,
         invalid_reasons=invalid,
-        slices_flagged=[f"{r.slice_col}={r.slice_value}: {r.metric}" for r in flagged],
+        slices_flagged=[f"{r.slice_col}={r.slice_value}: {r.metric}" for r in rows if r.flagged],
         n=usable_n,
-        warnings=warnings,
+        warnings=_warnings(frame, usable, spec),
         secondary=secondary,
-        coverage=coverage,
+        coverage=_coverage(frame, name, usable_n),
     )
     return rows, cv
 
@@ -600,6 +601,14 @@ def _in_metric_order(rows: list[MetricRow], metrics: list[Metric]) -> list[Metri
     return sorted(
         rows, key=lambda r: (rank[r.metric], slice_rank[r.slice_col], r.slice_value or "")
     )
+
+
+def _estimator(m: Metric, clustered: bool, alpha: float) -> Estimator:
+    if m.kind == "pass_rate":
+        return _pass_rate_estimator(m, clustered, alpha)
+    if m.kind == "win_rate":
+        return _win_estimator(m, alpha)
+    return _mean_estimator(m, alpha)
 
 
 def _pass_rate_estimator(m: Metric, clustered: bool, alpha: float) -> Estimator:
@@ -686,8 +695,6 @@ def gate_scores(
         A GateResult whose table conforms to tables.GATE.
     """
     if spec.mode == "canary":
-        from evalpipe.gate.canary import gate_canary
-
         return gate_canary(records, scores, spec, run_id=run_id)
     frame = build_frame(scores, responses, records, spec)
     floor = _aa_floor(scores)
@@ -707,3 +714,43 @@ def gate_scores(
         all_rows.extend(rows)
         verdicts.append(cv)
     return GateResult(run_id=run_id, table=to_table(all_rows, run_id), candidates=verdicts)
+
+
+class PowerCases(NamedTuple):
+    """A candidate's gated metrics (ratios aside) as `power.go_power` cases on shared clusters."""
+
+    metrics: list[Metric]
+    cases: list[PowerCase]
+    n: int
+    """Records usable in both arms: `go_power`'s scale 1."""
+    clustered: bool
+    k: int
+    """Gated metrics, ratios included (the Holm family's size)."""
+
+
+def power_cases(
+    scores: pa.Table, responses: pa.Table, records: pa.Table, spec: Spec, *, candidate: str
+) -> PowerCases:
+    """This run as a pilot for the power of a run like it (STATISTICS.md, "Power"): every gated
+    metric's per-cluster sums over one cluster index, so that `go_power` draws them together."""
+    frame = build_frame(scores, responses, records, spec)
+    usable = _usable(frame, candidate)
+    n_clusters = int(frame.cluster.max(initial=-1)) + 1
+    metrics, cases = [], []
+    for m in gate_metrics(spec):
+        measured = _measure(frame, m, candidate, usable, spec) if m.gated else None
+        if measured is None:
+            continue
+        keep = measured.pairs.mask
+        pass_fail = m.kind == "pass_rate"
+        sums = cluster_sums(
+            measured.pairs.base[keep],
+            measured.pairs.cand[keep],
+            frame.cluster[keep],
+            n_clusters,
+            pass_fail=pass_fail,
+        )
+        metrics.append(m)
+        cases.append(PowerCase(sums, pass_fail, m.margin or 0.0, m.critical))
+    k = sum(1 for m in gate_metrics(spec) if m.gated)
+    return PowerCases(metrics, cases, int(usable.sum()), frame.clustered, k)

@@ -25,6 +25,7 @@ SCHEMA_VERSION: Final = 1
 _METRIC_FIELDS: Final = (
     "metric",
     "kind",
+    "source",
     "gated",
     "critical",
     "n",

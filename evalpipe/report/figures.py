@@ -7,15 +7,14 @@ rate minus the baseline's (up is worse), win rate in pp against ½, ratios as ×
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from evalpipe.gate.reasons import usd
-from evalpipe.gate.shadow import SLICE_FLAG_Q
+from evalpipe.gate import numbers
+from evalpipe.gate.numbers import MINUS, finite, usd
 from evalpipe.report.charts import CiBar, ci_bar
 
 __all__ = [
@@ -29,11 +28,11 @@ __all__ = [
     "p_text",
     "pct",
     "slice_rows",
-    "source_of",
     "total_rows",
 ]
 
-MINUS: Final = "−"
+MISSING: Final = "—"
+"""A table cell without a value."""
 VERDICT_COLOURS: Final[dict[str, str]] = {
     "GO": "#1a7f37",
     "NO-GO": "#cf222e",
@@ -60,61 +59,36 @@ def metric_label(metric: str) -> str:
     return _LABELS.get(metric, metric)
 
 
-def source_of(metric: str, kind: str) -> str:
-    """rule | error_rate | pairwise | pointwise | latency | cost | diff, from the row's name and kind."""
-    if metric == "error_rate":
-        return "error_rate"
-    if kind == "ratio":
-        return "cost" if metric.startswith("cost") else "latency"
-    if kind == "win_rate":
-        return "pairwise"
-    if kind == "pass_rate":
-        return "rule"
-    if metric.startswith("diff."):
-        return "diff"
-    return "pointwise"
-
-
 def _ok(x: Any) -> bool:
-    return isinstance(x, int | float) and math.isfinite(x)
-
-
-def _neg(x: str) -> str:
-    return x.replace("-", MINUS)
+    return finite(x)
 
 
 def pct(x: Any, digits: int = 1) -> str:
-    return _neg(f"{x * 100:.{digits}f}%") if _ok(x) else "—"
+    return numbers.pct(x, digits, missing=MISSING)
 
 
 def signed(x: Any, digits: int = 1, unit: str = "") -> str:
-    if not _ok(x):
-        return "—"
-    if round(x, digits) == 0:
-        return f"{0:.{digits}f}{unit}"
-    return _neg(f"{x:+,.{digits}f}{unit}")
-
-
-def _ratio(x: Any) -> str:
-    return f"×{x:.2f}" if _ok(x) else "—"
-
-
-def _ms(x: Any) -> str:
-    return f"{x:,.0f} ms" if _ok(x) else "—"
+    return numbers.signed(x, digits, unit, missing=MISSING)
 
 
 def _num(x: Any, digits: int = 2) -> str:
-    return _neg(f"{x:,.{digits}f}") if _ok(x) else "—"
+    return numbers.num(x, digits, missing=MISSING)
 
 
 def p_text(p: Any) -> str:
-    if not _ok(p):
-        return "—"
-    return "< 0.0001" if p < 1e-4 else f"{p:.2g}"
+    return numbers.p_value(p, missing=MISSING)
+
+
+def _ratio(x: Any) -> str:
+    return f"×{x:.2f}" if _ok(x) else MISSING
+
+
+def _ms(x: Any) -> str:
+    return f"{_num(x, 0)} ms" if _ok(x) else MISSING
 
 
 def _interval(lo: str, hi: str) -> str:
-    return "—" if "—" in (lo, hi) else f"{lo} to {hi}"
+    return MISSING if MISSING in (lo, hi) else f"{lo} to {hi}"
 
 
 @dataclass(frozen=True)
@@ -140,7 +114,7 @@ class MetricView:
     reason: str
     bar: CiBar | None
     slice: str | None = None
-    q: str = "—"
+    q: str = MISSING
     flag: str | None = None
     """Why a slice row is shown: `flagged`, or its gated verdict."""
 
@@ -155,8 +129,7 @@ def _scale(x: Any, k: float) -> float | None:
 
 def metric_view(row: dict[str, Any], *, colour: str | None = None) -> MetricView:
     """A gate-table row (as a dict) in display units, with its CI bar (in `colour` if given)."""
-    metric, kind = str(row["metric"]), str(row["kind"])
-    source = source_of(metric, kind)
+    metric, source = str(row["metric"]), str(row["source"])
     b, c, est, lo, hi = (
         row.get(k) for k in ("baseline", "candidate_value", "estimate", "ci_low", "ci_high")
     )
@@ -172,7 +145,7 @@ def metric_view(row: dict[str, Any], *, colour: str | None = None) -> MetricView
         parts = [f"≥ {MINUS}{m * 100:.1f} pp"] if m is not None else []
         if row.get("critical"):  # NO-GO on any significant drop; GO within the margin
             parts.append("no significant drop")
-        allowed = ", ".join(parts) or "—"
+        allowed = ", ".join(parts) or MISSING
         bar_args = (
             _scale(lo, 100),
             _scale(hi, 100),
@@ -185,7 +158,7 @@ def metric_view(row: dict[str, Any], *, colour: str | None = None) -> MetricView
         baseline, candidate = pct(b), pct(c)
         change = signed(_scale(est, -100), 1, " pp")
         ci = _interval(signed(_scale(hi, -100)), signed(_scale(lo, -100), 1, " pp"))
-        allowed = f"≤ +{m * 100:.1f} pp" if m is not None else "—"
+        allowed = f"≤ +{m * 100:.1f} pp" if m is not None else MISSING
         bar_args = (
             _scale(hi, -100),
             _scale(lo, -100),
@@ -198,7 +171,7 @@ def metric_view(row: dict[str, Any], *, colour: str | None = None) -> MetricView
         baseline, candidate = "50.0% (tie)", pct(c) + " wins"
         change = signed(_scale(est, 100), 1, " pp")
         ci = _interval(signed(_scale(lo, 100)), signed(_scale(hi, 100), 1, " pp"))
-        allowed = f"win rate ≥ {pct(0.5 - m)}" if m is not None else "—"
+        allowed = f"win rate ≥ {pct(0.5 - m)}" if m is not None else MISSING
         bar_args = (
             _scale(lo, 100),
             _scale(hi, 100),
@@ -211,7 +184,7 @@ def metric_view(row: dict[str, Any], *, colour: str | None = None) -> MetricView
         baseline, candidate = _num(b), _num(c)
         change = signed(est, 2)
         ci = _interval(signed(lo, 2), signed(hi, 2))
-        allowed = f"≥ {MINUS}{m:.2f}" if m is not None else "—"
+        allowed = f"≥ {MINUS}{m:.2f}" if m is not None else MISSING
         bar_args = (lo, hi, est, 0.0, None if m is None else -m, False)
     elif source in ("latency", "cost"):
         fmt = _ms if source == "latency" else usd
@@ -222,8 +195,8 @@ def metric_view(row: dict[str, Any], *, colour: str | None = None) -> MetricView
         bar_args = (lo, hi, est, 1.0, None if m is None else 1 + m, True)
     else:  # diff: the candidate against the baseline, beside the baseline against itself
         fmt = _ratio if metric == "diff.length_ratio" else pct
-        baseline = fmt(b) + " (A/A)" if _ok(b) else "—"
-        candidate, change, ci, allowed = fmt(c), "—", "—", "not gated"
+        baseline = fmt(b) + " (A/A)" if _ok(b) else MISSING
+        candidate, change, ci, allowed = fmt(c), MISSING, MISSING, "not gated"
         bar_args = None
     bar = None
     if bar_args is not None:
@@ -284,31 +257,15 @@ class SliceView:
     q_value: float = 1.0
 
 
-def _flag_mask(gate: pa.Table) -> pa.ChunkedArray:
-    est, margin = gate["estimate"], gate["margin"]
-    worse = pc.if_else(
-        pc.equal(gate["kind"], "ratio"),
-        pc.greater(est, pc.add(margin, 1.0)),
-        pc.less(est, pc.negate(margin)),
-    )
-    return pc.fill_null(
-        pc.and_(
-            pc.and_(pc.is_valid(gate["slice_col"]), pc.less(gate["q_value"], SLICE_FLAG_Q)), worse
-        ),
-        False,
-    )
-
-
 def slice_rows(gate: pa.Table) -> list[dict[str, Any]]:
     """Slice rows that are flagged (q < 0.1 and worse than the margin) or gated and not GO.
 
-    Each row is a gate-table dict plus `flagged` (bool).
+    Each row is a gate-table dict; `flagged` is the gate's (q < 0.1 and worse than the margin).
     """
-    flagged = _flag_mask(gate)
-    gated_open = pc.fill_null(
-        pc.and_(pc.is_valid(gate["slice_col"]), pc.not_equal(gate["verdict"], "GO")), False
-    )
-    shown = gate.append_column("flagged", flagged).filter(pc.or_(flagged, gated_open))
+    sliced = pc.is_valid(gate["slice_col"])
+    flagged = pc.fill_null(pc.and_(sliced, gate["flagged"]), False)
+    gated_open = pc.fill_null(pc.and_(sliced, pc.not_equal(gate["verdict"], "GO")), False)
+    shown = gate.filter(pc.or_(flagged, gated_open))
     rows: list[dict[str, Any]] = shown.to_pylist()
     return rows
 

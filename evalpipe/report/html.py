@@ -18,7 +18,7 @@ from urllib.parse import quote
 import jinja2
 import pyarrow as pa
 
-from evalpipe.gate.reasons import count, usd
+from evalpipe.gate.numbers import count, p_text, usd
 from evalpipe.gate.verdict import EXIT_CODES, SEVERITY, CandidateVerdict, GateResult
 from evalpipe.report.charts import StackBar, stack_bar
 from evalpipe.report.coverage import ArmCoverage
@@ -263,7 +263,7 @@ def _notes(cv: CandidateVerdict) -> list[str]:
             )
         if "wilcoxon_p" in figs:
             p = figs["wilcoxon_p"]
-            parts.append(f"Wilcoxon signed-rank p = {p:.2g}" if math.isfinite(p) else "")
+            parts.append(f"Wilcoxon signed-rank {p_text(p)}" if math.isfinite(p) else "")
         parts = [p for p in parts if p]
         if parts:
             out.append(f"{metric}: " + "; ".join(parts) + " (not gated).")

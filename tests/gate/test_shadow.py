@@ -326,6 +326,19 @@ def test_simpson_slice_is_flagged_and_named() -> None:
     assert "Note: concise fell on feature=billing (" in cv.reason
     assert "although the total" in cv.reason
     assert cv.verdict != "NO-GO"
+    # the gate writes its flag and each row's source once; the report reads them
+    assert billing["flagged"] is True and total["flagged"] is False
+    flagged = [r for r in result.table.to_pylist() if r["flagged"]]
+    assert [f"{r['slice_col']}={r['slice_value']}: {r['metric']}" for r in flagged] == (
+        cv.slices_flagged
+    )
+    assert {r["metric"]: r["source"] for r in result.table.to_pylist()} == {
+        "concise": "rule",
+        "error_rate": "error_rate",
+        "latency_p50": "latency",
+        "latency_p95": "latency",
+        "cost": "cost",
+    } | {r["metric"]: "diff" for r in result.table.to_pylist() if r["metric"].startswith("diff.")}
 
 
 def test_gated_slice_that_regresses_makes_the_candidate_no_go() -> None:

@@ -6,8 +6,10 @@ from typing import Any
 
 import pyarrow as pa
 
-from evalpipe.report.figures import flagged_slices, metric_view, slice_rows, source_of
+from evalpipe.report.figures import flagged_slices, metric_view, slice_rows
 from evalpipe.tables import GATE, from_rows
+
+_SOURCES = {"pass_rate": "rule", "ratio": "latency", "win_rate": "pairwise", "mean": "pointwise"}
 
 
 def _row(**kw: Any) -> dict[str, Any]:
@@ -15,6 +17,8 @@ def _row(**kw: Any) -> dict[str, Any]:
         "candidate": "c",
         "metric": "valid_json",
         "kind": "pass_rate",
+        "source": _SOURCES[kw.get("kind", "pass_rate")],
+        "flagged": False,
         "gated": True,
         "critical": False,
         "n": 100,
@@ -24,14 +28,38 @@ def _row(**kw: Any) -> dict[str, Any]:
     return base | kw
 
 
-def test_source_of() -> None:
-    assert source_of("error_rate", "pass_rate") == "error_rate"
-    assert source_of("latency_p95", "ratio") == "latency"
-    assert source_of("cost", "ratio") == "cost"
-    assert source_of("helpfulness", "win_rate") == "pairwise"
-    assert source_of("diff.exact", "mean") == "diff"
-    assert source_of("tone", "mean") == "pointwise"
-    assert source_of("valid_json", "pass_rate") == "rule"
+def test_view_reads_the_source_the_gate_wrote() -> None:
+    # a pointwise judge named like a diff metric: its name and kind alone said "diff"
+    view = metric_view(
+        _row(
+            metric="diff.tone",
+            kind="mean",
+            estimate=-0.1,
+            ci_low=-0.2,
+            ci_high=0.0,
+            margin=0.25,
+            baseline=4.1,
+            candidate_value=4.0,
+        )
+    )
+    assert view.source == "pointwise" and view.allowed == "≥ −0.25"
+
+
+def test_slices_shown_are_those_the_gate_flagged() -> None:
+    # q < 0.1 and worse than the margin, yet not flagged by the gate (its rule decides)
+    gate = _gate(
+        [
+            _row(
+                slice_col="tenant",
+                slice_value="a",
+                verdict=None,
+                estimate=-0.05,
+                q_value=0.02,
+                flagged=False,
+            )
+        ]
+    )
+    assert slice_rows(gate) == []
 
 
 def test_pass_rate_in_pp() -> None:
@@ -61,6 +89,7 @@ def test_error_rate_reads_as_candidate_minus_baseline() -> None:
     v = metric_view(
         _row(
             metric="error_rate",
+            source="error_rate",
             baseline=0.005,
             candidate_value=0.012,
             estimate=-0.007,
@@ -118,6 +147,7 @@ def test_diff_rows_have_no_interval() -> None:
         _row(
             metric="diff.length_ratio",
             kind="mean",
+            source="diff",
             gated=False,
             verdict=None,
             margin=None,
@@ -138,7 +168,14 @@ def test_flagged_slices_and_simpson() -> None:
         [
             _row(estimate=0.01, ci_low=-0.01, ci_high=0.03),
             # flagged: q < 0.1 and worse than the margin
-            _row(slice_col="tenant", slice_value="a", verdict=None, estimate=-0.05, q_value=0.02),
+            _row(
+                slice_col="tenant",
+                slice_value="a",
+                verdict=None,
+                estimate=-0.05,
+                q_value=0.02,
+                flagged=True,
+            ),
             # worse than the margin but not significant
             _row(slice_col="tenant", slice_value="b", verdict=None, estimate=-0.05, q_value=0.5),
             # significant but within the margin
@@ -157,6 +194,7 @@ def test_flagged_slices_and_simpson() -> None:
                 verdict=None,
                 estimate=1.3,
                 q_value=0.01,
+                flagged=True,
             ),
         ]
     )
