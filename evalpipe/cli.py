@@ -180,13 +180,13 @@ def _execute(
     run in this process and no Prefect server is started (evalpipe.flows.wiring).
     """
     from evalpipe.flows import prefect_api_configured, run_in_process
-    from evalpipe.flows.wiring import warm_imports
+    from evalpipe.flows.wiring import WarmImports
     from evalpipe.pipeline import needs_fake_provider, progress_sink
     from evalpipe.providers.endpoint import builtin_fake
     from evalpipe.store import open_run
 
     orchestrated = prefect_api_configured()
-    warming = None if orchestrated else warm_imports(spec)
+    warming = None if orchestrated else WarmImports(spec)
     with builtin_fake(needs_fake_provider(spec)), _ProgressView() as view, progress_sink(view):
         if orchestrated:
             from evalpipe.flows import shadow_eval

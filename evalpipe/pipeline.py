@@ -313,16 +313,18 @@ def score_run(run: Run) -> int:
     def redact(texts: list[str]) -> list[str]:
         return [str(t) for t in redact_pii(pa.array(texts, pa.string())).to_pylist()]
 
+    cache = _cache(run)
     scores = score_responses(
         responses,
         records,
         spec,
         run_id=run.run_id,
-        cache=_cache(run),
+        cache=cache,
         budget=budget,
         redact=redact if spec.redact_pii.judges else None,
         on_progress=_emit,
     )
+    cache.flush()  # the judges' answers
     run.write_scores(scores)
     judge_cost = round(budget.spent - spent, 6)
     run.update_manifest(cost_usd={"judges": judge_cost, "total": round(budget.spent, 6)})

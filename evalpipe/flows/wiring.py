@@ -35,10 +35,10 @@ if TYPE_CHECKING:
 __all__ = [
     "IN_PROCESS",
     "Stages",
+    "WarmImports",
     "prefect_api_configured",
     "run_in_process",
     "shadow_steps",
-    "warm_imports",
 ]
 
 log = logging.getLogger(__name__)
@@ -115,60 +115,84 @@ IN_PROCESS: Final = Stages(
 )
 
 
-def warm_imports(spec: Spec) -> threading.Thread:
-    """Start importing the modules the stages after ingest need, in a background thread.
+class WarmImports:
+    """The later stages' imports, loaded in a background thread in two waves.
 
-    The SDKs and SciPy take over a second to import; meanwhile the main thread starts servers
-    and ingests, mostly without the GIL. Join the thread before any of those stages runs: two
-    threads importing one package with circular imports (the SDKs have them) can see it half
-    made. `run_in_process(warming=…)` does so.
+    The SDKs and SciPy take over a second to import. Replay's modules (the engine and the arms'
+    SDKs) load while the main thread starts servers and ingests; the rest (score, gate, report)
+    once replay has begun, while it waits on the network. A stage waits for its wave before it
+    runs: two threads importing one package at once can see it half made when it has circular
+    imports (the SDKs do), so no stage imports what a wave is still loading.
     """
-    import evalpipe.ingest  # noqa: F401  (ingest runs meanwhile: its imports come first, here)
 
-    modules = ["evalpipe.replay.engine"]
-    providers = {a.provider for a in spec.arms()} | {j.provider for j in spec.judges}
-    modules += ["evalpipe.providers.anthropic"] if "anthropic" in providers else []
-    modules += ["evalpipe.providers.openai"] if providers - {"anthropic"} else []
-    modules += ["evalpipe.score", "evalpipe.gate", "evalpipe.report"]
+    def __init__(self, spec: Spec) -> None:
+        import evalpipe.ingest  # noqa: F401  (ingest runs meanwhile: its imports come first)
 
-    def load() -> None:
-        for name in modules:
+        providers = {a.provider for a in spec.arms()} | {j.provider for j in spec.judges}
+        self._replay = ["evalpipe.replay.engine"]
+        self._replay += ["evalpipe.providers.anthropic"] if "anthropic" in providers else []
+        self._replay += ["evalpipe.providers.openai"] if providers - {"anthropic"} else []
+        self._rest = ["evalpipe.score", "evalpipe.gate", "evalpipe.report"]
+        self._replay_loaded = threading.Event()
+        self._replay_begun = threading.Event()
+        self._thread = threading.Thread(
+            target=self._load, name="evalpipe-warm-imports", daemon=True
+        )
+        self._thread.start()
+
+    def _load(self) -> None:
+        self._import(self._replay)
+        self._replay_loaded.set()
+        self._replay_begun.wait()
+        self._import(self._rest)
+
+    @staticmethod
+    def _import(names: list[str]) -> None:
+        for name in names:
             try:
                 importlib.import_module(name)
             except Exception:  # the stage imports it again and reports a real failure
                 log.debug("warm-up import of %s failed", name, exc_info=True)
 
-    thread = threading.Thread(target=load, name="evalpipe-warm-imports", daemon=True)
-    thread.start()
-    return thread
+    def before_replay(self) -> None:
+        """Wait for replay's modules; then let the rest load while replay runs."""
+        self._replay_loaded.wait()
+        self._replay_begun.set()
 
+    def before_rest(self) -> None:
+        """Wait for every module."""
+        self.before_replay()
+        self._thread.join()
 
-def _after(warming: threading.Thread, fn: Callable[..., T]) -> Callable[..., T]:
-    def wrapped(*args: Any, **kwargs: Any) -> T:
-        warming.join()
-        return fn(*args, **kwargs)
+    def stages(self, stages: Stages) -> Stages:
+        """`stages`, each waiting for the modules it needs (ingest needs none of them)."""
 
-    return wrapped
+        def after(wait: Callable[[], None], fn: Callable[..., T]) -> Callable[..., T]:
+            def wrapped(*args: Any, **kwargs: Any) -> T:
+                wait()
+                return fn(*args, **kwargs)
+
+            return wrapped
+
+        return Stages(
+            ingest=stages.ingest,
+            replay_partitions=after(self.before_replay, stages.replay_partitions),
+            finish_replay=after(self.before_replay, stages.finish_replay),
+            score=after(self.before_rest, stages.score),
+            gate=after(self.before_rest, stages.gate),
+            report=after(self.before_rest, stages.report),
+        )
 
 
 def run_in_process(
-    run: Run, *, reports: str | None = None, warming: threading.Thread | None = None
+    run: Run, *, reports: str | None = None, warming: WarmImports | None = None
 ) -> dict[str, Any]:
     """The shadow evaluation of `run` without Prefect (see the module's docstring).
 
     Args:
-        warming: a `warm_imports` thread, joined before the first stage after ingest.
+        warming: the stages' imports, loading in the background (`WarmImports`).
     """
-    stages = IN_PROCESS
-    if warming is not None:
-        stages = Stages(
-            ingest=IN_PROCESS.ingest,
-            replay_partitions=_after(warming, IN_PROCESS.replay_partitions),
-            finish_replay=_after(warming, IN_PROCESS.finish_replay),
-            score=_after(warming, IN_PROCESS.score),
-            gate=_after(warming, IN_PROCESS.gate),
-            report=_after(warming, IN_PROCESS.report),
-        )
+    stages = IN_PROCESS if warming is None else warming.stages(IN_PROCESS)
     return shadow_steps(run, stages, reports=reports)
 
 

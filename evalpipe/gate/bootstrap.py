@@ -16,7 +16,8 @@ from typing import Final, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import stats
+
+from evalpipe.gate import dist
 
 __all__ = ["RatioBoot", "poisson_counts", "quantile_bootstrap", "ratio_bootstrap", "seeded_rng"]
 
@@ -28,7 +29,7 @@ _CHUNK_CELLS: Final = 1 << 22
 
 def _poisson_table() -> NDArray[np.int8]:
     # Inverse CDF of Poisson(1) at 2^-16 resolution: a uint16 draw indexes the count.
-    cdf = stats.poisson.cdf(np.arange(16), 1.0)
+    cdf = dist.poisson_cdf(np.arange(16), 1.0)
     edges = np.round(cdf * 65536)
     return np.searchsorted(edges, np.arange(65536), side="right").astype(np.int8)
 

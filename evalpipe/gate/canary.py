@@ -21,8 +21,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import ArrayLike, NDArray
-from scipy import stats
 
+from evalpipe.gate import dist
 from evalpipe.gate.bootstrap import quantile_bootstrap, seeded_rng
 from evalpipe.gate.catalogue import Metric, gate_metrics
 from evalpipe.gate.numbers import pct, signed
@@ -63,7 +63,7 @@ def newcombe_hybrid(
     Wilson limits of each proportion (Newcombe 1998, method 10 of the unpaired paper; statsmodels'
     `confint_proportions_2indep(..., method="newcomb")`).
     """
-    z = float(stats.norm.ppf(1 - alpha / 2))
+    z = float(dist.norm_ppf(1 - alpha / 2))
     xt, nt = np.asarray(x_t, np.float64), np.asarray(n_t, np.float64)
     xc, nc = np.asarray(x_c, np.float64), np.asarray(n_c, np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -97,8 +97,8 @@ def rate_ratio_exact(
     total = x_t + x_c
     if total == 0 or n_t == 0 or n_c == 0:
         return math.nan, 0.0, math.inf
-    lo_pi = float(stats.beta.ppf(alpha / 2, x_t, x_c + 1)) if x_t > 0 else 0.0
-    hi_pi = float(stats.beta.ppf(1 - alpha / 2, x_t + 1, x_c)) if x_c > 0 else 1.0
+    lo_pi = float(dist.beta_ppf(alpha / 2, x_t, x_c + 1)) if x_t > 0 else 0.0
+    hi_pi = float(dist.beta_ppf(1 - alpha / 2, x_t + 1, x_c)) if x_c > 0 else 1.0
     scale = n_c / n_t
 
     def rr(p: float) -> float:
@@ -126,8 +126,10 @@ def srm_p(control_units: int, treatment_units: int, weight: float) -> float:
     total = control_units + treatment_units
     if total == 0 or not 0 < weight < 1:
         return 1.0
-    expected = [total * (1 - weight), total * weight]
-    return float(stats.chisquare([control_units, treatment_units], f_exp=expected).pvalue)
+    expected = np.array([total * (1 - weight), total * weight])
+    observed = np.array([control_units, treatment_units], dtype=np.float64)
+    statistic = float(np.sum((observed - expected) ** 2 / expected))  # Pearson, 1 df
+    return float(dist.chi2_sf(statistic, 1))
 
 
 # --- the canary gate ----------------------------------------------------------------------------
@@ -170,7 +172,7 @@ def _proportion_steps(x: F64, arm: I64, step: I64, unit: I64, k: int, alpha: flo
     )
     root = np.sqrt(deff)
     lo, hi = est - (est - lo) * root, est + (hi - est) * root
-    z = float(stats.norm.ppf(1 - alpha / 2))
+    z = float(dist.norm_ppf(1 - alpha / 2))
     var = ((hi - lo) / (2 * z)) ** 2
     return _Step(est, var, lo, hi, nt + nc, st.clusters[1::2] + st.clusters[0::2], xc / nc, xt / nt)
 
@@ -184,7 +186,7 @@ def _mean_steps(x: F64, arm: I64, step: I64, unit: I64, k: int, alpha: float) ->
     est, var, df = welch(
         st.mean[1::2], se_t**2, st.clusters[1::2], st.mean[0::2], se_c**2, st.clusters[0::2]
     )
-    q = stats.t.ppf(1 - alpha / 2, np.where(np.isfinite(df), np.maximum(df, 1), 1))
+    q = dist.t_ppf(1 - alpha / 2, np.where(np.isfinite(df), np.maximum(df, 1), 1))
     half = q * np.sqrt(var)
     n = st.n[1::2] + st.n[0::2]
     return _Step(
@@ -372,6 +374,8 @@ def _shift_figures(x: F64, arm: I64) -> dict[str, float]:
     xt, xc = x[(arm == 1) & np.isfinite(x)], x[(arm == 0) & np.isfinite(x)]
     if not (xt.size and xc.size):
         return {}
+    from scipy import stats  # (a second's import; only canary runs with a mean metric need it)
+
     diffs = np.subtract.outer(xt[:2000], xc[:2000]).ravel()
     return {
         "mann_whitney_p": float(stats.mannwhitneyu(xt, xc).pvalue),
@@ -416,7 +420,7 @@ def _decided_rows(
     secondary: dict[str, dict[str, float]],
 ) -> list[MetricRow]:
     """One row per metric at the look that decided (or the last), with its sentence."""
-    z = float(stats.norm.ppf(1 - alpha / 2))
+    z = float(dist.norm_ppf(1 - alpha / 2))
     upto = slice(0, decided_at + 1)
     rows = []
     for m in metrics:

@@ -11,8 +11,8 @@ from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import stats
 
+from evalpipe.gate import dist
 from evalpipe.gate.bootstrap import ratio_bootstrap
 from evalpipe.gate.paired import (
     design_effect,
@@ -102,7 +102,7 @@ def pass_rate(
         np.where(empty, np.nan, hi),
         # The SE the decision interval implies (for power and n needed): Newcombe's interval is
         # wider than ±z·SE(d) when few pairs disagree, and GO is read off that interval.
-        np.where(empty, np.nan, (hi - lo) / (2 * float(stats.norm.ppf(1 - alpha / 2)))),
+        np.where(empty, np.nan, (hi - lo) / (2 * float(dist.norm_ppf(1 - alpha / 2)))),
         np.where(empty, np.nan, p_less),
         np.where(empty, np.nan, p_two),
         regressed,

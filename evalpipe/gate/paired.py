@@ -12,7 +12,9 @@ from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import special, stats
+from scipy import special
+
+from evalpipe.gate import dist
 
 __all__ = [
     "GroupStats",
@@ -112,7 +114,7 @@ def clustered_se(values: ArrayLike, cluster: ArrayLike | None = None) -> float:
 def t_interval(mean: F64, se: F64, clusters: I64, alpha: float) -> tuple[F64, F64]:
     """`mean ± t_{G−1, 1−α/2} · se`."""
     with np.errstate(invalid="ignore"):
-        q = stats.t.ppf(1 - alpha / 2, np.maximum(clusters - 1, 1))
+        q = dist.t_ppf(1 - alpha / 2, np.maximum(clusters - 1, 1))
     half = np.where(clusters > 1, q * se, np.nan)
     return mean - half, mean + half
 
@@ -124,7 +126,7 @@ def t_p_less(mean: F64, se: F64, clusters: I64, bound: float | F64) -> F64:
     bound_arr = np.broadcast_to(np.asarray(bound, dtype=np.float64), mean.shape)
     df = np.maximum(np.asarray(clusters) - 1, 1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        p = stats.t.cdf((mean - bound_arr) / se, df)
+        p = dist.t_cdf((mean - bound_arr) / se, df)
     degenerate = np.where(mean < bound_arr, 0.0, np.where(mean > bound_arr, 1.0, 0.5))
     p = np.where(se == 0, degenerate, p)
     return np.where((np.asarray(clusters) > 1) & np.isfinite(mean), p, np.nan)
@@ -264,7 +266,7 @@ def newcombe_paired(
         (Δ̂, lower, upper), arrays.
     """
     counts = _counts(both, improved, regressed, neither, np.shape(deff))
-    z = np.asarray(stats.norm.ppf(1 - alpha / 2), dtype=np.float64)
+    z = np.asarray(dist.norm_ppf(1 - alpha / 2), dtype=np.float64)
     inflate = np.sqrt(np.maximum(np.asarray(deff, dtype=np.float64), 1.0))
     return _newcombe_limits(counts, z, inflate)
 
@@ -299,7 +301,7 @@ def newcombe_p_less(
         hi = np.where(reached, mid, hi)
         lo = np.where(reached, lo, mid)
     z = (lo + hi) / 2
-    p = np.where(below, stats.norm.sf(z), stats.norm.cdf(z))
+    p = np.where(below, dist.norm_sf(z), dist.norm_cdf(z))
     p = np.where(est == b, 0.5, p)
     n = counts[0] + counts[1] + counts[2] + counts[3]
     return np.where(n > 0, p, np.nan)
@@ -309,7 +311,7 @@ def mcnemar_p(regressed: ArrayLike, improved: ArrayLike) -> F64:
     """Exact one-sided McNemar p that the candidate regresses: P(X ≥ b), X ~ Bin(b + c, ½)."""
     b = np.asarray(regressed, dtype=np.int64)
     c = np.asarray(improved, dtype=np.int64)
-    p = stats.binom.sf(b - 1, b + c, 0.5)
+    p = dist.binom_sf(b - 1, b + c, 0.5)
     return np.where(b + c > 0, p, 1.0).astype(np.float64)
 
 

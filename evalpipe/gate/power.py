@@ -14,8 +14,8 @@ from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy import stats
 
+from evalpipe.gate import dist
 from evalpipe.gate.paired import design_effect, mcnemar_p, newcombe_paired, t_interval
 
 __all__ = [
@@ -53,7 +53,7 @@ DRY_RUN_PASS_RATE = 0.9
 def _q(p: float, df: float | None) -> float:
     # t quantile when there are few clusters, normal otherwise.
     if df is not None and math.isfinite(df) and df < _SMALL_G - 1:
-        return float(stats.t.ppf(p, max(df, 1.0)))
+        return float(dist.t_ppf(p, max(df, 1.0)))
     return NormalDist().inv_cdf(p)
 
 
@@ -322,9 +322,9 @@ def n_for_go(
         lo, hi = lo / 2, lo
     grid = np.geomspace(lo, hi, _GRID)
     p = np.array([power_at(x, replicates) for x in grid])
-    z = stats.norm.ppf(np.clip(p, 0.5 / replicates, 1 - 0.5 / replicates))
+    z = dist.norm_ppf(np.clip(p, 0.5 / replicates, 1 - 0.5 / replicates))
     slope, intercept = np.polyfit(np.log(grid), z, 1)
     if slope <= 0:
         return _records(hi * per_scale)
-    scale = math.exp((float(stats.norm.ppf(power)) - intercept) / slope)
+    scale = math.exp((float(dist.norm_ppf(power)) - intercept) / slope)
     return _records(min(max(scale, lo), hi) * per_scale)

@@ -18,7 +18,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
-from scipy import stats
 
 from evalpipe.gate import power
 from evalpipe.gate.bootstrap import seeded_rng
@@ -432,6 +431,13 @@ class _Measured(NamedTuple):
     secondary: dict[str, float] | None
 
 
+def _wilcoxon_p(d: np.ndarray) -> float:
+    """Wilcoxon signed-rank p of non-zero paired differences (secondary; pointwise judges)."""
+    from scipy import stats  # (half a second's import; only runs with a pointwise judge)
+
+    return float(stats.wilcoxon(d).pvalue)
+
+
 def _measure(
     frame: Frame, m: Metric, name: str, usable: NDArray[np.bool_], spec: Spec
 ) -> _Measured | None:
@@ -444,9 +450,7 @@ def _measure(
     if m.source == "pointwise":
         pairs, judged, failed = _pointwise_pairs(frame, m, base, arm, name)
         d = (pairs.cand - pairs.base)[pairs.mask]
-        wilcoxon = (
-            {"wilcoxon_p": float(stats.wilcoxon(d[d != 0]).pvalue)} if np.any(d != 0) else None
-        )
+        wilcoxon = {"wilcoxon_p": _wilcoxon_p(d[d != 0])} if np.any(d != 0) else None
         return _Measured(pairs, (judged, failed), wilcoxon)
     if m.source == "pairwise":
         pairs, agree, judged, failed = _pairwise_pairs(frame, m.name, base, arm, name)

@@ -337,7 +337,11 @@ def replay_records(
         budget=budget or Budget(spec.budget_usd),
         on_progress=on_progress,
     )
-    return run_async(partition.replay())
+    try:
+        return run_async(partition.replay())
+    finally:
+        if cache is not None:
+            cache.flush()
 
 
 def _plans(spec: Spec, logged_provider: str | None) -> list[_ArmPlan]:
