@@ -9,7 +9,8 @@ Prints one JSON line:
 - `e2e_seconds`: `evalpipe run` on 1,000 records × 2 arms of one model at `--latency-ms` (fixed)
   and concurrency 64, the whole command; `reference_seconds`: a bare `AsyncOpenAI` loop sending
   the same 2,000 requests with one semaphore of 64 (the loop alone, timed inside this process:
-  its imports and Python's start are not counted); `ratio` = e2e / reference (goal ≤ 1.3);
+  its imports and Python's start are not counted); `ratio` = e2e / reference (goal ≤ 1.3),
+  medians over `--e2e-repeat` pairs run in turn;
   `max_in_flight` / `reference_max_in_flight`: the most requests in flight that the server saw
   for each (the ratio counts only when both are ≤ 64).
 
@@ -105,6 +106,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--latency-ms", type=float, default=200.0)
     parser.add_argument("--records", type=int, default=1000)
+    parser.add_argument("--e2e-repeat", type=int, default=3)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="evalpipe-bench-") as tmp:
@@ -120,13 +122,21 @@ def main() -> None:
         overhead = statistics.median(s - t for s, t in runs)
         help_s = _help_seconds(args.repeat)
 
-        with serving(latency_ms=args.latency_ms, jitter=0.0, subprocess=True) as root:
-            bodies = arm_bodies(demo_records(args.records))
-            reference = asyncio.run(bare_loop(root, bodies, CONCURRENCY))
-            reference_peak = max_in_flight(root)
-        with serving(latency_ms=args.latency_ms, jitter=0.0, subprocess=True) as root:
-            e2e, e2e_stages = _timed_run(_spec(large, root, args.records))
-            peak = max_in_flight(root)
+        bodies = arm_bodies(demo_records(args.records))
+        pairs, peaks = [], []
+        for _ in range(args.e2e_repeat):  # in turn, so that a drift of the machine hits both
+            with serving(latency_ms=args.latency_ms, jitter=0.0, subprocess=True) as root:
+                reference = asyncio.run(bare_loop(root, bodies, CONCURRENCY))
+                reference_peak = max_in_flight(root)
+            with serving(latency_ms=args.latency_ms, jitter=0.0, subprocess=True) as root:
+                e2e, e2e_stages = _timed_run(_spec(large, root, args.records))
+                peaks.append((max_in_flight(root), reference_peak))
+            pairs.append((e2e, e2e_stages, reference))
+        e2e = statistics.median(p[0] for p in pairs)
+        e2e_stages = statistics.median(p[1] for p in pairs)
+        reference = statistics.median(p[2] for p in pairs)
+        ratio = statistics.median(p[0] / p[2] for p in pairs)
+        peak, reference_peak = max(p[0] for p in peaks), max(p[1] for p in peaks)
 
     print(
         json.dumps(
@@ -138,7 +148,7 @@ def main() -> None:
                 "e2e_seconds": round(e2e, 3),
                 "e2e_stage_seconds": round(e2e_stages, 3),
                 "reference_seconds": round(reference, 3),
-                "ratio": round(e2e / reference, 3),
+                "ratio": round(ratio, 3),
                 "max_in_flight": peak,
                 "reference_max_in_flight": reference_peak,
                 "concurrency": CONCURRENCY,
@@ -147,6 +157,7 @@ def main() -> None:
                 "arms": 2,
                 "latency_ms": args.latency_ms,
                 "repeat": args.repeat,
+                "e2e_repeat": args.e2e_repeat,
             }
         )
     )
