@@ -6,6 +6,7 @@ Heavy modules (prefect, SDKs, pyarrow) are imported inside commands so `--help` 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -182,12 +183,18 @@ def _execute(
     from evalpipe.flows import prefect_api_configured, run_in_process
     from evalpipe.flows.wiring import WarmImports
     from evalpipe.pipeline import needs_fake_provider, progress_sink
-    from evalpipe.providers.endpoint import builtin_fake
     from evalpipe.store import open_run
 
+    fake = needs_fake_provider(spec)
+    if fake:  # (imported before the warm-up thread starts importing what it shares)
+        from evalpipe.fake import builtin_fake
     orchestrated = prefect_api_configured()
     warming = None if orchestrated else WarmImports(spec)
-    with builtin_fake(needs_fake_provider(spec)), _ProgressView() as view, progress_sink(view):
+    with contextlib.ExitStack() as stack:
+        if fake:
+            stack.enter_context(builtin_fake())
+        view = stack.enter_context(_ProgressView())
+        stack.enter_context(progress_sink(view))
         if orchestrated:
             from evalpipe.flows import shadow_eval
 

@@ -16,7 +16,7 @@ from evalpipe.fake.behaviours import (
     resolve_model,
 )
 from evalpipe.fake.judge import fence, parse_fences
-from evalpipe.fake.server import BAD_KEY, create_app, run_server, serving
+from evalpipe.fake.server import BAD_KEY, builtin_fake, create_app, run_server, serving
 from evalpipe.fake.wire import BadRequest, UnknownModel, anthropic_response, openai_response
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "UnknownModel",
     "answer",
     "anthropic_response",
+    "builtin_fake",
     "create_app",
     "fence",
     "openai_response",

@@ -44,8 +44,9 @@ from evalpipe.fake.wire import (
     reply,
     resolve,
 )
+from evalpipe.providers.endpoint import FAKE_URL_ENV
 
-__all__ = ["BAD_KEY", "create_app", "run_server", "serving"]
+__all__ = ["BAD_KEY", "builtin_fake", "create_app", "run_server", "serving"]
 
 log = logging.getLogger(__name__)
 
@@ -594,3 +595,22 @@ def serving(
     run = _in_process if subprocess else _in_thread
     with run(host, port, latency_ms, jitter, startup_timeout) as root:
         yield root
+
+
+@contextlib.contextmanager
+def builtin_fake(*, latency_ms: float = 20.0) -> Iterator[str]:
+    """The fake provider that `base_url: builtin:fake` points at, for the duration of a run.
+
+    Started in a child process (another CPU core), unless `EVALPIPE_FAKE_URL` already names a
+    running one. Yields its root URL.
+    """
+    running = os.environ.get(FAKE_URL_ENV)
+    if running:
+        yield running
+        return
+    with serving(latency_ms=latency_ms, subprocess=True) as root:
+        os.environ[FAKE_URL_ENV] = root
+        try:
+            yield root
+        finally:
+            os.environ.pop(FAKE_URL_ENV, None)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any, Final
 from urllib.parse import urlparse
 
@@ -23,7 +22,6 @@ __all__ = [
     "CallOutcome",
     "Endpoint",
     "FatalProviderError",
-    "builtin_fake",
 ]
 
 INVALID_BODY_RETRIES: Final = 2
@@ -157,19 +155,3 @@ class Endpoint:
         if self._client is not None:
             await self._client.close()
             self._client = None
-
-
-@contextmanager
-def builtin_fake(needed: bool, *, latency_ms: float = 20.0) -> Iterator[str | None]:
-    """Start the built-in fake provider (in a child process) unless one is already configured."""
-    if not needed or os.environ.get(FAKE_URL_ENV):
-        yield os.environ.get(FAKE_URL_ENV)
-        return
-    from evalpipe.fake import serving
-
-    with serving(latency_ms=latency_ms, subprocess=True) as root:
-        os.environ[FAKE_URL_ENV] = root
-        try:
-            yield root
-        finally:
-            os.environ.pop(FAKE_URL_ENV, None)
