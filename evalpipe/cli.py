@@ -226,7 +226,7 @@ def _selection_drops(counts: dict[str, Any]) -> list[str]:
 
 def _print_run_facts(manifest: dict[str, Any]) -> None:
     """One line: what was read, replayed and spent (from the run's manifest)."""
-    from evalpipe.gate.reasons import count, usd
+    from evalpipe.gate.numbers import count, usd
 
     counts = manifest.get("counts") or {}
     coverage = {k: v for k, v in (manifest.get("coverage") or {}).items() if k != "logged"}
@@ -504,7 +504,7 @@ def ingest(
 
     Exits 0 when any record is usable (bad lines are quarantined, never lost), 4 when none is.
     """
-    from evalpipe.gate.reasons import count
+    from evalpipe.gate.numbers import count
     from evalpipe.ingest import Selection, ingest_to_folder
 
     selection = Selection(
@@ -580,7 +580,7 @@ def runs(
     """List the store's finished runs, newest first: id, spec, date, verdicts, cost."""
     from rich.table import Column, Table
 
-    from evalpipe.gate.reasons import usd
+    from evalpipe.gate.numbers import usd
     from evalpipe.store import CatalogRun, list_runs, store_root
 
     root = store_root(store)

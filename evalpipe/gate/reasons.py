@@ -13,11 +13,9 @@ from evalpipe.gate.rows import MetricRow
 
 __all__ = [
     "candidate_sentence",
-    "count",
     "metric_sentence",
     "short_figure",
     "simpson_note",
-    "usd",
 ]
 
 

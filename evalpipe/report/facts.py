@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Mapping
 from typing import Any, Final, TypeVar
 
-from evalpipe.gate.reasons import count
+from evalpipe.gate.numbers import count
 
 __all__ = ["not_sent", "skipped"]
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from evalpipe.gate.reasons import metric_sentence, signed
+from evalpipe.gate.numbers import signed
+from evalpipe.gate.reasons import metric_sentence
 from evalpipe.gate.rows import MetricRow
 
 
@@ -151,7 +152,7 @@ def test_signed_uses_a_real_minus_and_drops_the_sign_of_zero() -> None:
 
 
 def test_usd_never_uses_scientific_notation() -> None:
-    from evalpipe.gate.reasons import usd
+    from evalpipe.gate.numbers import usd
 
     assert usd(7.95e-05) == "$0.0000795"
     assert usd(0.000603) == "$0.000603"
