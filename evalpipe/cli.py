@@ -625,6 +625,43 @@ def runs(
             out.print("  ".join(row), soft_wrap=True, markup=False)
 
 
+@app.command()
+def report(
+    run_id: Annotated[
+        str, typer.Argument(help="The run to re-render (`evalpipe runs` lists them).")
+    ],
+    store: Annotated[str, typer.Option("--store", help="Store path.")] = ".evalpipe",
+    out_dir: Annotated[
+        str | None, typer.Option("--out", help="Reports folder (default: the spec's report.out).")
+    ] = None,
+) -> None:
+    """Re-render a finished run's report from its stored tables (no provider call)."""
+    import orjson
+
+    from evalpipe.errors import StoreError
+    from evalpipe.pipeline import load_gate, report_run
+    from evalpipe.spec import spec_from_dict
+    from evalpipe.store import Run, store_root
+
+    root = store_root(store)
+    manifest_path = root / "runs" / run_id / "manifest.json"
+    if not manifest_path.is_file():
+        raise StoreError(
+            f"no run {run_id!r} in {root / 'runs'}; `evalpipe runs --store {store}` lists them"
+        )
+    manifest = orjson.loads(manifest_path.read_bytes())
+    spec_path = manifest.get("spec_path")
+    spec = spec_from_dict(
+        manifest["spec"], spec_dir=Path(spec_path).parent if spec_path else Path.cwd()
+    )
+    run = Run(run_id, root, spec)
+    if not run.path("gate.parquet").exists():
+        raise StoreError(
+            f"run {run_id!r} has not been gated yet; `evalpipe gate --run-id {run_id}` finishes it"
+        )
+    out.print(f"Report: {report_run(run, load_gate(run), out=out_dir)}", soft_wrap=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: every failure becomes one line and exit 4 (never a traceback)."""
     try:

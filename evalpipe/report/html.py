@@ -18,9 +18,9 @@ from urllib.parse import quote
 import jinja2
 import pyarrow as pa
 
-from evalpipe.gate.numbers import count, p_text, usd
+from evalpipe.gate.numbers import MINUS, count, finite, p_text, usd
 from evalpipe.gate.verdict import EXIT_CODES, SEVERITY, CandidateVerdict, GateResult
-from evalpipe.report.charts import StackBar, stack_bar
+from evalpipe.report.charts import ForestPanel, StackBar, stack_bar
 from evalpipe.report.coverage import ArmCoverage
 from evalpipe.report.examples import Example
 from evalpipe.report.facts import not_sent, skipped
@@ -31,7 +31,10 @@ from evalpipe.report.figures import (
     SliceView,
     metric_views,
     pct,
+    total_rows,
 )
+from evalpipe.report.forest import VERDICT_ICONS, forest_panels
+from evalpipe.report.money import Money
 from evalpipe.spec import Arm, Spec
 from evalpipe.version import __version__
 
@@ -74,6 +77,7 @@ def environment() -> jinja2.Environment:
     )
     env.globals["verdict_colours"] = VERDICT_COLOURS
     env.globals["info_colour"] = INFO_COLOUR
+    env.globals["verdict_icons"] = VERDICT_ICONS
     return env
 
 
@@ -94,6 +98,15 @@ class Card:
     invalid_reasons: list[str]
     canary: str | None = None
     """Canary mode: the last ramp step's decision and its figures, as one line."""
+    forest: list[ForestPanel] = field(default_factory=list)
+    need: str | None = None
+    """NOT-PROVEN: how many more records would settle it and what replaying them would cost."""
+    money: str | None = None
+    """What the switch does to the monthly bill at the logged volume."""
+
+    @property
+    def icon(self) -> str:
+        return VERDICT_ICONS.get(self.verdict, "·")
 
     @property
     def colour(self) -> str:
@@ -174,6 +187,7 @@ class PageData:
     cost_total: str
     timings: list[tuple[str, str]]
     versions: list[tuple[str, str]]
+    money: MoneyView | None = None
     index_name: str = INDEX_NAME
     generated: str = field(default_factory=lambda: _when(datetime.now(UTC).isoformat()))
 
@@ -218,9 +232,87 @@ def strip_verdict(reason: str, verdict: str) -> str:
     return text or verdict
 
 
-def _card(cv: CandidateVerdict, spec: Spec) -> Card:
+def usd_delta(x: float) -> str:
+    """`+$12.30`, `−$4.10`: a change of spend."""
+    return ("+" if x >= 0 else MINUS) + usd(abs(x))
+
+
+def need_text(gate: pa.Table, candidate: str, cost_per_record: float | None) -> str | None:
+    """What would settle a NOT-PROVEN candidate: the gate's `n_needed` and its replay cost."""
+    rows = [
+        r
+        for r in total_rows(gate, candidate)
+        if r.get("gated") and r.get("verdict") == "NOT-PROVEN"
+    ]
+    if not rows:
+        return None
+    sized = [r for r in rows if finite(r.get("n_needed"))]
+    if not sized:
+        return (
+            "What it would take: the gate could not size the run that would settle "
+            + ", ".join(str(r["metric"]) for r in rows)
+            + " (too few records to estimate from)."
+        )
+    top = max(sized, key=lambda r: float(r["n_needed"]))
+    n_now = int(top.get("n") or 0)
+    more = int(top["n_needed"]) - n_now
+    if more <= 0:
+        return (
+            f"What it would take: {top['metric']} sits too close to its margin for more records "
+            "to settle it soon; a wider margin or a clearer difference would."
+        )
+    text = (
+        f"What it would take: about {more:,} more records ({int(top['n_needed']):,} in all, "
+        f"{n_now:,} now) would settle {top['metric']}"
+    )
+    if len(rows) > 1:
+        text += f", the hardest of {len(rows)} open metrics"
+    if cost_per_record is not None and cost_per_record > 0:
+        text += (
+            f"; replaying them at this run's {usd(cost_per_record)} a record would cost about "
+            f"{usd(more * cost_per_record)}"
+        )
+    return text + "."
+
+
+def money_text(money: Money | None, candidate: str) -> str | None:
+    """The switch's effect on the monthly bill, as one sentence."""
+    if money is None or money.per_day is None:
+        return None
+    base, cand = money.arm("baseline"), money.arm(candidate)
+    if base is None or cand is None or base.monthly is None or cand.monthly is None:
+        return None
+    delta = cand.monthly - base.monthly
+    way = "save" if delta < 0 else "cost"
+    more = "" if delta < 0 else " more"
+    return (
+        f"At the logged volume (~{money.per_day:,.0f} requests a day), switching would {way} "
+        f"{usd(abs(delta))}{more} a month ({usd(cand.monthly)} instead of {usd(base.monthly)})."
+    )
+
+
+def _n_of(gate: pa.Table | None, candidate: str) -> int:
+    """Paired requests of a candidate from its gate rows (a gate result rebuilt from files)."""
+    if gate is None:
+        return 0
+    return max((int(r.get("n") or 0) for r in total_rows(gate, candidate)), default=0)
+
+
+def _card(
+    cv: CandidateVerdict,
+    spec: Spec,
+    gate: pa.Table | None = None,
+    *,
+    cost_per_record: float | None = None,
+    money: Money | None = None,
+) -> Card:
     arm = _arm_of(spec, cv.candidate)
     return Card(
+        forest=forest_panels(gate, cv.candidate) if gate is not None else [],
+        need=need_text(gate, cv.candidate, cost_per_record)
+        if gate is not None and cv.verdict == "NOT-PROVEN"
+        else None,
+        money=money_text(money, cv.candidate),
         name=cv.candidate,
         verdict=cv.verdict,
         reason=strip_verdict(cv.reason or "", cv.verdict),
@@ -228,7 +320,7 @@ def _card(cv: CandidateVerdict, spec: Spec) -> Card:
         provider=arm.provider if arm else None,
         version=arm.version if arm else None,
         config_hash=arm.config_hash() if arm else None,
-        n=cv.n,
+        n=cv.n or _n_of(gate, cv.candidate),
         warnings=list(cv.warnings),
         invalid_reasons=[r for r in cv.invalid_reasons if r not in (cv.reason or "")],
         canary=_canary(cv.canary_step),
@@ -320,9 +412,18 @@ def page_data(
     coverage: list[ArmCoverage],
     slices: list[SliceView],
     examples: list[ExampleGroup],
+    money: Money | None = None,
 ) -> PageData:
     """Format a run for the page and the summary."""
-    cards = [_card(cv, spec) for cv in gate.candidates]
+    cost_m = manifest.get("cost_usd") or {}
+    spent = cost_m.get("total")
+    if spent is None and cost_m:
+        spent = sum(v for v in cost_m.values() if finite(v))
+    per_record = spent / records.num_rows if finite(spent) and records.num_rows else None
+    cards = [
+        _card(cv, spec, gate.table, cost_per_record=per_record, money=money)
+        for cv in gate.candidates
+    ]
     sections = []
     for cv, card in zip(gate.candidates, cards, strict=True):
         views = metric_views(gate.table, cv.candidate)
@@ -405,11 +506,107 @@ def page_data(
         cost_total=usd(total) if total is not None else "not recorded",
         timings=timings,
         versions=versions,
+        money=money_view(money, [c.name for c in cards], _labels(spec, cards)) if money else None,
     )
+
+
+def _labels(spec: Spec, cards: list[Card]) -> dict[str, str]:
+    b = spec.baseline
+    base = "baseline" if b is None or b.name == "baseline" else f"baseline ({b.name})"
+    return {"baseline": base} | {c.name: c.name for c in cards}
 
 
 def render_page(page: PageData) -> str:
     return environment().get_template("report.html.j2").render(page=page)
+
+
+# --- money and time ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MoneyRow:
+    arm: str
+    label: str
+    cost_per_request: str
+    monthly: str
+    delta: str
+    """The monthly change against the baseline (empty for the baseline)."""
+    saves: bool | None
+    latency: list[str]
+    ttft: list[str]
+
+
+@dataclass(frozen=True)
+class BreakdownView:
+    dimension: str
+    arms: list[str]
+    rows: list[tuple[str, str, str, list[str]]]
+    """(value, records, share, [baseline monthly, then per candidate: monthly (±delta)])."""
+
+
+@dataclass(frozen=True)
+class MoneyView:
+    basis: str
+    rows: list[MoneyRow]
+    breakdowns: list[BreakdownView]
+    ttft_measured: bool
+
+
+def _ms(x: float | None) -> str:
+    return "—" if x is None else f"{x:,.0f} ms"
+
+
+def money_view(m: Money, candidates: list[str], labels: dict[str, str]) -> MoneyView:
+    """`Money` formatted: one row per arm and a table per breakdown."""
+    base = m.arm("baseline")
+    base_month = base.monthly if base else None
+    rows = []
+    for a in m.arms:
+        delta, saves = "", None
+        if a.arm != "baseline" and a.monthly is not None and base_month is not None:
+            d = a.monthly - base_month
+            delta, saves = usd_delta(d), d < 0
+        rows.append(
+            MoneyRow(
+                a.arm,
+                labels.get(a.arm, a.arm),
+                usd(a.cost_per_request),
+                usd(a.monthly) if a.monthly is not None else "—",
+                delta,
+                saves,
+                [_ms(x) for x in a.latency],
+                [_ms(x) for x in a.ttft] if a.ttft else ["—"] * 3,
+            )
+        )
+    if m.per_day is None:
+        basis = (
+            "No monthly projection: the logged window is shorter than an hour or has no timestamps."
+        )
+    else:
+        basis = (
+            f"Projected at the logged volume: {m.logged:,} requests over {m.days:,.1f} days "
+            f"= {m.per_day:,.0f} a day, × 30 days, at each arm's mean cost per answered request "
+            "(list prices)."
+        )
+    views = []
+    for b in m.breakdowns:
+        out = []
+        for r in b.rows:
+            b0 = r.monthly.get("baseline")
+            cells = [usd(b0) if b0 is not None else "—"]
+            for c in candidates:
+                v = r.monthly.get(c)
+                if v is None:
+                    cells.append("—")
+                elif b0 is None:
+                    cells.append(usd(v))
+                else:
+                    cells.append(f"{usd(v)} ({usd_delta(v - b0)})")
+            out.append((r.value, f"{r.records:,}", pct(r.share), cells))
+        views.append(
+            BreakdownView(b.dimension, [labels.get("baseline", "baseline"), *candidates], out)
+        )
+    return MoneyView(basis, rows, views, any(a.ttft for a in m.arms))
 
 
 # --- the list of runs --------------------------------------------------------------------------

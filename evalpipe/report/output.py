@@ -18,8 +18,10 @@ from evalpipe.report.examples import worst_regressions
 from evalpipe.report.figures import flagged_slices
 from evalpipe.report.html import INDEX_NAME, ExampleGroup, page_data, render_page, render_runs
 from evalpipe.report.junit import render_junit
+from evalpipe.report.money import money
 from evalpipe.report.summary import render_summary
 from evalpipe.spec import Spec
+from evalpipe.tables import ARMS_LOGGED
 
 __all__ = ["ReportPaths", "write_report", "write_runs_index"]
 
@@ -101,6 +103,19 @@ def write_report(
         redact=spec.redact_pii.reports,
     )
     groups = [ExampleGroup(cv.candidate, cv.verdict, examples[cv.candidate]) for cv in shown]
+    counts = manifest.get("counts") or {}
+    extra = sum(
+        int(counts.get(k) or 0)
+        for k in ("sampled_out", "duplicates_dropped")
+        if isinstance(counts.get(k), int)
+    )
+    figures = money(
+        records,
+        responses,
+        arms=[c.arm for c in coverage if c.arm != ARMS_LOGGED],
+        slice_columns=_slice_columns(spec),
+        extra_logged=extra,
+    )
     page = page_data(
         gate=gate,
         spec=spec,
@@ -109,6 +124,7 @@ def write_report(
         coverage=coverage,
         slices=flagged_slices(gate.table),
         examples=groups,
+        money=figures,
     )
     paths = ReportPaths(
         out_dir / INDEX_NAME,

@@ -217,6 +217,7 @@ def _gate_table() -> pa.Table:
             ci_low=-0.03,
             ci_high=0.01,
             reason="NOT-PROVEN: valid_json leans GO; need ~400 more records.",
+            n_needed=1200,
         ),
         _gate_row("broken", "valid_json", "GO"),
     ]

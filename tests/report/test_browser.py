@@ -85,10 +85,15 @@ def visit(browser: Any, report: tuple[HandRun, Path]) -> Iterator[Visit]:
 def test_verdicts_are_visible(visit: Visit) -> None:
     page = visit.page
     assert page.locator("#run-verdict").inner_text() == "INVALID"
-    for name, word in (("good", "GO"), ("bad", "NO-GO"), ("unsure", "NOT-PROVEN")):
+    for name, word, icon in (
+        ("good", "GO", "✓"),
+        ("bad", "NO-GO", "✕"),
+        ("unsure", "NOT-PROVEN", "?"),
+    ):
         card = page.locator(f'article.card[data-candidate="{name}"] .word')
         assert card.is_visible()
-        assert card.inner_text() == word
+        assert card.locator(".vw").inner_text() == word
+        assert card.locator(".icon").inner_text() == icon  # a shape, not only a colour
     colour = page.locator('article.card[data-candidate="bad"] .word').evaluate(
         "e => getComputedStyle(e).color"
     )
@@ -138,3 +143,19 @@ def test_collapsed_sections_open_without_script(visit: Visit) -> None:
     assert not details.locator("li").first.is_visible()
     details.locator("summary").click()
     assert details.locator("li").first.is_visible()
+
+
+def test_forest_plots_have_titles_axes_and_units(visit: Visit) -> None:
+    page = visit.page
+    figures = page.locator("article.card figure.forest")
+    assert figures.count() >= 3  # one per candidate with gated metrics
+    for i in range(figures.count()):
+        fig = figures.nth(i)
+        assert "95% CI" in fig.locator("figcaption").inner_text()
+        assert "95% CI" in (fig.locator("svg").get_attribute("aria-label") or "")
+        axis = fig.locator("text.axis-label").text_content() or ""
+        assert "percentage points" in axis or "×" in axis or "points" in axis
+        assert fig.locator("line.zero").count() == 1
+        assert fig.locator("line.margin").count() >= 1
+    need = page.locator('article.card[data-candidate="unsure"] .need')
+    assert "800 more records" in need.inner_text()
