@@ -10,7 +10,9 @@ then a stable hash of the record id decides.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import difflib
+import re
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import duckdb
@@ -21,24 +23,90 @@ import pyarrow.compute as pc
 from evalpipe.report.figures import metric_label
 from evalpipe.report.redact import redact_texts
 
-__all__ = ["MAX_CHARS", "Example", "last_user_message", "worst_regressions"]
+__all__ = [
+    "MAX_CHARS",
+    "CheckResult",
+    "Example",
+    "best_improvements",
+    "last_user_message",
+    "word_diff",
+    "worst_regressions",
+]
 
 MAX_CHARS: Final = 1500
 """Longest text shown per side; the rest is cut with a note."""
 
 
 @dataclass(frozen=True)
+class CheckResult:
+    """One check or judge on one record, for both arms."""
+
+    metric: str
+    label: str
+    baseline: str
+    candidate: str
+    change: str
+    """`worse`, `better` or empty."""
+
+
+@dataclass(frozen=True)
 class Example:
     record_id: str
     failures: list[str]
-    """What went wrong, e.g. `valid_json: passed on the baseline, failed on the candidate`."""
+    """What went wrong (or, for an improvement, right), e.g. `valid_json: passed on the
+    baseline, failed on the candidate`."""
     attributes: list[tuple[str, str]]
     user_message: str
     baseline_output: str
     candidate_output: str
+    metrics: list[str] = field(default_factory=list)
+    """The metrics that moved on this record (for the page's filter)."""
+    checks: list[CheckResult] = field(default_factory=list)
+    rationale: list[tuple[str, str]] = field(default_factory=list)
+    """(judge metric, what the judge said) where the score's detail keeps a rationale."""
+    diff_baseline: list[tuple[str, str]] = field(default_factory=list)
+    """The baseline's words as (kind, text): `same` or `del` (not in the candidate's answer)."""
+    diff_candidate: list[tuple[str, str]] = field(default_factory=list)
+    """The candidate's words as (kind, text): `same` or `ins` (not in the baseline's answer)."""
+    improvement: bool = False
 
 
-_SQL = """
+_TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
+_DIFF_MAX_TOKENS: Final = 3000
+
+
+def word_diff(a: str, b: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Word-level diff of two texts: a's segments (`same`/`del`) and b's (`same`/`ins`).
+
+    Whitespace and punctuation are tokens of their own, so joining a side's segments gives its
+    text back exactly. Very long texts come back as one `same` segment each (no highlighting).
+    """
+    ta, tb = _TOKEN.findall(a), _TOKEN.findall(b)
+    if len(ta) + len(tb) > _DIFF_MAX_TOKENS:
+        return [("same", a)], [("same", b)]
+    left: list[tuple[str, str]] = []
+    right: list[tuple[str, str]] = []
+
+    def add(side: list[tuple[str, str]], kind: str, text: str) -> None:
+        if not text:
+            return
+        if side and side[-1][0] == kind:
+            side[-1] = (kind, side[-1][1] + text)
+        else:
+            side.append((kind, text))
+
+    matcher = difflib.SequenceMatcher(None, ta, tb, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            add(left, "same", "".join(ta[i1:i2]))
+            add(right, "same", "".join(tb[j1:j2]))
+        else:
+            add(left, "del", "".join(ta[i1:i2]))
+            add(right, "ins", "".join(tb[j1:j2]))
+    return left, right
+
+
+_SQL_TEMPLATE = """
 WITH ranks AS (
     SELECT metric,
            row_number() OVER (
@@ -55,19 +123,19 @@ rule_fail AS (
     SELECT c.record_id, c.metric, 'check' AS why
     FROM s AS c JOIN s AS b
       ON b.record_id = c.record_id AND b.metric = c.metric AND b.arm = 'baseline'
-    WHERE c.arm = $cand AND c.kind = 'rule' AND b.passed AND NOT c.passed
+    WHERE c.arm = $cand AND c.kind = 'rule' AND {rule}
 ),
 pair_loss AS (
     SELECT record_id, metric, 'pairwise' AS why
     FROM s WHERE arm = $cand AND kind = 'judge' AND metric IN (SELECT unnest($pairwise))
-      AND value < 0.5
+      AND {pair}
 ),
 point_loss AS (
     SELECT c.record_id, c.metric, 'pointwise' AS why
     FROM s AS c JOIN s AS b
       ON b.record_id = c.record_id AND b.metric = c.metric AND b.arm = 'baseline'
     WHERE c.arm = $cand AND c.kind = 'judge' AND c.metric IN (SELECT unnest($pointwise))
-      AND c.value < b.value
+      AND {point}
 ),
 r AS (
     SELECT record_id, arm, status, error_origin FROM responses
@@ -76,8 +144,7 @@ r AS (
 own_error AS (
     SELECT c.record_id, 'error_rate' AS metric, 'error' AS why
     FROM r AS c JOIN r AS b ON b.record_id = c.record_id AND b.arm = 'baseline'
-    WHERE c.arm = $cand AND c.status = 'error' AND c.error_origin = 'candidate'
-      AND b.status = 'ok'
+    WHERE {error}
 ),
 fails AS (
     SELECT * FROM rule_fail UNION ALL SELECT * FROM pair_loss
@@ -104,6 +171,24 @@ FROM per_record
 ORDER BY turn, best, record_id
 LIMIT $limit
 """
+_WORSE: Final = {
+    "rule": "b.passed AND NOT c.passed",
+    "pair": "value < 0.5",
+    "point": "c.value < b.value",
+    "error": "c.arm = $cand AND c.status = 'error' AND c.error_origin = 'candidate' "
+    "AND b.status = 'ok'",
+}
+_BETTER: Final = {
+    "rule": "NOT b.passed AND c.passed",
+    "pair": "value > 0.5",
+    "point": "c.value > b.value",
+    "error": "c.arm = $cand AND b.status = 'error' AND b.error_origin = 'candidate' "
+    "AND c.status = 'ok'",
+}
+_SQL: Final = {
+    False: _SQL_TEMPLATE.format(**_WORSE),
+    True: _SQL_TEMPLATE.format(**_BETTER),
+}
 
 
 def _totals(gate: pa.Table) -> pa.Table:
@@ -157,8 +242,14 @@ def _cut(text: str | None, empty: str) -> str:
     return f"{text[:MAX_CHARS]}… ({len(text) - MAX_CHARS:,} more characters)"
 
 
-def _describe(metric: str, why: str) -> str:
+def _describe(metric: str, why: str, improve: bool = False) -> str:
     label = metric_label(metric)
+    if improve:
+        return {
+            "check": f"{label}: failed on the baseline, passed on the candidate",
+            "pairwise": f"{label}: the judge preferred the candidate",
+            "pointwise": f"{label}: the judge scored the candidate higher",
+        }.get(why, "the baseline's own request failed; the candidate answered")
     if why == "check":
         return f"{label}: passed on the baseline, failed on the candidate"
     if why == "pairwise":
@@ -180,6 +271,56 @@ def worst_regressions(
     redact: bool,
 ) -> dict[str, list[Example]]:
     """Per candidate, up to `limit` records where it did worse than the baseline, worst first."""
+    return _pick(
+        candidates,
+        gate=gate,
+        records=records,
+        responses=responses,
+        scores=scores,
+        limit=limit,
+        slice_columns=slice_columns,
+        redact=redact,
+        improve=False,
+    )
+
+
+def best_improvements(
+    candidates: list[str],
+    *,
+    gate: pa.Table,
+    records: pa.Table,
+    responses: pa.Table,
+    scores: pa.Table,
+    limit: int,
+    slice_columns: list[str],
+    redact: bool,
+) -> dict[str, list[Example]]:
+    """Per candidate, up to `limit` records where it did better than the baseline, best first."""
+    return _pick(
+        candidates,
+        gate=gate,
+        records=records,
+        responses=responses,
+        scores=scores,
+        limit=limit,
+        slice_columns=slice_columns,
+        redact=redact,
+        improve=True,
+    )
+
+
+def _pick(
+    candidates: list[str],
+    *,
+    gate: pa.Table,
+    records: pa.Table,
+    responses: pa.Table,
+    scores: pa.Table,
+    limit: int,
+    slice_columns: list[str],
+    redact: bool,
+    improve: bool,
+) -> dict[str, list[Example]]:
     out: dict[str, list[Example]] = {c: [] for c in candidates}
     if limit <= 0 or not candidates or scores.num_rows + responses.num_rows == 0:
         return out
@@ -193,7 +334,9 @@ def worst_regressions(
         pc.fill_null(pc.equal(scores["repeat"], 0), False),
         pc.is_in(scores["kind"], value_set=pa.array(["rule", "judge"])),
     )
-    scored = scores.filter(keep).select(["record_id", "arm", "metric", "kind", "passed", "value"])
+    scored = scores.filter(keep).select(
+        ["record_id", "arm", "metric", "kind", "passed", "value", "detail"]
+    )
     answered = responses.filter(pc.fill_null(pc.equal(responses["repeat"], 0), False)).select(
         ["record_id", "arm", "status", "error_origin"]
     )
@@ -203,7 +346,7 @@ def worst_regressions(
         con.register("totals", _totals(gate))
         for cand in candidates:
             picked: pa.Table = con.sql(
-                _SQL,
+                _SQL[improve],
                 params={
                     "cand": cand,
                     "pairwise": pairwise,
@@ -218,6 +361,8 @@ def worst_regressions(
                 responses=responses,
                 slice_columns=slice_columns,
                 redact=redact,
+                improve=improve,
+                scored=scored,
             )
     return out
 
@@ -230,6 +375,8 @@ def _examples(
     responses: pa.Table,
     slice_columns: list[str],
     redact: bool,
+    improve: bool = False,
+    scored: pa.Table | None = None,
 ) -> list[Example]:
     """The picked records' texts (the only per-row Python: a few rows)."""
     if picked.num_rows == 0:
@@ -269,6 +416,13 @@ def _examples(
         texts.append(_output(out_by.get((row["record_id"], candidate))))
     if redact:
         texts = redact_texts(texts)
+    checks, rationale = _checks(candidate, ids, scored) if scored is not None else ({}, {})
+    if redact and rationale:
+        flat = [(rid, m, t) for rid, pairs in rationale.items() for m, t in pairs]
+        clean = redact_texts([t for _, _, t in flat])
+        rationale = {}
+        for (rid, m, _), t in zip(flat, clean, strict=True):
+            rationale.setdefault(rid, []).append((m, _cut(t, "")))
     examples = []
     for i, row in enumerate(rows):
         rec = rec_by_id.get(row["record_id"], {})
@@ -276,20 +430,90 @@ def _examples(
         shown = [(col, str(attrs[col])) for col in slice_columns if attrs.get(col) is not None]
         seen: list[str] = []
         for metric, why in zip(row["metrics"], row["whys"], strict=True):
-            text = _describe(metric, why)
+            text = _describe(metric, why, improve)
             if text not in seen:
                 seen.append(text)
+        base_text = _cut(texts[3 * i + 1], "(no response)")
+        cand_text = _cut(texts[3 * i + 2], "(no response)")
+        left, right = word_diff(base_text, cand_text)
+        rid = str(row["record_id"])
         examples.append(
             Example(
-                record_id=str(row["record_id"]),
+                record_id=rid,
                 failures=seen,
                 attributes=shown,
                 user_message=_cut(texts[3 * i], "(none)"),
-                baseline_output=_cut(texts[3 * i + 1], "(no response)"),
-                candidate_output=_cut(texts[3 * i + 2], "(no response)"),
+                baseline_output=base_text,
+                candidate_output=cand_text,
+                metrics=list(dict.fromkeys(str(m) for m in row["metrics"])),
+                checks=checks.get(rid, []),
+                rationale=rationale.get(rid, []),
+                diff_baseline=left,
+                diff_candidate=right,
+                improvement=improve,
             )
         )
     return examples
+
+
+_RATIONALE_KEYS: Final = ("rationale", "reasoning", "explanation", "reason")
+
+
+def _result(kind: str, passed: Any, value: Any, pairwise: bool) -> str:
+    if passed is not None:
+        return "pass" if passed else "fail"
+    if value is None:
+        return "—"
+    if pairwise:
+        return "candidate wins" if value > 0.5 else "baseline wins" if value < 0.5 else "tie"
+    return f"{value:g}"
+
+
+def _checks(
+    candidate: str, ids: pa.ChunkedArray, scored: pa.Table
+) -> tuple[dict[str, list[CheckResult]], dict[str, list[tuple[str, str]]]]:
+    """Every check's and judge's result of the picked records, both arms, and judge rationales."""
+    keep = pc.and_(
+        pc.is_in(scored["record_id"], value_set=ids.combine_chunks()),
+        pc.is_in(scored["arm"], value_set=pa.array(["baseline", candidate])),
+    )
+    rows = scored.filter(keep).to_pylist()
+    by: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        by.setdefault((r["record_id"], r["metric"]), {})[r["arm"]] = r
+    checks: dict[str, list[CheckResult]] = {}
+    rationale: dict[str, list[tuple[str, str]]] = {}
+    for (rid, metric), arms in sorted(by.items()):
+        b, c = arms.get("baseline"), arms.get(candidate)
+        if c is not None and c["kind"] == "judge" and b is None:  # pairwise: one row per pair
+            base_text = "—"
+            cand_text = _result("judge", None, c["value"], True)
+            change = {"candidate wins": "better", "baseline wins": "worse"}.get(cand_text, "")
+        else:
+            base_text = _result("", b["passed"], b["value"], False) if b else "—"
+            cand_text = _result("", c["passed"], c["value"], False) if c else "—"
+            change = ""
+            if b and c and b["passed"] is not None and c["passed"] is not None:
+                change = "worse" if b["passed"] and not c["passed"] else ""
+                change = "better" if c["passed"] and not b["passed"] else change
+            elif b and c and b["value"] is not None and c["value"] is not None:
+                change = "worse" if c["value"] < b["value"] else ""
+                change = "better" if c["value"] > b["value"] else change
+        checks.setdefault(rid, []).append(
+            CheckResult(metric, metric_label(metric), base_text, cand_text, change)
+        )
+        detail = (c or {}).get("detail")
+        if detail and (c or {}).get("kind") == "judge":
+            try:
+                parsed = orjson.loads(detail)
+            except orjson.JSONDecodeError:
+                parsed = None
+            if isinstance(parsed, dict):
+                for key in _RATIONALE_KEYS:
+                    if isinstance(parsed.get(key), str) and parsed[key].strip():
+                        rationale.setdefault(rid, []).append((metric, parsed[key].strip()))
+                        break
+    return checks, rationale
 
 
 def _output(resp: dict[str, Any] | None) -> str | None:

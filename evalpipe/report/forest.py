@@ -40,7 +40,7 @@ def _item(row: dict[str, Any]) -> tuple[str, ForestItem]:
     m = row.get("margin")
     margin = float(m) if m is not None and finite(m) else None
     text = view.change
-    label = view.label + (" (fewer →)" if source == "error_rate" else "")
+    label = "errors (fewer →)" if source == "error_rate" else view.label
     if source in _PP:
         k, unit, bound, bad_high = 100.0, "pp", None if margin is None else -margin * 100, False
     elif source in ("latency", "cost"):

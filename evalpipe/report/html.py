@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 import jinja2
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from evalpipe.gate.numbers import MINUS, count, finite, p_text, usd
 from evalpipe.gate.verdict import EXIT_CODES, SEVERITY, CandidateVerdict, GateResult
@@ -29,11 +30,14 @@ from evalpipe.report.figures import (
     VERDICT_COLOURS,
     MetricView,
     SliceView,
+    metric_label,
     metric_views,
     pct,
     total_rows,
 )
 from evalpipe.report.forest import VERDICT_ICONS, forest_panels
+from evalpipe.report.heatmap import Heatmap, heatmaps
+from evalpipe.report.leaderboard import Leaderboard, leaderboard
 from evalpipe.report.money import Money
 from evalpipe.spec import Arm, Spec
 from evalpipe.version import __version__
@@ -146,6 +150,41 @@ class ExampleGroup:
     candidate: str
     verdict: str
     examples: list[Example]
+    """The worst regressions."""
+    improvements: list[Example] = field(default_factory=list)
+    """The best improvements."""
+
+
+@dataclass(frozen=True)
+class ExampleFilter:
+    """The choices of the examples' filter (pure CSS: radio buttons and `:checked ~` rules).
+
+    Choices are numbered, and only the numbers reach the CSS and the `data-` tokens, so no slice
+    or metric name is ever written into a selector.
+    """
+
+    slices: list[str]
+    metrics: list[str]
+
+    def slice_tokens(self, ex: Example) -> str:
+        return " ".join(f"s{self.slices.index(f'{k}={v}')}" for k, v in ex.attributes)
+
+    def metric_tokens(self, ex: Example) -> str:
+        return " ".join(f"m{self.metrics.index(metric_label(m))}" for m in ex.metrics)
+
+
+def example_filter(groups: list[ExampleGroup]) -> ExampleFilter:
+    slices: list[str] = []
+    metrics: list[str] = []
+    for g in groups:
+        for ex in g.examples + g.improvements:
+            for k, v in ex.attributes:
+                if f"{k}={v}" not in slices:
+                    slices.append(f"{k}={v}")
+            for m in ex.metrics:
+                if metric_label(m) not in metrics:
+                    metrics.append(metric_label(m))
+    return ExampleFilter(sorted(slices), metrics)
 
 
 @dataclass(frozen=True)
@@ -156,6 +195,22 @@ class ArmRow:
     models_seen: list[str]
     coverage: ArmCoverage
     bar: StackBar
+
+
+@dataclass(frozen=True)
+class ComparedArm:
+    """One arm in "What was compared": its configuration and the snapshots that answered."""
+
+    role: str
+    name: str
+    model: str
+    provider: str
+    snapshots: str
+    version: str
+    prompt: str
+    params: str
+    fallback: str
+    config_hash: str
 
 
 @dataclass(frozen=True)
@@ -188,6 +243,11 @@ class PageData:
     timings: list[tuple[str, str]]
     versions: list[tuple[str, str]]
     money: MoneyView | None = None
+    example_filter: ExampleFilter | None = None
+    compared_arms: list[ComparedArm] = field(default_factory=list)
+    compared_facts: list[tuple[str, str]] = field(default_factory=list)
+    heatmaps: list[Heatmap] = field(default_factory=list)
+    leaderboard: Leaderboard | None = None
     index_name: str = INDEX_NAME
     generated: str = field(default_factory=lambda: _when(datetime.now(UTC).isoformat()))
 
@@ -507,7 +567,81 @@ def page_data(
         timings=timings,
         versions=versions,
         money=money_view(money, [c.name for c in cards], _labels(spec, cards)) if money else None,
+        compared_arms=compared_arms(spec, manifest, coverage),
+        compared_facts=compared_facts(
+            spec, manifest, records, usd(total) if total is not None else "not recorded"
+        ),
+        heatmaps=heatmaps(gate.table, [c.name for c in cards]),
+        example_filter=example_filter(examples),
+        leaderboard=leaderboard(gate.table, {c.name: c.verdict for c in cards}, money),
     )
+
+
+def _prompt(arm: Arm) -> str:
+    if arm.system_prompt_by is not None:
+        return f"by {arm.system_prompt_by.attribute} ({len(arm.system_prompt_by.files)} files)"
+    if arm.system_prompt is not None:
+        sp = arm.system_prompt
+        return f"replaced by {sp.replace}" if sp.replace else "logged + appended text"
+    return "as logged"
+
+
+def compared_arms(
+    spec: Spec, manifest: dict[str, Any], coverage: list[ArmCoverage]
+) -> list[ComparedArm]:
+    """Each arm's model, the snapshots seen answering, prompt, parameters, fallback and version."""
+    seen = manifest.get("models_seen") or {}
+    by_cov = {c.arm: c.models for c in coverage}
+    arms: list[tuple[str, str, Arm]] = []
+    if spec.baseline is not None:
+        arms.append(("baseline", "baseline", spec.baseline))
+    arms += [("candidate", c.name, c) for c in spec.candidates]
+    out = []
+    for role, key, arm in arms:
+        snaps = [str(m) for m in (seen.get(key) or by_cov.get(key) or [])]
+        params = ", ".join(f"{k}={v}" for k, v in sorted(arm.params.items())) or "as logged"
+        fallback = ", ".join(f"{f.provider}/{f.model}" for f in arm.fallback) or "none"
+        out.append(
+            ComparedArm(
+                role,
+                arm.name,
+                arm.model,
+                arm.provider,
+                ", ".join(snaps) or "none answered",
+                arm.version or "—",
+                _prompt(arm),
+                params,
+                fallback,
+                arm.config_hash(),
+            )
+        )
+    return out
+
+
+def compared_facts(
+    spec: Spec, manifest: dict[str, Any], records: pa.Table, cost_total: str
+) -> list[tuple[str, str]]:
+    """Traffic window, n, sample, spec hash, seed, evalpipe version and the evaluation's cost."""
+    window = "—"
+    if records.num_rows:
+        lo, hi = pc.min(records["timestamp"]).as_py(), pc.max(records["timestamp"]).as_py()
+        if lo is not None and hi is not None:
+            window = f"{lo:%d %b %Y %H:%M} to {hi:%d %b %Y %H:%M} UTC"
+    sample = spec.traffic.sample
+    sample_text = "every record"
+    if sample is not None:
+        sample_text = f"seeded sample of {sample.n:,}"
+        if sample.stratify:
+            sample_text += " stratified by " + ", ".join(sample.stratify)
+    return [
+        ("Traffic window", window),
+        ("Records", f"{records.num_rows:,}"),
+        ("Sample", sample_text),
+        ("Spec hash", str(manifest.get("spec_hash") or "—")),
+        ("Seed", str(manifest.get("seed", spec.seed))),
+        ("evalpipe", str(manifest.get("evalpipe_version") or __version__)),
+        ("Evaluation cost", cost_total),
+    ]
 
 
 def _labels(spec: Spec, cards: list[Card]) -> dict[str, str]:

@@ -14,7 +14,7 @@ import pyarrow as pa
 from evalpipe.gate.verdict import GateResult
 from evalpipe.report.coverage import arm_coverage
 from evalpipe.report.document import build_verdict, validate_verdict
-from evalpipe.report.examples import worst_regressions
+from evalpipe.report.examples import best_improvements, worst_regressions
 from evalpipe.report.figures import flagged_slices
 from evalpipe.report.html import INDEX_NAME, ExampleGroup, page_data, render_page, render_runs
 from evalpipe.report.junit import render_junit
@@ -91,18 +91,23 @@ def write_report(
     coverage = arm_coverage(responses, spec)
     doc = build_verdict(gate, spec, manifest, coverage=coverage, records=records)
     validate_verdict(doc)
-    shown = [cv for cv in gate.candidates if cv.verdict != "GO"]
-    examples = worst_regressions(
-        [cv.candidate for cv in shown],
-        gate=gate.table,
-        records=records,
-        responses=responses,
-        scores=scores,
-        limit=spec.report.top_examples,
-        slice_columns=_slice_columns(spec),
-        redact=spec.redact_pii.reports,
-    )
-    groups = [ExampleGroup(cv.candidate, cv.verdict, examples[cv.candidate]) for cv in shown]
+    shown = gate.candidates
+    picked = {
+        "limit": spec.report.top_examples,
+        "gate": gate.table,
+        "records": records,
+        "responses": responses,
+        "scores": scores,
+        "slice_columns": _slice_columns(spec),
+        "redact": spec.redact_pii.reports,
+    }
+    names = [cv.candidate for cv in shown]
+    worst = worst_regressions(names, **picked)
+    best = best_improvements(names, **picked)
+    groups = [
+        ExampleGroup(cv.candidate, cv.verdict, worst[cv.candidate], best[cv.candidate])
+        for cv in shown
+    ]
     counts = manifest.get("counts") or {}
     extra = sum(
         int(counts.get(k) or 0)

@@ -308,6 +308,22 @@ def _tables() -> tuple[pa.Table, pa.Table, pa.Table]:
             "value": 0.0,
         }
     )
+    # The judge preferred `good` on r3, and said why (with PII and markup in its words).
+    score_rows.append(
+        {
+            "run_id": RUN_ID,
+            "record_id": "r3",
+            "arm": "good",
+            "repeat": 0,
+            "kind": "judge",
+            "metric": "helpfulness",
+            "scorer": "helpfulness",
+            "value": 1.0,
+            "detail": json.dumps(
+                {"orders": [1.0, 1.0], "rationale": f"Clearer {XSS_IMG}; ask jane.doe@example.com"}
+            ),
+        }
+    )
     return records, responses, from_rows(score_rows, SCORES)
 
 
@@ -358,3 +374,85 @@ def run() -> HandRun:
 def synth_run() -> SynthRun:
     """A realistic 600-record run, gated by the real gate (built once)."""
     return make_run(600, n_judge=300)
+
+
+XSS_CORPUS = [
+    "<script>document.title='pwned'</script>",
+    "<img src=x onerror=\"document.title='pwned'\">",
+    '"><svg onload=alert(1)>',
+    "</script><script>alert(1)</script>",
+    "<!--<script>alert(1)//-->",
+    "</style><script>alert(1)</script>",
+    '<iframe src="http://127.0.0.1:9/"></iframe>',
+    "<link rel=stylesheet href=http://127.0.0.1:9/x.css>",
+    "' onmouseover='alert(1)' x='",
+    "javascript:alert(1)",
+    "{{ 7*7 }}{% raw %}",
+]
+"""Payloads for every untrusted text the page shows."""
+HOSTILE_NAME = "<img src=x onerror=alert(1)>bad"
+HOSTILE_SLICE = "</script><svg onload=alert(2)>"
+HOSTILE_TITLE = "<script>alert(3)</script> Switch?"
+
+
+def _swap(table: pa.Table, column: str, old: str, new: str) -> pa.Table:
+    values = [new if v == old else v for v in table[column].to_pylist()]
+    i = table.schema.get_field_index(column)
+    return table.set_column(i, table.schema.field(i), pa.array(values, table.schema.field(i).type))
+
+
+def hostile_run() -> HandRun:
+    """`hand_run` with XSS payloads in outputs, requests, a slice, a candidate name and the title.
+
+    The spec is copied without validation (its names would refuse the payload), as a report
+    must stay inert whatever its tables hold.
+    """
+    run = hand_run()
+    payload = " ".join(XSS_CORPUS)
+    spec = run.spec
+    cands = [
+        c.model_copy(update={"name": HOSTILE_NAME}) if c.name == "bad" else c
+        for c in spec.candidates
+    ]
+    spec = spec.model_copy(
+        update={
+            "candidates": cands,
+            "report": spec.report.model_copy(update={"title": HOSTILE_TITLE}),
+        }
+    )
+    records = run.records.to_pylist()
+    for r in records:
+        r["request"] = _request(payload)
+        r["attributes"] = [(k, HOSTILE_SLICE if k == "feature" else v) for k, v in r["attributes"]]
+    responses = _swap(run.responses, "arm", "bad", HOSTILE_NAME)
+    texts = [
+        payload if a == HOSTILE_NAME else t
+        for a, t in zip(
+            responses["arm"].to_pylist(), responses["output_text"].to_pylist(), strict=True
+        )
+    ]
+    i = responses.schema.get_field_index("output_text")
+    responses = responses.set_column(i, responses.schema.field(i), pa.array(texts, pa.string()))
+    gate = _swap(run.gate.table, "candidate", "bad", HOSTILE_NAME)
+    slice_row = (
+        gate.filter(pa.compute.equal(gate["candidate"], HOSTILE_NAME)).slice(0, 1).to_pylist()
+    )
+    for row in slice_row:
+        row.update(
+            slice_col="feature", slice_value=HOSTILE_SLICE, flagged=True, verdict=None, q_value=0.01
+        )
+    gate = pa.concat_tables([gate, from_rows(slice_row, GATE)])
+    candidates = [
+        CandidateVerdict(HOSTILE_NAME, c.verdict, c.reason + " " + payload, n=c.n)
+        if c.candidate == "bad"
+        else c
+        for c in run.gate.candidates
+    ]
+    return HandRun(
+        spec,
+        from_rows(records, RECORDS),
+        responses,
+        _swap(run.scores, "arm", "bad", HOSTILE_NAME),
+        GateResult(RUN_ID, gate, candidates),
+        run.manifest | {"models_seen": {HOSTILE_NAME: [payload]}},
+    )

@@ -6,7 +6,14 @@ import json
 
 import pyarrow as pa
 
-from evalpipe.report.examples import MAX_CHARS, Example, last_user_message, worst_regressions
+from evalpipe.report.examples import (
+    MAX_CHARS,
+    Example,
+    best_improvements,
+    last_user_message,
+    word_diff,
+    worst_regressions,
+)
 from evalpipe.tables import GATE, RECORDS, RESPONSES, SCORES, from_rows
 
 from .conftest import HOSTILE, HandRun
@@ -141,3 +148,46 @@ def test_last_user_message_shapes() -> None:
     }
     assert last_user_message(json.dumps(req)) == "a\n[image]"
     assert last_user_message(json.dumps({"messages": []})) == "(no user message)"
+
+
+def test_word_diff_marks_only_the_changed_words_and_keeps_the_texts() -> None:
+    left, right = word_diff("The parcel ships today.", "The parcel ships in 2 days.")
+    assert "".join(t for _, t in left) == "The parcel ships today."
+    assert "".join(t for _, t in right) == "The parcel ships in 2 days."
+    assert ("del", "today") in left and ("ins", "in 2 days") in right
+    assert left[0] == ("same", "The parcel ships ")
+
+
+def test_word_diff_of_very_long_texts_is_plain() -> None:
+    a, b = "word " * 2000, "other " * 2000
+    assert word_diff(a, b) == ([("same", a)], [("same", b)])
+
+
+def test_best_improvements_with_every_check_and_the_judges_rationale(run: HandRun) -> None:
+    ex = best_improvements(
+        ["good"],
+        gate=run.gate.table,
+        records=run.records,
+        responses=run.responses,
+        scores=run.scores,
+        limit=5,
+        slice_columns=["feature"],
+        redact=True,
+    )["good"]
+    assert [e.record_id for e in ex] == ["r3"]
+    (e,) = ex
+    assert e.improvement and e.failures == ["helpfulness: the judge preferred the candidate"]
+    assert e.metrics == ["helpfulness"]
+    assert [(c.metric, c.candidate, c.change) for c in e.checks] == [
+        ("helpfulness", "candidate wins", "better")
+    ]
+    ((metric, text),) = e.rationale
+    assert metric == "helpfulness" and "jane.doe" not in text and "[EMAIL]" in text
+
+
+def test_regressions_list_every_check_of_the_record(run: HandRun) -> None:
+    (r1,) = [e for e in _pick(run, "bad") if e.record_id == "r1"]
+    assert [(c.metric, c.baseline, c.candidate, c.change) for c in r1.checks] == [
+        ("valid_json", "pass", "fail", "worse")
+    ]
+    assert any(kind == "ins" for kind, _ in r1.diff_candidate)
