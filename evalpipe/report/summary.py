@@ -20,6 +20,9 @@ ICONS: Final[dict[str, str]] = {
 # Enough to keep untrusted text literal: no emphasis, code, link, HTML, table cell or entity.
 _SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
 SLICES_SHOWN: Final = 10
+MAX_BYTES: Final = 64_000
+"""A GitHub PR comment holds 65,536 characters; a step summary 1 MiB. Stay under both."""
+REASON_CHARS: Final = 600
 
 
 def md_escape(text: str) -> str:
@@ -29,7 +32,33 @@ def md_escape(text: str) -> str:
 
 
 def render_summary(page: PageData, *, report_path: str = "index.html") -> str:
-    """The Markdown document (GitHub-flavoured tables; each metric table folds in `<details>`)."""
+    """The Markdown document (GitHub-flavoured tables; each metric table folds in `<details>`).
+
+    It stays under `MAX_BYTES`: when the full document is larger, the metric tables are left
+    out (GO candidates' first), then the flagged slices, then reasons are cut; the verdicts and
+    the link to the report always remain.
+    """
+    tables = [s.card.name for s in page.sections]
+    go_last = sorted(
+        tables, key=lambda n: next(c.verdict for c in page.cards if c.name == n) != "GO"
+    )
+    for drop in range(len(tables) + 1):
+        text = _render(page, report_path, set(go_last[:drop]), slices=True, cut=False)
+        if len(text.encode()) <= MAX_BYTES:
+            return text
+    text = _render(page, report_path, set(tables), slices=False, cut=False)
+    if len(text.encode()) <= MAX_BYTES:
+        return text
+    return _render(page, report_path, set(tables), slices=False, cut=True)
+
+
+def _short(text: str, cut: bool) -> str:
+    if not cut or len(text) <= REASON_CHARS:
+        return text
+    return text[:REASON_CHARS] + "… (cut: the full reason is in the report)"
+
+
+def _render(page: PageData, report_path: str, without: set[str], *, slices: bool, cut: bool) -> str:
     e = md_escape
     lines = [
         f"## {ICONS.get(page.verdict, '')} evalpipe: {e(page.title)} — **{page.verdict}**",
@@ -41,10 +70,19 @@ def render_summary(page: PageData, *, report_path: str = "index.html") -> str:
     ]
     for card in page.cards:
         lines.append(
-            f"| {e(card.name)} | {ICONS.get(card.verdict, '')} **{card.verdict}** | {e(card.reason)} |"
+            f"| {e(card.name)} | {ICONS.get(card.verdict, '')} **{card.verdict}** | "
+            f"{e(_short(card.reason, cut))} |"
         )
+    extra = [(c.name, t) for c in page.cards for t in (c.need, c.money) if t]
+    if extra:
+        lines.append("")
+        lines += [f"- **{e(name)}**: {e(_short(t, cut))}" for name, t in extra]
+    if without:
+        lines += ["", f"Metric tables of {len(without):,} candidates are in the HTML report."]
     for section in page.sections:
         card = section.card
+        if card.name in without:
+            continue
         lines += [
             "",
             "<details open>" if card.verdict != "GO" else "<details>",
@@ -64,7 +102,7 @@ def render_summary(page: PageData, *, report_path: str = "index.html") -> str:
         for w in card.warnings:
             lines += ["", f"⚠️ {e(w)}"]
         lines += ["", "</details>"]
-    if page.slices:
+    if page.slices and slices:
         lines += [
             "",
             "### Flagged slices",
