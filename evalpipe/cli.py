@@ -628,22 +628,39 @@ def runs(
 @app.command()
 def report(
     run_id: Annotated[
-        str, typer.Argument(help="The run to re-render (`evalpipe runs` lists them).")
-    ],
+        str | None, typer.Argument(help="The run to re-render (`evalpipe runs` lists them).")
+    ] = None,
     store: Annotated[str, typer.Option("--store", help="Store path.")] = ".evalpipe",
     out_dir: Annotated[
         str | None, typer.Option("--out", help="Reports folder (default: the spec's report.out).")
     ] = None,
+    trends: Annotated[
+        str | None,
+        typer.Option("--trends", help="Write reports/trends/SPEC.html from the store's runs."),
+    ] = None,
 ) -> None:
-    """Re-render a finished run's report from its stored tables (no provider call)."""
+    """Re-render a finished run's report from its stored tables (no provider call), or a
+    spec's trends page with --trends SPEC."""
     import orjson
 
     from evalpipe.errors import StoreError
     from evalpipe.pipeline import load_gate, report_run
+    from evalpipe.report import write_runs_index, write_trends
     from evalpipe.spec import spec_from_dict
-    from evalpipe.store import Run, store_root
+    from evalpipe.store import Run, find_runs, store_root
 
     root = store_root(store)
+    if trends is not None:
+        reports = Path(out_dir or "reports")
+        page = write_trends(root, trends, reports)
+        if page is None:
+            raise StoreError(f"no finished run of spec {trends!r} in {root / 'runs'}")
+        write_runs_index(reports, [m for m in find_runs(root) if m.get("verdict")])
+        out.print(f"Trends: {page}", soft_wrap=True)
+        if run_id is None:
+            return
+    if run_id is None:
+        raise typer.BadParameter("give a RUN_ID to re-render, or --trends SPEC")
     manifest_path = root / "runs" / run_id / "manifest.json"
     if not manifest_path.is_file():
         raise StoreError(

@@ -248,3 +248,122 @@ def forest_panel(
     return ForestPanel(
         title, axis, FOREST_WIDTH, axis_y + _AXIS_H, x0, x1, x(neutral), labels, rows, axis_y
     )
+
+
+# --- trend lines -------------------------------------------------------------------------------
+
+TREND_WIDTH: Final = 1080.0
+TREND_HEIGHT: Final = 230.0
+_T_LEFT: Final = 76.0
+_T_RIGHT: Final = 16.0
+_T_TOP: Final = 26.0
+_T_BOTTOM: Final = 44.0
+SHAPES: Final = ("circle", "square", "triangle", "diamond", "cross")
+"""A marker shape per series, so a series is never told by its colour alone."""
+
+
+@dataclass(frozen=True)
+class TrendSeries:
+    name: str
+    colour: str
+    shape: str
+    line: str
+    """SVG polyline points of the estimates."""
+    band: str
+    """SVG polygon points of the 95% CI band (empty without intervals)."""
+    markers: list[tuple[float, float, str]]
+    """(x, y, tooltip) per night with a value."""
+
+
+@dataclass(frozen=True)
+class TrendChart:
+    title: str
+    axis: str
+    unit: str
+    """The y axis's short label (its unit)."""
+    width: float
+    height: float
+    x0: float
+    x1: float
+    y0: float
+    """The plot's top."""
+    y1: float
+    """The plot's bottom (the x axis)."""
+    xticks: list[tuple[float, str]]
+    yticks: list[tuple[float, str]]
+    series: list[TrendSeries]
+    rules: list[tuple[float, str, str, str]]
+    """Horizontal lines: (y, label, colour, dash)."""
+    events: list[tuple[float, str, str]]
+    """Vertical marks on the time axis: (x, badge, tooltip)."""
+
+
+def trend_chart(
+    *,
+    title: str,
+    axis: str,
+    unit: str,
+    xs: list[float],
+    xlabels: list[tuple[float, str]],
+    series: list[tuple[str, str, str, list[tuple[float, float, float] | None], list[str]]],
+    rules: list[tuple[float, str, str, str]],
+    events: list[tuple[float, str, str]],
+    fmt: str,
+) -> TrendChart:
+    """Lines of estimates with CI bands over nights.
+
+    Args:
+        xs: each night's position in [0, 1] along the time axis.
+        xlabels: (position in [0, 1], label) of the ticks of the time axis.
+        series: (name, colour, marker shape (one of SHAPES), per night (estimate, low, high) or
+            None, per night a tooltip).
+        rules: horizontal lines in data units: (value, label, colour, dash).
+        events: (position in [0, 1], badge, tooltip) marks on the time axis.
+        fmt: format spec of the y tick labels.
+    """
+    x0, x1 = _T_LEFT, TREND_WIDTH - _T_RIGHT
+    y0, y1 = _T_TOP, TREND_HEIGHT - _T_BOTTOM
+    values = [v for *_, pts, _ in series for p in pts if p is not None for v in p if _finite(v)]
+    values += [r[0] for r in rules if _finite(r[0])]
+    lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
+    span = (hi - lo) or (abs(hi) or 1.0)
+    lo, hi = lo - 0.06 * span, hi + 0.06 * span
+    ticks = nice_ticks(lo, hi, 5)
+    lo, hi = min(lo, ticks[0]), max(hi, ticks[-1])
+
+    def px(t: float) -> float:
+        return round(x0 + t * (x1 - x0), 2)
+
+    def py(v: float) -> float:
+        return round(y1 - (v - lo) / (hi - lo) * (y1 - y0), 2)
+
+    out = []
+    for name, colour, shape, pts, tips in series:
+        line, top, bottom, markers = [], [], [], []
+        for x, p, tip in zip(xs, pts, tips, strict=True):
+            if p is None or not _finite(p[0]):
+                continue
+            est, low, high = p
+            line.append(f"{px(x)},{py(est)}")
+            if _finite(low, high):
+                top.append(f"{px(x)},{py(high)}")
+                bottom.append(f"{px(x)},{py(low)}")
+            markers.append((px(x), py(est), tip))
+        band = " ".join(top + bottom[::-1]) if len(top) > 1 else ""
+        out.append(TrendSeries(name, colour, shape, " ".join(line), band, markers))
+    return TrendChart(
+        title,
+        axis,
+        unit,
+        TREND_WIDTH,
+        TREND_HEIGHT,
+        x0,
+        x1,
+        y0,
+        y1,
+        [(px(t), label) for t, label in xlabels],
+        [(py(t), "0" if t == 0 else format(t, fmt).replace("-", "−")) for t in ticks],
+        out,
+        [(py(v), label, colour, dash) for v, label, colour, dash in rules if _finite(v)],
+        [(px(t), badge, tip) for t, badge, tip in events],
+    )

@@ -811,6 +811,18 @@ def run_rows(runs: list[dict[str, Any]], root: Path | None = None) -> list[RunRo
 
 def render_runs(runs: list[dict[str, Any]], root: Path | None = None) -> str:
     """The list of runs; `root` is the reports folder the links are relative to."""
+    from evalpipe.report.trends import trends_path
+
     rows = run_rows(runs, root)
     generated = _when(datetime.now(UTC).isoformat())
-    return environment().get_template("runs.html.j2").render(rows=rows, generated=generated)
+    trends = []
+    if root is not None:
+        for name in sorted({r.spec_name for r in rows if r.spec_name}):
+            path = trends_path(root, name)
+            if path.exists():
+                trends.append((name, "trends/" + quote(path.name)))
+    return (
+        environment()
+        .get_template("runs.html.j2")
+        .render(rows=rows, generated=generated, trends=trends)
+    )

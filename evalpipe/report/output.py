@@ -23,7 +23,7 @@ from evalpipe.report.summary import render_summary
 from evalpipe.spec import Spec
 from evalpipe.tables import ARMS_LOGGED
 
-__all__ = ["ReportPaths", "write_report", "write_runs_index"]
+__all__ = ["ReportPaths", "write_report", "write_runs_index", "write_trends"]
 
 log = logging.getLogger(__name__)
 
@@ -162,4 +162,31 @@ def write_runs_index(reports_root: Path, runs: list[dict[str, Any]]) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     path = root / INDEX_NAME
     _write(path, render_runs(runs, root).encode("utf-8"))
+    return path
+
+
+def write_trends(store_root: Path, spec_name: str, reports_root: Path) -> Path | None:
+    """Write `reports_root/trends/<spec>.html` from the store's finished runs of `spec_name`.
+
+    Returns:
+        The page's path, or None when the store holds no finished run of the spec.
+    """
+    from datetime import UTC, datetime
+
+    from evalpipe.report.html import environment
+    from evalpipe.report.trends import trends, trends_path
+
+    data = trends(Path(store_root), spec_name)
+    if data is None:
+        return None
+    path = trends_path(Path(reports_root), spec_name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    generated = f"{datetime.now(UTC):%d %b %Y, %H:%M} UTC"
+    html = (
+        environment()
+        .get_template("trends.html.j2")
+        .render(t=data, generated=generated, index_name=INDEX_NAME)
+    )
+    _write(path, html.encode("utf-8"))
+    log.info("trends of %s written to %s", spec_name, path)
     return path

@@ -335,3 +335,26 @@ def test_prints_legibly(synth_visit: Visit, tmp_path: Path) -> None:
         assert pdf.stat().st_size > 20_000
     finally:
         page.emulate_media(media="screen")
+
+
+def test_trends_page_in_the_browser(browser: Any, tmp_path: Path) -> None:
+    from evalpipe.report import write_trends
+
+    from .nights import SPEC, make_nights
+
+    make_nights(tmp_path / "store", 90)
+    path = write_trends(tmp_path / "store", SPEC, tmp_path / "reports")
+    assert path is not None
+    v = Visit(browser, path, width=1280)
+    try:
+        page = v.page
+        assert v.errors == [] and v.dialogs == [] and v.requests == [v.url]
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+        assert page.locator("figure.trend").count() == 4
+        for svg in page.locator("figure.trend svg").all():
+            title = svg.locator("title").first.text_content() or ""
+            assert "y axis:" in title and "x axis: night" in title
+        assert page.locator("ol.events li").count() >= 2
+        assert page.evaluate(_CONTRAST) == []
+    finally:
+        v.context.close()
