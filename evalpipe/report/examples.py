@@ -29,6 +29,7 @@ __all__ = [
     "Example",
     "best_improvements",
     "last_user_message",
+    "pick_examples",
     "word_diff",
     "worst_regressions",
 ]
@@ -115,36 +116,23 @@ WITH ranks AS (
            ) AS rank
     FROM totals WHERE candidate = $cand
 ),
-s AS (
-    SELECT record_id, arm, metric, kind, passed, value FROM scores
-    WHERE arm = 'baseline' OR arm = $cand
-),
 rule_fail AS (
-    SELECT c.record_id, c.metric, 'check' AS why
-    FROM s AS c JOIN s AS b
-      ON b.record_id = c.record_id AND b.metric = c.metric AND b.arm = 'baseline'
-    WHERE c.arm = $cand AND c.kind = 'rule' AND {rule}
+    SELECT record_id, metric, 'check' AS why
+    FROM pairs WHERE cand = $cand AND kind = 'rule' AND {rule}
 ),
 pair_loss AS (
     SELECT record_id, metric, 'pairwise' AS why
-    FROM s WHERE arm = $cand AND kind = 'judge' AND metric IN (SELECT unnest($pairwise))
+    FROM pairs WHERE cand = $cand AND kind = 'judge' AND metric IN (SELECT unnest($pairwise))
       AND {pair}
 ),
 point_loss AS (
-    SELECT c.record_id, c.metric, 'pointwise' AS why
-    FROM s AS c JOIN s AS b
-      ON b.record_id = c.record_id AND b.metric = c.metric AND b.arm = 'baseline'
-    WHERE c.arm = $cand AND c.kind = 'judge' AND c.metric IN (SELECT unnest($pointwise))
+    SELECT record_id, metric, 'pointwise' AS why
+    FROM pairs WHERE cand = $cand AND kind = 'judge' AND metric IN (SELECT unnest($pointwise))
       AND {point}
 ),
-r AS (
-    SELECT record_id, arm, status, error_origin FROM responses
-    WHERE arm = 'baseline' OR arm = $cand
-),
 own_error AS (
-    SELECT c.record_id, 'error_rate' AS metric, 'error' AS why
-    FROM r AS c JOIN r AS b ON b.record_id = c.record_id AND b.arm = 'baseline'
-    WHERE {error}
+    SELECT record_id, 'error_rate' AS metric, 'error' AS why
+    FROM rpairs WHERE cand = $cand AND {error}
 ),
 fails AS (
     SELECT * FROM rule_fail UNION ALL SELECT * FROM pair_loss
@@ -172,19 +160,32 @@ ORDER BY turn, best, record_id
 LIMIT $limit
 """
 _WORSE: Final = {
-    "rule": "b.passed AND NOT c.passed",
-    "pair": "value < 0.5",
-    "point": "c.value < b.value",
-    "error": "c.arm = $cand AND c.status = 'error' AND c.error_origin = 'candidate' "
-    "AND b.status = 'ok'",
+    "rule": "b_passed AND NOT c_passed",
+    "pair": "c_value < 0.5",
+    "point": "c_value < b_value",
+    "error": "c_status = 'error' AND c_origin = 'candidate' AND b_status = 'ok'",
 }
 _BETTER: Final = {
-    "rule": "NOT b.passed AND c.passed",
-    "pair": "value > 0.5",
-    "point": "c.value > b.value",
-    "error": "c.arm = $cand AND b.status = 'error' AND b.error_origin = 'candidate' "
-    "AND c.status = 'ok'",
+    "rule": "NOT b_passed AND c_passed",
+    "pair": "c_value > 0.5",
+    "point": "c_value > b_value",
+    "error": "b_status = 'error' AND b_origin = 'candidate' AND c_status = 'ok'",
 }
+# Each candidate's score beside the baseline's on the same record and metric, built once for
+# every candidate and both directions (a pairwise judge has no baseline row: b_* are null).
+_PAIRS: Final = """
+CREATE TEMP TABLE pairs AS
+SELECT c.arm AS cand, c.record_id, c.metric, c.kind, b.passed AS b_passed, c.passed AS c_passed,
+       b.value AS b_value, c.value AS c_value
+FROM scores AS c LEFT JOIN scores AS b
+  ON b.record_id = c.record_id AND b.metric = c.metric AND b.arm = 'baseline'
+WHERE c.arm <> 'baseline';
+CREATE TEMP TABLE rpairs AS
+SELECT c.arm AS cand, c.record_id, c.status AS c_status, c.error_origin AS c_origin,
+       b.status AS b_status, b.error_origin AS b_origin
+FROM responses AS c JOIN responses AS b ON b.record_id = c.record_id AND b.arm = 'baseline'
+WHERE c.arm <> 'baseline' AND (c.status = 'error' OR b.status = 'error');
+"""
 _SQL: Final = {
     False: _SQL_TEMPLATE.format(**_WORSE),
     True: _SQL_TEMPLATE.format(**_BETTER),
@@ -259,6 +260,31 @@ def _describe(metric: str, why: str, improve: bool = False) -> str:
     return "the candidate's own request failed; the baseline answered"
 
 
+def pick_examples(
+    candidates: list[str],
+    *,
+    gate: pa.Table,
+    records: pa.Table,
+    responses: pa.Table,
+    scores: pa.Table,
+    limit: int,
+    slice_columns: list[str],
+    redact: bool,
+) -> tuple[dict[str, list[Example]], dict[str, list[Example]]]:
+    """Per candidate, its worst regressions and its best improvements (up to `limit` each)."""
+    got = _pick(
+        candidates,
+        gate=gate,
+        records=records,
+        responses=responses,
+        scores=scores,
+        limit=limit,
+        slice_columns=slice_columns,
+        redact=redact,
+    )
+    return got[False], got[True]
+
+
 def worst_regressions(
     candidates: list[str],
     *,
@@ -280,8 +306,8 @@ def worst_regressions(
         limit=limit,
         slice_columns=slice_columns,
         redact=redact,
-        improve=False,
-    )
+        directions=(False,),
+    )[False]
 
 
 def best_improvements(
@@ -305,8 +331,8 @@ def best_improvements(
         limit=limit,
         slice_columns=slice_columns,
         redact=redact,
-        improve=True,
-    )
+        directions=(True,),
+    )[True]
 
 
 def _pick(
@@ -319,9 +345,11 @@ def _pick(
     limit: int,
     slice_columns: list[str],
     redact: bool,
-    improve: bool,
-) -> dict[str, list[Example]]:
-    out: dict[str, list[Example]] = {c: [] for c in candidates}
+    directions: tuple[bool, ...] = (False, True),
+) -> dict[bool, dict[str, list[Example]]]:
+    out: dict[bool, dict[str, list[Example]]] = {
+        d: {c: [] for c in candidates} for d in (False, True)
+    }
     if limit <= 0 or not candidates or scores.num_rows + responses.num_rows == 0:
         return out
     kinds = dict(zip(gate["metric"].to_pylist(), gate["kind"].to_pylist(), strict=True))
@@ -341,11 +369,12 @@ def _pick(
         ["record_id", "arm", "status", "error_origin"]
     )
     with duckdb.connect() as con:
-        con.register("scores", scored)
+        con.register("scores", scored.drop_columns(["detail"]))
         con.register("responses", answered)
         con.register("totals", _totals(gate))
-        for cand in candidates:
-            picked: pa.Table = con.sql(
+        con.execute(_PAIRS)
+        picked = {
+            (improve, cand): con.sql(
                 _SQL[improve],
                 params={
                     "cand": cand,
@@ -354,16 +383,26 @@ def _pick(
                     "limit": limit,
                 },
             ).to_arrow_table()
-            out[cand] = _examples(
-                cand,
-                picked,
-                records=records,
-                responses=responses,
-                slice_columns=slice_columns,
-                redact=redact,
-                improve=improve,
-                scored=scored,
-            )
+            for improve in directions
+            for cand in candidates
+        }
+    # The shown records' scores, cut from the long table once for every candidate and direction.
+    ids = pa.chunked_array([t["record_id"] for t in picked.values()], pa.string())
+    id_set = ids.combine_chunks()
+    shown = scored.filter(pc.is_in(scored["record_id"], value_set=id_set))
+    shown_records = records.filter(pc.is_in(records["record_id"], value_set=id_set))
+    shown_responses = responses.filter(pc.is_in(responses["record_id"], value_set=id_set))
+    for (improve, cand), table in picked.items():
+        out[improve][cand] = _examples(
+            cand,
+            table,
+            records=shown_records,
+            responses=shown_responses,
+            slice_columns=slice_columns,
+            redact=redact,
+            improve=improve,
+            scored=shown,
+        )
     return out
 
 

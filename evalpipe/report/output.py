@@ -14,7 +14,7 @@ import pyarrow as pa
 from evalpipe.gate.verdict import GateResult
 from evalpipe.report.coverage import arm_coverage
 from evalpipe.report.document import build_verdict, validate_verdict
-from evalpipe.report.examples import best_improvements, worst_regressions
+from evalpipe.report.examples import pick_examples
 from evalpipe.report.figures import flagged_slices
 from evalpipe.report.html import INDEX_NAME, ExampleGroup, page_data, render_page, render_runs
 from evalpipe.report.junit import render_junit
@@ -102,8 +102,7 @@ def write_report(
         "redact": spec.redact_pii.reports,
     }
     names = [cv.candidate for cv in shown]
-    worst = worst_regressions(names, **picked)
-    best = best_improvements(names, **picked)
+    worst, best = pick_examples(names, **picked)
     groups = [
         ExampleGroup(cv.candidate, cv.verdict, worst[cv.candidate], best[cv.candidate])
         for cv in shown

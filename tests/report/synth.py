@@ -155,15 +155,18 @@ def _scores(ids: np.ndarray, arm: str, metric: str, kind: str, value: np.ndarray
     )
 
 
-def make_run(n: int = 1200, *, seed: int = 7, n_judge: int = 500, xss: bool = True) -> SynthRun:
-    """A complete run of `n` records, gated by the real gate."""
+def make_run(
+    n: int = 1200, *, seed: int = 7, n_judge: int = 500, xss: bool = True, tenants: int = 8
+) -> SynthRun:
+    """A complete run of `n` records over 3 features and `tenants` tenants, gated by the real gate."""
     rng = np.random.default_rng(seed)
     spec = _spec(min(n_judge, n))
     ids = np.array([f"rec-{i:06d}" for i in range(n)], dtype=object)
     feature = rng.choice(
         np.array(["triage", "billing", "chat"], dtype=object), n, p=[0.4, 0.3, 0.3]
     )
-    tenant = np.array([f"tenant-{c}" for c in "abcdefgh"], dtype=object)[rng.integers(0, 8, n)]
+    letters = "abcdefghijklmnopqrstuvwxyz"[:tenants]
+    tenant = np.array([f"tenant-{c}" for c in letters], dtype=object)[rng.integers(0, tenants, n)]
     session = np.array([f"s{i // 3:05d}" for i in range(n)], dtype=object)
     num = rng.integers(10000, 99999, n)
     asks = []
