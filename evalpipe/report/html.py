@@ -37,6 +37,7 @@ from evalpipe.report.figures import (
 )
 from evalpipe.report.forest import VERDICT_ICONS, forest_panels
 from evalpipe.report.heatmap import Heatmap, heatmaps
+from evalpipe.report.judges import JudgeReliability
 from evalpipe.report.leaderboard import Leaderboard, leaderboard
 from evalpipe.report.money import Money
 from evalpipe.spec import Arm, Spec
@@ -244,6 +245,7 @@ class PageData:
     versions: list[tuple[str, str]]
     money: MoneyView | None = None
     example_filter: ExampleFilter | None = None
+    judges: JudgeReliability | None = None
     compared_arms: list[ComparedArm] = field(default_factory=list)
     compared_facts: list[tuple[str, str]] = field(default_factory=list)
     heatmaps: list[Heatmap] = field(default_factory=list)
@@ -473,6 +475,7 @@ def page_data(
     slices: list[SliceView],
     examples: list[ExampleGroup],
     money: Money | None = None,
+    judges: JudgeReliability | None = None,
 ) -> PageData:
     """Format a run for the page and the summary."""
     cost_m = manifest.get("cost_usd") or {}
@@ -573,6 +576,7 @@ def page_data(
         ),
         heatmaps=heatmaps(gate.table, [c.name for c in cards]),
         example_filter=example_filter(examples),
+        judges=judges,
         leaderboard=leaderboard(gate.table, {c.name: c.verdict for c in cards}, money),
     )
 

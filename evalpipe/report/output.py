@@ -17,6 +17,7 @@ from evalpipe.report.document import build_verdict, validate_verdict
 from evalpipe.report.examples import pick_examples
 from evalpipe.report.figures import flagged_slices
 from evalpipe.report.html import INDEX_NAME, ExampleGroup, page_data, render_page, render_runs
+from evalpipe.report.judges import judge_reliability
 from evalpipe.report.junit import render_junit
 from evalpipe.report.money import money
 from evalpipe.report.summary import render_summary
@@ -129,6 +130,7 @@ def write_report(
         slices=flagged_slices(gate.table),
         examples=groups,
         money=figures,
+        judges=judge_reliability(scores, records),
     )
     paths = ReportPaths(
         out_dir / INDEX_NAME,

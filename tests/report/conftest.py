@@ -320,7 +320,11 @@ def _tables() -> tuple[pa.Table, pa.Table, pa.Table]:
             "scorer": "helpfulness",
             "value": 1.0,
             "detail": json.dumps(
-                {"orders": [1.0, 1.0], "rationale": f"Clearer {XSS_IMG}; ask jane.doe@example.com"}
+                {
+                    "orders": [1.0, 1.0],
+                    "orders_agree": True,
+                    "rationale": f"Clearer {XSS_IMG}; ask jane.doe@example.com",
+                }
             ),
         }
     )

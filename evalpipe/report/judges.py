@@ -1,0 +1,96 @@
+"""The judge reliability panel: how far the LLM judges' verdicts can be trusted.
+
+Shown from what the scores table keeps: answers judged, parse and call failures, and for pairwise
+judges the swap consistency (the same winner with the two answers in both orders). What the stored
+tables cannot show is named as a gap rather than left out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from evalpipe.gate.numbers import pct
+
+__all__ = ["JudgeReliability", "JudgeRow", "judge_reliability"]
+
+
+@dataclass(frozen=True)
+class JudgeRow:
+    metric: str
+    arm: str
+    judge_model: str
+    prompt_version: str
+    judged: int
+    parse_failures: int
+    call_failures: int
+    other_failures: int
+    swap_consistency: str
+    """A share, or `—` for a pointwise judge (no swap)."""
+
+
+@dataclass(frozen=True)
+class JudgeReliability:
+    rows: list[JudgeRow]
+    gaps: list[str]
+    """What a reader would want to see that the run's tables do not hold."""
+
+
+_SQL = """
+SELECT metric, arm,
+       coalesce(min(judge_model), '—') AS judge_model,
+       coalesce(min(prompt_version), '—') AS prompt_version,
+       count(*) FILTER (WHERE value IS NOT NULL) AS judged,
+       count(*) FILTER (WHERE error LIKE 'unparseable%') AS parse_failures,
+       count(*) FILTER (WHERE error LIKE 'judge call failed%') AS call_failures,
+       count(*) FILTER (WHERE error IS NOT NULL AND error NOT LIKE 'unparseable%'
+                        AND error NOT LIKE 'judge call failed%') AS other_failures,
+       avg(CASE WHEN json_extract_string(detail, '$.orders_agree') = 'true' THEN 1.0 ELSE 0.0 END)
+           FILTER (WHERE json_extract_string(detail, '$.orders_agree') IN ('true', 'false'))
+           AS swap
+FROM judged
+GROUP BY metric, arm
+ORDER BY metric, arm
+"""
+
+
+def judge_reliability(scores: pa.Table, records: pa.Table) -> JudgeReliability | None:
+    """Per judge metric and arm, its reliability figures (None when the run has no judge)."""
+    judged = scores.filter(pc.fill_null(pc.equal(scores["kind"], "judge"), False))
+    if judged.num_rows == 0:
+        return None
+    cols = ["metric", "arm", "judge_model", "prompt_version", "value", "error", "detail"]
+    with duckdb.connect() as con:
+        con.register("judged", judged.select(cols))
+        rows = con.sql(_SQL).to_arrow_table().to_pylist()
+        con.register("recs", records.select(["labels"]))
+        labelled = con.sql("SELECT count(*) FROM recs WHERE cardinality(labels) > 0").fetchall()
+    has_labels = bool(labelled and labelled[0][0])
+    out = [
+        JudgeRow(
+            str(r["metric"]),
+            str(r["arm"]),
+            str(r["judge_model"]),
+            str(r["prompt_version"]),
+            int(r["judged"]),
+            int(r["parse_failures"]),
+            int(r["call_failures"]),
+            int(r["other_failures"]),
+            pct(r["swap"], missing="—"),
+        )
+        for r in rows
+    ]
+    gaps = [
+        "Position bias: not shown, as the scores do not record which order each judgement used.",
+        "Agreement with human labels (κ): "
+        + (
+            "labels exist in this run's records, but this version does not compare them yet."
+            if has_labels
+            else "no human labels in this run's records."
+        ),
+        "Anchor-set drift: not measured (no anchor set is judged with each run yet).",
+    ]
+    return JudgeReliability(out, gaps)
