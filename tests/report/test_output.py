@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from evalpipe.report import ReportPaths, validate_verdict, write_report, write_runs_index
+from evalpipe.tables import RECORDS, from_rows
 
-from .conftest import NO_GO_REASON, HandRun
+from .conftest import NO_GO_REASON, HandRun, _request
 from .synth import XSS_IMG, XSS_SCRIPT, SynthRun
 
 
@@ -177,7 +178,12 @@ def test_realistic_run(synth_run: SynthRun, tmp_path: Path) -> None:
     assert doc["candidates"]["gpt-4.1-mini"]["verdict"] == "NO-GO"
     html = paths.index_html.read_text()
     assert XSS_SCRIPT not in html
-    assert html.count('class="example"') <= 3 * synth_run.spec.report.top_examples
+    k = synth_run.spec.report.top_examples
+    worse, better = (
+        html.count('<article class="example worse"'),
+        html.count('<article class="example better"'),
+    )
+    assert 0 < worse <= 3 * k and 0 < better <= 3 * k  # per candidate, each way
 
 
 def test_empty_tables_still_make_a_report(run: HandRun, tmp_path: Path) -> None:
@@ -249,3 +255,20 @@ def test_canary_step_is_shown(run: HandRun, tmp_path: Path) -> None:
     assert "canary step: hold (step 2)" in paths.index_html.read_text()
     doc = json.loads(paths.verdict_json.read_text())
     assert doc["candidates"]["good"]["canary_step"] == {"decision": "hold", "step": 2}
+
+
+def test_examples_render_a_word_diff_escaped_and_fold_long_requests(
+    run: HandRun, tmp_path: Path
+) -> None:
+    long_ask = "Please help with my order. " * 40
+    records = run.records.to_pylist()
+    for r in records:
+        r["request"] = _request(long_ask)
+    kwargs = {**run.kwargs(), "records": from_rows(records, RECORDS)}
+    html = write_report(tmp_path, **kwargs).index_html.read_text()
+    assert (
+        '<details class="long"><summary>The request\'s last user message (1,080 characters)' in html
+    )
+    assert '<del class="del">' in html and '<ins class="ins">' in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # the hostile output, inside the diff
+    assert "<script>" not in html
