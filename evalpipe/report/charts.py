@@ -367,3 +367,80 @@ def trend_chart(
         [(py(v), label, colour, dash) for v, label, colour, dash in rules if _finite(v)],
         [(px(t), badge, tip) for t, badge, tip in events],
     )
+
+
+# --- latency percentiles ---------------------------------------------------------------------
+
+STRIP_WIDTH: Final = 720.0
+_S_LABEL: Final = 196.0
+_S_ROW: Final = 26.0
+
+
+@dataclass(frozen=True)
+class StripRow:
+    label: str
+    y: float
+    p50: float
+    p95: float
+    p99: float
+    title: str
+
+
+@dataclass(frozen=True)
+class Strips:
+    """Percentiles (p50, p95, p99) of one quantity per arm on a shared axis from zero."""
+
+    title: str
+    axis: str
+    width: float
+    height: float
+    x0: float
+    x1: float
+    axis_y: float
+    ticks: list[tuple[float, str]]
+    rows: list[StripRow]
+
+
+def percentile_strips(
+    rows: list[tuple[str, tuple[float | None, float | None, float | None]]],
+    *,
+    title: str,
+    axis: str,
+) -> Strips | None:
+    """Lay out each arm's p50, p95 and p99 (ms) on one axis starting at 0 ms."""
+    kept = [(label, p) for label, p in rows if all(v is not None and _finite(v) for v in p)]
+    if not kept:
+        return None
+    top = max(float(p[2] or 0) for _, p in kept) or 1.0
+    ticks = nice_ticks(0.0, top * 1.05, 6)
+    hi = max(top * 1.05, ticks[-1])
+    x0, x1 = _S_LABEL, STRIP_WIDTH - 20
+
+    def x(v: float) -> float:
+        return round(x0 + v / hi * (x1 - x0), 2)
+
+    out = []
+    for k, (label, (p50, p95, p99)) in enumerate(kept):
+        assert p50 is not None and p95 is not None and p99 is not None
+        out.append(
+            StripRow(
+                label,
+                6 + k * _S_ROW,
+                x(p50),
+                x(p95),
+                x(p99),
+                f"{label}: p50 {p50:,.0f} ms, p95 {p95:,.0f} ms, p99 {p99:,.0f} ms",
+            )
+        )
+    axis_y = 6 + len(kept) * _S_ROW + 2
+    return Strips(
+        title,
+        axis,
+        STRIP_WIDTH,
+        axis_y + 40,
+        x0,
+        x1,
+        axis_y,
+        [(x(t), f"{t:,.0f}") for t in ticks],
+        out,
+    )

@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 
 from evalpipe.gate.numbers import MINUS, count, finite, p_text, usd
 from evalpipe.gate.verdict import EXIT_CODES, SEVERITY, CandidateVerdict, GateResult
-from evalpipe.report.charts import ForestPanel, StackBar, stack_bar
+from evalpipe.report.charts import ForestPanel, StackBar, Strips, percentile_strips, stack_bar
 from evalpipe.report.coverage import ArmCoverage
 from evalpipe.report.examples import Example
 from evalpipe.report.facts import not_sent, skipped
@@ -688,6 +688,8 @@ class MoneyView:
     rows: list[MoneyRow]
     breakdowns: list[BreakdownView]
     ttft_measured: bool
+    strips: list[Strips] = field(default_factory=list)
+    """Latency (and time to first token) percentiles per arm, drawn."""
 
 
 def _ms(x: float | None) -> str:
@@ -744,7 +746,21 @@ def money_view(m: Money, candidates: list[str], labels: dict[str, str]) -> Money
         views.append(
             BreakdownView(b.dimension, [labels.get("baseline", "baseline"), *candidates], out)
         )
-    return MoneyView(basis, rows, views, any(a.ttft for a in m.arms))
+    strips = [
+        percentile_strips(
+            [(labels.get(a.arm, a.arm), a.latency) for a in m.arms],
+            title="Latency per arm: p50, p95 and p99 of answered requests",
+            axis="latency, milliseconds",
+        ),
+        percentile_strips(
+            [(labels.get(a.arm, a.arm), a.ttft) for a in m.arms if a.ttft],
+            title="Time to first token per arm: p50, p95 and p99 of streamed requests",
+            axis="time to first token, milliseconds",
+        ),
+    ]
+    return MoneyView(
+        basis, rows, views, any(a.ttft for a in m.arms), [s for s in strips if s is not None]
+    )
 
 
 # --- the list of runs --------------------------------------------------------------------------

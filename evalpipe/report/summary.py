@@ -17,8 +17,9 @@ ICONS: Final[dict[str, str]] = {
     "INVALID": "🟣",
 }
 
-# Enough to keep untrusted text literal: no emphasis, code, link, HTML, table cell or entity.
-_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&])")
+# Enough to keep untrusted text literal: no emphasis, code, link, HTML, table cell, entity or
+# math (GitHub reads `$2.85 … ($3.28` as an inline formula).
+_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&$])")
 SLICES_SHOWN: Final = 10
 MAX_BYTES: Final = 64_000
 """A GitHub PR comment holds 65,536 characters; a step summary 1 MiB. Stay under both."""

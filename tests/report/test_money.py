@@ -104,3 +104,15 @@ def test_no_projection_without_a_window() -> None:
     assert m.per_day is None and m.breakdowns == [] and m.arms[0].monthly is None
     assert money_text(m, "baseline") is None
     assert "No monthly projection" in money_view(m, [], {}).basis
+
+
+def test_latency_percentiles_are_drawn_per_arm_on_one_axis_in_ms() -> None:
+    records, responses = _run()
+    m = money(records, responses, arms=["baseline", "cheap"], slice_columns=[])
+    view = money_view(m, ["cheap"], {"baseline": "baseline"})
+    latency, ttft = view.strips  # TTFT too: the cheap arm streamed
+    assert "p50, p95 and p99" in latency.title and "milliseconds" in latency.axis
+    assert [r.label for r in latency.rows] == ["baseline", "cheap"]
+    assert all(latency.x0 <= r.p50 <= r.p95 <= r.p99 <= latency.x1 for r in latency.rows)
+    assert latency.ticks[0][1] == "0"
+    assert [r.label for r in ttft.rows] == ["cheap"] and "first token" in ttft.title

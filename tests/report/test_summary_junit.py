@@ -100,3 +100,9 @@ def test_junit_has_a_testcase_per_candidate_and_gated_metric(run: HandRun) -> No
         (tc.find("failure").get("message") or "").startswith("NO-GO")
         for tc in failures  # type: ignore[union-attr]
     )
+
+
+def test_dollars_are_not_read_as_math() -> None:
+    assert md_escape("cost $2.85 more ($3.28 instead of $0.43)") == (
+        "cost \\$2.85 more (\\$3.28 instead of \\$0.43)"
+    )
