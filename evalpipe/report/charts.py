@@ -106,9 +106,9 @@ def stack_bar(counts: list[tuple[int, str, str]], *, width: float = 160.0) -> St
 
 # --- forest plot -------------------------------------------------------------------------------
 
-FOREST_WIDTH: Final = 420.0
-_LABEL_W: Final = 116.0
-_TEXT_W: Final = 66.0
+FOREST_WIDTH: Final = 360.0
+_LABEL_W: Final = 106.0
+_TEXT_W: Final = 58.0
 _ROW_H: Final = 24.0
 _TOP: Final = 6.0
 _AXIS_H: Final = 40.0

@@ -63,9 +63,9 @@ def _item(row: dict[str, Any]) -> tuple[str, ForestItem]:
 
 
 _PANELS: Final = {
-    "pp": ("Change against the baseline, percentage points (right is better)", 0.0, "+.0f"),
-    "points": ("Change in judge score, points (right is better)", 0.0, "+.2f"),
-    "ratio": ("Candidate ÷ baseline, × (left is better)", 1.0, ".2f"),
+    "pp": ("Δ vs baseline, percentage points (right = better)", 0.0, "+.0f"),
+    "points": ("Δ judge score, points (right = better)", 0.0, "+.2f"),
+    "ratio": ("candidate ÷ baseline, × (left = better)", 1.0, ".2f"),
 }
 
 
