@@ -5,6 +5,7 @@
      ├── InputError           a traffic/log file cannot be read, or holds nothing usable
      │    └── NoUsableRecordsError
      ├── ProviderError        the provider refused the run: auth, unknown model, unreachable
+     ├── ScorerError          a custom scorer (`type: python`) raised or answered the wrong shape
      └── StoreError           the store cannot be read or written; an unknown run id
 
 `cli.py` catches `EvalpipeError` once, prints its message as one line and exits with `exit_code`.
@@ -18,6 +19,7 @@ __all__ = [
     "InputError",
     "NoUsableRecordsError",
     "ProviderError",
+    "ScorerError",
     "SpecError",
     "StoreError",
 ]
@@ -86,3 +88,20 @@ class ProviderError(EvalpipeError):
 
 class StoreError(EvalpipeError):
     """The store cannot be read or written, or a run id is unknown."""
+
+
+class ScorerError(EvalpipeError):
+    """A custom scorer failed: it raised, or returned the wrong length or type.
+
+    Scoring catches it and turns the check's rows into error rows (its message as `error`), so
+    the run goes on and the gate says the check could not be computed.
+
+    Attributes:
+        check: the check's name in the spec.
+        function: the scorer, `module:function` or its entry-point name.
+        problem: what went wrong.
+    """
+
+    def __init__(self, check: str, function: str, problem: str) -> None:
+        self.check, self.function, self.problem = check, function, problem
+        super().__init__(f"check {check} (scorer {function}): {problem}")

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import os
 import re
+import typing
 from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
@@ -34,6 +35,8 @@ from evalpipe.logfiles import list_files
 
 __all__ = [
     "BUILTIN_FAKE",
+    "CHECK_TYPES",
+    "REFERENCE_CHECKS",
     "Arm",
     "Baseline",
     "Candidate",
@@ -302,6 +305,166 @@ class Regex(_Check):
     """Regular expression the output must match (search)."""
 
 
+class _TextCheck(_Check):
+    case_sensitive: bool = True
+    """False compares lower-cased text (Unicode-aware)."""
+
+
+class Contains(_TextCheck):
+    type: Literal["contains"]
+    value: str = Field(min_length=1)
+    """Text the output must contain."""
+
+
+class NotContains(_TextCheck):
+    type: Literal["not_contains"]
+    value: str = Field(min_length=1)
+    """Text the output must not contain."""
+
+
+class ContainsAny(_TextCheck):
+    type: Literal["contains_any"]
+    values: list[str] = Field(min_length=1)
+    """The output must contain at least one of these."""
+
+
+class ContainsAll(_TextCheck):
+    type: Literal["contains_all"]
+    values: list[str] = Field(min_length=1)
+    """The output must contain every one of these."""
+
+
+class StartsWith(_TextCheck):
+    type: Literal["starts_with"]
+    value: str = Field(min_length=1)
+    """Text the output must start with (leading whitespace ignored)."""
+
+
+class Equals(_TextCheck):
+    type: Literal["equals"]
+    value: str | None = None
+    """Expected output; without it, the record's `reference` (not scorable where it has none)."""
+    trim: bool = True
+    """Ignore leading and trailing whitespace on both sides."""
+
+
+class LevenshteinMax(_Check):
+    type: Literal["levenshtein_max"]
+    value: int = Field(ge=0)
+    """Largest edit distance (characters) from the record's `reference`."""
+
+
+class RougeNMin(_Check):
+    type: Literal["rouge_n_min"]
+    value: float = Field(ge=0, le=1)
+    """Smallest acceptable ROUGE-N against the record's `reference`."""
+    n: int = Field(default=1, ge=1, le=4)
+    """n-gram length (words, lower-cased)."""
+    measure: Literal["recall", "precision", "f1"] = "f1"
+    """Which ROUGE-N figure: recall (Lin 2004's original), precision or their F1."""
+
+
+class BleuMin(_Check):
+    type: Literal["bleu_min"]
+    value: float = Field(ge=0, le=1)
+    """Smallest acceptable sentence BLEU (1–4-grams, brevity penalty, add-one smoothing of
+    the 2–4-gram precisions) against the record's `reference`."""
+
+
+class MinChars(_Check):
+    type: Literal["min_chars"]
+    value: int = Field(gt=0)
+    """Shortest acceptable output, in characters."""
+
+
+class MaxOutputTokens(_Check):
+    type: Literal["max_output_tokens"]
+    value: int = Field(gt=0)
+    """Most output tokens (as the provider counted them; not scorable when unknown)."""
+
+
+class LatencyMsMax(_Check):
+    type: Literal["latency_ms_max"]
+    value: float = Field(gt=0)
+    """Slowest acceptable answer, in milliseconds."""
+
+
+class CostUsdMax(_Check):
+    type: Literal["cost_usd_max"]
+    value: float = Field(gt=0)
+    """Dearest acceptable answer, in USD (not scorable when the price is unknown)."""
+
+
+class ToolCallF1(_Check):
+    type: Literal["tool_call_f1"]
+    value: float = Field(default=1.0, ge=0, le=1)
+    """Smallest acceptable F1 of the output's tool calls against the reference calls."""
+
+
+class ToolCallExact(_Check):
+    type: Literal["tool_call_exact"]
+
+
+class JsonPath(_Check):
+    type: Literal["json_path"]
+    path: str = Field(min_length=1)
+    """JSONPath into the output's JSON (DuckDB's dialect: `$.a.b[0]`, or a JSON pointer `/a/b`)."""
+    equals: Any = None
+    """The value found must equal this JSON value."""
+    matches: str | None = None
+    """Or: the value found (as text) must match this regular expression (search)."""
+
+    @model_validator(mode="after")
+    def _one_test(self) -> JsonPath:
+        if (self.equals is None) == (self.matches is None):
+            raise ValueError("give exactly one of `equals` or `matches`")
+        return self
+
+
+class PythonCheck(_Check):
+    type: Literal["python"]
+    function: str = Field(min_length=1)
+    """`module:function`, or the name of a scorer registered under the `evalpipe.scorers`
+    entry point. It takes the scoring frame (a pyarrow Table) and returns one bool (or, with
+    `min`, one number) per row; None is not scorable."""
+    min: float | None = None
+    """The function returns numbers: a row passes at this value or above."""
+
+
+CHECK_TYPES: Final = (
+    JsonValid,
+    JsonSchemaCheck,
+    NotRefusal,
+    MaxChars,
+    NoPii,
+    ToolCallValid,
+    FinishReasonNot,
+    Regex,
+    Contains,
+    NotContains,
+    ContainsAny,
+    ContainsAll,
+    StartsWith,
+    Equals,
+    LevenshteinMax,
+    RougeNMin,
+    BleuMin,
+    MinChars,
+    MaxOutputTokens,
+    LatencyMsMax,
+    CostUsdMax,
+    ToolCallF1,
+    ToolCallExact,
+    JsonPath,
+    PythonCheck,
+)
+"""Every check model, in the order SPEC.md and the README list them."""
+
+REFERENCE_CHECKS: Final = frozenset(
+    {"levenshtein_max", "rouge_n_min", "bleu_min", "tool_call_f1", "tool_call_exact"}
+)
+"""Check types scored against the record's `reference` (`equals` too, without a `value`)."""
+
 Check = Annotated[
     JsonValid
     | JsonSchemaCheck
@@ -310,7 +473,24 @@ Check = Annotated[
     | NoPii
     | ToolCallValid
     | FinishReasonNot
-    | Regex,
+    | Regex
+    | Contains
+    | NotContains
+    | ContainsAny
+    | ContainsAll
+    | StartsWith
+    | Equals
+    | LevenshteinMax
+    | RougeNMin
+    | BleuMin
+    | MinChars
+    | MaxOutputTokens
+    | LatencyMsMax
+    | CostUsdMax
+    | ToolCallF1
+    | ToolCallExact
+    | JsonPath
+    | PythonCheck,
     Field(discriminator="type"),
 ]
 
@@ -565,16 +745,7 @@ def _yaml_path(loc: tuple[int | str, ...]) -> str:
 
 def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     # Discriminated unions add the tag (e.g. "json_valid") and function validators their name.
-    tags = {
-        "json_valid",
-        "json_schema",
-        "not_refusal",
-        "max_chars",
-        "no_pii",
-        "tool_call_valid",
-        "finish_reason_not",
-        "regex",
-    }
+    tags = {typing.get_args(cls.model_fields["type"].annotation)[0] for cls in CHECK_TYPES}
     return tuple(p for p in loc if not (isinstance(p, str) and (p in tags or "[" in p)))
 
 
@@ -765,6 +936,13 @@ def _check_inputs(spec: Spec, path: str) -> None:
     for i, check in enumerate(spec.checks):
         if isinstance(check, JsonSchemaCheck) and check.schema_ != "request":
             _must_exist(spec, check.schema_, f"checks[{i}].schema", path)
+        if isinstance(check, PythonCheck):
+            from evalpipe.score.custom import load_scorer  # imports the user's module
+
+            try:
+                load_scorer(check.function, where=f"checks[{i}].function")
+            except SpecError as exc:
+                raise SpecError(exc.where, exc.problem, exc.fix, path=path) from None
 
 
 def _must_exist(spec: Spec, file: str, where: str, path: str) -> None:

@@ -1,0 +1,167 @@
+"""Tool calls against reference calls: F1 over calls and exact match (BFCL's AST rules).
+
+A reference is a JSON list of expected calls in either shape:
+
+- evalpipe's own, as `output_tool_calls` holds them: ``{"name": ..., "arguments": {...}}``
+  (every argument required, with that value);
+- BFCL's possible answers: ``{"fn": {"param": [acceptable values ...]}}``; ``""`` among the
+  values means the parameter may be left out.
+
+A call matches an expected call when the names are equal, every expected parameter is given
+with an acceptable value (or may be left out), and no other parameter is given. Values compare
+as BFCL's checker does: numbers by value (an int where a float is expected is fine), strings
+lower-cased without spaces and ``,./-_*^`` punctuation, lists element by element, dicts key by
+key. Calls match one-to-one in any order (a maximum bipartite matching).
+
+Matching nested JSON is per row in Python, over the rows that have a reference.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = ["call_matches", "expected_calls", "match_count", "tool_call_scores"]
+
+_PUNCT: Final = re.compile(r"[\s,./\-_*^]")
+
+Expected = tuple[str, dict[str, list[Any]]]
+
+
+def expected_calls(reference: Any) -> list[Expected] | None:
+    """The reference's calls as (name, parameter → acceptable values); None when unreadable."""
+    if not isinstance(reference, list):
+        return None
+    out: list[Expected] = []
+    for item in reference:
+        if not isinstance(item, dict):
+            return None
+        if "name" in item and isinstance(item.get("name"), str) and len(item) <= 3:
+            args = item.get("arguments") or {}
+            if isinstance(args, str):
+                args = _loads(args)
+            if not isinstance(args, dict):
+                return None
+            out.append((item["name"], {k: [v] for k, v in args.items()}))
+        elif len(item) == 1:
+            name, params = next(iter(item.items()))
+            if not isinstance(params, dict):
+                return None
+            out.append(
+                (str(name), {k: v if isinstance(v, list) else [v] for k, v in params.items()})
+            )
+        else:
+            return None
+    return out
+
+
+def _loads(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _norm_str(s: str) -> str:
+    return _PUNCT.sub("", s.lower())
+
+
+def _value_ok(value: Any, wanted: Any) -> bool:
+    if isinstance(wanted, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(wanted, bool) and value == wanted
+    if isinstance(wanted, int | float):
+        return isinstance(value, int | float) and float(value) == float(wanted)
+    if isinstance(wanted, str):
+        return isinstance(value, str) and _norm_str(value) == _norm_str(wanted)
+    if isinstance(wanted, list):
+        return (
+            isinstance(value, list)
+            and len(value) == len(wanted)
+            and all(_value_ok(v, w) for v, w in zip(value, wanted, strict=True))
+        )
+    if isinstance(wanted, dict):
+        if not isinstance(value, dict) or set(value) - set(wanted):
+            return False
+        for key, alts in wanted.items():
+            options = alts if isinstance(alts, list) else [alts]
+            if key not in value:
+                if "" not in options:
+                    return False
+            elif not any(_value_ok(value[key], a) for a in options if a != ""):
+                return False
+        return True
+    return bool(value == wanted)
+
+
+def call_matches(call: Any, expected: Expected) -> bool:
+    """Whether one output call `{"name", "arguments"}` satisfies one expected call."""
+    if not isinstance(call, dict) or call.get("name") != expected[0]:
+        return False
+    args = call.get("arguments")
+    if isinstance(args, str):
+        args = _loads(args) if args.strip() else {}
+    if args is None:
+        args = {}
+    if not isinstance(args, dict):
+        return False
+    params = expected[1]
+    if set(args) - set(params):
+        return False
+    for name, options in params.items():
+        if name not in args:
+            if "" not in options:
+                return False
+        elif not any(_value_ok(args[name], o) for o in options if o != ""):
+            return False
+    return True
+
+
+def match_count(calls: list[Any], expected: list[Expected]) -> int:
+    """Largest number of calls matched one-to-one with expected calls (Kuhn's algorithm)."""
+    edges = [[j for j, e in enumerate(expected) if call_matches(c, e)] for c in calls]
+    owner: dict[int, int] = {}
+
+    def augment(i: int, seen: set[int]) -> bool:
+        for j in edges[i]:
+            if j in seen:
+                continue
+            seen.add(j)
+            if j not in owner or augment(owner[j], seen):
+                owner[j] = i
+                return True
+        return False
+
+    return sum(augment(i, set()) for i in range(len(calls)))
+
+
+def tool_call_scores(
+    calls: pa.ChunkedArray | pa.Array,
+    references: pa.ChunkedArray | pa.Array,
+    texts: pa.ChunkedArray | pa.Array,
+) -> tuple[pa.Array, pa.Array]:
+    """(F1 over calls, exact match) per row; null where there is no answer or no readable
+    reference. No call made and none expected is F1 1 and an exact match."""
+    present = pc.and_(pc.or_(pc.is_valid(calls), pc.is_valid(texts)), pc.is_valid(references))
+    f1: list[float | None] = []
+    exact: list[bool | None] = []
+    for ok, call_json, ref_json in zip(
+        present.to_pylist(), calls.to_pylist(), references.to_pylist(), strict=True
+    ):
+        expected = expected_calls(_loads(ref_json)) if ok else None
+        made = _loads(call_json) if call_json else []
+        if expected is None or not isinstance(made, list):
+            f1.append(None if expected is None else 0.0)
+            exact.append(None if expected is None else False)
+            continue
+        if not made and not expected:
+            f1.append(1.0)
+            exact.append(True)
+            continue
+        m = match_count(made, expected)
+        f1.append(2 * m / (len(made) + len(expected)))
+        exact.append(m == len(made) == len(expected))
+    return pa.array(f1, pa.float64()), pa.array(exact, pa.bool_())
