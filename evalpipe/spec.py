@@ -44,6 +44,7 @@ __all__ = [
     "GateSpec",
     "Judge",
     "Limit",
+    "LoggedMetric",
     "Spec",
     "load_spec",
     "spec_from_dict",
@@ -537,6 +538,17 @@ class Label(_Strict):
     kind: Literal["binary", "ordinal", "continuous"] = "binary"
 
 
+class LoggedMetric(_Strict):
+    name: str
+    """Metric name in the scores table and the report."""
+    column: str
+    """Record column holding the value, e.g. labels.thumbs or attributes.csat (numbers)."""
+    kind: Literal["binary", "continuous"] = "binary"
+    """binary (0/1, a rate: thumbs up) | continuous (a mean: a 1–5 rating)."""
+    margin: float | None = Field(default=None, gt=0)
+    """Canary non-inferiority margin (binary: 2 pp by default; continuous: none, not gated)."""
+
+
 class RampStep(_Strict):
     weight: float = Field(gt=0, le=1)
     until: datetime
@@ -620,6 +632,9 @@ class Spec(_Strict):
     checks: list[Check] = Field(default_factory=list)
     diffs: list[Diff] = Field(default_factory=lambda: list(_DEFAULT_DIFFS))
     judges: list[Judge] = Field(default_factory=list)
+    metrics: list[LoggedMetric] = Field(default_factory=list)
+    """Logged columns scored as metrics of what production served (arm `logged`): shown, and
+    gated in canary mode."""
     labels: dict[str, Label] = Field(default_factory=dict)
     """Logged human feedback for judge agreement (accepted, not used yet: a warning says so)."""
     gate: GateSpec = Field(default_factory=GateSpec)
@@ -653,7 +668,11 @@ class Spec(_Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"candidate names must be unique; repeated: {', '.join(dupes)}")
-        metrics = [c.name for c in self.checks] + [j.name for j in self.judges]
+        metrics = (
+            [c.name for c in self.checks]
+            + [j.name for j in self.judges]
+            + [m.name for m in self.metrics]
+        )
         dupes = sorted({n for n in metrics if metrics.count(n) > 1})
         if dupes:
             raise ValueError(f"check and judge names must be unique; repeated: {', '.join(dupes)}")

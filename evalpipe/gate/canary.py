@@ -154,7 +154,7 @@ def _metrics(spec: Spec, scored: list[str]) -> list[Metric]:
     return [
         m
         for m in gate_metrics(spec)
-        if (m.source in ("rule", "pointwise") and m.name in scored)
+        if (m.source in ("rule", "pointwise", "label") and m.name in scored)
         or m.source == "error_rate"
         or m.source == "latency"
     ]
@@ -330,11 +330,13 @@ def _step_estimates(
     per_metric: dict[str, _Step] = {}
     secondary: dict[str, dict[str, float]] = {}
     for m in metrics:
-        if m.source in ("rule", "pointwise"):
+        if m.source in ("rule", "pointwise", "label"):
             x = np.full(n, np.nan)
             sel = (smetric == m.name) & (sidx >= 0)
             x[sidx[sel]] = svalue[sel]
-            if m.source == "rule":
+            if m.source == "label" and m.kind == "pass_rate":  # logged feedback, e.g. thumbs
+                per_metric[m.name] = _proportion_steps(x, arm, step, unit, k, alpha)
+            elif m.source == "rule":
                 x[errored] = 0.0  # a served error fails the check
                 per_metric[m.name] = _proportion_steps(x, arm, step, unit, k, alpha)
             else:

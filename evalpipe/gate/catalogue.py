@@ -11,7 +11,7 @@ from evalpipe.spec import Spec
 
 __all__ = ["DEFAULT_MARGINS", "SOURCES", "Metric", "gate_metrics"]
 
-Source = Literal["rule", "error_rate", "pointwise", "pairwise", "latency", "cost", "diff"]
+Source = Literal["rule", "error_rate", "pointwise", "pairwise", "latency", "cost", "diff", "label"]
 
 SOURCES: Final[tuple[str, ...]] = (
     "rule",
@@ -21,6 +21,7 @@ SOURCES: Final[tuple[str, ...]] = (
     "latency",
     "cost",
     "diff",
+    "label",
 )
 """Where a metric's values come from; the gate table's `source` column."""
 
@@ -75,6 +76,16 @@ def gate_metrics(spec: Spec) -> list[Metric]:
                     judge.name, "mean", "pointwise", True, False, share * (hi - lo), scale_min=lo
                 )
             )
+    for lm in spec.metrics:
+        # Logged columns exist for what production served only: cohorts compare them (canary);
+        # a shadow run shows them beside the replayed arms.
+        binary = lm.kind == "binary"
+        label_margin = over.get(lm.name, lm.margin)
+        if label_margin is None and binary:
+            label_margin = DEFAULT_MARGINS["check"]
+        gated = spec.mode == "canary" and label_margin is not None
+        kind = "pass_rate" if binary else "mean"
+        out.append(Metric(lm.name, kind, "label", gated, False, label_margin))
     error_margin = over.get("error_rate", DEFAULT_MARGINS["error_rate"])
     out.append(Metric("error_rate", "pass_rate", "error_rate", True, False, error_margin))
     p95, cost = spec.gate.latency_p95_ratio_max, spec.gate.cost_ratio_max

@@ -31,7 +31,7 @@ from evalpipe.gate.paired import length_adjusted_win_rate
 from evalpipe.gate.power import PowerCase, cluster_sums
 from evalpipe.gate.reasons import candidate_sentence, metric_sentence, simpson_note
 from evalpipe.gate.rows import MetricRow, to_table
-from evalpipe.gate.validity import collapse_share, injection_share
+from evalpipe.gate.validity import collapse_share, injection_share, scorer_failures
 from evalpipe.gate.verdict import CandidateVerdict, GateResult, Verdict
 from evalpipe.spec import Spec
 
@@ -312,9 +312,11 @@ def _invalid_reasons(
     usable_n: int,
     budget_exhausted: bool,
     judge_failures: dict[str, tuple[int, int]],
+    scoring: list[str],
 ) -> list[str]:
-    """INVALID rules 1–4 and 6 (STATISTICS.md, "Verdict per candidate and per run")."""
-    out = []
+    """INVALID rules 1–4 and 6 (STATISTICS.md, "Verdict per candidate and per run"), and
+    `scoring`: what made the run's scores untrustworthy for every candidate (validity.py)."""
+    out = list(scoring)
     min_n = spec.gate.min_n
     if usable_n < min_n:
         if budget_exhausted:
@@ -552,6 +554,7 @@ def _gate_candidate(
     budget_exhausted: bool,
     bootstrap_b: int,
     slice_bootstrap_b: int,
+    scoring: list[str],
 ) -> tuple[list[MetricRow], CandidateVerdict]:
     """Estimate, decide and explain one candidate against the baseline."""
     alpha = spec.gate.alpha
@@ -572,7 +575,9 @@ def _gate_candidate(
     rows = _in_metric_order(rows, metrics)
     _decide(rows, spec, sum(1 for m in metrics if m.gated), clustered=frame.clustered)
     rows.extend(_diff_rows(frame, name, floor))
-    invalid = _invalid_reasons(frame, name, spec, usable_n, budget_exhausted, judge_failures)
+    invalid = _invalid_reasons(
+        frame, name, spec, usable_n, budget_exhausted, judge_failures, scoring
+    )
     verdict = _candidate_verdict(rows, invalid)
     reason = candidate_sentence(verdict, rows, n=usable_n, alpha=alpha, invalid_reasons=invalid)
     if verdict != "INVALID":
@@ -702,6 +707,7 @@ def gate_scores(
         return gate_canary(records, scores, spec, run_id=run_id)
     frame = build_frame(scores, responses, records, spec)
     floor = _aa_floor(scores)
+    scoring = scorer_failures(scores)
     all_rows: list[MetricRow] = []
     verdicts = []
     for cand in spec.candidates:
@@ -713,6 +719,7 @@ def gate_scores(
             budget_exhausted=budget_exhausted,
             bootstrap_b=bootstrap_b,
             slice_bootstrap_b=slice_bootstrap_b,
+            scoring=scoring,
         )
         log.info("gate %s: %s on %d paired requests", cand.name, cv.verdict, cv.n)
         all_rows.extend(rows)

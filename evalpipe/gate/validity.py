@@ -13,7 +13,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from rapidfuzz import fuzz, process
 
-__all__ = ["INJECTION_PATTERN", "INJECTION_VERSION", "collapse_share", "injection_share"]
+__all__ = [
+    "INJECTION_PATTERN",
+    "INJECTION_VERSION",
+    "collapse_share",
+    "injection_share",
+    "scorer_failures",
+]
 
 INJECTION_VERSION: Final = "injection@1"
 """Version of `INJECTION_PATTERN`; bump it when the list changes."""
@@ -39,6 +45,20 @@ _INJECTION: Final = (
 )
 INJECTION_PATTERN: Final = "|".join(f"(?:{p})" for p in _INJECTION)
 """Case-insensitive RE2 pattern of text aimed at the judge rather than the user."""
+
+
+_SCORER_FAILED: Final = r"^check .+ \(scorer .+\): "
+"""How `errors.ScorerError` messages start (the `error` of a failed custom scorer's rows)."""
+
+
+def scorer_failures(scores: pa.Table) -> list[str]:
+    """One reason per custom scorer that failed (raised, or answered the wrong shape): a check
+    that could not be computed leaves the evaluation unable to say what it claims."""
+    rules = scores.filter(pc.equal(scores["kind"], "rule"))
+    failed = rules.filter(
+        pc.fill_null(pc.match_substring_regex(rules["error"], _SCORER_FAILED), False)
+    )
+    return [f"a check could not be computed: {e}" for e in sorted(set(failed["error"].to_pylist()))]
 
 
 def injection_share(texts: pa.Array | pa.ChunkedArray) -> float:

@@ -17,7 +17,7 @@ from evalpipe.score.rules import score_rules
 from evalpipe.spec import Spec
 from evalpipe.tables import SCORES, conform
 
-__all__ = ["score_responses", "scoring_frame"]
+__all__ = ["score_logged_metrics", "score_responses", "scoring_frame"]
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,56 @@ def scoring_frame(responses: pa.Table, records: pa.Table) -> pa.Table:
     return out
 
 
+def score_logged_metrics(records: pa.Table, spec: Spec, *, run_id: str) -> pa.Table:
+    """tables.SCORES rows (kind `label`, arm `logged`) of each `metrics:` column, one per record
+    that has a numeric value in it; a value that is not a number is an error row."""
+    from evalpipe.tables import column_values
+
+    tables = []
+    for m in spec.metrics:
+        text = column_values(records, m.column)
+        try:
+            value = pc.cast(text, pa.float64())
+            error: pa.Array | pa.ChunkedArray = pa.nulls(len(text), pa.string())
+        except pa.ArrowInvalid:  # words such as true / thumbs up: read one by one
+            parsed = [_number(t) for t in text.to_pylist()]
+            value = pa.array([p for p, _ in parsed], pa.float64())
+            error = pa.array([e for _, e in parsed], pa.string())
+        keep = pc.is_valid(text)
+        n = records.num_rows
+        passed = pc.not_equal(value, 0.0) if m.kind == "binary" else pa.nulls(n, pa.bool_())
+        table = pa.table(
+            {
+                "run_id": pa.array([run_id] * n, pa.string()),
+                "record_id": records["record_id"],
+                "arm": pa.array(["logged"] * n, pa.string()),
+                "repeat": pa.array([0] * n, pa.int32()),
+                "scorer": pa.array([m.column] * n, pa.string()),
+                "kind": pa.array(["label"] * n, pa.string()),
+                "metric": pa.array([m.name] * n, pa.string()),
+                "value": value,
+                "passed": passed,
+                "error": error,
+            }
+        ).filter(keep)
+        tables.append(conform(table, SCORES))
+    return pa.concat_tables(tables) if tables else SCORES.empty_table()
+
+
+def _number(text: str | None) -> tuple[float | None, str | None]:
+    if text is None:
+        return None, None
+    lowered = text.strip().lower()
+    if lowered in ("true", "yes", "up", "👍"):
+        return 1.0, None
+    if lowered in ("false", "no", "down", "👎"):
+        return 0.0, None
+    try:
+        return float(lowered), None
+    except ValueError:
+        return None, f"not a number: {text[:40]!r}"
+
+
 def score_responses(
     responses: pa.Table,
     records: pa.Table,
@@ -60,6 +110,8 @@ def score_responses(
     """
     frame = scoring_frame(responses, records)
     parts = [score_rules(frame, spec.checks, run_id=run_id, spec=spec)]
+    if spec.metrics:
+        parts.append(score_logged_metrics(records, spec, run_id=run_id))
     if spec.diffs:
         parts.append(score_diffs(responses, list(spec.diffs), run_id=run_id))
     budget = budget or Budget(spec.budget_usd)
