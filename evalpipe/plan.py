@@ -119,7 +119,7 @@ def plan_run(spec: Spec) -> RunPlan:
         k = min(judge.sample or n, n)
         per = (in_tok.mean() + 2 * out_tok.mean() + _JUDGE_TOKENS_OVERHEAD) if n else 0.0
         calls = k * len(spec.candidates) * (2 if judge.type == "pairwise" else 1)
-        if judge.type == "pointwise":
+        if judge.type in ("pointwise", "reference"):
             calls = k * len(spec.arms())
         arms.append(arm_plan(f"judge {judge.name}", judge.model, calls, calls * per, calls * 60))
     gated = [m for m in gate_metrics(spec) if m.gated]

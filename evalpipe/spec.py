@@ -43,6 +43,7 @@ __all__ = [
     "Check",
     "GateSpec",
     "Judge",
+    "Label",
     "Limit",
     "LoggedMetric",
     "Spec",
@@ -503,7 +504,8 @@ class Judge(_Strict):
     name: str
     """Metric name."""
     type: Literal["pairwise", "pointwise", "reference"]
-    """pairwise (candidate vs baseline) | pointwise (a score per output) | reference."""
+    """pairwise (candidate vs baseline) | pointwise (a score per output) | reference (a score per
+    output against the record's `reference` answer)."""
     provider: Provider
     model: str
     base_url: str | None = None
@@ -522,20 +524,39 @@ class Judge(_Strict):
 
     _model_ok = field_validator("model")(Arm._model_name.__func__)  # type: ignore[attr-defined]
 
-    @field_validator("type")
-    @classmethod
-    def _available(cls, v: str) -> str:
-        if v == "reference":
-            raise ValueError(
-                "judge type `reference` is not available yet; use pairwise or pointwise"
-            )
-        return v
-
 
 class Label(_Strict):
-    column: str
+    column: str | None = None
     """Record column holding the label, e.g. attributes.thumbs_up or labels.thumbs."""
-    kind: Literal["binary", "ordinal", "continuous"] = "binary"
+    kind: Literal["binary", "ordinal", "continuous", "preference"] = "binary"
+    """binary (0/1: thumbs) | ordinal (a rating on the judge's scale) | continuous | preference
+    (a pairwise verdict as the candidate's win share: 0 baseline wins, ½ tie, 1 candidate wins)."""
+    path: str | None = None
+    """Instead of `column`: a file of labels per record (CSV, JSON array or JSON Lines),
+    relative to the spec's folder."""
+    id_field: str = "record_id"
+    """Field of the file naming the record."""
+    value_field: str = "value"
+    """Field of the file (or the column's values) holding the label."""
+    values: dict[str, float] = Field(default_factory=dict)
+    """Label text → number, tried first (e.g. {"up": 1, "down": 0}; AlpacaEval's legacy draw
+    {"0": 1.5})."""
+    range: tuple[float, float] | None = None
+    """Map labels linearly from this range onto 0–1 (AlpacaEval's preferences: [1, 2])."""
+    judge: str | None = None
+    """The judge these labels calibrate: its agreement and Cohen's κ with them are reported."""
+    arm: str | None = None
+    """Whose answers were labelled: `logged` (default for pointwise and reference judges) or a
+    candidate (default for a pairwise judge: the first candidate)."""
+    min_kappa: float | None = Field(default=None, ge=-1, le=1)
+    """Below this κ (quadratic-weighted for ordinal scales and preferences) the judge's metric
+    cannot be trusted: every candidate is INVALID, with the figures in the reason."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Label:
+        if (self.column is None) == (self.path is None):
+            raise ValueError("give exactly one of `column` or `path`")
+        return self
 
 
 class LoggedMetric(_Strict):
@@ -676,6 +697,21 @@ class Spec(_Strict):
         dupes = sorted({n for n in metrics if metrics.count(n) > 1})
         if dupes:
             raise ValueError(f"check and judge names must be unique; repeated: {', '.join(dupes)}")
+        judges = {j.name: j for j in self.judges}
+        for name, label in self.labels.items():
+            if label.judge is None:
+                continue
+            judge = judges.get(label.judge)
+            if judge is None:
+                raise ValueError(
+                    f"labels.{name}.judge: no judge named `{label.judge}` "
+                    f"(judges: {', '.join(judges) or 'none'})"
+                )
+            if (label.kind == "preference") != (judge.type == "pairwise"):
+                raise ValueError(
+                    f"labels.{name}: kind `{label.kind}` cannot calibrate the {judge.type} judge "
+                    f"`{judge.name}` (preferences go with pairwise judges, ratings with others)"
+                )
         return self
 
     # --- resolved views -----------------------------------------------------------------------
@@ -822,8 +858,14 @@ def _warn_unused(spec: Spec, path: str) -> None:
             log.warning(
                 "%s candidates[%d].fallback: not used yet; the candidate runs without it", path, i
             )
-    if spec.labels:
-        log.warning("%s labels: not used yet; judge agreement with labels is not computed", path)
+    for name, label in spec.labels.items():
+        if label.judge is None:
+            log.warning(
+                "%s labels.%s: no `judge`, so no judge is calibrated against it "
+                "(to show a logged column as a metric, list it under `metrics`)",
+                path,
+                name,
+            )
     if spec.alerts.webhook_url:
         log.warning("%s alerts: not used yet (the nightly flow will send them)", path)
 
@@ -952,6 +994,9 @@ def _check_inputs(spec: Spec, path: str) -> None:
         if arm.system_prompt_by:
             for value, f in arm.system_prompt_by.files.items():
                 _must_exist(spec, f, f"candidates[{i}].system_prompt_by.files.{value}", path)
+    for name, label in spec.labels.items():
+        if label.path is not None:
+            _must_exist(spec, label.path, f"labels.{name}.path", path)
     for i, check in enumerate(spec.checks):
         if isinstance(check, JsonSchemaCheck) and check.schema_ != "request":
             _must_exist(spec, check.schema_, f"checks[{i}].schema", path)

@@ -10,7 +10,14 @@ of one prompt::
     <<<ANSWER B 3f9a>>> ... <<<END ANSWER B 3f9a>>>
 
 A pairwise prompt (ANSWER A and ANSWER B) gets ``{"reasoning", "winner": "A" | "B" | "tie"}``; a
-pointwise prompt (one ANSWER block and a line ``Scale: 1-5``) gets ``{"reasoning", "score"}``.
+pointwise prompt (one ANSWER block and a line ``Scale: 1-5``) gets ``{"reasoning", "score"}``; a
+reference prompt (ANSWER and REFERENCE blocks, and the scale) gets a score from how close the
+answer is to the reference: the top of the scale from rapidfuzz ratio 90, the bottom below 40,
+linear between.
+
+Two markers in the fenced REQUEST let tests drive a misbehaving judge through the real SDKs:
+``[[fake-judge:unparseable]]`` gets a reply that is not JSON, and ``[[fake-judge:always-A]]``
+a pairwise verdict for whichever answer is labelled A (total position bias).
 
 The preference never depends on which label an answer has, so swapping the order gives the
 mirror verdict. In order: an empty answer or a refusal loses to a real one; an answer meant to be
@@ -29,7 +36,16 @@ from rapidfuzz import fuzz
 
 from evalpipe.fake.hashing import stable_hash
 
-__all__ = ["fence", "judge_reply", "pairwise_winner", "parse_fences", "pointwise_score"]
+__all__ = [
+    "ALWAYS_A",
+    "UNPARSEABLE",
+    "fence",
+    "judge_reply",
+    "pairwise_winner",
+    "parse_fences",
+    "pointwise_score",
+    "reference_score",
+]
 
 _FENCE_BREAK: Final = re.compile(r"<<<")
 _FENCE: Final = re.compile(
@@ -128,10 +144,35 @@ def pointwise_score(
     return max(low, score), why
 
 
+UNPARSEABLE: Final = "[[fake-judge:unparseable]]"
+"""In a judged request: the persona replies with prose instead of JSON."""
+ALWAYS_A: Final = "[[fake-judge:always-A]]"
+"""In a judged request: the persona prefers the answer labelled A, whatever it says."""
+
+
+def reference_score(text: str, reference: str, low: int, high: int) -> tuple[int, str]:
+    """(score, reasoning) of an answer by its closeness to the reference answer."""
+    ratio = fuzz.ratio(text.strip().lower(), reference.strip().lower())
+    share = min(1.0, max(0.0, (ratio - 40.0) / 50.0))
+    score = low + round(share * (high - low))
+    why = "Matches the reference." if score == high else "Departs from the reference."
+    return score, why
+
+
 def judge_reply(prompt: str) -> str | None:
     """The judge persona's JSON reply to a judge prompt, or None when it is not one."""
     fences = parse_fences(prompt)
-    json_context = "JSON" in fences.get("REQUEST", "")
+    request = fences.get("REQUEST", "")
+    json_context = "JSON" in request
+    if fences and UNPARSEABLE in request:
+        return "Both answers have merit; on balance I lean towards the first one."
+    if "ANSWER A" in fences and "ANSWER B" in fences and ALWAYS_A in request:
+        return orjson.dumps({"reasoning": "Answer A comes first.", "winner": "A"}).decode()
+    if "ANSWER" in fences and "REFERENCE" in fences:
+        m = _SCALE.search(prompt)
+        low, high = (int(m.group(1)), int(m.group(2))) if m else (1, 5)
+        score, why = reference_score(fences["ANSWER"], fences["REFERENCE"], low, high)
+        return orjson.dumps({"reasoning": why, "score": score}).decode()
     if "ANSWER A" in fences and "ANSWER B" in fences:
         winner, why = pairwise_winner(
             fences["ANSWER A"], fences["ANSWER B"], json_context=json_context

@@ -31,7 +31,12 @@ from evalpipe.gate.paired import length_adjusted_win_rate
 from evalpipe.gate.power import PowerCase, cluster_sums
 from evalpipe.gate.reasons import candidate_sentence, metric_sentence, simpson_note
 from evalpipe.gate.rows import MetricRow, to_table
-from evalpipe.gate.validity import collapse_share, injection_share, scorer_failures
+from evalpipe.gate.validity import (
+    ScoringValidity,
+    collapse_share,
+    injection_share,
+    scoring_validity,
+)
 from evalpipe.gate.verdict import CandidateVerdict, GateResult, Verdict
 from evalpipe.spec import Spec
 
@@ -554,7 +559,7 @@ def _gate_candidate(
     budget_exhausted: bool,
     bootstrap_b: int,
     slice_bootstrap_b: int,
-    scoring: list[str],
+    scoring: ScoringValidity,
 ) -> tuple[list[MetricRow], CandidateVerdict]:
     """Estimate, decide and explain one candidate against the baseline."""
     alpha = spec.gate.alpha
@@ -576,8 +581,10 @@ def _gate_candidate(
     _decide(rows, spec, sum(1 for m in metrics if m.gated), clustered=frame.clustered)
     rows.extend(_diff_rows(frame, name, floor))
     invalid = _invalid_reasons(
-        frame, name, spec, usable_n, budget_exhausted, judge_failures, scoring
+        frame, name, spec, usable_n, budget_exhausted, judge_failures, scoring.reasons
     )
+    for metric, figures in scoring.figures.get(name, {}).items():
+        secondary.setdefault(metric, {}).update(figures)
     verdict = _candidate_verdict(rows, invalid)
     reason = candidate_sentence(verdict, rows, n=usable_n, alpha=alpha, invalid_reasons=invalid)
     if verdict != "INVALID":
@@ -707,7 +714,7 @@ def gate_scores(
         return gate_canary(records, scores, spec, run_id=run_id)
     frame = build_frame(scores, responses, records, spec)
     floor = _aa_floor(scores)
-    scoring = scorer_failures(scores)
+    scoring = scoring_validity(scores, records, spec)
     all_rows: list[MetricRow] = []
     verdicts = []
     for cand in spec.candidates:

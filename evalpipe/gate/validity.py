@@ -1,4 +1,5 @@
-"""Signs that an evaluation cannot be trusted: collapsed outputs, judge injection (INVALID rule 4).
+"""Signs that an evaluation cannot be trusted: collapsed outputs, judge injection (INVALID rule 4),
+custom scorers that failed, judges that disagree with people (`labels.min_kappa`).
 
 Both work on whole text columns: pyarrow compute for normalising and matching, rapidfuzz for
 the similarity of distinct outputs to the most common ones.
@@ -6,20 +7,37 @@ the similarity of distinct outputs to the most common ones.
 
 from __future__ import annotations
 
-from typing import Final
+import logging
+import math
+from typing import Final, NamedTuple
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+from numpy.typing import NDArray
 from rapidfuzz import fuzz, process
+
+from evalpipe.gate.agreement import Agreement, agreement
+from evalpipe.gate.numbers import pct
+from evalpipe.spec import Spec
 
 __all__ = [
     "INJECTION_PATTERN",
     "INJECTION_VERSION",
+    "Calibration",
+    "ScoringValidity",
     "collapse_share",
     "injection_share",
+    "judge_calibration",
+    "position_bias",
     "scorer_failures",
+    "scoring_validity",
 ]
+
+log = logging.getLogger(__name__)
+
+F64 = NDArray[np.float64]
 
 INJECTION_VERSION: Final = "injection@1"
 """Version of `INJECTION_PATTERN`; bump it when the list changes."""
@@ -108,3 +126,168 @@ def collapse_share(
     )
     close = scores.max(axis=1) >= similarity * 100
     return float(freq[maybe[close]].sum()) / total
+
+
+# --- judges against people ---------------------------------------------------------------------
+
+
+class Calibration(NamedTuple):
+    """One label set beside one judge: who was labelled, the figures, the bar it must clear."""
+
+    label: str
+    judge: str
+    arm: str
+    kind: str
+    figures: Agreement
+    min_kappa: float | None
+
+    @property
+    def kappa(self) -> float:
+        """The κ that decides: unweighted for binary labels, quadratic-weighted otherwise."""
+        return self.figures.kappa if self.kind == "binary" else self.figures.weighted_kappa
+
+    def below(self) -> bool:
+        return self.min_kappa is not None and not (self.kappa >= self.min_kappa)
+
+    def sentence(self) -> str:
+        f = self.figures
+        which = "κ" if self.kind == "binary" else "weighted κ"
+        matrix = "; ".join(
+            f"judge {_cat(c)}: " + ", ".join(str(int(x)) for x in row)
+            for c, row in zip(f.categories, f.confusion, strict=True)
+        )
+        bar = f" (below {self.min_kappa:.2f})" if self.below() else ""
+        return (
+            f"the {self.judge} judge agrees with the labels `{self.label}` at {which} = "
+            f"{self.kappa:.2f}{bar}: agreement {pct(f.agreement)} on {f.n:,} records "
+            f"(always the most common label: {pct(f.majority)}); confusion matrix, columns "
+            f"people {', '.join(_cat(c) for c in f.categories)}: {matrix}"
+        )
+
+
+def _cat(c: float) -> str:
+    return f"{c:g}"
+
+
+def _categorise(
+    judge_values: F64, people: F64, kind: str, scale: tuple[int, int], mapped: bool
+) -> tuple[F64, F64, list[float]]:
+    lo, hi = scale
+    if kind == "preference":
+        cats = [0.0, 0.5, 1.0]
+        return _three(judge_values), _three(people), cats
+    if kind == "binary":
+        return (
+            (judge_values >= (lo + hi) / 2).astype(np.float64),
+            (people >= 0.5).astype(np.float64),
+            [0.0, 1.0],
+        )
+    if mapped:  # labels given on 0–1 by `range`: back onto the judge's scale
+        people = lo + people * (hi - lo)
+    cats = [float(c) for c in range(lo, hi + 1)]
+    return np.clip(np.round(judge_values), lo, hi), np.clip(np.round(people), lo, hi), cats
+
+
+def _three(w: F64) -> F64:
+    return np.where(w > 0.5, 1.0, np.where(w < 0.5, 0.0, 0.5))
+
+
+def judge_calibration(scores: pa.Table, records: pa.Table, spec: Spec) -> list[Calibration]:
+    """Agreement and κ of each judge with the labels that calibrate it (`labels.<name>.judge`):
+    the judge's repeat-0 scores of the labelled arm beside the labels, record by record."""
+    from evalpipe.score.labels import label_values  # only specs with labels pay its import
+
+    judges = {j.name: j for j in spec.judges}
+    out = []
+    for name, label in spec.labels.items():
+        if label.judge is None:
+            continue
+        judge = judges[label.judge]
+        default = (
+            spec.candidates[0].name if judge.type == "pairwise" and spec.candidates else "logged"
+        )
+        arm = label.arm or default
+        people = label_values(name, label, records, spec)
+        mask = pc.and_(
+            pc.and_(pc.equal(scores["metric"], judge.name), pc.equal(scores["arm"], arm)),
+            pc.and_(
+                pc.fill_null(pc.equal(scores["repeat"], 0), False), pc.is_valid(scores["value"])
+            ),
+        )
+        judged = scores.filter(mask).select(["record_id", "value"])
+        both = judged.join(people, "record_id", right_suffix="_people", join_type="inner")
+        jv = np.asarray(both["value"], dtype=np.float64)
+        pv = np.asarray(both["value_people"], dtype=np.float64)
+        a, b, cats = _categorise(jv, pv, label.kind, judge.scale, label.range is not None)
+        out.append(
+            Calibration(name, judge.name, arm, label.kind, agreement(a, b, cats), label.min_kappa)
+        )
+    return out
+
+
+def position_bias(scores: pa.Table, judge: str, arm: str) -> tuple[float, float, int]:
+    """(share of pairs where the judge chose the same position in both orders, share where
+    that position was the first, pairs judged in both orders) of a pairwise judge's rows."""
+    mask = pc.and_(pc.equal(scores["metric"], judge), pc.equal(scores["arm"], arm))
+    details = scores.filter(mask).filter(pc.is_valid(scores.filter(mask)["value"]))["detail"]
+    same = first = n = 0
+    for text in details.to_pylist():
+        d = orjson.loads(text) if text else {}
+        if "orders" not in d or "first_a" not in d:
+            continue
+        n += 1
+        w1, w2 = d["orders"]
+        if 0.5 in (w1, w2):
+            continue
+        a_first = (w1 == 1) == d["first_a"]  # the answer labelled A won the first order
+        a_second = (w2 == 1) == (not d["first_a"])
+        if a_first == a_second:
+            same += 1
+            first += a_first
+    if n == 0:
+        return math.nan, math.nan, 0
+    return same / n, first / n, n
+
+
+class ScoringValidity(NamedTuple):
+    """What the scores say about the evaluation itself, for every candidate."""
+
+    reasons: list[str]
+    """INVALID reasons (a scorer that failed, a judge below `min_kappa`)."""
+    figures: dict[str, dict[str, dict[str, float]]]
+    """Candidate → metric → figures shown beside it (κ, agreement, position bias)."""
+    calibrations: list[Calibration]
+
+
+def scoring_validity(scores: pa.Table, records: pa.Table, spec: Spec) -> ScoringValidity:
+    """Scorer failures, judges' agreement with people and position bias (INVALID reasons and
+    figures that `gate_scores` adds to every candidate)."""
+    reasons = scorer_failures(scores)
+    calibrations = judge_calibration(scores, records, spec) if spec.labels else []
+    for c in calibrations:
+        log.info("%s", c.sentence())
+        if c.below():
+            reasons.append(c.sentence())
+    figures: dict[str, dict[str, dict[str, float]]] = {}
+    for cand in spec.candidates:
+        per: dict[str, dict[str, float]] = {}
+        for j in spec.judges:
+            if j.type == "pairwise":
+                rate, first, n = position_bias(scores, j.name, cand.name)
+                if n:
+                    per.setdefault(j.name, {}).update(
+                        position_bias_rate=rate, position_bias_first=first
+                    )
+        for c in calibrations:
+            f = c.figures
+            per.setdefault(c.judge, {}).update(
+                {
+                    f"labels_{c.label}_n": float(f.n),
+                    f"labels_{c.label}_agreement": f.agreement,
+                    f"labels_{c.label}_kappa": f.kappa,
+                    f"labels_{c.label}_weighted_kappa": f.weighted_kappa,
+                    f"labels_{c.label}_majority": f.majority,
+                }
+            )
+        figures[cand.name] = per
+    return ScoringValidity(reasons, figures, calibrations)

@@ -415,6 +415,21 @@ def _notes(cv: CandidateVerdict) -> list[str]:
                 f"length-adjusted win rate {pct(figs['length_adjusted_win_rate'])} "
                 f"(95% CI {pct(lo)} to {pct(hi)})"
             )
+        if "position_bias_rate" in figs and math.isfinite(figs["position_bias_rate"]):
+            parts.append(
+                f"it chose the same position in both orders on "
+                f"{pct(figs['position_bias_rate'])} of records (position bias)"
+            )
+        for key in sorted(k for k in figs if k.startswith("labels_") and k.endswith("_n")):
+            label = key.removeprefix("labels_").removesuffix("_n")
+            kappa = figs.get(f"labels_{label}_kappa", math.nan)
+            weighted = figs.get(f"labels_{label}_weighted_kappa", math.nan)
+            parts.append(
+                f"against the labels {label}: agreement "
+                f"{pct(figs.get(f'labels_{label}_agreement', math.nan))} on "
+                f"{int(figs[key]):,} records, Cohen's κ {kappa:.2f} (weighted {weighted:.2f}), "
+                f"always the most common label {pct(figs.get(f'labels_{label}_majority', math.nan))}"
+            )
         if "wilcoxon_p" in figs:
             p = figs["wilcoxon_p"]
             parts.append(f"Wilcoxon signed-rank {p_text(p)}" if math.isfinite(p) else "")

@@ -116,7 +116,7 @@ def score_responses(
         parts.append(score_diffs(responses, list(spec.diffs), run_id=run_id))
     budget = budget or Budget(spec.budget_usd)
     for judge in spec.judges:
-        fn = score_pairwise if judge.type == "pairwise" else score_pointwise
+        fn = score_pairwise if judge.type == "pairwise" else score_pointwise  # and reference
         parts.append(
             fn(
                 responses,

@@ -25,10 +25,11 @@ from evalpipe.replay.engine import Progress, cached_call, limits_of
 from evalpipe.replay.limits import Budget, EndpointLimits
 from evalpipe.replay.loop import run_async
 from evalpipe.spec import Judge, Spec
-from evalpipe.tables import SCORES, from_rows
+from evalpipe.tables import ARMS_LOGGED, SCORES, from_rows
 
 __all__ = [
     "fence",
+    "injection_flags",
     "judge_sample",
     "load_prompt",
     "parse_score",
@@ -36,12 +37,17 @@ __all__ = [
     "render_conversation",
     "score_pairwise",
     "score_pointwise",
+    "score_reference",
 ]
 
 log = logging.getLogger(__name__)
 
-SCORER_VERSION: Final = "judge@1"
-_FENCE_BREAK = re.compile(r"<<<")
+SCORER_VERSION: Final = "judge@2"  # 2: look-alike fences escaped, injection flag, reference
+_LT: Final = "<\uff1c\ufe64\u2039\u3008\u27e8\u276e\u276c\u2329\u02c2"
+_INVISIBLE: Final = "\u200b\u200c\u200d\u2060\ufeff\u00ad"
+_FENCE_BREAK = re.compile(f"[{_LT}](?:[{_INVISIBLE}\\s]*[{_LT}]){{2,}}")
+"""Three or more `<` or look-alikes (fullwidth, small, angle brackets, single guillemets),
+possibly split by invisible characters or spaces: anything that could pass for a fence line."""
 _WINNER = re.compile(r'"winner"\s*:\s*"(A|B|tie)"', re.IGNORECASE)
 
 VERDICT_SCHEMA: Final = {
@@ -53,9 +59,25 @@ VERDICT_SCHEMA: Final = {
 
 
 def fence(label: str, text: str, nonce: str) -> str:
-    """Untrusted text between fence lines keyed by a nonce it cannot guess or close."""
+    """Untrusted text between fence lines keyed by a nonce it cannot guess or close.
+
+    Runs of `<` and their look-alikes in the text become `«<`, so no line inside can pass for
+    a fence, whatever nonce it guesses.
+    """
     safe = _FENCE_BREAK.sub("«<", text)
     return f"<<<{label} {nonce}>>>\n{safe}\n<<<END {label} {nonce}>>>"
+
+
+def injection_flags(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Per text: whether it matches the judge-injection patterns (gate/validity.py's list)."""
+    from evalpipe.gate.validity import INJECTION_PATTERN
+
+    hits = pc.match_substring_regex(texts, INJECTION_PATTERN, ignore_case=True)
+    return (
+        pc.fill_null(hits, False).combine_chunks()
+        if isinstance(hits, pa.ChunkedArray)
+        else pc.fill_null(hits, False)
+    )
 
 
 def load_prompt(name: str | None, default: str, spec: Spec) -> tuple[str, str]:
@@ -246,6 +268,8 @@ class _Pair(NamedTuple):
     conversation: str
     baseline: str
     candidate: str
+    injection: bool = False
+    """The candidate's answer matches the judge-injection patterns."""
 
 
 def score_pairwise(
@@ -299,6 +323,9 @@ def score_pairwise(
                 null_rows.append({"record_id": rid, "arm": cand.name, "error": "response not ok"})
                 continue
             pairs.append(_Pair(rid, cand.name, conv[rid], base_text[rid] or "", text or ""))
+    if pairs:
+        flags = injection_flags(pa.array([p.candidate for p in pairs], pa.string())).to_pylist()
+        pairs = [p._replace(injection=bool(f)) for p, f in zip(pairs, flags, strict=True)]
     if redact is not None and pairs:
         texts = redact(
             [p.conversation for p in pairs]
@@ -389,15 +416,29 @@ async def _judge_all(
         done["n"] += 1
         if on_progress:
             on_progress(Progress("judge", judge.name, done["n"], len(pairs), budget.spent))
+        flag = {"injection": True} if pair.injection else {}
         if w1 is None or w2 is None:
-            return None, None, e1 or e2, c1 + c2
-        detail = orjson.dumps({"orders": [w1, w2], "orders_agree": w1 == w2}).decode()
-        return (w1 + w2) / 2, detail, None, c1 + c2
+            return None, orjson.dumps(flag).decode() if flag else None, e1 or e2, c1 + c2
+        detail = {"orders": [w1, w2], "orders_agree": w1 == w2, "first_a": first_a, **flag}
+        return (w1 + w2) / 2, orjson.dumps(detail).decode(), None, c1 + c2
 
     try:
         return list(await asyncio.gather(*(one(p) for p in pairs)))
     finally:
         await endpoint.aclose()
+
+
+def _labelled_for(judge: Judge, spec: Spec, records: pa.Table) -> pa.Array:
+    """Record ids whose `logged` answer this judge also scores: those with a label that
+    calibrates it (`labels.<name>.judge`), so that its scores can be set beside people's."""
+    from evalpipe.score.labels import label_values
+
+    ids: list[str] = []
+    for name, label in spec.labels.items():
+        if label.judge == judge.name and (label.arm or "logged") == "logged":
+            values = label_values(name, label, records, spec)
+            ids.extend(values.filter(pc.is_valid(values["value"]))["record_id"].to_pylist())
+    return pa.array(sorted(set(ids)), pa.string())
 
 
 def score_pointwise(
@@ -413,26 +454,44 @@ def score_pointwise(
     redact: Callable[[list[str]], list[str]] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> pa.Table:
-    """Pointwise judge: a score on `judge.scale` for every replayed arm's answer in the sample."""
-    template, version = load_prompt(judge.prompt, "pointwise@1", spec)
+    """Pointwise judge: a score on `judge.scale` for every replayed arm's answer in the sample.
+
+    A `reference` judge (`judge.type`) also sees the record's reference answer; records without
+    one get a null value and error `no reference`. The `logged` arm is judged only on records
+    whose labels calibrate this judge. Unreadable answers are null with error
+    `unparseable judge answer` (INVALID rule 3 counts them).
+    """
+    with_reference = judge.type == "reference"
+    default_prompt = "reference@1" if with_reference else "pointwise@1"
+    template, version = load_prompt(judge.prompt, default_prompt, spec)
     low, high = judge.scale
     sample = judge_sample(records, judge, spec)
     resp = responses.filter(pc.equal(responses["repeat"], 0))
-    resp = resp.filter(
-        pc.and_(pc.is_in(resp["record_id"], value_set=sample), pc.not_equal(resp["arm"], "logged"))
-    )
+    in_sample = pc.is_in(resp["record_id"], value_set=sample)
+    logged = pc.equal(resp["arm"], ARMS_LOGGED)
+    labelled = pc.is_in(resp["record_id"], value_set=_labelled_for(judge, spec, records))
+    resp = resp.filter(pc.or_(pc.and_(in_sample, pc.invert(logged)), pc.and_(logged, labelled)))
     req_idx = pc.index_in(resp["record_id"], value_set=records["record_id"])
     convs = [render_conversation(r) for r in records["request"].take(req_idx).to_pylist()]
+    refs: list[str | None] = records["reference"].take(req_idx).to_pylist()
     texts = [t or "" for t in resp["output_text"].to_pylist()]
+    flags = injection_flags(resp["output_text"]).to_pylist()
     if redact is not None and texts:
-        both = redact(convs + texts)
-        convs, texts = both[: len(convs)], both[len(convs) :]
+        present = [r for r in refs if r is not None]
+        both = redact(convs + texts + present)
+        convs, texts = both[: len(convs)], both[len(convs) : len(convs) + len(texts)]
+        it = iter(both[len(convs) + len(texts) :])
+        refs = [None if r is None else next(it) for r in refs]
     ids, arms, status = (
         resp["record_id"].to_pylist(),
         resp["arm"].to_pylist(),
         resp["status"].to_pylist(),
     )
-    rubric = judge.rubric or "Helpful, correct, follows the requested format, concise."
+    rubric = judge.rubric or (
+        "Correct and complete as the reference is; follows the requested format."
+        if with_reference
+        else "Helpful, correct, follows the requested format, concise."
+    )
     budget = budget or Budget(spec.budget_usd)
     endpoint = _endpoint(judge, spec)
     schema = {
@@ -449,6 +508,8 @@ def score_pointwise(
         async def one(i: int) -> tuple[float | None, str | None]:
             if status[i] != "ok":
                 return None, "response not ok"
+            if with_reference and refs[i] is None:
+                return None, "no reference"
             nonce = _hex(spec.seed, ids[i], arms[i], judge.name)[:16]
             prompt = template.format(
                 nonce=nonce,
@@ -457,6 +518,7 @@ def score_pointwise(
                 high=high,
                 request_fence=fence("REQUEST", convs[i], nonce),
                 answer_fence=fence("ANSWER", texts[i], nonce),
+                reference_fence=fence("REFERENCE", refs[i] or "", nonce),
             )
             result = await _ask(
                 endpoint,
@@ -484,7 +546,24 @@ def score_pointwise(
 
     results = run_async(run_all())
     rows = [
-        {"record_id": ids[i], "arm": arms[i], "value": v, "error": e}
+        {
+            "record_id": ids[i],
+            "arm": arms[i],
+            "value": v,
+            "error": e,
+            "detail": '{"injection":true}' if flags[i] else None,
+        }
         for i, (v, e) in enumerate(results)
     ]
     return _judge_table(rows, judge, version, run_id)
+
+
+def score_reference(
+    responses: pa.Table,
+    records: pa.Table,
+    judge: Judge,
+    spec: Spec,
+    **kwargs: Any,
+) -> pa.Table:
+    """Reference judge: `score_pointwise` with the record's reference answer in the prompt."""
+    return score_pointwise(responses, records, judge, spec, **kwargs)
