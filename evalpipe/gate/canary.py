@@ -602,7 +602,7 @@ def _canary_metric_sentence(r: MetricRow, alpha: float, extra: dict[str, float])
             f"{r.metric} is {r.estimate:.2f}× in treatment ({ci} {r.ci_low:.2f}× to {r.ci_high:.2f}×; "
             f"always-valid {lo_cs:.2f}× to {hi_cs:.2f}×)"
         )
-    elif r.source in ("rule", "error_rate"):
+    elif r.kind == "pass_rate":  # checks, error rate, binary logged feedback
         sign = -1 if r.source == "error_rate" else 1
         lo, hi = sorted((sign * r.ci_low, sign * r.ci_high))
         cs = sorted((sign * lo_cs, sign * hi_cs))

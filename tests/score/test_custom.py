@@ -235,3 +235,21 @@ def test_logged_columns_become_metrics_of_the_logged_arm(tmp_path: Path) -> None
 
     shown = {m.name: m for m in gate_metrics(spec)}
     assert shown["thumbs_up"].source == "label" and not shown["thumbs_up"].gated
+
+
+def test_logged_thumbs_are_gated_in_canary_mode() -> None:
+    """User feedback as a metric: cohorts whose thumbs-up rate fell roll back on it."""
+    from evalpipe.gate import gate_scores
+    from tests.gate.test_canary import _canary
+
+    records, rule_scores, spec = _canary(0.90, seed=2)
+    label_type = RECORDS.field("labels").type
+    thumbs = pa.array([[("thumbs", v)] for v in rule_scores["value"].to_pylist()], label_type)
+    records = records.set_column(records.schema.get_field_index("labels"), "labels", thumbs)
+    data = spec.model_dump(mode="json", by_alias=True, exclude={"checks"})  # type: ignore[attr-defined]
+    data["metrics"] = [{"name": "thumbs_up", "column": "labels.thumbs"}]
+    spec = spec_from_dict(data, spec_dir=spec.spec_dir)  # type: ignore[attr-defined]
+    scores = score_logged_metrics(records, spec, run_id="c")
+    result = gate_scores(scores, pa.table({}), records, spec, run_id="c")
+    cv = result.for_candidate("next")
+    assert cv.verdict == "NO-GO" and "thumbs_up fell from 98." in cv.reason
