@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from evalpipe.errors import ScorerError
-from evalpipe.pii import contains_pii
+from evalpipe.pii import PII_PATTERNS, contains_pii
 from evalpipe.score.textstats import bleu, rouge_n
 from evalpipe.score.toolcalls import tool_call_scores
 from evalpipe.spec import (
@@ -196,8 +196,19 @@ def _min_chars(frame: pa.Table, check: MinChars, spec: Spec | None = None) -> pa
     return pc.greater_equal(pc.utf8_length(frame["output_text"]), check.value)
 
 
-def _no_pii(frame: pa.Table, check: NoPii, spec: Spec | None = None) -> pa.ChunkedArray:
-    return pc.invert(contains_pii(frame["output_text"]))
+_ANY_PII: Final = "|".join(f"(?:{p.pattern})" for p in PII_PATTERNS)
+
+
+def _no_pii(frame: pa.Table, check: NoPii, spec: Spec | None = None) -> pa.Array:
+    # One RE2 pass finds the few outputs any PII pattern matches; only those go through the
+    # full rule (each pattern's replacement, the Luhn check of card numbers).
+    texts = frame["output_text"].combine_chunks()
+    maybe = pc.fill_null(pc.match_substring_regex(texts, _ANY_PII), False)
+    clean = pc.if_else(pc.is_null(texts), _NULL_BOOL, pa.scalar(True))
+    if not pc.any(maybe).as_py():
+        return clean
+    found = pc.invert(contains_pii(texts.filter(maybe))).combine_chunks()
+    return pc.replace_with_mask(clean, maybe, found)
 
 
 def _finish_reason_not(
@@ -449,8 +460,12 @@ def score_rules(
     the gate maps both. A custom scorer that fails gets null values and its failure as `error`.
     """
     tables = []
+    scopes: dict[str, pa.Table] = {}  # checks with the same `where` share one filtered frame
     for check in checks:
-        scoped = frame.filter(where_mask(frame, check.where))
+        key = orjson.dumps(check.where, option=orjson.OPT_SORT_KEYS).decode()
+        if key not in scopes:
+            scopes[key] = frame.filter(where_mask(frame, check.where)) if check.where else frame
+        scoped = scopes[key]
         if scoped.num_rows == 0:
             continue
         error: pa.Array | pa.ChunkedArray = pc.if_else(
@@ -473,17 +488,17 @@ def score_rules(
         tables.append(
             pa.table(
                 {
-                    "run_id": pa.array([run_id] * n, pa.string()),
+                    "run_id": pa.repeat(pa.scalar(run_id, pa.string()), n),
                     "record_id": scoped["record_id"],
                     "arm": scoped["arm"],
                     "repeat": scoped["repeat"],
-                    "scorer": pa.array([check.name] * n, pa.string()),
-                    "kind": pa.array(["rule"] * n, pa.string()),
-                    "metric": pa.array([check.name] * n, pa.string()),
+                    "scorer": pa.repeat(pa.scalar(check.name, pa.string()), n),
+                    "kind": pa.repeat(pa.scalar("rule", pa.string()), n),
+                    "metric": pa.repeat(pa.scalar(check.name, pa.string()), n),
                     "value": pc.cast(passed, pa.float64()),
                     "passed": passed,
                     "detail": pc.if_else(pc.is_null(error), detail, pa.scalar(None, pa.string())),
-                    "scorer_version": pa.array([SCORER_VERSION] * n, pa.string()),
+                    "scorer_version": pa.repeat(pa.scalar(SCORER_VERSION, pa.string()), n),
                     "error": error,
                 }
             )

@@ -1,9 +1,9 @@
 """ROUGE-N and sentence BLEU of whole text columns against their references.
 
 Words are lower-cased runs between whitespace, punctuation and symbols (RE2 over the column);
-each word gets an integer code (`dictionary_encode` over both columns), each n-gram a 64-bit
-hash of its codes (NumPy over the flat word array), and DuckDB counts the clipped matches of
-every row in one grouped join. No Python runs per row.
+each word gets an integer code (`dictionary_encode` over both columns), each (row, n-gram) a
+64-bit key hashed from its codes, and sorting the keys (`np.unique`) counts the clipped matches
+of every row at once. No Python runs per row.
 """
 
 from __future__ import annotations
@@ -19,71 +19,68 @@ __all__ = ["bleu", "ngram_counts", "rouge_n"]
 
 _SPLIT: Final = r"[\s\p{P}\p{S}]+"
 _MULT: Final = np.uint64(0x100000001B3)  # FNV-1a's 64-bit prime: mixes each code into the hash
+_ROW_MIX: Final = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio: spreads row numbers
 
 F64 = NDArray[np.float64]
 
 
 def _words(texts: pa.ChunkedArray | pa.Array) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """(code of each word, row of each word), words in order within each row."""
-    parts = pc.split_pattern_regex(pc.utf8_lower(pc.fill_null(texts, "")), _SPLIT)
+    spaced = pc.replace_substring_regex(pc.utf8_lower(pc.fill_null(texts, "")), _SPLIT, " ")
+    parts = pc.utf8_split_whitespace(pc.utf8_trim_whitespace(spaced))
     if isinstance(parts, pa.ChunkedArray):
         parts = parts.combine_chunks()
     rows = np.asarray(pc.list_parent_indices(parts), dtype=np.int64)
     flat = pc.list_flatten(parts)
-    keep = pc.not_equal(flat, "")
-    flat, rows = flat.filter(keep), rows[np.asarray(keep, dtype=bool)]
-    codes = np.asarray(pc.dictionary_encode(flat).indices, dtype=np.int64)
-    return codes, rows
+    word = pc.not_equal(flat, "")  # an empty text splits into one empty string
+    codes = np.asarray(pc.dictionary_encode(flat.filter(word)).indices, dtype=np.int64)
+    return codes, rows[np.asarray(word, dtype=bool)]
 
 
 def ngram_counts(
     out: pa.ChunkedArray | pa.Array, ref: pa.ChunkedArray | pa.Array, ns: tuple[int, ...]
 ) -> dict[int, tuple[F64, F64, F64]]:
-    """Per n: (clipped matches, n-grams of the output, n-grams of the reference) per row."""
-    import duckdb
+    """Per n: (clipped matches, n-grams of the output, n-grams of the reference) per row.
 
+    Only rows where both texts are present are tokenised; the others count zero.
+    """
     n_rows = len(out)
-    both = pa.concat_arrays([_chunk(out).cast(pa.string()), _chunk(ref).cast(pa.string())])
+    present = np.flatnonzero(np.asarray(_present(out, ref), dtype=bool))
+    zeros = {n: (np.zeros(n_rows), np.zeros(n_rows), np.zeros(n_rows)) for n in ns}
+    if present.size == 0:
+        return zeros
+    take = pa.array(present)
+    k = len(present)
+    both = pa.concat_arrays(
+        [_chunk(out).take(take).cast(pa.string()), _chunk(ref).take(take).cast(pa.string())]
+    )
     codes, rows = _words(both)
-    side = (rows >= n_rows).astype(np.int8)
-    rows = rows % max(n_rows, 1)
-    parts = []
-    totals: dict[int, tuple[F64, F64]] = {}
+    side = rows >= k
+    rows = rows % k
+    out_stats = {}
     for n in ns:
         m = len(codes) - n + 1
         if m <= 0:
-            totals[n] = (np.zeros(n_rows), np.zeros(n_rows))
             continue
         same = (rows[:m] == rows[n - 1 :]) & (side[:m] == side[n - 1 :])
         h = codes[:m].astype(np.uint64) + np.uint64(1)
         for j in range(1, n):
             h = h * _MULT ^ (codes[j : j + m].astype(np.uint64) + np.uint64(1))
-        r, s, h = rows[:m][same], side[:m][same], h[same]
-        totals[n] = (
-            np.bincount(r[s == 0], minlength=n_rows).astype(np.float64),
-            np.bincount(r[s == 1], minlength=n_rows).astype(np.float64),
-        )
-        parts.append(pa.table({"n": np.full(len(h), n, np.int8), "row": r, "side": s, "h": h}))
-    matches = {n: np.zeros(n_rows) for n in ns}
-    if parts:
-        grams = pa.concat_tables(parts)
-        with duckdb.connect() as con:
-            con.register("g", grams)
-            got = con.sql(
-                """
-                WITH c AS (SELECT n, row, h, count(*) AS k FROM g WHERE side = 0 GROUP BY ALL),
-                     r AS (SELECT n, row, h, count(*) AS k FROM g WHERE side = 1 GROUP BY ALL)
-                SELECT n, row, sum(least(c.k, r.k))::DOUBLE AS m
-                FROM c JOIN r USING (n, row, h) GROUP BY ALL ORDER BY n, row
-                """
-            ).to_arrow_table()
-        gn = np.asarray(got["n"], dtype=np.int64)
-        grow = np.asarray(got["row"], dtype=np.int64)
-        gm = np.asarray(got["m"], dtype=np.float64)
-        for n in ns:
-            sel = gn == n
-            matches[n][grow[sel]] = gm[sel]
-    return {n: (matches[n], *totals[n]) for n in ns}
+        r, s = rows[:m][same], side[:m][same]
+        # One key per (row, n-gram): the n-gram's hash mixed with its row (64 bits; a collision
+        # among a row's few hundred n-grams has probability ~1e-15).
+        key = h[same] ^ (r.astype(np.uint64) * _ROW_MIX)
+        kc, first, cc = np.unique(key[~s], return_index=True, return_counts=True)
+        kr, cr = np.unique(key[s], return_counts=True)
+        _, ic, ir = np.intersect1d(kc, kr, assume_unique=True, return_indices=True)
+        row_c = r[~s][first[ic]]
+        matches = np.zeros(n_rows)
+        matches[present] = np.bincount(row_c, weights=np.minimum(cc[ic], cr[ir]), minlength=k)
+        c_total, r_total = np.zeros(n_rows), np.zeros(n_rows)
+        c_total[present] = np.bincount(r[~s], minlength=k)
+        r_total[present] = np.bincount(r[s], minlength=k)
+        out_stats[n] = (matches, c_total, r_total)
+    return {n: out_stats.get(n, zeros[n]) for n in ns}
 
 
 def _chunk(a: pa.ChunkedArray | pa.Array) -> pa.Array:

@@ -205,6 +205,10 @@ def test_rouge_and_bleu_by_hand() -> None:
     got = bleu(out, ref).to_pylist()
     assert got[0] == pytest.approx(expected) and got[1] == pytest.approx(1.0)
     assert got[2:] == [None, None]
+    # an empty output has no words (it is not one empty word); an empty reference is unscorable
+    empty = pa.array(["", "?!", "a b"]), pa.array(["a b", "a b", ""])
+    assert bleu(*empty).to_pylist() == [0.0, 0.0, None]
+    assert rouge_n(*empty).to_pylist() == [0.0, 0.0, None]
     short = bleu(pa.array(["the cat"]), pa.array(["the cat sat on the mat"])).to_pylist()[0]
     assert short == pytest.approx(1.0 * 2.718281828 ** (1 - 6 / 2) * (1 * 2 / 2 * 1 * 1) ** 0.25)
 
