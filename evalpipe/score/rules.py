@@ -450,6 +450,44 @@ def _detail(measured: Measured) -> pa.Array | pa.ChunkedArray:
     return pc.binary_join_element_wise(f'{{"{measured.name}": ', text, "}", "")
 
 
+def _check_table(scoped: pa.Table, check: Check, run_id: str, spec: Spec | None) -> pa.Table:
+    """One check's tables.SCORES rows over its in-scope responses."""
+    error: pa.Array | pa.ChunkedArray = pc.if_else(
+        pc.equal(scoped["status"], "ok"), pa.scalar(None, pa.string()), scoped["status"]
+    )
+    if _needs_reference(check):
+        no_ref = pc.and_(pc.is_null(error), pc.is_null(scoped["reference"]))
+        error = pc.if_else(no_ref, "no reference", error)
+    detail: pa.Array | pa.ChunkedArray = pa.nulls(scoped.num_rows, pa.string())
+    try:
+        result = CHECKS[check.type](scoped, check, spec)
+    except ScorerError as exc:
+        log.error("%s", exc)
+        result = pa.nulls(scoped.num_rows, pa.bool_())
+        error = pc.fill_null(error, str(exc))
+    if isinstance(result, Measured):
+        detail, result = _detail(result), result.passed
+    passed = pc.if_else(pc.is_null(error), result, _NULL_BOOL)
+    n = scoped.num_rows
+    table = pa.table(
+        {
+            "run_id": pa.repeat(pa.scalar(run_id, pa.string()), n),
+            "record_id": scoped["record_id"],
+            "arm": scoped["arm"],
+            "repeat": scoped["repeat"],
+            "scorer": pa.repeat(pa.scalar(check.name, pa.string()), n),
+            "kind": pa.repeat(pa.scalar("rule", pa.string()), n),
+            "metric": pa.repeat(pa.scalar(check.name, pa.string()), n),
+            "value": pc.cast(passed, pa.float64()),
+            "passed": passed,
+            "detail": pc.if_else(pc.is_null(error), detail, pa.scalar(None, pa.string())),
+            "scorer_version": pa.repeat(pa.scalar(SCORER_VERSION, pa.string()), n),
+            "error": error,
+        }
+    )
+    return conform(table, SCORES)
+
+
 def score_rules(
     frame: pa.Table, checks: list[Check], *, run_id: str, spec: Spec | None = None
 ) -> pa.Table:
@@ -459,50 +497,12 @@ def score_rules(
     reference check on a record without `reference` gets a null value and error `no reference`;
     the gate maps both. A custom scorer that fails gets null values and its failure as `error`.
     """
-    tables = []
     scopes: dict[str, pa.Table] = {}  # checks with the same `where` share one filtered frame
+    tables = []
     for check in checks:
         key = orjson.dumps(check.where, option=orjson.OPT_SORT_KEYS).decode()
         if key not in scopes:
             scopes[key] = frame.filter(where_mask(frame, check.where)) if check.where else frame
-        scoped = scopes[key]
-        if scoped.num_rows == 0:
-            continue
-        error: pa.Array | pa.ChunkedArray = pc.if_else(
-            pc.equal(scoped["status"], "ok"), pa.scalar(None, pa.string()), scoped["status"]
-        )
-        if _needs_reference(check):
-            no_ref = pc.and_(pc.is_null(error), pc.is_null(scoped["reference"]))
-            error = pc.if_else(no_ref, "no reference", error)
-        detail: pa.Array | pa.ChunkedArray = pa.nulls(scoped.num_rows, pa.string())
-        try:
-            result = CHECKS[check.type](scoped, check, spec)
-        except ScorerError as exc:
-            log.error("%s", exc)
-            result = pa.nulls(scoped.num_rows, pa.bool_())
-            error = pc.fill_null(error, str(exc))
-        if isinstance(result, Measured):
-            detail, result = _detail(result), result.passed
-        passed = pc.if_else(pc.is_null(error), result, _NULL_BOOL)
-        n = scoped.num_rows
-        tables.append(
-            pa.table(
-                {
-                    "run_id": pa.repeat(pa.scalar(run_id, pa.string()), n),
-                    "record_id": scoped["record_id"],
-                    "arm": scoped["arm"],
-                    "repeat": scoped["repeat"],
-                    "scorer": pa.repeat(pa.scalar(check.name, pa.string()), n),
-                    "kind": pa.repeat(pa.scalar("rule", pa.string()), n),
-                    "metric": pa.repeat(pa.scalar(check.name, pa.string()), n),
-                    "value": pc.cast(passed, pa.float64()),
-                    "passed": passed,
-                    "detail": pc.if_else(pc.is_null(error), detail, pa.scalar(None, pa.string())),
-                    "scorer_version": pa.repeat(pa.scalar(SCORER_VERSION, pa.string()), n),
-                    "error": error,
-                }
-            )
-        )
-    if not tables:
-        return SCORES.empty_table()
-    return conform(pa.concat_tables([conform(t, SCORES) for t in tables]), SCORES)
+        if scopes[key].num_rows:
+            tables.append(_check_table(scopes[key], check, run_id, spec))
+    return pa.concat_tables(tables) if tables else SCORES.empty_table()

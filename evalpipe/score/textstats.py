@@ -1,9 +1,9 @@
 """ROUGE-N and sentence BLEU of whole text columns against their references.
 
 Words are lower-cased runs between whitespace, punctuation and symbols (RE2 over the column);
-each word gets an integer code (`dictionary_encode` over both columns), each (row, n-gram) a
-64-bit key hashed from its codes, and sorting the keys (`np.unique`) counts the clipped matches
-of every row at once. No Python runs per row.
+each word gets an integer code (`dictionary_encode` over both columns), each (row, side,
+n-gram) a 64-bit key, and one sort of the keys (`np.unique`) counts the clipped matches of
+every row at once. No Python runs per row.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ __all__ = ["bleu", "ngram_counts", "rouge_n"]
 
 _SPLIT: Final = r"[\s\p{P}\p{S}]+"
 _MULT: Final = np.uint64(0x100000001B3)  # FNV-1a's 64-bit prime: mixes each code into the hash
-_ROW_MIX: Final = np.uint64(0x9E3779B97F4A7C15)  # 2^64 / golden ratio: spreads row numbers
+_HASH_BITS: Final = np.uint64((1 << 39) - 1)
+MAX_ROWS: Final = 1 << 24
+"""Rows scored in one call (the key's row field); `ngram_counts` splits larger inputs."""
 
 F64 = NDArray[np.float64]
 
@@ -45,6 +47,12 @@ def ngram_counts(
     Only rows where both texts are present are tokenised; the others count zero.
     """
     n_rows = len(out)
+    if n_rows > MAX_ROWS:
+        parts = [
+            ngram_counts(out[i : i + MAX_ROWS], ref[i : i + MAX_ROWS], ns)
+            for i in range(0, n_rows, MAX_ROWS)
+        ]
+        return {n: tuple(np.concatenate([p[n][j] for p in parts]) for j in range(3)) for n in ns}  # type: ignore[misc]
     present = np.flatnonzero(np.asarray(_present(out, ref), dtype=bool))
     zeros = {n: (np.zeros(n_rows), np.zeros(n_rows), np.zeros(n_rows)) for n in ns}
     if present.size == 0:
@@ -67,15 +75,24 @@ def ngram_counts(
         for j in range(1, n):
             h = h * _MULT ^ (codes[j : j + m].astype(np.uint64) + np.uint64(1))
         r, s = rows[:m][same], side[:m][same]
-        # One key per (row, n-gram): the n-gram's hash mixed with its row (64 bits; a collision
-        # among a row's few hundred n-grams has probability ~1e-15).
-        key = h[same] ^ (r.astype(np.uint64) * _ROW_MIX)
-        kc, first, cc = np.unique(key[~s], return_index=True, return_counts=True)
-        kr, cr = np.unique(key[s], return_counts=True)
-        _, ic, ir = np.intersect1d(kc, kr, assume_unique=True, return_indices=True)
-        row_c = r[~s][first[ic]]
+        # One sortable key per (row, side, n-gram): row in the top 24 bits, 39 bits of the
+        # n-gram's hash, the side in the last bit; a collision among a row's few hundred
+        # n-grams has probability ~1e-7. Sorting once counts both sides: a key of the output
+        # is followed by the same key of the reference when the n-gram is in both.
+        key = (
+            (r.astype(np.uint64) << np.uint64(40))
+            | ((h[same] & _HASH_BITS) << np.uint64(1))
+            | s.astype(np.uint64)
+        )
+        u, c = np.unique(key, return_counts=True)
+        pair = ((u[:-1] >> np.uint64(1)) == (u[1:] >> np.uint64(1))) & ((u[:-1] & 1) == 0)
+        hit = np.flatnonzero(pair)
         matches = np.zeros(n_rows)
-        matches[present] = np.bincount(row_c, weights=np.minimum(cc[ic], cr[ir]), minlength=k)
+        matches[present] = np.bincount(
+            (u[hit] >> np.uint64(40)).astype(np.int64),
+            weights=np.minimum(c[hit], c[hit + 1]),
+            minlength=k,
+        )
         c_total, r_total = np.zeros(n_rows), np.zeros(n_rows)
         c_total[present] = np.bincount(r[~s], minlength=k)
         r_total[present] = np.bincount(r[s], minlength=k)
