@@ -1,8 +1,10 @@
 """The judge reliability panel: how far the LLM judges' verdicts can be trusted.
 
 Shown from what the scores table keeps: answers judged, parse and call failures, and for pairwise
-judges the swap consistency (the same winner with the two answers in both orders). What the stored
-tables cannot show is named as a gap rather than left out.
+judges the swap consistency (the same winner with the two answers in both orders) and the
+position-bias rate (`gate.validity.position_bias`, the rule the gate reports). Agreement with
+human labels (κ) is in each candidate's notes when the spec has labels. What the stored tables
+cannot show is named as a gap rather than left out.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from evalpipe.gate.numbers import pct
+from evalpipe.gate.validity import position_bias
 
 __all__ = ["JudgeReliability", "JudgeRow", "judge_reliability"]
 
@@ -30,6 +33,8 @@ class JudgeRow:
     other_failures: int
     swap_consistency: str
     """A share, or `—` for a pointwise judge (no swap)."""
+    position_bias: str
+    """Share of pairs where the judge picked the same position in both orders (`—`: pointwise)."""
 
 
 @dataclass(frozen=True)
@@ -80,17 +85,18 @@ def judge_reliability(scores: pa.Table, records: pa.Table) -> JudgeReliability |
             int(r["call_failures"]),
             int(r["other_failures"]),
             pct(r["swap"], missing="—"),
+            _position_bias(judged, str(r["metric"]), str(r["arm"]), r["swap"] is not None),
         )
         for r in rows
     ]
-    gaps = [
-        "Position bias: not shown, as the scores do not record which order each judgement used.",
-        "Agreement with human labels (κ): "
-        + (
-            "labels exist in this run's records, but this version does not compare them yet."
-            if has_labels
-            else "no human labels in this run's records."
-        ),
-        "Anchor-set drift: not measured (no anchor set is judged with each run yet).",
-    ]
+    gaps = ["Anchor-set drift: not measured (no anchor set is judged with each run yet)."]
+    if not has_labels:
+        gaps.insert(0, "Agreement with human labels (κ): no human labels in this run's records.")
     return JudgeReliability(out, gaps)
+
+
+def _position_bias(judged: pa.Table, metric: str, arm: str, pairwise: bool) -> str:
+    if not pairwise:
+        return "—"
+    rate, _, n = position_bias(judged, metric, arm)
+    return pct(rate, missing="—") if n else "—"

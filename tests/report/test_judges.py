@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import orjson
 import pyarrow.compute as pc
 
 from evalpipe.report.judges import judge_reliability
+from evalpipe.tables import RECORDS, SCORES, from_rows
 
 from .conftest import HandRun
 from .synth import SynthRun
@@ -24,8 +26,9 @@ def test_gaps_are_named_where_the_tables_hold_nothing(run: HandRun) -> None:
     rel = judge_reliability(run.scores, run.records)
     assert rel is not None
     text = " ".join(rel.gaps)
-    assert "Position bias" in text and "κ" in text and "Anchor-set drift" in text
+    assert "κ" in text and "Anchor-set drift" in text
     assert "no human labels" in text
+    assert "Position bias" not in text  # the scores record each judgement's order now
     (good,) = [r for r in rel.rows if r.arm == "good"]
     assert good.swap_consistency == "100.0%"  # its one judgement agreed in both orders
 
@@ -33,3 +36,31 @@ def test_gaps_are_named_where_the_tables_hold_nothing(run: HandRun) -> None:
 def test_no_panel_without_judges(run: HandRun) -> None:
     rules = run.scores.filter(pc.not_equal(run.scores["kind"], "judge"))
     assert judge_reliability(rules, run.records) is None
+
+
+def test_position_bias_counts_pairs_won_by_one_position_in_both_orders() -> None:
+    def row(orders: list[float], first_a: bool) -> dict[str, object]:
+        detail = {"orders": orders, "orders_agree": orders[0] == orders[1], "first_a": first_a}
+        return {
+            "record_id": f"r{len(rows)}",
+            "arm": "cand",
+            "repeat": 0,
+            "kind": "judge",
+            "metric": "helpfulness",
+            "value": sum(orders) / 2,
+            "detail": orjson.dumps(detail).decode(),
+            "judge_model": "j",
+            "prompt_version": "p@1",
+        }
+
+    rows: list[dict[str, object]] = []
+    rows.append(row([1.0, 0.0], True))  # answer A won both orders: position, not content
+    rows.append(row([1.0, 1.0], True))  # the candidate won both orders: content
+    rows.append(row([0.5, 0.5], False))  # ties: not position bias
+    scores = from_rows(rows, SCORES)
+    records = from_rows([{"record_id": "r0"}], RECORDS)
+    rel = judge_reliability(scores, records)
+    assert rel is not None
+    (only,) = rel.rows
+    assert only.position_bias == "33.3%"
+    assert only.swap_consistency == "66.7%"
