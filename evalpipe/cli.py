@@ -385,6 +385,37 @@ def run(
     raise typer.Exit(code)
 
 
+STEP_SUMMARY_MAX: Final = 1 << 20
+"""GitHub's limit on one step's summary (1 MiB)."""
+
+
+def _ci_outputs(report: Path, report_dir: str | None, junit: Path | None) -> Path:
+    """Copy the run's report folder into `report_dir` and its junit.xml to `junit`; append
+    summary.md to `$GITHUB_STEP_SUMMARY` when set. Returns the report folder used."""
+    import shutil
+
+    folder = report.parent
+    if report_dir is not None:
+        target = Path(report_dir).resolve() / folder.name
+        if target != folder:
+            shutil.copytree(folder, target, dirs_exist_ok=True)
+        folder = target
+    if junit is not None:
+        junit.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(folder / "junit.xml", junit)
+    summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary_path and (folder / "summary.md").is_file():
+        target_file = Path(summary_path)
+        room = STEP_SUMMARY_MAX - (target_file.stat().st_size if target_file.exists() else 0)
+        text = (folder / "summary.md").read_bytes()
+        if len(text) + 1 > room:
+            note = b"\n\n(summary cut at GitHub's 1 MiB limit; the full report is an artifact)\n"
+            text = text[: max(0, room - len(note) - 1)] + note if room > len(note) + 1 else b""
+        with target_file.open("ab") as f:
+            f.write(text + (b"\n" if text else b""))
+    return folder
+
+
 @app.command()
 def gate(
     spec: SpecArg,
@@ -392,8 +423,18 @@ def gate(
     run_id: RunIdOpt = None,
     store: StoreOpt = None,
     dry_run: DryRunOpt = False,
+    report_dir: Annotated[
+        str | None,
+        typer.Option("--report-dir", help="Write (or copy) the run's report folder here."),
+    ] = None,
+    junit: Annotated[
+        Path | None, typer.Option("--junit", help="Also write the run's junit.xml to this path.")
+    ] = None,
 ) -> None:
-    """Exit 0 GO / 1 NO-GO / 2 NOT-PROVEN / 3 INVALID for SPEC's newest complete run (or run it)."""
+    """Exit 0 GO / 1 NO-GO / 2 NOT-PROVEN / 3 INVALID for SPEC's newest complete run (or run it).
+
+    In GitHub Actions (`GITHUB_STEP_SUMMARY` set) summary.md is appended to the step summary.
+    """
     from evalpipe.store import latest_complete_run, open_run
 
     s = _load(spec, candidate)
@@ -404,13 +445,191 @@ def gate(
         run = open_run(s, run_id, store=store)
     else:
         run = latest_complete_run(s, store=store) or _execute(
-            spec, s, run_id=None, store=store, reports=None
+            spec, s, run_id=None, store=store, reports=report_dir
         )
     result, report, _ = _finished(run)
+    folder = _ci_outputs(report, report_dir, junit)
     _print_verdicts(result, s, candidate)
-    out.print(f"Run {run.run_id}; report: {report}", soft_wrap=True)
+    out.print(f"Run {run.run_id}; report: {folder / 'index.html'}", soft_wrap=True)
     code = result.for_candidate(candidate).exit_code if candidate else result.exit_code
     raise typer.Exit(code)
+
+
+NightOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--night",
+        help="Run this night (YYYY-MM-DD): its window ends at the next midnight in the "
+        "schedule's time zone. Default: now.",
+    ),
+]
+
+
+def _night(value: str | None) -> Any:
+    from datetime import date
+
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a date (YYYY-MM-DD)", param_hint="--night"
+        ) from None
+
+
+@app.command()
+def nightly(
+    spec: SpecArg,
+    night: NightOpt = None,
+    store: StoreOpt = None,
+    reports: Annotated[str | None, typer.Option("--reports", help="Reports folder.")] = None,
+) -> None:
+    """Run one night of the drift watch on SPEC: replay, findings, alert, catalog.
+
+    Exits 0 when the night ran or had no traffic, 4 when it failed (the status says why).
+    """
+    from evalpipe.pipeline import needs_fake_provider
+
+    s = _load(spec)
+    when = _night(night)
+    with contextlib.ExitStack() as stack:
+        if needs_fake_provider(s):
+            from evalpipe.fake import builtin_fake
+
+            stack.enter_context(builtin_fake())
+        from evalpipe.flows import prefect_api_configured
+
+        if prefect_api_configured():
+            from evalpipe.flows import nightly_watch
+
+            result = nightly_watch(str(spec), night=night, store=store, reports=reports)
+        else:
+            from evalpipe.flows.watch import nightly_steps
+            from evalpipe.flows.wiring import IN_PROCESS
+
+            result = nightly_steps(s, IN_PROCESS, night=when, store=store, reports=reports)
+    out.print(
+        f"Night {result['night']}: {result['status']}"
+        + (f" (run {result['run_id']})" if result["run_id"] else ""),
+        soft_wrap=True,
+        markup=False,
+    )
+    for f in result["new"]:
+        out.print(f"  new: {f['text']}", soft_wrap=True, markup=False)
+    for f in result["cleared"]:
+        out.print(f"  cleared: {f['text']}", soft_wrap=True, markup=False)
+    if result["new"] or result["cleared"]:
+        out.print(f"  alert: {result['alert']}", markup=False)
+    raise typer.Exit(4 if str(result["status"]).startswith("failed") else 0)
+
+
+@app.command()
+def trends(spec: SpecArg, store: StoreOpt = None) -> None:
+    """Per night of SPEC's nightly series: status, the baseline's snapshot, each arm's gated
+    checks, and the night's findings."""
+    from evalpipe.flows.watch import night_series
+    from evalpipe.store import read_night_metrics, read_nights, store_root
+
+    s = _load(spec)
+    root = store_root(store or s.store)
+    series = night_series(s)
+    nights = read_nights(root, series=series)
+    if not nights:
+        out.print(f"No nights of {s.name} in {root}; `evalpipe nightly SPEC` runs one.")
+        return
+    values: dict[str, dict[tuple[str, str], float]] = {}
+    for m in read_night_metrics(root, series):
+        values.setdefault(m["night"], {})[(m["arm"], m["metric"])] = m["mean"]
+    arms = ["baseline", *(c.name for c in s.candidates)]
+    checks = [c.name for c in s.checks]
+    header = ["night", "status", "baseline snapshot"]
+    header += [f"{arm} {c}" for arm in arms for c in checks] + ["findings"]
+    rows = []
+    for n in nights:
+        snap = n.snapshots.get("baseline", {})
+        seen = ", ".join(snap.get("models", []) + snap.get("fingerprints", [])) or "-"
+        cells = [n.night, n.status, seen]
+        for arm in arms:
+            for c in checks:
+                v = values.get(n.night, {}).get((arm, c))
+                cells.append("-" if v is None else f"{100 * v:.1f}%")
+        cells.append("; ".join(f["key"] for f in n.findings) or "-")
+        rows.append(cells)
+    if out.is_terminal:
+        from rich.table import Table
+
+        table = Table(*header)
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
+    else:
+        for row in [header, *rows]:  # tab-separated, for cut/awk (rich would expand the tabs)
+            typer.echo("\t".join(row))
+
+
+@app.command()
+def canary(
+    spec: SpecArg,
+    step: Annotated[
+        int | None,
+        typer.Option("--step", help="Decide this ramp step (1-based); default: walk the ramp."),
+    ] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Decide the canary at a ramp step on the logs production served: exit 0 promote,
+    1 roll back, 2 hold, 3 invalid, 4 error."""
+    s = _load(spec)
+    from evalpipe.flows import prefect_api_configured
+
+    if prefect_api_configured():
+        from evalpipe.flows import canary_ramp
+
+        decisions = canary_ramp(str(spec), step=step, store=store)
+    else:
+        from evalpipe.flows.ramp import canary_steps
+        from evalpipe.flows.wiring import IN_PROCESS
+
+        decisions = canary_steps(s, IN_PROCESS, step=step, store=store)
+    for d in decisions:
+        out.print(
+            f"step {d['step']} of {d['steps']} ({d['weight']:.0%}): {d['decision']} — {d['reason']}",
+            soft_wrap=True,
+            markup=False,
+        )
+    raise typer.Exit(int(decisions[-1]["exit_code"]))
+
+
+@app.command("canary-status")
+def canary_status(spec: SpecArg, store: StoreOpt = None) -> None:
+    """Print the canary's newest decision as JSON, for an Argo Rollouts `web` metric or a
+    Flagger webhook (README: "Canary ramps")."""
+    import orjson
+
+    from evalpipe.flows.ramp import canary_status as status
+
+    typer.echo(orjson.dumps(status(_load(spec), store=store), option=orjson.OPT_INDENT_2))
+
+
+@app.command("serve-nightly")
+def serve_nightly(spec: SpecArg) -> None:
+    """Serve SPEC's nightly drift watch on its `schedule:` (Prefect `flow.serve`, no work pool)
+    until interrupted. Start `prefect server start` first to see the nights in its UI."""
+    s = _load(spec)
+    from evalpipe.flows import prefect_api_configured
+
+    if not prefect_api_configured():
+        err.print(
+            "warning: no Prefect API configured (PREFECT_API_URL): serving against a temporary "
+            "server that ends with this command; run `prefect server start` and `prefect config "
+            "set PREFECT_API_URL=http://127.0.0.1:4200/api` to keep the nights.",
+            soft_wrap=True,
+        )
+    when = f"{s.schedule.cron} ({s.schedule.timezone})" if s.schedule else "0 3 * * * (UTC)"
+    out.print(f"Serving the nightly drift watch of {s.name} at {when}; Ctrl-C stops.")
+    from evalpipe.flows.nightly import serve_nightly as serve
+
+    serve(str(spec))
 
 
 def _demo_spec() -> Path:

@@ -13,7 +13,7 @@ import logging
 import os
 import re
 import typing
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal
 
@@ -46,8 +46,10 @@ __all__ = [
     "Label",
     "Limit",
     "LoggedMetric",
+    "Schedule",
     "Spec",
     "load_spec",
+    "parse_duration",
     "spec_from_dict",
 ]
 
@@ -90,11 +92,44 @@ def _known_hint(known: set[str]) -> str:
 # --- traffic ---------------------------------------------------------------------------------
 
 
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?")
+
+
+def parse_duration(text: str) -> timedelta:
+    """`24h`, `7d`, `1d12h`, `90m` → a timedelta.
+
+    Raises:
+        ValueError: not of that form, or zero.
+    """
+    m = _DURATION.fullmatch(text.strip())
+    out = timedelta(0)
+    if m is not None and any(m.groups()):
+        days, hours, minutes = (int(g or 0) for g in m.groups())
+        out = timedelta(days=days, hours=hours, minutes=minutes)
+    if out <= timedelta(0):
+        raise ValueError(f"{text!r} is not a positive duration; write it as 24h, 7d, 1d12h or 90m")
+    return out
+
+
 class Window(_Strict):
     start: datetime | None = None
     """Earliest timestamp kept (inclusive). A date means its midnight UTC."""
     end: datetime | None = None
     """Latest timestamp kept (exclusive). A date means its midnight UTC."""
+    last: timedelta | None = None
+    """Nightly runs: keep the records of this long before the night's run (`24h`, `7d`);
+    `start`/`end` are then set per night."""
+
+    @field_validator("last", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> Any:
+        return parse_duration(v) if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _last_alone(self) -> Window:
+        if self.last is not None and (self.start is not None or self.end is not None):
+            raise ValueError("give either `last` or `start`/`end`, not both")
+        return self
 
     @field_validator("start", "end", mode="before")
     @classmethod
@@ -120,7 +155,8 @@ class Sample(_Strict):
 
 class Traffic(_Strict):
     path: str
-    """File, folder or glob of logged traffic, relative to the spec's folder."""
+    """File, folder or glob of logged traffic, relative to the spec's folder. May name the
+    night's date for nightly runs: `logs/{date:%Y-%m-%d}/*.jsonl.gz`."""
     format: str = "auto"
     """Adapter name (FORMATS.md), or `auto` to detect it."""
     window: Window | None = None
@@ -616,6 +652,40 @@ class ReportSpec(_Strict):
 
 class Alerts(_Strict):
     webhook_url: str | None = None
+    """Slack-compatible incoming webhook for the nightly findings (`${ENV}` is expanded)."""
+    retries: int = Field(default=3, ge=0, le=10)
+    """Retries of a failed webhook POST (then the failure is logged; the night goes on)."""
+    timeout_s: float = Field(default=10.0, gt=0, le=120)
+    """Seconds to wait for the webhook's answer."""
+
+
+class Schedule(_Strict):
+    cron: str
+    """When the nightly flow runs, a 5-field cron expression (`0 3 * * *`)."""
+    timezone: str = "UTC"
+    """IANA time zone of the cron expression and of the nights' dates (`Europe/Berlin`)."""
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        from cronsim import CronSim, CronSimError
+
+        try:
+            CronSim(v, datetime(2026, 1, 1, tzinfo=UTC))
+        except (CronSimError, ValueError) as exc:
+            raise ValueError(f"{v!r} is not a cron expression ({exc})") from None
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{v!r} is not an IANA time zone (e.g. UTC, Europe/Berlin)") from None
+        return v
 
 
 class RedactPii(_Strict):
@@ -661,6 +731,8 @@ class Spec(_Strict):
     gate: GateSpec = Field(default_factory=GateSpec)
     report: ReportSpec = Field(default_factory=ReportSpec)
     alerts: Alerts = Field(default_factory=Alerts)
+    schedule: Schedule | None = None
+    """When the nightly flow runs (`evalpipe serve-nightly`, prefect.yaml)."""
 
     _spec_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _spec_path: Path | None = PrivateAttr(default=None)
@@ -866,8 +938,6 @@ def _warn_unused(spec: Spec, path: str) -> None:
                 path,
                 name,
             )
-    if spec.alerts.webhook_url:
-        log.warning("%s alerts: not used yet (the nightly flow will send them)", path)
 
 
 MAX_SPEC_BYTES: Final = 1 << 20
@@ -978,6 +1048,17 @@ def load_spec(path: str | os.PathLike[str]) -> Spec:
 
 
 def _check_inputs(spec: Spec, path: str) -> None:
+    if "{" in spec.traffic.path:  # a nightly path pattern: its files exist per night
+        try:
+            spec.traffic.path.format(date=date(2026, 1, 31))
+        except (KeyError, IndexError, ValueError) as exc:
+            raise SpecError(
+                "traffic.path",
+                f"the pattern {spec.traffic.path!r} cannot be filled ({exc!r})",
+                "Only {date} may be named, e.g. logs/{date:%Y-%m-%d}/*.jsonl.gz.",
+                path=path,
+            ) from None
+        return _check_arm_inputs(spec, path)
     traffic = spec.resolve_input(spec.traffic.path)
     if not any(ch in spec.traffic.path for ch in "*?[") and not traffic.exists():
         raise SpecError(
@@ -986,6 +1067,10 @@ def _check_inputs(spec: Spec, path: str) -> None:
             "Paths are relative to the spec's folder.",
             path=path,
         )
+    _check_arm_inputs(spec, path)
+
+
+def _check_arm_inputs(spec: Spec, path: str) -> None:
     for i, arm in enumerate(spec.candidates):
         if arm.system_prompt and arm.system_prompt.replace:
             _must_exist(

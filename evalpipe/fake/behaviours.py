@@ -8,9 +8,11 @@ is drawn from a hash of that content, so the same request always gets the same a
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import Any, Final, Literal, NamedTuple
 
 import orjson
@@ -31,12 +33,14 @@ from evalpipe.fake.support import (
 __all__ = [
     "BEHAVIOURS",
     "MODELS",
+    "NIGHT_ENV",
     "Answer",
     "Behaviour",
     "Conversation",
     "Resolved",
     "ToolCall",
     "answer",
+    "fake_night",
     "resolve_model",
 ]
 
@@ -70,6 +74,7 @@ BEHAVIOURS: Final[Mapping[str, Behaviour]] = {
         Behaviour("refuser", "refuses ~30% of requests; otherwise like baseline", 0.8),
         Behaviour("collapse", "always the same short answer", 0.5),
         Behaviour("slow", "like baseline, 10x the latency", 10.0),
+        Behaviour("drifted", "like baseline, but breaks JSON on ~3% of structured requests"),
     )
 }
 
@@ -86,9 +91,20 @@ MODELS: Final[Mapping[str, tuple[str, str]]] = {
     "claude-sonnet-4-5": ("judge", "claude-sonnet-4-5"),
     "claude-sonnet-4-5-20250929": ("judge", "claude-sonnet-4-5-20250929"),
 }
-"""Named models; besides these, `fake-<behaviour>[-anything]` selects a behaviour directly."""
+"""Named models; besides these, `fake-<behaviour>[-anything]` selects a behaviour directly, and
+`<model>@drift-YYYY-MM-DD` is `<model>` that silently changes on that night (`NIGHT_ENV`)."""
 
 _FAKE_NAME: Final = re.compile(r"fake-([a-z]+)(?:-.*)?")
+_DRIFT_NAME: Final = re.compile(r"(.+)@drift-(\d{4}-\d{2}-\d{2})")
+
+NIGHT_ENV: Final = "EVALPIPE_FAKE_NIGHT"
+"""The date (YYYY-MM-DD) the fake provider believes it is, read per request (default: today,
+UTC). A `<model>@drift-D` model answers as `<model>` before night D and, from D on, as the
+`drifted` behaviour under a new snapshot name (`<snapshot>-rev2`, hence a new
+`system_fingerprint`): a provider that changed a pinned model under its users."""
+
+DRIFTED_SUFFIX: Final = "-rev2"
+DRIFT_BREAK_RATE: Final = 0.03
 
 GOOD_REWORD_RATE: Final = 0.25
 REGRESSED_BREAK_RATE: Final = 0.08
@@ -107,6 +123,16 @@ class Resolved(NamedTuple):
 
 def resolve_model(model: str) -> Resolved | None:
     """The behaviour behind a model name, or None for an unknown model (the server's 404)."""
+    drift = _DRIFT_NAME.fullmatch(model)
+    if drift is not None:
+        before = resolve_model(drift.group(1))
+        try:
+            switch = date.fromisoformat(drift.group(2))
+        except ValueError:
+            return None
+        if before is None or fake_night() < switch:
+            return before
+        return Resolved(BEHAVIOURS["drifted"], before.snapshot + DRIFTED_SUFFIX)
     if model in MODELS:
         name, snapshot = MODELS[model]
         return Resolved(BEHAVIOURS[name], snapshot)
@@ -114,6 +140,12 @@ def resolve_model(model: str) -> Resolved | None:
     if m and m.group(1) in BEHAVIOURS:
         return Resolved(BEHAVIOURS[m.group(1)], model)
     return None
+
+
+def fake_night() -> date:
+    """The night the fake provider answers for (`NIGHT_ENV`, else today in UTC)."""
+    text = os.environ.get(NIGHT_ENV)
+    return date.fromisoformat(text) if text else datetime.now(UTC).date()
 
 
 class ToolCall(NamedTuple):
@@ -253,7 +285,8 @@ def _answer(name: str, conv: Conversation) -> Answer:
         else:
             value = {"category": d.topic.category, "reply": d.topic.core.plain}
         text = orjson.dumps(value).decode()
-        if verbose and draw(key, "break") < REGRESSED_BREAK_RATE:
+        rate = REGRESSED_BREAK_RATE if verbose else DRIFT_BREAK_RATE if name == "drifted" else 0
+        if rate and draw(key, "break") < rate:
             text = _break_json(text, stable_hash(key, "how"))
         return Answer(text)
     call = _tool_call(conv, d, seed)

@@ -59,5 +59,12 @@ def shadow_eval(
     Returns:
         ``{"run_id", "exit_code", "verdict"}`` of the run.
     """
-    run = open_run(load_spec(spec_path), run_id, store=store)
-    return shadow_steps(run, PREFECT_TASKS, reports=reports)
+    spec = load_spec(spec_path)
+    run = open_run(spec, run_id, store=store)
+    result = shadow_steps(run, PREFECT_TASKS, reports=reports)
+    from evalpipe.flows.artifacts import publish_run
+
+    publish_run(
+        spec, run.run_id, "shadow-eval", f"# Shadow evaluation: {result['verdict']}", store=store
+    )
+    return result

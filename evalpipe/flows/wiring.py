@@ -36,6 +36,7 @@ __all__ = [
     "IN_PROCESS",
     "Stages",
     "WarmImports",
+    "gate_steps",
     "prefect_api_configured",
     "run_in_process",
     "shadow_steps",
@@ -77,6 +78,35 @@ def shadow_steps(run: Run, stages: Stages, *, reports: str | None = None) -> dic
     result = stages.gate(run)
     stages.report(run, result, out=reports)
     return {"run_id": run.run_id, "exit_code": result.exit_code, "verdict": result.verdict}
+
+
+def gate_steps(
+    spec: Spec,
+    stages: Stages,
+    *,
+    run_id: str | None = None,
+    store: str | None = None,
+    reports: str | None = None,
+) -> dict[str, Any]:
+    """The CI gate: the verdict of `run_id`, else of the spec's newest complete run (nothing
+    re-run, no provider call), else of a new run through `shadow_steps`.
+
+    Returns:
+        ``{"run_id", "exit_code", "verdict", "reused"}``; `reused` when no stage ran.
+    """
+    from evalpipe.store import latest_complete_run, open_run
+
+    run = open_run(spec, run_id, store=store) if run_id else latest_complete_run(spec, store=store)
+    if run is not None and run.complete:
+        result = pipeline.load_gate(run)
+        return {
+            "run_id": run.run_id,
+            "exit_code": result.exit_code,
+            "verdict": result.verdict,
+            "reused": True,
+        }
+    run = run or open_run(spec, store=store)
+    return {**shadow_steps(run, stages, reports=reports), "reused": False}
 
 
 def is_transient(exc: BaseException) -> bool:

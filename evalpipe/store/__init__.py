@@ -39,6 +39,7 @@ from evalpipe.version import __version__
 __all__ = [
     "STAGES",
     "CatalogRun",
+    "Night",
     "Run",
     "atomic_path",
     "find_runs",
@@ -46,9 +47,12 @@ __all__ = [
     "list_runs",
     "new_run_id",
     "open_run",
+    "read_night_metrics",
+    "read_nights",
     "read_rows",
     "read_table",
     "rebuild_catalog",
+    "record_night",
     "store_root",
     "update_catalog",
     "write_json_atomic",
@@ -484,3 +488,137 @@ def rebuild_catalog(root: Path, spec: Spec) -> int:
             update_catalog(run)
             count += 1
     return count
+
+
+# --- nights (the nightly flow's catalog tables) -------------------------------------------------
+
+_NIGHTS_DDL = """
+CREATE TABLE IF NOT EXISTS nights (
+    series VARCHAR, spec_name VARCHAR, night DATE, run_id VARCHAR, status VARCHAR,
+    as_of VARCHAR, records BIGINT, snapshots VARCHAR, verdicts VARCHAR, findings VARCHAR,
+    alerted VARCHAR, alert_status VARCHAR, PRIMARY KEY (series, night)
+);
+CREATE TABLE IF NOT EXISTS night_metrics (
+    series VARCHAR, night DATE, run_id VARCHAR, arm VARCHAR, metric VARCHAR, n BIGINT,
+    mean DOUBLE, var DOUBLE
+);
+"""
+"""`nights`: one row per night of a nightly series (JSON columns: snapshots arm → {models,
+fingerprints}, verdicts candidate → verdict, findings the active findings, alerted what the
+night's alert said). `night_metrics`: per night, arm and metric the mean, its n and the variance
+of the mean, which the drift sequences pool across nights."""
+
+
+@dataclass(frozen=True)
+class Night:
+    """One night of a nightly series, as the catalog holds it."""
+
+    series: str
+    """Hash of the nightly spec (its traffic window and dated path unfilled)."""
+    spec_name: str
+    night: str
+    """ISO date of the night."""
+    run_id: str | None
+    status: str
+    """`ok`, `skipped: no traffic`, `failed: provider`, `failed: <error>`."""
+    as_of: str
+    records: int
+    snapshots: dict[str, dict[str, list[str]]]
+    verdicts: dict[str, str]
+    findings: list[dict[str, Any]]
+    """Findings active after this night (states carried from earlier nights included)."""
+    alerted: dict[str, Any]
+    """What this night's alert said (`new`, `cleared`), empty when it sent none."""
+    alert_status: str
+    """`sent`, `none`, `failed: …` or `no webhook`."""
+
+
+_NIGHT_JSON = ("snapshots", "verdicts", "findings", "alerted")
+
+
+def record_night(root: Path, night: Night, metrics: list[dict[str, Any]]) -> None:
+    """Write (or rewrite) a night's row and its metrics in catalog.duckdb."""
+    row = {k: getattr(night, k) for k in Night.__dataclass_fields__}
+    for k in _NIGHT_JSON:
+        row[k] = orjson.dumps(row[k]).decode()
+    root.mkdir(parents=True, exist_ok=True)  # a night without traffic may be the store's first
+    with duckdb.connect(str(root / "catalog.duckdb")) as con:
+        con.execute(_NIGHTS_DDL)
+        con.execute(
+            "DELETE FROM nights WHERE series = ? AND night = ?", [night.series, night.night]
+        )
+        con.execute(
+            "DELETE FROM night_metrics WHERE series = ? AND night = ?", [night.series, night.night]
+        )
+        names = list(row)
+        con.execute(
+            f"INSERT INTO nights ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})",
+            [row[k] for k in names],
+        )
+        if metrics:
+            con.executemany(
+                "INSERT INTO night_metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    [
+                        night.series,
+                        night.night,
+                        night.run_id,
+                        m["arm"],
+                        m["metric"],
+                        m["n"],
+                        m["mean"],
+                        m["var"],
+                    ]
+                    for m in metrics
+                ],
+            )
+
+
+def _catalog_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {t for (t,) in con.execute("SHOW TABLES").fetchall()}
+
+
+def read_nights(
+    root: Path, *, series: str | None = None, spec_name: str | None = None
+) -> list[Night]:
+    """The nights of a series (or of a spec name), oldest first; none without a catalog."""
+    path = root / "catalog.duckdb"
+    if not path.is_file():
+        return []
+    try:
+        with duckdb.connect(str(path), read_only=True) as con:
+            if "nights" not in _catalog_tables(con):
+                return []
+            query = con.execute(
+                "SELECT * FROM nights WHERE (? IS NULL OR series = ?) AND (? IS NULL OR "
+                "spec_name = ?) ORDER BY night, series",
+                [series, series, spec_name, spec_name],
+            )
+            names = [d[0] for d in query.description]
+            rows = [dict(zip(names, r, strict=True)) for r in query.fetchall()]
+    except duckdb.Error as exc:
+        raise StoreError(f"{path} cannot be read ({str(exc).splitlines()[0]})") from None
+    out = []
+    for r in rows:
+        for k in _NIGHT_JSON:
+            r[k] = orjson.loads(r[k]) if r[k] else ({} if k != "findings" else [])
+        r["night"] = r["night"].isoformat()
+        out.append(Night(**r))
+    return out
+
+
+def read_night_metrics(root: Path, series: str) -> list[dict[str, Any]]:
+    """Per night, arm and metric: n, mean and the variance of the mean, oldest night first."""
+    path = root / "catalog.duckdb"
+    if not path.is_file():
+        return []
+    with duckdb.connect(str(path), read_only=True) as con:
+        if "night_metrics" not in _catalog_tables(con):
+            return []
+        query = con.execute(
+            "SELECT strftime(night, '%Y-%m-%d') AS night, run_id, arm, metric, n, mean, var "
+            "FROM night_metrics WHERE series = ? ORDER BY night, arm, metric",
+            [series],
+        )
+        names = [d[0] for d in query.description]
+        return [dict(zip(names, r, strict=True)) for r in query.fetchall()]

@@ -252,3 +252,26 @@ def test_structured_answers_conform_to_the_schema(schema: dict[str, Any]) -> Non
         for text in tickets(25, seed=9):
             conv = Conversation.build(SYSTEM, [("user", text)], schema=schema)
             jsonschema.validate(json.loads(answer(behaviour, conv).text), schema)
+
+
+def test_a_drift_alias_changes_snapshot_and_quality_from_its_night_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from evalpipe.fake.behaviours import DRIFT_BREAK_RATE, NIGHT_ENV
+
+    name = "gpt-4o-mini-2024-07-18@drift-2026-11-12"
+    monkeypatch.setenv(NIGHT_ENV, "2026-11-11")
+    assert resolve_model(name) == (BEHAVIOURS["baseline"], "gpt-4o-mini-2024-07-18")
+    monkeypatch.setenv(NIGHT_ENV, "2026-11-12")
+    assert resolve_model(name) == (BEHAVIOURS["drifted"], "gpt-4o-mini-2024-07-18-rev2")
+    assert resolve_model("nope@drift-2026-11-12") is None
+    broken = 0
+    for text in tickets(2000):
+        conv = Conversation.build(SYSTEM, [("user", text)], schema=TRIAGE_SCHEMA)
+        text = answer("drifted", conv).text
+        try:
+            json.loads(text)
+        except ValueError:
+            broken += 1
+        assert json.loads(answer("baseline", conv).text)
+    assert abs(broken / 2000 - DRIFT_BREAK_RATE) < 0.015

@@ -1,0 +1,100 @@
+"""The canary ramp's steps, wired once (no Prefect): `canary_steps`, `canary_status`.
+
+Step N (1-based) decides on the logs production served up to the end of step N (the ramp's
+`until`), with the ramp cut after step N: the canary gate's sequential looks over steps 1..N
+(STATISTICS.md, "Sequential looks") give promote (GO), roll back (NO-GO), hold (NOT-PROVEN) or
+invalid (INVALID, e.g. a sample-ratio mismatch). Each step is a run of its own, recorded in its
+manifest (`canary`), so `canary_status` can answer a rollout controller.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from evalpipe.errors import EvalpipeError
+from evalpipe.flows.watch import night_series
+from evalpipe.flows.wiring import Stages, shadow_steps
+from evalpipe.spec import Spec, Window
+from evalpipe.store import find_runs, latest_complete_run, open_run, store_root
+
+__all__ = ["DECISIONS", "canary_status", "canary_steps", "step_spec"]
+
+DECISIONS: Final = {
+    "GO": "promote",
+    "NO-GO": "rollback",
+    "NOT-PROVEN": "hold",
+    "INVALID": "invalid",
+}
+"""The gate's verdict → the ramp's decision (exit codes 0, 1, 2, 3 as the verdicts')."""
+
+
+def step_spec(spec: Spec, step: int) -> Spec:
+    """The spec as step `step` (1-based) decides it: the ramp up to it, logs up to its end."""
+    ramp = spec.gate.ramp
+    if spec.mode != "canary" or not ramp:
+        raise EvalpipeError("a canary needs `mode: canary` and a `gate.ramp` in the spec")
+    if not 1 <= step <= len(ramp):
+        raise EvalpipeError(f"--step {step}: the ramp has steps 1 to {len(ramp)}")
+    window = spec.traffic.window
+    start = window.start if window is not None else None
+    traffic = spec.traffic.model_copy(
+        update={"window": Window(start=start, end=ramp[step - 1].until)}
+    )
+    gate = spec.gate.model_copy(update={"ramp": ramp[:step]})
+    return spec.model_copy(update={"traffic": traffic, "gate": gate})
+
+
+def _decide(spec: Spec, step: int, stages: Stages, store: str | None) -> dict[str, Any]:
+    sspec = step_spec(spec, step)
+    run = latest_complete_run(sspec, store=store) or open_run(sspec, store=store)
+    result = shadow_steps(run, stages)
+    manifest = run.manifest()
+    verdicts: dict[str, dict[str, Any]] = manifest.get("candidates") or {}
+    reason = str(next(iter(verdicts.values()), {}).get("reason", ""))
+    decision = {
+        "spec": spec.name,
+        "series": night_series(spec),
+        "step": step,
+        "steps": len(spec.gate.ramp),
+        "weight": spec.gate.ramp[step - 1].weight,
+        "until": spec.gate.ramp[step - 1].until.isoformat(),
+        "decision": DECISIONS[str(result["verdict"])],
+        "verdict": result["verdict"],
+        "exit_code": result["exit_code"],
+        "reason": reason,
+        "run_id": run.run_id,
+        "report": manifest.get("report"),
+    }
+    run.update_manifest(canary=decision)
+    return decision
+
+
+def canary_steps(
+    spec: Spec, stages: Stages, *, step: int | None = None, store: str | None = None
+) -> list[dict[str, Any]]:
+    """Decide step `step`, or walk the ramp from step 1 until a step does not promote.
+
+    Returns:
+        The decisions made, in step order (the last is the ramp's current decision).
+    """
+    if step is not None:
+        return [_decide(spec, step, stages, store)]
+    out = []
+    for n in range(1, len(spec.gate.ramp) + 1):
+        out.append(_decide(spec, n, stages, store))
+        if out[-1]["decision"] in ("rollback", "invalid"):
+            break
+    return out
+
+
+def canary_status(spec: Spec, *, store: str | None = None) -> dict[str, Any]:
+    """The ramp's newest decision, for a rollout controller (Argo Rollouts, Flagger).
+
+    `decision` is `promote`, `hold`, `rollback`, `invalid`, or `none` before any step ran.
+    """
+    series = night_series(spec)
+    for manifest in find_runs(store_root(store or spec.store)):
+        decision = manifest.get("canary") or {}
+        if decision.get("series") == series:
+            return dict(decision)
+    return {"spec": spec.name, "series": series, "decision": "none", "step": 0}
