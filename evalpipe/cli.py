@@ -496,7 +496,10 @@ def nightly(
     with contextlib.ExitStack() as stack:
         if needs_fake_provider(s):
             from evalpipe.fake import builtin_fake
+            from evalpipe.fake.behaviours import NIGHT_ENV
 
+            if night:  # the built-in fake answers for the night being run (its drift aliases)
+                os.environ.setdefault(NIGHT_ENV, night)
             stack.enter_context(builtin_fake())
         from evalpipe.flows import prefect_api_configured
 

@@ -1,7 +1,7 @@
 """Write canary.jsonl.gz: 3,000 logged requests of a 3-step ramp (seeded).
 
 Users are split between cohort A (production) and B (the candidate) by a hash; from the start of
-step 3 the candidate breaks JSON on 30% more answers, so the ramp should roll back at step 3.
+step 3 the candidate breaks JSON on 40% more answers, so the ramp should roll back at step 3.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def main() -> None:
         user = f"u{rng.randrange(900)}"
         variant = "B" if int(user[1:]) % 2 else "A"
         when = START + timedelta(minutes=i)
-        broken = variant == "B" and when >= BROKEN_FROM and rng.random() < 0.3
+        broken = variant == "B" and when >= BROKEN_FROM and rng.random() < 0.4
         ok = not broken and rng.random() >= 0.05
         content = '{"category": "billing"}' if ok else 'Sure! {"category": '
         lines.append(
