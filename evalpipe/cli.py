@@ -430,6 +430,14 @@ def gate(
     junit: Annotated[
         Path | None, typer.Option("--junit", help="Also write the run's junit.xml to this path.")
     ] = None,
+    baseline_run: Annotated[
+        str | None,
+        typer.Option(
+            "--baseline-run",
+            help="Reuse the baseline answers of this nightly run (an id, or `latest`) when its "
+            "baseline configuration and traffic sample match; otherwise they are paid for.",
+        ),
+    ] = None,
 ) -> None:
     """Exit 0 GO / 1 NO-GO / 2 NOT-PROVEN / 3 INVALID for SPEC's newest complete run (or run it).
 
@@ -444,9 +452,22 @@ def gate(
     if run_id is not None:
         run = open_run(s, run_id, store=store)
     else:
-        run = latest_complete_run(s, store=store) or _execute(
-            spec, s, run_id=None, store=store, reports=report_dir
-        )
+        found = latest_complete_run(s, store=store)
+        if found is None and baseline_run is not None:
+            from evalpipe.flows.reuse import find_baseline_run, reuse_baseline
+
+            fresh = open_run(s, store=store)
+            reuse = reuse_baseline(fresh, find_baseline_run(s, baseline_run, store=store))
+            if reuse.reused:
+                out.print(f"Baseline answers reused from nightly run {reuse.source}.")
+            else:
+                err.print(
+                    f"warning: baseline answers of {reuse.source} not reused: {reuse.reason}; "
+                    "the baseline is replayed",
+                    soft_wrap=True,
+                )
+            found = _execute(spec, s, run_id=fresh.run_id, store=store, reports=report_dir)
+        run = found or _execute(spec, s, run_id=None, store=store, reports=report_dir)
     result, report, _ = _finished(run)
     folder = _ci_outputs(report, report_dir, junit)
     _print_verdicts(result, s, candidate)

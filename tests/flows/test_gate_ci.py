@@ -65,3 +65,63 @@ def test_the_gate_flow_reuses_the_newest_complete_run(
     state = ci_gate(str(path))
     assert state["reused"] is True and state["run_id"] == run.run_id
     assert state["exit_code"] == by_hand["exit_code"]
+
+
+def test_baseline_run_latest_reuses_the_nightly_baseline_answers_on_the_same_sample(
+    fake_provider: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+
+    from evalpipe.flows.watch import nightly_steps
+    from evalpipe.flows.wiring import IN_PROCESS
+    from evalpipe.store import open_run
+
+    monkeypatch.setenv("EVALPIPE_FAKE_NIGHT", "2026-11-02")
+    path = nightly_spec(tmp_path, traffic=SMALL)
+    night = nightly_steps(load_spec(path), IN_PROCESS, night=None)
+    assert night["status"] == "ok"
+    # the gate's spec: the same baseline and sample, another candidate
+    spec = yaml.safe_load(path.read_text())
+    spec["candidates"] = [
+        {
+            "name": "next",
+            "provider": "openai",
+            "model": "fake-good-next",
+            "base_url": "builtin:fake",
+        }
+    ]
+    gate_path = tmp_path / "gate.yaml"
+    gate_path.write_text(yaml.safe_dump(spec))
+    result = CliRunner().invoke(app, ["gate", str(gate_path), "--baseline-run", "latest"])
+    assert result.exit_code in (0, 1, 2, 3), result.output
+    assert f"Baseline answers reused from nightly run {night['run_id']}" in result.output
+    run = latest_complete_run(load_spec(gate_path))
+    assert run is not None
+    coverage = run.manifest()["coverage"]
+    assert coverage["baseline"]["cache_hits"] == coverage["baseline"]["ok"] > 0
+    assert coverage["next"]["cache_hits"] == 0
+    assert run.manifest()["baseline_reused_from"] == night["run_id"]
+    assert open_run(load_spec(path), str(night["run_id"])).complete
+
+
+def test_baseline_run_on_another_sample_is_not_reused_and_says_why(
+    fake_provider: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+
+    from evalpipe.flows.watch import nightly_steps
+    from evalpipe.flows.wiring import IN_PROCESS
+
+    path = nightly_spec(tmp_path, traffic=SMALL)
+    night = nightly_steps(load_spec(path), IN_PROCESS, night=None)
+    spec = yaml.safe_load(path.read_text())
+    spec["traffic"]["sample"] = {"n": 25}
+    gate_path = tmp_path / "gate.yaml"
+    gate_path.write_text(yaml.safe_dump(spec))
+    result = CliRunner().invoke(
+        app, ["gate", str(gate_path), "--baseline-run", str(night["run_id"])]
+    )
+    assert result.exit_code in (0, 1, 2, 3), result.output
+    assert "its traffic sample differs" in result.output
+    run = latest_complete_run(load_spec(gate_path))
+    assert run is not None and run.manifest()["coverage"]["baseline"]["cache_hits"] == 0
