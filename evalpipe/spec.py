@@ -656,7 +656,9 @@ class Alerts(_Strict):
     retries: int = Field(default=3, ge=0, le=10)
     """Retries of a failed webhook POST (then the failure is logged; the night goes on)."""
     timeout_s: float = Field(default=10.0, gt=0, le=120)
-    """Seconds to wait for the webhook's answer."""
+    """Seconds to wait for the webhook's (or the Pushgateway's) answer."""
+    pushgateway_url: str | None = None
+    """Prometheus Pushgateway to PUT each run's metrics.prom to (job `evalpipe`, by spec)."""
 
 
 class Schedule(_Strict):

@@ -77,7 +77,18 @@ def shadow_steps(run: Run, stages: Stages, *, reports: str | None = None) -> dic
     stages.score(run)
     result = stages.gate(run)
     stages.report(run, result, out=reports)
+    _monitoring(run)
     return {"run_id": run.run_id, "exit_code": result.exit_code, "verdict": result.verdict}
+
+
+def _monitoring(run: Run) -> None:
+    """metrics.prom beside the run's files and report; pushed when a Pushgateway is configured."""
+    from evalpipe.store.prom import push_metrics, write_metrics_prom
+
+    text = write_metrics_prom(run)
+    url = run.spec.alerts.pushgateway_url
+    if url and "${" not in url:
+        push_metrics(url, run.spec.name, text, timeout_s=run.spec.alerts.timeout_s)
 
 
 def gate_steps(
