@@ -49,6 +49,20 @@ def test_snapshot_change_on_night_three_posts_exactly_one_alert_under_prefect(
     nights = read_nights(store_root(load_spec(path).store))
     assert [n.night for n in nights] == ["2026-11-02", "2026-11-03", "2026-11-04"]
     assert nights[2].snapshots["baseline"]["models"] == ["gpt-4o-mini-2024-07-18-rev2"]
+    # keyed artifacts: one key per spec and flow, a version per night
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    keys = ["nightly-test-nightly-summary", "nightly-test-nightly-metrics"]
+    keys.append("nightly-test-nightly-report")
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=keys))
+        )
+    by_key: dict[str, int] = {}
+    for artifact in found:
+        by_key[str(artifact.key)] = by_key.get(str(artifact.key), 0) + 1
+    assert by_key == {key: 3 for key in keys}
 
 
 def test_the_same_change_is_not_sent_again_and_a_rerun_night_sends_nothing(
@@ -77,6 +91,17 @@ def test_each_night_asks_the_provider_afresh_and_a_rerun_night_pays_nothing(
     assert runs[1].manifest()["cache_salt"] == "night:2026-11-03"
     rerun = _night(path, "2026-11-03", monkeypatch)
     assert rerun["run_id"] == second["run_id"]  # resumed, not begun again
+    # a night that crashed after replay lost its responses: the re-run pays for none of them
+    import shutil
+
+    shutil.rmtree(runs[1].responses_dir)
+    pending = dict.fromkeys(("replay", "score", "gate", "report"), "pending")
+    runs[1].update_manifest(stages=pending)
+    resumed = _night(path, "2026-11-03", monkeypatch)
+    assert resumed["run_id"] == second["run_id"] and resumed["status"] == "ok"
+    coverage = runs[1].manifest()["coverage"]
+    assert coverage["baseline"]["cache_hits"] == coverage["baseline"]["ok"] > 0
+    assert runs[1].manifest()["cost_usd"]["replay"] == 0
 
 
 def test_a_night_without_traffic_is_skipped_and_the_next_night_runs(
