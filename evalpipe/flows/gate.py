@@ -9,7 +9,7 @@ from prefect import flow
 
 from evalpipe.flows.artifacts import publish_run
 from evalpipe.flows.shadow import PREFECT_TASKS
-from evalpipe.flows.wiring import gate_steps
+from evalpipe.flows.wiring import gate_steps, provider_for
 from evalpipe.spec import load_spec
 
 
@@ -24,6 +24,7 @@ def ci_gate(
         2 NOT-PROVEN, 3 INVALID.
     """
     spec = load_spec(spec_path)
-    result = gate_steps(spec, PREFECT_TASKS, run_id=run_id, store=store, reports=reports)
+    with provider_for(spec):
+        result = gate_steps(spec, PREFECT_TASKS, run_id=run_id, store=store, reports=reports)
     publish_run(spec, str(result["run_id"]), "gate", f"# Gate: {result['verdict']}", store=store)
     return result

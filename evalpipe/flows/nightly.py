@@ -13,6 +13,7 @@ from prefect.schedules import Cron
 from evalpipe.flows.artifacts import publish_run
 from evalpipe.flows.shadow import PREFECT_TASKS
 from evalpipe.flows.watch import nightly_steps
+from evalpipe.flows.wiring import provider_for
 from evalpipe.spec import load_spec
 
 DEFAULT_CRON = "0 3 * * *"
@@ -36,13 +37,14 @@ def nightly_watch(
         ``{"night", "status", "run_id", "findings", "new", "cleared", "alert"}``.
     """
     spec = load_spec(spec_path)
-    result = nightly_steps(
-        spec,
-        PREFECT_TASKS,
-        night=date.fromisoformat(night) if night else None,
-        store=store,
-        reports=reports,
-    )
+    with provider_for(spec, night=night):
+        result = nightly_steps(
+            spec,
+            PREFECT_TASKS,
+            night=date.fromisoformat(night) if night else None,
+            store=store,
+            reports=reports,
+        )
     said = "".join(f"\n- {f['text']}" for f in result["new"])
     said += "".join(f"\n- cleared: {f['text']}" for f in result["cleared"])
     headline = f"# Night {result['night']}: {result['status']}{said}"

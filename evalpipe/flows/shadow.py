@@ -8,7 +8,13 @@ from prefect import flow, task, unmapped
 from prefect.cache_policies import NO_CACHE
 
 from evalpipe import pipeline
-from evalpipe.flows.wiring import PARTITION_RETRIES, Stages, is_transient, shadow_steps
+from evalpipe.flows.wiring import (
+    PARTITION_RETRIES,
+    Stages,
+    is_transient,
+    provider_for,
+    shadow_steps,
+)
 from evalpipe.spec import load_spec
 from evalpipe.store import Run, open_run
 
@@ -61,7 +67,8 @@ def shadow_eval(
     """
     spec = load_spec(spec_path)
     run = open_run(spec, run_id, store=store)
-    result = shadow_steps(run, PREFECT_TASKS, reports=reports)
+    with provider_for(spec):
+        result = shadow_steps(run, PREFECT_TASKS, reports=reports)
     from evalpipe.flows.artifacts import publish_run
 
     publish_run(

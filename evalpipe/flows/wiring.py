@@ -18,8 +18,9 @@ import os
 import sys
 import threading
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
@@ -38,6 +39,7 @@ __all__ = [
     "WarmImports",
     "gate_steps",
     "prefect_api_configured",
+    "provider_for",
     "run_in_process",
     "shadow_steps",
 ]
@@ -118,6 +120,30 @@ def gate_steps(
         }
     run = run or open_run(spec, store=store)
     return {**shadow_steps(run, stages, reports=reports), "reused": False}
+
+
+@contextmanager
+def provider_for(spec: Spec, *, night: str | None = None) -> Iterator[None]:
+    """The built-in fake provider while a flow runs, when the spec points at it (as the CLI
+    starts it for its commands); for a given night, the fake answers for that night."""
+    if not pipeline.needs_fake_provider(spec):
+        yield
+        return
+    from evalpipe.fake import builtin_fake
+    from evalpipe.fake.behaviours import NIGHT_ENV
+
+    before = os.environ.get(NIGHT_ENV)
+    if night:
+        os.environ[NIGHT_ENV] = night
+    try:
+        with builtin_fake():
+            yield
+    finally:
+        if night:
+            if before is None:
+                os.environ.pop(NIGHT_ENV, None)
+            else:
+                os.environ[NIGHT_ENV] = before
 
 
 def is_transient(exc: BaseException) -> bool:
