@@ -212,3 +212,69 @@ def test_trends_prints_a_row_per_night_with_the_snapshot_seen(
     assert lines[1].startswith("2026-11-02\tok\tgpt-4o-mini-2024-07-18, fp_")
     assert lines[2].startswith("2026-11-03\tok\tgpt-4o-mini-2024-07-18-rev2")
     assert lines[2].endswith("snapshot:baseline")
+
+
+def test_the_nightly_command_says_a_failed_night_in_one_line_and_exits_4(
+    fake_provider: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from evalpipe.cli import app
+    from evalpipe.providers.endpoint import FAKE_URL_ENV
+
+    path = nightly_spec(tmp_path, limits={"default": {"max_retries": 0, "timeout_s": 2}})
+    monkeypatch.setenv(FAKE_URL_ENV, "http://127.0.0.1:9")
+    result = CliRunner().invoke(app, ["nightly", str(path), "--night", "2026-11-03"])
+    assert result.exit_code == 4
+    assert result.stdout.startswith("Night 2026-11-03: failed: provider (run ")
+    assert len(result.stdout.strip().splitlines()) == 3  # the line, the new finding, the alert
+    skipped = CliRunner().invoke(app, ["nightly", str(path), "--night", "2026-12-25"])
+    assert skipped.exit_code == 0 and "Night 2026-12-25: skipped: no traffic" in skipped.stdout
+
+
+def test_a_spec_with_an_unparseable_cron_stops_the_nightly_command_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from evalpipe.cli import main
+
+    path = nightly_spec(tmp_path, schedule={"cron": "every night"})
+    with pytest.raises(SystemExit) as stop:
+        main(["nightly", str(path)])
+    assert stop.value.code == 4
+    said = capsys.readouterr().err.strip().splitlines()
+    assert len(said) == 1 and "schedule.cron: 'every night' is not a cron expression" in said[0]
+
+
+def test_the_alert_is_slack_compatible_text_and_blocks() -> None:
+    from evalpipe.flows.alerts import alert_payload
+
+    new = [{"text": "baseline answered as a new snapshot"}]
+    cleared = [{"text": "the nightly run failed: provider"}]
+    body = alert_payload("spec", "2026-11-03", new, cleared, report="/r/index.html")
+    assert body["text"].startswith(
+        "evalpipe nightly spec, night 2026-11-03: 1 new finding, 1 cleared"
+    )
+    assert [b["type"] for b in body["blocks"]] == ["header", "section", "context"]
+    assert "• cleared: the nightly run failed: provider" in body["blocks"][1]["text"]["text"]
+
+
+def test_a_baseline_replayed_twice_records_its_aa_noise_floor_each_night(
+    fake_provider: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+
+    from evalpipe.flows.watch import night_series
+    from evalpipe.store import read_night_metrics
+
+    path = nightly_spec(tmp_path, traffic={"path": "traffic.jsonl.gz", "sample": {"n": 20}})
+    spec = yaml.safe_load(path.read_text())
+    spec["baseline"]["repeats"] = 2
+    spec["baseline"]["params"] = {"temperature": 0.7}
+    path.write_text(yaml.safe_dump(spec))
+    assert _night(path, "2026-11-02", monkeypatch)["status"] == "ok"
+    loaded = load_spec(path)
+    rows = read_night_metrics(store_root(loaded.store), night_series(loaded))
+    aa = [r for r in rows if r["arm"] == "baseline-aa"]
+    assert [r["metric"] for r in aa] == ["diff.exact"] and aa[0]["n"] > 0
+    logged = [r for r in rows if r["arm"] == "baseline-logged"]
+    assert {r["metric"] for r in logged} == {"valid_json", "no_refusal"}
