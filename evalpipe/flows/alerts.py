@@ -24,15 +24,19 @@ BACKOFF_S: Final = 0.5
 
 def alert_payload(
     spec_name: str,
-    night: str,
+    when: str,
     new: list[dict[str, Any]],
     cleared: list[dict[str, Any]],
     *,
     report: str | None = None,
 ) -> dict[str, Any]:
-    """The webhook body: `text` (every client shows it) and Slack `blocks`."""
+    """The webhook body: `text` (every client shows it) and Slack `blocks`.
+
+    Args:
+        when: what the findings are of (`night 2026-11-03`, `ramp step 2`).
+    """
     lines = [f"• {f['text']}" for f in new] + [f"• cleared: {f['text']}" for f in cleared]
-    head = f"evalpipe nightly {spec_name}, night {night}: " + ", ".join(
+    head = f"evalpipe {spec_name}, {when}: " + ", ".join(
         part
         for part in (
             f"{len(new)} new finding{'s' if len(new) != 1 else ''}" if new else "",

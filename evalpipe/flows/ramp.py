@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from evalpipe.errors import EvalpipeError
+from evalpipe.flows.alerts import alert_payload, post_alert
 from evalpipe.flows.watch import night_series
 from evalpipe.flows.wiring import Stages, shadow_steps
 from evalpipe.spec import Spec, Window
@@ -77,14 +78,33 @@ def canary_steps(
     Returns:
         The decisions made, in step order (the last is the ramp's current decision).
     """
+    before = canary_status(spec, store=store)
     if step is not None:
-        return [_decide(spec, step, stages, store)]
-    out = []
-    for n in range(1, len(spec.gate.ramp) + 1):
-        out.append(_decide(spec, n, stages, store))
-        if out[-1]["decision"] in ("rollback", "invalid"):
-            break
+        out = [_decide(spec, step, stages, store)]
+    else:
+        out = []
+        for n in range(1, len(spec.gate.ramp) + 1):
+            out.append(_decide(spec, n, stages, store))
+            if out[-1]["decision"] in ("rollback", "invalid"):
+                break
+    _announce(spec, before, out[-1])
     return out
+
+
+def _announce(spec: Spec, before: dict[str, Any], now: dict[str, Any]) -> None:
+    """POST the decision to `alerts.webhook_url` when it differs from the last one (once)."""
+    url = spec.alerts.webhook_url
+    if not url or "${" in url:
+        return
+    if (before.get("step"), before.get("decision")) == (now["step"], now["decision"]):
+        return
+    text = f"canary step {now['step']} of {now['steps']}: {now['decision']} — {now['reason']}"
+    now["alert"] = post_alert(
+        url,
+        alert_payload(spec.name, f"ramp step {now['step']}", [{"text": text}], []),
+        retries=spec.alerts.retries,
+        timeout_s=spec.alerts.timeout_s,
+    )
 
 
 def canary_status(spec: Spec, *, store: str | None = None) -> dict[str, Any]:

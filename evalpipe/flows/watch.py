@@ -310,7 +310,9 @@ def nightly_steps(
             report = str(run.manifest().get("report") or "") if run is not None else ""
             alert_status = post_alert(
                 url,
-                alert_payload(spec.name, plan.night.isoformat(), new, cleared, report=report),
+                alert_payload(
+                    spec.name, f"night {plan.night.isoformat()}", new, cleared, report=report
+                ),
                 retries=spec.alerts.retries,
                 timeout_s=spec.alerts.timeout_s,
             )

@@ -14,6 +14,7 @@ from evalpipe.cli import app
 from evalpipe.flows.ramp import canary_status, canary_steps
 from evalpipe.flows.wiring import IN_PROCESS
 from evalpipe.spec import load_spec
+from tests.flows.conftest import Webhook
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
 UNTIL = ["2026-11-01T16:00:00Z", "2026-11-02T08:00:00Z", "2026-11-03T04:00:00Z"]
@@ -108,6 +109,18 @@ def test_canary_step_exit_codes_and_status_json(tmp_path: Path) -> None:
     assert doc["decision"] == "rollback" and doc["step"] == 1 and doc["exit_code"] == 1
     bad = runner.invoke(app, ["canary", str(path), "--step", "4"])
     assert bad.exit_code != 0
+
+
+def test_a_changed_decision_is_posted_once_to_the_webhook(tmp_path: Path, webhook: Webhook) -> None:
+    path = _spec(tmp_path, broken_from=datetime(2026, 11, 1, 0, tzinfo=UTC))
+    text = path.read_text() + f"alerts: {{webhook_url: '{webhook.url}'}}\n"
+    path.write_text(text)
+    spec = load_spec(path)
+    (first,) = canary_steps(spec, IN_PROCESS, step=1)
+    assert first["decision"] == "rollback" and first["alert"] == "sent"
+    canary_steps(spec, IN_PROCESS, step=1)  # the same decision again: not sent again
+    assert len(webhook.posts) == 1
+    assert "canary step 1 of 3: rollback" in webhook.posts[0]["text"]
 
 
 def test_canary_status_before_any_step_is_none(tmp_path: Path) -> None:

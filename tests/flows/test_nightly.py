@@ -250,10 +250,8 @@ def test_the_alert_is_slack_compatible_text_and_blocks() -> None:
 
     new = [{"text": "baseline answered as a new snapshot"}]
     cleared = [{"text": "the nightly run failed: provider"}]
-    body = alert_payload("spec", "2026-11-03", new, cleared, report="/r/index.html")
-    assert body["text"].startswith(
-        "evalpipe nightly spec, night 2026-11-03: 1 new finding, 1 cleared"
-    )
+    body = alert_payload("spec", "night 2026-11-03", new, cleared, report="/r/index.html")
+    assert body["text"].startswith("evalpipe spec, night 2026-11-03: 1 new finding, 1 cleared")
     assert [b["type"] for b in body["blocks"]] == ["header", "section", "context"]
     assert "• cleared: the nightly run failed: provider" in body["blocks"][1]["text"]["text"]
 
