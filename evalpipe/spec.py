@@ -661,6 +661,12 @@ class Alerts(_Strict):
     """Prometheus Pushgateway to PUT each run's metrics.prom to (job `evalpipe`, by spec)."""
 
 
+class Otel(_Strict):
+    endpoint: str | None = None
+    """OTLP/HTTP collector (`http://127.0.0.1:4318`) that receives a `gen_ai.evaluation.result`
+    event per candidate and gated metric of each run (the `otel` extra)."""
+
+
 class Schedule(_Strict):
     cron: str
     """When the nightly flow runs, a 5-field cron expression (`0 3 * * *`)."""
@@ -735,6 +741,8 @@ class Spec(_Strict):
     alerts: Alerts = Field(default_factory=Alerts)
     schedule: Schedule | None = None
     """When the nightly flow runs (`evalpipe serve-nightly`, prefect.yaml)."""
+    otel: Otel = Field(default_factory=Otel)
+    """OpenTelemetry GenAI evaluation events of each run."""
 
     _spec_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _spec_path: Path | None = PrivateAttr(default=None)

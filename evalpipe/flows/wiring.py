@@ -84,13 +84,19 @@ def shadow_steps(run: Run, stages: Stages, *, reports: str | None = None) -> dic
 
 
 def _monitoring(run: Run) -> None:
-    """metrics.prom beside the run's files and report; pushed when a Pushgateway is configured."""
+    """metrics.prom beside the run's files and report, pushed when a Pushgateway is configured;
+    OpenTelemetry evaluation events when `otel.endpoint` is set."""
     from evalpipe.store.prom import push_metrics, write_metrics_prom
 
     text = write_metrics_prom(run)
     url = run.spec.alerts.pushgateway_url
     if url and "${" not in url:
         push_metrics(url, run.spec.name, text, timeout_s=run.spec.alerts.timeout_s)
+    endpoint = run.spec.otel.endpoint
+    if endpoint and "${" not in endpoint:
+        from evalpipe.store.otel import emit_evaluation_events
+
+        emit_evaluation_events(run, endpoint, timeout_s=run.spec.alerts.timeout_s)
 
 
 def gate_steps(
