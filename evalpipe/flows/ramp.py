@@ -9,6 +9,7 @@ manifest (`canary`), so `canary_status` can answer a rollout controller.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, Final
 
 from evalpipe.errors import EvalpipeError
@@ -65,6 +66,7 @@ def _decide(spec: Spec, step: int, stages: Stages, store: str | None) -> dict[st
         "reason": reason,
         "run_id": run.run_id,
         "report": manifest.get("report"),
+        "decided_at": datetime.now(UTC).isoformat(timespec="microseconds"),
     }
     run.update_manifest(canary=decision)
     return decision
@@ -113,8 +115,12 @@ def canary_status(spec: Spec, *, store: str | None = None) -> dict[str, Any]:
     `decision` is `promote`, `hold`, `rollback`, `invalid`, or `none` before any step ran.
     """
     series = night_series(spec)
-    for manifest in find_runs(store_root(store or spec.store)):
-        decision = manifest.get("canary") or {}
-        if decision.get("series") == series:
-            return dict(decision)
-    return {"spec": spec.name, "series": series, "decision": "none", "step": 0}
+    decisions = [
+        dict(m["canary"])
+        for m in find_runs(store_root(store or spec.store))
+        if (m.get("canary") or {}).get("series") == series
+    ]
+    if not decisions:
+        return {"spec": spec.name, "series": series, "decision": "none", "step": 0}
+    # the newest decision, not the newest run id: runs begun in one second sort by their hex
+    return max(decisions, key=lambda d: str(d.get("decided_at") or ""))

@@ -41,13 +41,18 @@ def find_baseline_run(spec: Spec, which: str, *, store: str | None = None) -> Ru
         StoreError: no such run.
     """
     root = store_root(store or spec.store)
-    for manifest in find_runs(root):
-        night = manifest.get("nightly") or {}
-        if which == "latest":
-            if night.get("status") == "ok" and manifest.get("spec_name") == spec.name:
-                return open_run(spec, manifest["run_id"], store=store)
-        elif manifest.get("run_id") == which:
-            return open_run(spec, which, store=store)
+    manifests = find_runs(root)
+    if which == "latest":
+        nights = [
+            m
+            for m in manifests
+            if (m.get("nightly") or {}).get("status") == "ok" and m.get("spec_name") == spec.name
+        ]
+        if nights:  # the newest night (run ids begun in one second sort by their hex)
+            newest = max(nights, key=lambda m: (m["nightly"].get("night", ""), m["run_id"]))
+            return open_run(spec, newest["run_id"], store=store)
+    elif any(m.get("run_id") == which for m in manifests):
+        return open_run(spec, which, store=store)
     raise StoreError(
         f"--baseline-run {which}: no finished nightly run of {spec.name!r} in {root}; "
         "`evalpipe trends SPEC` lists the nights"

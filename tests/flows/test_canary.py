@@ -132,3 +132,20 @@ def test_an_equal_cohort_is_never_rolled_back(tmp_path: Path) -> None:
     path = _spec(tmp_path, broken_from=datetime(2030, 1, 1, tzinfo=UTC))
     decisions = canary_steps(load_spec(path), IN_PROCESS)
     assert "rollback" not in [d["decision"] for d in decisions]
+
+
+def test_canary_status_is_the_newest_decision_whatever_the_run_ids_say(tmp_path: Path) -> None:
+    from evalpipe.flows.watch import night_series
+    from evalpipe.store import write_json_atomic
+
+    path = _spec(tmp_path, broken_from=datetime(2030, 1, 1, tzinfo=UTC))
+    spec = load_spec(path)
+    # two steps decided in one second: their run ids sort by their random hex
+    for run_id, step, decided in (
+        ("20261101-000000-canary-ramp-ffffff", 2, "2026-11-01T00:00:00.100000+00:00"),
+        ("20261101-000000-canary-ramp-000000", 3, "2026-11-01T00:00:00.900000+00:00"),
+    ):
+        canary = {"series": night_series(spec), "step": step, "decision": "hold"}
+        manifest = {"run_id": run_id, "canary": {**canary, "decided_at": decided}}
+        write_json_atomic(manifest, tmp_path / "store" / "runs" / run_id / "manifest.json")
+    assert canary_status(spec)["step"] == 3
