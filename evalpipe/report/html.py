@@ -652,7 +652,7 @@ def compared_facts(
         sample_text = f"seeded sample of {sample.n:,}"
         if sample.stratify:
             sample_text += " stratified by " + ", ".join(sample.stratify)
-    return [
+    facts = [
         ("Traffic window", window),
         ("Records", f"{records.num_rows:,}"),
         ("Sample", sample_text),
@@ -661,6 +661,10 @@ def compared_facts(
         ("evalpipe", str(manifest.get("evalpipe_version") or __version__)),
         ("Evaluation cost", cost_total),
     ]
+    reused = manifest.get("baseline_reused_from")
+    if reused:  # `evalpipe gate --baseline-run`: the baseline's answers came from that night
+        facts.insert(3, ("Baseline answers", f"reused from run {reused} (not paid again)"))
+    return facts
 
 
 def _labels(spec: Spec, cards: list[Card]) -> dict[str, str]:

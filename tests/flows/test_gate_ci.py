@@ -102,6 +102,8 @@ def test_baseline_run_latest_reuses_the_nightly_baseline_answers_on_the_same_sam
     assert coverage["next"]["cache_hits"] == 0
     assert run.manifest()["baseline_reused_from"] == night["run_id"]
     assert open_run(load_spec(path), str(night["run_id"])).complete
+    page = Path(run.manifest()["report"]).read_text()
+    assert f"reused from run {night['run_id']} (not paid again)" in page
 
 
 def test_baseline_run_on_another_sample_is_not_reused_and_says_why(
