@@ -93,6 +93,7 @@ class _ProgressView:
         self._last: dict[tuple[str, str], int] = {}
         self._parts: dict[tuple[str, str], dict[int, tuple[int, int]]] = {}
         self._started: dict[tuple[str, str], float] = {}
+        self._breakers: set[tuple[tuple[str, str], str]] = set()
         self._progress: Any = None
 
     def __enter__(self) -> _ProgressView:
@@ -130,19 +131,37 @@ class _ProgressView:
         now = time.perf_counter()
         started = self._started.setdefault(key, now) if done else now
         rate = f"{done / (now - started):.0f}" if now - started > 0.5 else "…"
+        trouble = _call_trouble(ev)
         if self._progress is not None:
             if key not in self._bars:
                 self._bars[key] = self._progress.add_task(
                     f"{ev.stage} {ev.arm}", total=total, rate=rate, spent=ev.spent_usd
                 )
             self._progress.update(
-                self._bars[key], completed=done, total=total, rate=rate, spent=ev.spent_usd
+                self._bars[key],
+                completed=done,
+                total=total,
+                rate=rate,
+                spent=ev.spent_usd,
+                description=f"{ev.stage} {ev.arm}{trouble}",
             )
             return
         quarter = 4 * done // max(total, 1)
-        if done and self._last.get(key, -1) < quarter:
+        breaker = (key, ev.breaker)
+        if done and (self._last.get(key, -1) < quarter or breaker not in self._breakers):
             self._last[key] = quarter
-            out.print(f"{ev.stage} {ev.arm}: {done}/{total}")
+            self._breakers.add(breaker)
+            out.print(f"{ev.stage} {ev.arm}: {done}/{total}{trouble}")
+
+
+def _call_trouble(ev: Progress) -> str:
+    """Retries, 429s and a breaker not closed, as a progress line's tail ('' when none)."""
+    parts = [f"{ev.retries} retries"] if ev.retries else []
+    if ev.throttled:
+        parts.append(f"{ev.throttled} × 429")
+    if ev.breaker != "closed":
+        parts.append(f"breaker {ev.breaker}")
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def _print_verdicts(result: GateResult, spec: Spec, candidate: str | None = None) -> None:
@@ -261,6 +280,29 @@ def _print_run_facts(manifest: dict[str, Any]) -> None:
         soft_wrap=True,
     )
     _print_fidelity(manifest)
+    _print_throughput(manifest)
+
+
+def _print_throughput(manifest: dict[str, Any]) -> None:
+    """One line: each arm's requests/s against the ceiling of its limits and the limit that binds
+    it; retries, 429s, a cut window and the breaker when they happened."""
+    arms = []
+    for arm, t in (manifest.get("throughput") or {}).items():
+        part = f"{arm} {t['achieved_rps'] or 0:.1f}/s"
+        if t.get("ceiling_rps"):
+            part += f" of {t['ceiling_rps']:.1f} ({t['bound_by']})"
+        extra = [f"{t['retries']:,} retries"] if t.get("retries") else []
+        if t.get("throttled"):
+            extra.append(f"{t['throttled']:,} × 429")
+        if t.get("concurrency_low", 0) < t.get("concurrency_ceiling", 0):
+            extra.append(f"in flight cut to {t['concurrency_low']} of {t['concurrency_ceiling']}")
+        if t.get("breaker_opened"):
+            extra.append(f"breaker opened {t['breaker_opened']}×, {t['breaker']}")
+        if t.get("breaker") == "down" and t.get("breaker_reason"):
+            extra.append(f"arm ended: {t['breaker_reason']}")
+        arms.append(part + (f" ({'; '.join(extra)})" if extra else ""))
+    if arms:
+        out.print(f"Throughput: {', '.join(arms)}.", soft_wrap=True)
 
 
 _FACTS_SHOWN: Final = 6

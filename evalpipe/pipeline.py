@@ -197,6 +197,22 @@ def replay_run(run: Run, part: int | None = None) -> int:
     return written
 
 
+def _throughput(run: Run) -> dict[str, dict[str, Any]]:
+    """Per arm: achieved requests/s against its ceiling and the limit that binds it, retries,
+    429s, the adaptive window and the breaker, as this process's limiters saw them (empty for
+    arms whose requests were all cached or journaled before)."""
+    from evalpipe.replay.limits import run_endpoints
+
+    endpoints = run_endpoints(run.run_id)
+    spec = run.spec
+    out: dict[str, dict[str, Any]] = {}
+    for arm in spec.arms():
+        facts = endpoints.get(f"{arm.provider}/{arm.model}")
+        if facts is not None and facts["attempts"]:
+            out["baseline" if arm is spec.baseline else arm.name] = facts
+    return out
+
+
 def finish_replay(run: Run, seconds: float | None = None) -> None:
     """After every partition: add the `logged` arm, record counts and spend, mark replay done."""
     from evalpipe.replay.engine import logged_responses
@@ -232,6 +248,7 @@ def finish_replay(run: Run, seconds: float | None = None) -> None:
     }
     replay_cost = round(sum(r["spent"] for r in per_arm), 6)
     run.update_manifest(
+        throughput=_throughput(run),
         coverage=coverage,
         models_seen={r["arm"]: r["models"] or [] for r in per_arm},
         cost_usd={"replay": replay_cost, "total": replay_cost},

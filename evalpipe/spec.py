@@ -264,7 +264,12 @@ class Candidate(Arm):
 
 class Limit(_Strict):
     concurrency: int | None = Field(default=None, gt=0)
-    """Requests in flight at once."""
+    """Requests in flight at once (the ceiling of the adaptive concurrency)."""
+    concurrency_min: int | None = Field(default=None, gt=0)
+    """Floor of the adaptive concurrency: it never goes below this on 429s and overloads."""
+    adaptive: bool | None = None
+    """Adapt the requests in flight to the provider (AIMD: halve on 429/503/529, +1 per window of
+    successes); false keeps `concurrency` fixed."""
     rpm: int | None = Field(default=None, gt=0)
     """Requests per minute."""
     tpm: int | None = Field(default=None, gt=0)
@@ -272,10 +277,21 @@ class Limit(_Strict):
     timeout_s: float | None = Field(default=None, gt=0)
     """Timeout of one request attempt, in seconds."""
     max_retries: int | None = Field(default=None, ge=0)
-    """Retries of a failed request (the SDK's own retry with backoff)."""
+    """Retries of a failed request (429, 5xx, connection, timeout): after the wait the server
+    asks for, else exponential backoff with full jitter."""
+    breaker_pause_s: float | None = Field(default=None, gt=0)
+    """Pause of an arm whose provider keeps failing before its first probe (doubling; the arm
+    ends after five failed probes)."""
 
 
-DEFAULT_LIMIT: Final = Limit(concurrency=32, timeout_s=60, max_retries=6)
+DEFAULT_LIMIT: Final = Limit(
+    concurrency=32,
+    concurrency_min=1,
+    adaptive=True,
+    timeout_s=60,
+    max_retries=6,
+    breaker_pause_s=1.0,
+)
 
 
 class Price(_Strict):

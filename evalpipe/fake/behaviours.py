@@ -40,7 +40,9 @@ __all__ = [
     "Resolved",
     "ToolCall",
     "answer",
+    "capacity",
     "fake_night",
+    "fault",
     "resolve_model",
 ]
 
@@ -75,6 +77,27 @@ BEHAVIOURS: Final[Mapping[str, Behaviour]] = {
         Behaviour("collapse", "always the same short answer", 0.5),
         Behaviour("slow", "like baseline, 10x the latency", 10.0),
         Behaviour("drifted", "like baseline, but breaks JSON on ~3% of structured requests"),
+        Behaviour(
+            "ratelimited",
+            "429 with retry-after-ms and x-ratelimit-reset-requests above N requests in flight"
+            " (`fake-ratelimited-N`, default 32); then like baseline",
+        ),
+        Behaviour(
+            "overloaded",
+            "503 (OpenAI) or 529 (Anthropic) above N requests in flight (`fake-overloaded-N`,"
+            " default 32); then like baseline",
+        ),
+        Behaviour("throttled", "always 429 with retry-after-ms (a quota that never comes back)"),
+        Behaviour("down", "always 503 (OpenAI) or 529 (Anthropic)"),
+        Behaviour("hang", "first attempt of ~20% of requests never answers; then like baseline"),
+        Behaviour(
+            "reset", "first attempt of ~20% of requests is cut off mid-answer; then like baseline"
+        ),
+        Behaviour(
+            "faulty",
+            "each attempt: 10% 429 with retry-after, 5% 500, 2% no answer, 1% a malformed 200"
+            " body, 1% cut off; otherwise like baseline",
+        ),
     )
 }
 
@@ -105,6 +128,34 @@ UTC). A `<model>@drift-D` model answers as `<model>` before night D and, from D 
 
 DRIFTED_SUFFIX: Final = "-rev2"
 DRIFT_BREAK_RATE: Final = 0.03
+_CAPACITY: Final = re.compile(r"fake-[a-z]+-(\d+)(?:-.*)?")
+DEFAULT_CAPACITY: Final = 32
+"""Requests in flight a `ratelimited` or `overloaded` model takes when its name gives no N."""
+
+FAULTS: Final[tuple[tuple[str, float], ...]] = (
+    ("429", 0.10),
+    ("500", 0.05),
+    ("hang", 0.02),
+    ("malformed", 0.01),
+    ("reset", 0.01),
+)
+"""The `faulty` model's faults and the share of attempts each gets."""
+
+
+def capacity(model: str) -> int:
+    """Requests in flight a `fake-<behaviour>-N` model takes (N, else DEFAULT_CAPACITY)."""
+    m = _CAPACITY.fullmatch(model)
+    return int(m.group(1)) if m else DEFAULT_CAPACITY
+
+
+def fault(u: float) -> str | None:
+    """The `faulty` model's fault for an attempt drawn at `u` in [0, 1) (None: it answers)."""
+    for name, share in FAULTS:
+        if u < share:
+            return name
+        u -= share
+    return None
+
 
 GOOD_REWORD_RATE: Final = 0.25
 REGRESSED_BREAK_RATE: Final = 0.08

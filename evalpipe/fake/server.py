@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from evalpipe.fake.behaviours import BEHAVIOURS, MODELS, resolve_model
+from evalpipe.fake.behaviours import BEHAVIOURS, MODELS, Resolved, capacity, fault, resolve_model
 from evalpipe.fake.hashing import alnum, draw
 from evalpipe.fake.wire import (
     BadRequest,
@@ -55,6 +55,15 @@ BAD_KEY: Final = "bad-key"
 _FLAKY_RATE: Final = 0.20
 _TTFT_SHARE: Final = 0.3  # share of the latency spent before the first streamed piece
 _MAX_TRACKED: Final = 200_000
+_HANG_S: Final = 600.0  # a hanging answer's longest wait for its client to give up
+_SLOW_START_RATE: Final = 0.20  # share of requests whose first attempt hangs or is cut off
+_THROTTLE_HEADERS: Final = {
+    "retry-after": "1",
+    "retry-after-ms": "250",
+    "x-ratelimit-limit-requests": "10000",
+    "x-ratelimit-remaining-requests": "0",
+    "x-ratelimit-reset-requests": "250ms",
+}
 
 
 class _JSON(Response):
@@ -72,6 +81,7 @@ class _State:
         self.jitter = jitter
         self.requests = 0
         self.attempts: dict[str, int] = {}
+        self.seen: dict[str, int] = {}
 
     def delay(self, call: Call, factor: float) -> float:
         """Seconds to wait: mean latency × behaviour factor × a jitter in [1 − j, 1 + j)."""
@@ -88,6 +98,14 @@ class _State:
         self.attempts[call.body_key] = seen + 1
         return seen == 0
 
+    def attempt(self, call: Call) -> int:
+        """How many attempts of this request came before this one."""
+        if len(self.seen) > _MAX_TRACKED:
+            self.seen.clear()
+        n = self.seen.get(call.body_key, 0)
+        self.seen[call.body_key] = n + 1
+        return n
+
 
 class _Traffic:
     """What the server saw per model: requests in flight now and at most, and arrival times.
@@ -101,6 +119,11 @@ class _Traffic:
         self.in_flight: dict[str, int] = {}
         self.max_in_flight: dict[str, int] = {}
         self.arrivals: dict[str, list[float]] = {}
+        self.statuses: dict[str, dict[str, int]] = {}
+
+    def answered(self, model: str, status: int) -> None:
+        counts = self.statuses.setdefault(model, {})
+        counts[str(status)] = counts.get(str(status), 0) + 1
 
     def enter(self, model: str) -> None:
         now = self.in_flight.get(model, 0) + 1
@@ -120,6 +143,7 @@ class _Traffic:
                 "max_in_flight": self.max_in_flight.get(model, 0),
                 "in_flight": self.in_flight.get(model, 0),
                 "arrivals_s": self.arrivals.get(model, []),
+                "statuses": self.statuses.get(model, {}),
             }
             for model in sorted(self.max_in_flight)
         }
@@ -163,6 +187,8 @@ class _CountTraffic:
 
         async def counted_send(message: Any) -> None:
             nonlocal finished
+            if message["type"] == "http.response.start":
+                self.traffic.answered(model, message["status"])
             await send(message)
             last = message["type"] == "http.response.body" and not message.get("more_body")
             if last and not finished:
@@ -256,6 +282,9 @@ async def _chat_completions(request: Request) -> Response:
             kind="server_error",
             headers=_retry_headers(),
         )
+    misbehaved = await _misbehave(request, call, resolved, anthropic=False)
+    if misbehaved is not None:
+        return misbehaved
     delay = state.delay(call, resolved.behaviour.latency_factor)
     out = openai_completion(call, resolved.snapshot, ans)
     headers = {"x-request-id": "req_" + alnum("req", call.body_key, length=32)}
@@ -303,6 +332,9 @@ async def _messages(request: Request) -> Response:
         return _anthropic_error(
             503, "Overloaded", kind="overloaded_error", headers=_retry_headers()
         )
+    misbehaved = await _misbehave(request, call, resolved, anthropic=True)
+    if misbehaved is not None:
+        return misbehaved
     delay = state.delay(call, resolved.behaviour.latency_factor)
     out = anthropic_message(call, resolved.snapshot, ans)
     headers = {"request-id": "req_011" + alnum("req", call.body_key, length=21)}
@@ -317,6 +349,88 @@ async def _messages(request: Request) -> Response:
     if delay > 0:
         await asyncio.sleep(delay)
     return _JSON(out, headers=headers)
+
+
+class _Cut(Response):
+    """A 200 cut off mid-body: the connection closes before the promised bytes arrive."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"4096")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b'{"id": "cut', "more_body": True})
+        # returning now makes uvicorn close the connection (its log line is filtered out)
+
+
+class _QuietCuts(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "without completing response" not in record.getMessage()
+
+
+async def _hang(request: Request) -> Response:
+    """No answer until the client gives up (or _HANG_S)."""
+    deadline = time.monotonic() + _HANG_S
+    while time.monotonic() < deadline and not await request.is_disconnected():
+        await asyncio.sleep(0.05)
+    return Response(status_code=504)
+
+
+def _throttle(anthropic: bool) -> Response:
+    if anthropic:
+        return _anthropic_error(
+            429,
+            "Number of request tokens has exceeded your per-minute rate limit.",
+            kind="rate_limit_error",
+            headers=_THROTTLE_HEADERS,
+        )
+    return _openai_error(
+        429,
+        "Rate limit reached for requests per min.",
+        kind="requests",
+        code="rate_limit_exceeded",
+        headers=_THROTTLE_HEADERS,
+    )
+
+
+def _overload(anthropic: bool) -> Response:
+    if anthropic:
+        return _anthropic_error(529, "Overloaded", kind="overloaded_error")
+    return _openai_error(503, "The engine is currently overloaded.", kind="server_error")
+
+
+async def _misbehave(
+    request: Request, call: Call, resolved: Resolved, *, anthropic: bool
+) -> Response | None:
+    """The failure a misbehaving model answers this attempt with; None: it answers as usual."""
+    name = resolved.behaviour.name
+    if name in ("ratelimited", "overloaded"):
+        traffic: _Traffic = request.app.state.traffic
+        if traffic.in_flight.get(call.model, 0) <= capacity(call.model):
+            return None
+        return _throttle(anthropic) if name == "ratelimited" else _overload(anthropic)
+    if name == "throttled":
+        return _throttle(anthropic)
+    if name == "down":
+        return _overload(anthropic)
+    if name not in ("hang", "reset", "faulty"):
+        return None
+    n = _state(request).attempt(call)
+    kind: str | None = name
+    if name == "faulty":
+        kind = fault(draw(f"{call.body_key}:{n}", "fault"))
+    elif n > 0 or draw(call.conversation.key, name) >= _SLOW_START_RATE:
+        kind = None
+    if kind is None:
+        return None
+    if kind == "429":
+        return _throttle(anthropic)
+    if kind == "500":
+        error = _anthropic_error if anthropic else _openai_error
+        return error(500, "Internal server error", kind="api_error")
+    if kind == "hang":
+        return await _hang(request)
+    if kind == "malformed":
+        return Response(b'{"id": "chatcmpl-', status_code=200, media_type="application/json")
+    return _Cut()
 
 
 async def _paced(pieces: list[bytes], delay: float) -> AsyncIterator[bytes]:
@@ -401,6 +515,9 @@ def create_app(*, latency_ms: float = 20.0, jitter: float = 0.5) -> Starlette:
             (0: every answer takes exactly the mean).
     """
     traffic = _Traffic()
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _QuietCuts) for f in uvicorn_log.filters):
+        uvicorn_log.addFilter(_QuietCuts())
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", _chat_completions, methods=["POST"]),

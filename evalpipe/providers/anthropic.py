@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import anthropic
+import httpx2
 import orjson
 from anthropic.types import Message
 
@@ -30,12 +31,18 @@ _STOP = {
 
 
 def make_anthropic_client(
-    *, base_url: str | None, api_key_env: str | None, timeout_s: float, max_retries: int
+    *, base_url: str | None, api_key_env: str | None, timeout_s: float, connections: int
 ) -> anthropic.AsyncAnthropic:
-    """An AsyncAnthropic client; the key comes only from the environment."""
+    """An AsyncAnthropic client that sends each attempt once, with a connection pool of `connections`;
+    the key comes only from the environment."""
     key = api_key(api_key_env or "ANTHROPIC_API_KEY", base_url)
+    pool = httpx2.Limits(max_connections=connections, max_keepalive_connections=connections)
     return anthropic.AsyncAnthropic(
-        api_key=key, base_url=base_url, timeout=timeout_s, max_retries=max_retries
+        api_key=key,
+        base_url=base_url,
+        timeout=timeout_s,
+        max_retries=0,  # replay retries itself (replay/retry.py)
+        http_client=anthropic.DefaultAsyncHttpxClient(limits=pool),
     )
 
 
@@ -59,10 +66,10 @@ async def call_anthropic(client: anthropic.AsyncAnthropic, kwargs: dict[str, Any
             _error_message(exc),
             type(exc).__name__,
             started=started,
-            max_retries=client.max_retries,
+            headers=exc.response.headers,
         )
     except (anthropic.APIConnectionError, anthropic.APITimeoutError) as exc:
-        return transport_failure(exc, started=started, max_retries=client.max_retries)
+        return transport_failure(exc, started=started)
     try:
         return _outcome(await raw.parse(), raw, started)
     except Exception as exc:  # the SDK reads a body it cannot parse lazily: any error is the body's

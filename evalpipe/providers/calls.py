@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Final, Literal
 
 import httpx
@@ -17,6 +20,7 @@ __all__ = [
     "classify_exception",
     "classify_status",
     "invalid_body_failure",
+    "server_delay_s",
     "status_failure",
     "transport_failure",
 ]
@@ -57,10 +61,14 @@ class CallOutcome:
     error_type: str | None = None
     error_message: str | None = None
     attempts: int = 1
+    retry_after_s: float | None = None
+    """Wait the server asked for before a retry (not a column)."""
 
     def row(self) -> dict[str, Any]:
         """Its columns."""
-        return asdict(self)
+        row = asdict(self)
+        del row["retry_after_s"]
+        return row
 
 
 def api_key(env: str, base_url: str | None) -> str:
@@ -80,8 +88,72 @@ def api_key(env: str, base_url: str | None) -> str:
     raise FatalProviderError(None, f"{env} is not set", f"Export {env} with an API key.")
 
 
+_DURATION: Final = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT_S: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _seconds(value: str | None) -> float | None:
+    """A delay header as seconds: a number, an OpenAI duration (`6m0s`, `20ms`), an HTTP date or
+    an RFC 3339 time (Anthropic's `anthropic-ratelimit-*-reset`); None when unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    parts = _DURATION.findall(value)
+    if parts and "".join(n + u for n, u in parts) == value:
+        return sum(float(n) * _UNIT_S[u] for n, u in parts)
+    when: datetime | None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return (when - datetime.now(UTC)).total_seconds()
+
+
+def server_delay_s(headers: Any) -> float | None:
+    """Seconds the server asks a client to wait before retrying, from a response's headers.
+
+    `retry-after-ms`, then `retry-after`, then the reset time of the exhausted limit
+    (`x-ratelimit-reset-requests` / `-tokens`, Anthropic's `anthropic-ratelimit-*-reset`; the later
+    of them when none says which is exhausted). None when the headers say nothing.
+    """
+    if headers is None:
+        return None
+    ms = _seconds(headers.get("retry-after-ms"))
+    if ms is not None and ms >= 0:
+        return ms / 1000
+    after = _seconds(headers.get("retry-after"))
+    if after is not None and after > 0:
+        return after
+    resets: list[float] = []
+    exhausted: list[float] = []
+    for prefix in ("x-ratelimit", "anthropic-ratelimit"):
+        for kind in ("requests", "tokens", "input-tokens", "output-tokens"):
+            if prefix == "x-ratelimit":
+                reset, remaining = f"{prefix}-reset-{kind}", f"{prefix}-remaining-{kind}"
+            else:
+                reset, remaining = f"{prefix}-{kind}-reset", f"{prefix}-{kind}-remaining"
+            seconds = _seconds(headers.get(reset))
+            if seconds is None:
+                continue
+            resets.append(max(seconds, 0.0))
+            if headers.get(remaining) in ("0", 0):
+                exhausted.append(max(seconds, 0.0))
+    if exhausted:
+        return max(exhausted)
+    return max(resets) if resets else None
+
+
 def classify_status(status: int) -> tuple[ErrorOrigin, bool]:
-    """(origin, fatal) of an HTTP error status after the SDK's retries."""
+    """(origin, fatal) of an HTTP error status."""
     if status in (401, 403, 404):
         return "candidate", True
     if status == 429 or status >= 500 or status == 408:
@@ -107,9 +179,9 @@ def short(message: str, limit: int = 300) -> str:
 
 
 def status_failure(
-    status: int, message: str, error_type: str, *, started: float, max_retries: int
+    status: int, message: str, error_type: str, *, started: float, headers: Any = None
 ) -> CallOutcome:
-    """The outcome of an HTTP error left after the SDK's retries (`started`: perf_counter).
+    """The outcome of one attempt answered with an HTTP error (`started`: perf_counter).
 
     Raises:
         FatalProviderError: on auth and unknown-model statuses, which no retry fixes.
@@ -130,19 +202,18 @@ def status_failure(
         error_type=error_type,
         error_message=text,
         latency_ms=(time.perf_counter() - started) * 1000,
-        attempts=max_retries + 1 if origin == "infrastructure" else 1,
+        retry_after_s=server_delay_s(headers),
     )
 
 
-def transport_failure(exc: BaseException, *, started: float, max_retries: int) -> CallOutcome:
-    """The outcome of a connection failure or timeout left after the SDK's retries."""
+def transport_failure(exc: BaseException, *, started: float) -> CallOutcome:
+    """The outcome of one attempt that failed to connect, was cut off or timed out."""
     return CallOutcome(
         status="error",
         error_origin=classify_exception(exc),
         error_type=type(exc).__name__,
         error_message=short(str(exc)),
         latency_ms=(time.perf_counter() - started) * 1000,
-        attempts=max_retries + 1,
     )
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import random
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 from urllib.parse import urlparse
@@ -12,7 +10,7 @@ from urllib.parse import urlparse
 import httpx
 
 from evalpipe.errors import EvalpipeError
-from evalpipe.providers.calls import INVALID_BODY, CallOutcome, FatalProviderError
+from evalpipe.providers.calls import CallOutcome, FatalProviderError
 from evalpipe.providers.translate import TARGET_APIS, Translation, translate
 from evalpipe.spec import BUILTIN_FAKE, Limit
 
@@ -25,7 +23,8 @@ __all__ = [
 ]
 
 INVALID_BODY_RETRIES: Final = 2
-"""Retries of a request whose answer had a successful status but an unreadable body."""
+"""Retries of a request whose answer had a successful status but an unreadable body (fewer
+than `max_retries` may allow: a proxy that answers HTML usually keeps doing so)."""
 
 _PROBE_CONNECT_S: Final = 10.0
 """Longest wait for the first connection to an endpoint before the run stops (exit 4)."""
@@ -72,10 +71,13 @@ class Endpoint:
         self._call: Callable[[Any, dict[str, Any]], Awaitable[CallOutcome]] | None = None
 
     def client(self) -> Any:
-        """The SDK client (its SDK imported on first use: a second's import for the Anthropic one)."""
+        """The SDK client (its SDK imported on first use: a second's import for the Anthropic one).
+
+        It sends each attempt once: replay retries (replay/retry.py), so that every attempt
+        passes the run's limits and the adaptive concurrency sees each 429.
+        """
         if self._client is None:
             timeout = self.limit.timeout_s or 60.0
-            retries = self.limit.max_retries if self.limit.max_retries is not None else 6
             make: Callable[..., Any]
             if self.provider == "anthropic":
                 from evalpipe.providers.anthropic import call_anthropic, make_anthropic_client
@@ -89,7 +91,7 @@ class Endpoint:
                 base_url=self.base_url,
                 api_key_env=self._api_key_env,
                 timeout_s=timeout,
-                max_retries=retries,
+                connections=self.limit.concurrency or 32,
             )
         return self._client
 
@@ -108,23 +110,10 @@ class Endpoint:
         )
 
     async def send(self, kwargs: dict[str, Any]) -> CallOutcome:
-        """One call; raises FatalProviderError when the provider refuses the arm itself.
-
-        A successful status whose body is not the API's answer is retried up to
-        INVALID_BODY_RETRIES times, with jittered backoff (the SDKs retry failed statuses and
-        connections themselves, not a 200 they cannot read).
-        """
+        """One attempt; raises FatalProviderError when the provider refuses the arm itself."""
         client = self.client()
         assert self._call is not None
-        attempts = 0
-        for retry in range(INVALID_BODY_RETRIES + 1):
-            outcome = await self._call(client, kwargs)
-            attempts += outcome.attempts
-            if outcome.error_type != INVALID_BODY or retry == INVALID_BODY_RETRIES:
-                break
-            await asyncio.sleep(random.uniform(0, 0.25 * 2**retry))  # full jitter
-        outcome.attempts = attempts
-        return outcome
+        return await self._call(client, kwargs)
 
     async def probe(self) -> None:
         """Check that anything answers at the endpoint's URL (any HTTP status will do).

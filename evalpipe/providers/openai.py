@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import httpx2
 import openai
 import orjson
 from openai.types.chat import ChatCompletion
@@ -31,12 +32,18 @@ _FINISH = {
 
 
 def make_openai_client(
-    *, base_url: str | None, api_key_env: str | None, timeout_s: float, max_retries: int
+    *, base_url: str | None, api_key_env: str | None, timeout_s: float, connections: int
 ) -> openai.AsyncOpenAI:
-    """An AsyncOpenAI client; the key comes only from the environment."""
+    """An AsyncOpenAI client that sends each attempt once, with a connection pool of `connections`;
+    the key comes only from the environment."""
     key = api_key(api_key_env or "OPENAI_API_KEY", base_url)
+    pool = httpx2.Limits(max_connections=connections, max_keepalive_connections=connections)
     return openai.AsyncOpenAI(
-        api_key=key, base_url=base_url, timeout=timeout_s, max_retries=max_retries
+        api_key=key,
+        base_url=base_url,
+        timeout=timeout_s,
+        max_retries=0,  # replay retries itself (replay/retry.py)
+        http_client=openai.DefaultAsyncHttpxClient(limits=pool),
     )
 
 
@@ -56,10 +63,10 @@ async def call_openai(client: openai.AsyncOpenAI, kwargs: dict[str, Any]) -> Cal
             _error_message(exc),
             type(exc).__name__,
             started=started,
-            max_retries=client.max_retries,
+            headers=exc.response.headers,
         )
     except (openai.APIConnectionError, openai.APITimeoutError) as exc:
-        return transport_failure(exc, started=started, max_retries=client.max_retries)
+        return transport_failure(exc, started=started)
     try:
         return _outcome(raw.parse(), raw, started)
     except Exception as exc:  # the SDK reads a body it cannot parse lazily: any error is the body's

@@ -35,6 +35,7 @@ from evalpipe.providers.translate import (
 from evalpipe.replay.cache import ResponseCache, request_key
 from evalpipe.replay.limits import Budget, EndpointLimits, endpoint_limits
 from evalpipe.replay.loop import run_async
+from evalpipe.replay.retry import send_with_retries
 from evalpipe.spec import Arm, Spec
 from evalpipe.store import write_table_atomic
 from evalpipe.tables import ARMS_LOGGED, RESPONSES, conform, from_rows
@@ -55,6 +56,12 @@ class Progress:
     spent_usd: float
     part: int = 0
     """Partition of the records; a view sums `done` and `total` over partitions."""
+    retries: int = 0
+    """Retries so far to the arm's endpoint (all partitions)."""
+    throttled: int = 0
+    """Attempts answered 429 so far (all partitions)."""
+    breaker: str = "closed"
+    """The endpoint's breaker: closed, open, probing or down."""
 
 
 ProgressFn = Callable[[Progress], None]
@@ -230,6 +237,10 @@ def limits_of(endpoint: Endpoint, run_key: str) -> EndpointLimits:
         concurrency=limit.concurrency,
         rpm=limit.rpm,
         tpm=limit.tpm,
+        floor=limit.concurrency_min,
+        adaptive=limit.adaptive is not False,
+        pause_s=limit.breaker_pause_s or 1.0,
+        max_retries=limit.max_retries if limit.max_retries is not None else 6,
     )
 
 
@@ -285,10 +296,7 @@ async def cached_call(
     started = datetime.now(UTC)
     try:
         await limits.first_contact(endpoint.probe)
-        async with limits.concurrency:
-            await limits.rate.acquire(int(estimate_tokens(kwargs)))
-            started = datetime.now(UTC)
-            outcome = await endpoint.send(kwargs)
+        outcome = await send_with_retries(endpoint, kwargs, limits, estimate_tokens(kwargs))
     except BaseException:
         budget.settle(share, 0.0)
         raise
@@ -416,11 +424,20 @@ class _Partition:
         if self.admission is not None:
             self.admission.release(rows, j)
 
-    def _progress(self, arm_key: str, done: int) -> None:
+    def _progress(self, arm_key: str, done: int, limits: EndpointLimits | None = None) -> None:
         if self.on_progress:
+            stats = limits.stats if limits is not None else None
             self.on_progress(
                 Progress(
-                    "replay", arm_key, done, len(self.record_ids), self.budget.spent, self.part
+                    "replay",
+                    arm_key,
+                    done,
+                    len(self.record_ids),
+                    self.budget.spent,
+                    self.part,
+                    retries=stats.retries if stats else 0,
+                    throttled=stats.throttled if stats else 0,
+                    breaker=limits.breaker.state if limits is not None else "closed",
                 )
             )
 
@@ -458,7 +475,7 @@ class _Partition:
             if journal:
                 journal.append(row)
             counter["done"] += 1
-            self._progress(plan.arm_key, counter["done"])
+            self._progress(plan.arm_key, counter["done"], limits)
             return row
 
         todo = [i for i, rid in enumerate(self.record_ids) if rid not in done_ids]

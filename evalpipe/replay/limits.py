@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
 import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Final
+from dataclasses import asdict, dataclass
+from typing import Any, Final, Literal
 
-__all__ = ["Budget", "EndpointLimits", "RateLimiter", "endpoint_limits"]
+__all__ = [
+    "AdaptiveConcurrency",
+    "Breaker",
+    "Budget",
+    "EndpointLimits",
+    "EndpointStats",
+    "RateLimiter",
+    "endpoint_limits",
+    "run_endpoints",
+]
 
 
 class RateLimiter:
@@ -76,13 +88,235 @@ class RateLimiter:
                 await asyncio.sleep(wait)
 
 
-class EndpointLimits:
-    """What one provider + base URL + model allows a run: requests in flight and their rate; and
-    whether anything answers there, decided once by the run's first request."""
+Signal = Literal["ok", "congested", "failed", "neutral"]
+"""What one attempt says about the provider: answered; 429/503/529 (too much load); another
+transient failure (5xx, connection, timeout, unreadable body); neither (a 4xx on the request)."""
 
-    def __init__(self, concurrency: int | None, rpm: int | None, tpm: int | None) -> None:
-        self.concurrency = asyncio.Semaphore(concurrency or 32)
+
+class AdaptiveConcurrency:
+    """Requests in flight, adapted to what the provider takes (AIMD, as TCP's congestion window).
+
+    The window halves on a 429, 503 or 529 (once per generation of requests: the answers of
+    requests started before the last cut do not cut again), and grows by one per window of
+    successes, between `floor` and `ceiling`. Above `INITIAL` it starts there and doubles per
+    window of successes until the first cut (slow start), so that a run started at a high ceiling
+    against a provider that takes less does not open with a storm. FIFO; `adaptive=False` is a
+    plain semaphore of `ceiling`.
+    """
+
+    INITIAL: Final = 64
+    """Starting window when the ceiling is higher (doubles per window of successes)."""
+
+    def __init__(self, ceiling: int, floor: int = 1, *, adaptive: bool = True) -> None:
+        self.ceiling, self.floor, self.adaptive = ceiling, min(floor, ceiling), adaptive
+        self.limit = float(min(ceiling, max(self.floor, self.INITIAL)) if adaptive else ceiling)
+        self.low = self.limit
+        """Smallest window so far."""
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._threshold = float(ceiling)  # slow start below it
+        self._successes = 0
+        self._last_cut = -math.inf
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self) -> float:
+        """Wait for a place in the window; returns when it was granted (monotonic seconds)."""
+        if self.in_flight < int(self.limit) and not self._waiters:
+            self._enter()
+            return time.monotonic()
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.in_flight -= 1  # granted, then cancelled: give the place on
+                self._wake()
+            else:
+                self._waiters.remove(waiter)
+            raise
+        return time.monotonic()
+
+    def release(self, started: float, signal: Signal) -> None:
+        """Leave the window, adapting it to `signal` (`started`: what `acquire` returned)."""
+        self.in_flight -= 1
+        if self.adaptive:
+            if signal == "congested":
+                if started >= self._last_cut:
+                    self.limit = max(float(self.floor), self.limit / 2)
+                    self._threshold = self.limit
+                    self._last_cut = time.monotonic()
+                    self._successes = 0
+                    self.low = min(self.low, self.limit)
+            elif signal == "ok":
+                self._successes += 1
+                if self._successes >= self.limit:
+                    self._successes = 0
+                    grown = self.limit * 2 if self.limit < self._threshold else self.limit + 1
+                    self.limit = min(float(self.ceiling), grown)
+        self._wake()
+
+    def _enter(self) -> None:
+        self.in_flight += 1
+        if self.in_flight > self.max_in_flight:
+            self.max_in_flight = self.in_flight
+
+    def _wake(self) -> None:
+        while self._waiters and self.in_flight < int(self.limit):
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._enter()
+                waiter.set_result(None)
+
+
+BreakerState = Literal["closed", "open", "probing", "down"]
+
+
+class Breaker:
+    """Pauses an endpoint whose provider keeps failing, probes it, and resumes or gives up.
+
+    Opens after `CONSECUTIVE` failed attempts in a row, or more than half of the last `WINDOW`;
+    while open no attempt is sent. After a pause one attempt probes: an answer closes it, a failure
+    opens it again for twice the pause. After `PROBES` failed probes the provider is down: the
+    endpoint's remaining requests end as error rows at once.
+    """
+
+    CONSECUTIVE: Final = 20
+    WINDOW: Final = 100
+    PROBES: Final = 5
+
+    def __init__(self, pause_s: float = 1.0) -> None:
+        self.pause_s = pause_s
+        self.state: BreakerState = "closed"
+        self.opened = 0
+        """Times it opened."""
+        self.reason = ""
+        """Why it opened last (or why the provider is down)."""
+        self._recent: deque[bool] = deque(maxlen=self.WINDOW)
+        self._failing = 0
+        self._probes_failed = 0
+        self._reopen_at = 0.0
+        self._down_since = 0.0
+        self._changed = asyncio.Event()
+
+    async def admit(self) -> bool | None:
+        """Wait while open. True: send a probe; False: send as usual; None: the provider is down."""
+        while True:
+            if self.state == "closed":
+                return False
+            if self.state == "down":
+                return None
+            changed = self._changed
+            if self.state == "open":
+                wait = self._reopen_at - time.monotonic()
+                if wait <= 0:
+                    self._set("probing")
+                    return True
+            else:
+                wait = 3600.0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), timeout=wait)
+
+    def record(self, signal: Signal, *, probe: bool, detail: str = "") -> None:
+        """Count one attempt's signal (`probe`: admitted as the breaker's probe)."""
+        failed = signal in ("congested", "failed")
+        if probe:
+            if failed:
+                self._probes_failed += 1
+                if self._probes_failed >= self.PROBES:
+                    waited = time.monotonic() - self._down_since
+                    self.reason = (
+                        f"the provider kept failing: {self._probes_failed} probes over {waited:.0f} s"
+                        f" after the pause failed too (last: {detail})"
+                    )
+                    self._set("down")
+                else:
+                    self._open(self.pause_s * 2**self._probes_failed)
+            else:
+                self._probes_failed = 0
+                self._recent.clear()
+                self._failing = 0
+                self._set("closed")
+            return
+        if self.state != "closed" or signal == "neutral":
+            return
+        self._recent.append(failed)
+        self._failing = self._failing + 1 if failed else 0
+        full = len(self._recent) == self.WINDOW
+        if self._failing >= self.CONSECUTIVE or (full and sum(self._recent) * 2 > self.WINDOW):
+            self.opened += 1
+            self._down_since = time.monotonic()
+            self.reason = (
+                f"{self._failing} failed attempts in a row"
+                if self._failing >= self.CONSECUTIVE
+                else f"{sum(self._recent)} of the last {self.WINDOW} attempts failed"
+            ) + (f" (last: {detail})" if detail else "")
+            self._open(self.pause_s)
+
+    def _open(self, pause: float) -> None:
+        self._reopen_at = time.monotonic() + pause
+        self._set("open")
+
+    def _set(self, state: BreakerState) -> None:
+        self.state = state
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+
+@dataclass
+class EndpointStats:
+    """What the requests to one endpoint met, for progress, run facts and the manifest."""
+
+    requests: int = 0
+    """Requests sent (cache hits not included)."""
+    attempts: int = 0
+    retries: int = 0
+    throttled: int = 0
+    """Attempts answered 429."""
+    throttled_requests: int = 0
+    """Requests with at least one 429."""
+    overloaded: int = 0
+    """Attempts answered 503 or 529."""
+    failed_attempts: int = 0
+    """Other transient failures (5xx, connection, timeout, unreadable body)."""
+    busy_s: float = 0.0
+    """Seconds from the first attempt's start to the last one's end."""
+    latency_s: float = 0.0
+    """Sum of the answered attempts' latencies."""
+    answered: int = 0
+    tokens: float = 0.0
+    """Sum of the requests' estimated tokens (as the tpm limiter counts them)."""
+    first_start: float | None = None
+    last_end: float | None = None
+
+    def row(self) -> dict[str, Any]:
+        row = asdict(self)
+        del row["first_start"], row["last_end"]
+        return row
+
+
+class EndpointLimits:
+    """What one provider + base URL + model allows a run: requests in flight (adaptive) and their
+    rate; its breaker; whether anything answers there, decided once by the run's first request;
+    and what its requests met so far."""
+
+    def __init__(
+        self,
+        concurrency: int | None,
+        rpm: int | None,
+        tpm: int | None,
+        *,
+        floor: int | None = None,
+        adaptive: bool = True,
+        pause_s: float = 1.0,
+        max_retries: int = 6,
+    ) -> None:
+        self.concurrency = AdaptiveConcurrency(concurrency or 32, floor or 1, adaptive=adaptive)
         self.rate = RateLimiter(rpm, tpm)
+        self.rpm, self.tpm = rpm, tpm
+        self.breaker = Breaker(pause_s)
+        self.max_retries = max_retries
+        self.stats = EndpointStats()
         self._contacted = False
         self._contact_lock = asyncio.Lock()
 
@@ -94,6 +328,34 @@ class EndpointLimits:
             if not self._contacted:
                 await check()
                 self._contacted = True
+
+    def facts(self) -> dict[str, Any]:
+        """Stats, window, breaker and throughput against its ceiling (for the manifest)."""
+        s = self.stats
+        latency = s.latency_s / s.answered if s.answered else None
+        per_request = s.tokens / s.requests if s.requests else None
+        ceilings = {
+            "concurrency": self.concurrency.ceiling / latency if latency else None,
+            "rpm": self.rpm / 60 if self.rpm else None,
+            "tpm": self.tpm / 60 / per_request if self.tpm and per_request else None,
+        }
+        known = {k: v for k, v in ceilings.items() if v is not None}
+        bound = min(known, key=lambda k: known[k]) if known else None
+        span = (s.last_end or 0) - (s.first_start or 0)
+        return {
+            **s.row(),
+            "achieved_rps": s.requests / span if span > 0 else None,
+            "ceiling_rps": known[bound] if bound else None,
+            "bound_by": bound,
+            "mean_latency_s": latency,
+            "concurrency_ceiling": self.concurrency.ceiling,
+            "concurrency_now": int(self.concurrency.limit),
+            "concurrency_low": int(self.concurrency.low),
+            "max_in_flight": self.concurrency.max_in_flight,
+            "breaker": self.breaker.state,
+            "breaker_opened": self.breaker.opened,
+            "breaker_reason": self.breaker.reason or None,
+        }
 
 
 _MAX_RUNS: Final = 8
@@ -112,6 +374,10 @@ def endpoint_limits(
     concurrency: int | None,
     rpm: int | None,
     tpm: int | None,
+    floor: int | None = None,
+    adaptive: bool = True,
+    pause_s: float = 1.0,
+    max_retries: int = 6,
 ) -> EndpointLimits:
     """The run's one set of limiters for an endpoint, shared by every partition and judge.
 
@@ -119,7 +385,7 @@ def endpoint_limits(
     it. Only the last few runs of a process keep theirs.
     """
     run = (run_key, id(asyncio.get_running_loop()))
-    key = (provider, host, model, concurrency, rpm, tpm)
+    key = (provider, host, model, concurrency, rpm, tpm, floor, adaptive, pause_s, max_retries)
     with _registry_lock:
         endpoints = _registry.get(run)
         if endpoints is None:
@@ -128,8 +394,30 @@ def endpoint_limits(
                 _registry.popitem(last=False)
         limits = endpoints.get(key)
         if limits is None:
-            limits = endpoints[key] = EndpointLimits(concurrency, rpm, tpm)
+            limits = endpoints[key] = EndpointLimits(
+                concurrency,
+                rpm,
+                tpm,
+                floor=floor,
+                adaptive=adaptive,
+                pause_s=pause_s,
+                max_retries=max_retries,
+            )
         return limits
+
+
+def run_endpoints(run_key: str) -> dict[str, dict[str, Any]]:
+    """Facts of every endpoint of the run `run_key` so far, by `provider/model` (for the
+    manifest and the run facts); empty when the run's limiters are gone."""
+    out: dict[str, dict[str, Any]] = {}
+    with _registry_lock:
+        runs = [endpoints for (key, _), endpoints in _registry.items() if key == run_key]
+    for endpoints in runs:
+        for key, limits in endpoints.items():
+            name = f"{key[0]}/{key[2]}"
+            if limits.stats.attempts or name not in out:
+                out[name] = limits.facts()
+    return out
 
 
 class Budget:

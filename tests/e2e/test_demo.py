@@ -152,7 +152,9 @@ def test_run_facts_line_says_what_was_read_replayed_and_cached(
     from evalpipe.pipeline import ingest_run, replay_run
 
     _print_run_facts(demo_run["run"].manifest())
-    line, *fidelity = capsys.readouterr().out.strip().splitlines()
+    line, *rest = capsys.readouterr().out.strip().splitlines()
+    fidelity = [f for f in rest if not f.startswith("Throughput: ")]
+    assert re.fullmatch(r"Throughput: baseline \d+\.\d/s of .*", rest[-1]), rest
     assert re.fullmatch(
         r"1,200 records \(1 input line quarantined\) × 3 arms: 3,600 requests, "
         r"3,600 answered; \$\d+\.\d\d at list prices\.",

@@ -8,15 +8,17 @@ another schema was read as an empty answer.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from evalpipe.providers.calls import INVALID_BODY
+from evalpipe.providers.calls import INVALID_BODY, server_delay_s
 from evalpipe.providers.endpoint import INVALID_BODY_RETRIES
 from evalpipe.replay.engine import replay_records
 from evalpipe.spec import spec_from_dict
@@ -117,3 +119,19 @@ def test_an_unreadable_body_once_is_retried_into_an_answer(
     assert out["status"].to_pylist() == ["ok"] * N
     assert out["output_text"].to_pylist() == ["All good."] * N
     assert out["attempts"].to_pylist() == [2] * N
+
+
+def test_the_wait_a_server_asks_for_is_read_from_its_headers() -> None:
+    h = httpx.Headers
+    assert server_delay_s(h({"retry-after-ms": "250", "retry-after": "3"})) == 0.25
+    assert server_delay_s(h({"retry-after": "3"})) == 3.0
+    assert server_delay_s(h({"retry-after": "0", "retry-after-ms": "0"})) == 0.0
+    both = {"x-ratelimit-reset-requests": "1m6s", "x-ratelimit-reset-tokens": "20ms"}
+    assert server_delay_s(h(both)) == 66.0  # none says which is exhausted: the later
+    exhausted = {**both, "x-ratelimit-remaining-tokens": "0"}
+    assert server_delay_s(h(exhausted)) == pytest.approx(0.02)
+    later = (datetime.now(UTC) + timedelta(seconds=30)).isoformat().replace("+00:00", "Z")
+    delay = server_delay_s(h({"anthropic-ratelimit-requests-reset": later}))
+    assert delay is not None and 28 < delay <= 30
+    assert server_delay_s(h({"retry-after": "soon"})) is None
+    assert server_delay_s(h({})) is None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from evalpipe.replay.limits import Budget, RateLimiter
+from evalpipe.replay.limits import AdaptiveConcurrency, Breaker, Budget, RateLimiter
 
 
 def test_acquire_within_the_cap_and_refuses_past_it_with_nothing_in_flight() -> None:
@@ -80,3 +80,87 @@ def test_rate_limiter_holds_tpm_over_the_window() -> None:
 def test_rate_limiter_caps_one_request_larger_than_tpm() -> None:
     starts = _starts(RateLimiter(None, 50, period_s=0.2), [500])
     assert starts[0] < 0.05  # alone it would never fit: it counts as the whole window
+
+
+def test_adaptive_window_halves_once_per_generation_and_grows_by_one_per_window() -> None:
+    async def scenario() -> None:
+        window = AdaptiveConcurrency(16, 2)
+        assert window.limit == 16
+        starts = [await window.acquire() for _ in range(16)]
+        for started in starts[:8]:  # eight 429s of one generation cut once
+            window.release(started, "congested")
+        assert window.limit == 8
+        for started in starts[8:]:
+            window.release(started, "ok")
+        assert window.limit == 9  # 8 successes: one window, +1 (after a cut, no more doubling)
+        for _ in range(5):  # later generations cut again, down to the floor
+            window.release(await window.acquire(), "congested")
+        assert window.limit == 2 == window.low
+
+    asyncio.run(scenario())
+
+
+def test_adaptive_window_starts_below_a_high_ceiling_and_doubles_up_to_it() -> None:
+    async def scenario() -> None:
+        window = AdaptiveConcurrency(256)
+        assert window.limit == AdaptiveConcurrency.INITIAL
+        while window.limit < 256:
+            starts = [await window.acquire() for _ in range(int(window.limit))]
+            for started in starts:
+                window.release(started, "ok")
+        assert window.limit == 256 and window.max_in_flight == 128
+        fixed = AdaptiveConcurrency(256, adaptive=False)
+        fixed.release(await fixed.acquire(), "congested")
+        assert fixed.limit == 256
+
+    asyncio.run(scenario())
+
+
+def test_a_waiter_cancelled_after_its_grant_gives_the_place_on() -> None:
+    async def scenario() -> None:
+        window = AdaptiveConcurrency(1)
+        first = await window.acquire()
+        second = asyncio.create_task(window.acquire())
+        third = asyncio.create_task(window.acquire())
+        await asyncio.sleep(0)
+        window.release(first, "ok")  # granted to second
+        second.cancel()
+        await asyncio.gather(second, return_exceptions=True)
+        await asyncio.wait_for(third, 1)
+        assert window.in_flight == 1
+
+    asyncio.run(scenario())
+
+
+def test_breaker_opens_after_consecutive_failures_probes_and_closes_or_gives_up() -> None:
+    async def scenario() -> None:
+        breaker = Breaker(pause_s=0.001)
+        for _ in range(Breaker.CONSECUTIVE - 1):
+            breaker.record("failed", probe=False)
+        breaker.record("ok", probe=False)
+        assert breaker.state == "closed"  # a success breaks the run of failures
+        for _ in range(Breaker.CONSECUTIVE):
+            breaker.record("congested", probe=False, detail="429 RateLimitError")
+        assert breaker.state == "open" and breaker.opened == 1
+        assert await breaker.admit() is True  # the probe, after the pause
+        breaker.record("ok", probe=True)
+        assert breaker.state == "closed" and await breaker.admit() is False
+        for _ in range(Breaker.CONSECUTIVE):
+            breaker.record("failed", probe=False, detail="503")
+        for _ in range(Breaker.PROBES):
+            assert await breaker.admit() is True
+            breaker.record("failed", probe=True, detail="503")
+        assert breaker.state == "down" and await breaker.admit() is None
+        assert "5 probes" in breaker.reason
+
+    asyncio.run(scenario())
+
+
+def test_breaker_opens_when_more_than_half_of_the_last_hundred_fail() -> None:
+    breaker = Breaker()
+    for i in range(Breaker.WINDOW):
+        breaker.record("failed" if i % 2 else "ok", probe=False)
+    assert breaker.state == "closed"  # exactly half
+    breaker.record("failed", probe=False)
+    breaker.record("failed", probe=False)
+    assert breaker.state == "open"
