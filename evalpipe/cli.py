@@ -303,6 +303,13 @@ def _print_throughput(manifest: dict[str, Any]) -> None:
         arms.append(part + (f" ({'; '.join(extra)})" if extra else ""))
     if arms:
         out.print(f"Throughput: {', '.join(arms)}.", soft_wrap=True)
+    fired = [
+        f"{arm}: {n:,} by {model}"
+        for arm, models in (manifest.get("fallbacks") or {}).items()
+        for model, n in models.items()
+    ]
+    if fired:
+        out.print(f"Answered by a fallback: {'; '.join(fired)}.", soft_wrap=True)
 
 
 _FACTS_SHOWN: Final = 6

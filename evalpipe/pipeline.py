@@ -213,6 +213,14 @@ def _throughput(run: Run) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _fallbacks(fired: list[tuple[str, str, int]]) -> dict[str, dict[str, int]]:
+    """Per arm: requests a fallback answered, by the model that answered."""
+    out: dict[str, dict[str, int]] = {}
+    for arm, model, n in fired:
+        out.setdefault(arm, {})[model] = int(n)
+    return out
+
+
 def finish_replay(run: Run, seconds: float | None = None) -> None:
     """After every partition: add the `logged` arm, record counts and spend, mark replay done."""
     from evalpipe.replay.engine import logged_responses
@@ -230,6 +238,10 @@ def finish_replay(run: Run, seconds: float | None = None) -> None:
     responses = run.read_responses()
     with duckdb.connect() as con:
         con.register("r", responses)
+        fired = con.sql(
+            "SELECT arm, coalesce(response_model, model) AS answered, count(*) AS n FROM r "
+            "WHERE fallback_used AND status = 'ok' GROUP BY ALL ORDER BY arm, answered"
+        ).fetchall()
         per_arm = (
             con.sql(
                 "SELECT arm, count(*) FILTER (WHERE status = 'ok') AS ok, "
@@ -249,6 +261,7 @@ def finish_replay(run: Run, seconds: float | None = None) -> None:
     replay_cost = round(sum(r["spent"] for r in per_arm), 6)
     run.update_manifest(
         throughput=_throughput(run),
+        fallbacks=_fallbacks(fired),
         coverage=coverage,
         models_seen={r["arm"]: r["models"] or [] for r in per_arm},
         cost_usd={"replay": replay_cost, "total": replay_cost},

@@ -193,10 +193,42 @@ class SystemPromptBy(_Strict):
     """Attribute value → path of the system prompt that replaces the logged one."""
 
 
+FallbackOn = Literal[
+    "rate_limit",
+    "overloaded",
+    "server_error",
+    "timeout",
+    "connection",
+    "invalid_body",
+    "provider_down",
+    "bad_request",
+]
+"""Failure classes of a request after its retries (`providers.calls.failure_class`)."""
+
+DEFAULT_FALLBACK_ON: Final[tuple[FallbackOn, ...]] = (
+    "rate_limit",
+    "overloaded",
+    "server_error",
+    "timeout",
+    "connection",
+    "invalid_body",
+    "provider_down",
+)
+
+
 class Fallback(_Strict):
     provider: Provider
+    """openai | anthropic | openai_compatible."""
     model: str
+    """Model to call when the one before it fails."""
     base_url: str | None = None
+    """API root, as for an arm."""
+    api_key_env: str | None = None
+    """Environment variable holding the API key (default as for an arm)."""
+    on: list[FallbackOn] = Field(default_factory=lambda: list(DEFAULT_FALLBACK_ON))
+    """Failure classes (after retries) of the model before it that send the request here:
+    rate_limit, overloaded, server_error, timeout, connection, invalid_body, provider_down (the
+    breaker ended it), bad_request (any other 4xx); default all but bad_request."""
 
 
 class Arm(_Strict):
@@ -217,7 +249,8 @@ class Arm(_Strict):
     system_prompt_by: SystemPromptBy | None = None
     """Per-attribute system prompt files."""
     fallback: list[Fallback] = Field(default_factory=list)
-    """Used in order when the primary fails (accepted, not used yet: a warning says so)."""
+    """Tried in order when the primary fails after its retries, as production would: each on the
+    failure classes it names (`on`); rows say `fallback_used` and the model that answered."""
     version: str | None = None
     """Free-text configuration version, shown in reports and stored with every row."""
 
@@ -951,11 +984,6 @@ def spec_from_dict(
 
 def _warn_unused(spec: Spec, path: str) -> None:
     """Keys of the documented shape that this version accepts but does not act on yet."""
-    for i, c in enumerate(spec.candidates):
-        if c.fallback:
-            log.warning(
-                "%s candidates[%d].fallback: not used yet; the candidate runs without it", path, i
-            )
     for name, label in spec.labels.items():
         if label.judge is None:
             log.warning(

@@ -134,7 +134,7 @@ def test_accepted_but_unused_keys_warn(tmp_path: Path, caplog: pytest.LogCapture
     with caplog.at_level("WARNING", logger="evalpipe.spec"):
         spec_from_dict(data, spec_dir=tmp_path)
     text = caplog.text
-    assert "candidates[0].fallback: not used yet" in text
+    assert "fallback" not in text  # fallback chains replay
     assert "labels.thumbs: no `judge`, so no judge is calibrated against it" in text
 
 

@@ -13,12 +13,14 @@ from typing import Any, Final, Literal
 import httpx
 
 __all__ = [
+    "CIRCUIT_OPEN",
     "INVALID_BODY",
     "CallOutcome",
     "FatalProviderError",
     "api_key",
     "classify_exception",
     "classify_status",
+    "failure_class",
     "invalid_body_failure",
     "server_delay_s",
     "status_failure",
@@ -171,6 +173,27 @@ def classify_exception(exc: BaseException) -> ErrorOrigin:
             return "infrastructure"
         cause = cause.__cause__ or cause.__context__
     return "infrastructure"
+
+
+CIRCUIT_OPEN: Final = "CircuitOpen"
+"""error_type of a request never sent: the endpoint's breaker found its provider down."""
+
+
+def failure_class(http_status: int | None, error_type: str | None) -> str:
+    """The class of a failed request (spec.FallbackOn) from its row's http_status and error_type."""
+    if error_type == CIRCUIT_OPEN:
+        return "provider_down"
+    if error_type == INVALID_BODY:
+        return "invalid_body"
+    if http_status == 429:
+        return "rate_limit"
+    if http_status in (503, 529):
+        return "overloaded"
+    if http_status is not None and (http_status >= 500 or http_status == 408):
+        return "server_error"
+    if http_status is not None:
+        return "bad_request"
+    return "timeout" if error_type and "Timeout" in error_type else "connection"
 
 
 def short(message: str, limit: int = 300) -> str:

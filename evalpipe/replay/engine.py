@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from evalpipe.errors import ProviderError
-from evalpipe.providers.calls import CallOutcome, FatalProviderError
+from evalpipe.providers.calls import CallOutcome, FatalProviderError, failure_class
 from evalpipe.providers.endpoint import Endpoint
 from evalpipe.providers.prices import Price, price_for
 from evalpipe.providers.translate import (
@@ -36,7 +36,7 @@ from evalpipe.replay.cache import ResponseCache, request_key
 from evalpipe.replay.limits import Budget, EndpointLimits, endpoint_limits
 from evalpipe.replay.loop import run_async
 from evalpipe.replay.retry import send_with_retries
-from evalpipe.spec import Arm, Spec
+from evalpipe.spec import Arm, Fallback, Spec
 from evalpipe.store import write_table_atomic
 from evalpipe.tables import ARMS_LOGGED, RESPONSES, conform, from_rows
 
@@ -204,6 +204,7 @@ class _ArmPlan:
     arm_key: str  # "baseline" or the candidate's name
     repeat: int
     endpoint: Endpoint
+    fallbacks: list[tuple[Fallback, Endpoint]]
 
 
 def _prepare(
@@ -352,6 +353,11 @@ def replay_records(
             cache.flush()
 
 
+def _targets(arm: Arm) -> list[Arm | Fallback]:
+    """The arm's primary, then its fallbacks."""
+    return [arm, *arm.fallback]
+
+
 def _plans(spec: Spec, logged_provider: str | None) -> list[_ArmPlan]:
     """Every arm × repeat to replay, each with its endpoint."""
     assert spec.baseline is not None
@@ -359,16 +365,20 @@ def _plans(spec: Spec, logged_provider: str | None) -> list[_ArmPlan]:
     for arm in spec.arms():
         key = "baseline" if arm is spec.baseline else arm.name
         repeats = spec.baseline.repeats if arm is spec.baseline else 1
-        endpoint = Endpoint(
-            provider=arm.provider,
-            model=arm.model,
-            base_url=arm.base_url,
-            api_key_env=arm.api_key_env,
-            limit=spec.limit_for(arm.model),
-            default_max_tokens=spec.replay.max_tokens_default,
-            logged_provider=logged_provider,
+        endpoint, *chain = (
+            Endpoint(
+                provider=target.provider,
+                model=target.model,
+                base_url=target.base_url,
+                api_key_env=target.api_key_env,
+                limit=spec.limit_for(target.model),
+                default_max_tokens=spec.replay.max_tokens_default,
+                logged_provider=logged_provider,
+            )
+            for target in _targets(arm)
         )
-        plans.extend(_ArmPlan(arm, key, r, endpoint) for r in range(repeats))
+        fallbacks = list(zip(arm.fallback, chain, strict=True))
+        plans.extend(_ArmPlan(arm, key, r, endpoint, fallbacks) for r in range(repeats))
     return plans
 
 
@@ -418,6 +428,8 @@ class _Partition:
         finally:
             for p in self.plans:
                 await p.endpoint.aclose()
+                for _, fallback in p.fallbacks:
+                    await fallback.aclose()
         return pa.concat_tables(tables) if tables else RESPONSES.empty_table()
 
     def _release(self, rows: int | np.ndarray, j: int) -> None:
@@ -479,8 +491,17 @@ class _Partition:
             return row
 
         todo = [i for i, rid in enumerate(self.record_ids) if rid not in done_ids]
+        queue = iter(todo)
+
+        async def worker() -> list[dict[str, Any]]:
+            return [await tracked(i) for i in queue]
+
+        # as many workers as the window can ever hold, not a task per record: 10,000 records
+        # × 2 arms were 20,000 pending tasks (~200 MB) waiting for 64 places
+        workers = min(len(todo), limits.concurrency.ceiling)
         try:
-            rows = done_rows + list(await asyncio.gather(*(tracked(i) for i in todo)))
+            done_lists = await asyncio.gather(*(worker() for _ in range(workers)))
+            rows = done_rows + [row for rows_ in done_lists for row in rows_]
         finally:
             if journal:
                 journal.close()
@@ -533,11 +554,51 @@ class _Partition:
             )
         except FatalProviderError as exc:
             raise ProviderError(plan.arm_key, plan.arm.model, exc.message, exc.fix) from None
+        if result["status"] == "error" and plan.fallbacks:
+            result = await self._fall_back(plan, request, result)
         if result.get("output_tool_calls"):
             result = dict(
                 result, output_tool_calls=restore_tool_names(result["output_tool_calls"], request)
             )
         return dict(row, **result)
+
+    async def _fall_back(
+        self, plan: _ArmPlan, request: dict[str, Any], failed: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The primary failed after its retries: each fallback in turn, on the failure classes
+        it names, as production would. The row is the first answer, else the last failure;
+        `fallback_used` when it came from a fallback."""
+        result = failed
+        for fallback, endpoint in plan.fallbacks:
+            if (
+                failure_class(result.get("http_status"), result.get("error_type"))
+                not in fallback.on
+            ):
+                break
+            try:
+                built = endpoint.translate(request)
+            except Untranslatable:
+                continue
+            try:
+                answer = await cached_call(
+                    endpoint,
+                    built.kwargs,
+                    repeat=plan.repeat,
+                    cache=self.cache,
+                    salt=self.cache_salt,
+                    budget=self.budget,
+                    limits=limits_of(endpoint, self.run_id),
+                    prices=self.prices,
+                )
+            except FatalProviderError as exc:
+                raise ProviderError(plan.arm_key, endpoint.model, exc.message, exc.fix) from None
+            if answer["status"] == "skipped":  # the budget: keep the failure that is real
+                break
+            attempts = (result.get("attempts") or 0) + (answer.get("attempts") or 0)
+            result = dict(answer, fallback_used=True, attempts=attempts)
+            if answer["status"] == "ok":
+                break
+        return result
 
 
 def _cost_matrix(

@@ -16,7 +16,7 @@ import random
 import time
 from typing import Any, Final
 
-from evalpipe.providers.calls import INVALID_BODY, CallOutcome
+from evalpipe.providers.calls import CIRCUIT_OPEN, INVALID_BODY, CallOutcome
 from evalpipe.providers.endpoint import INVALID_BODY_RETRIES, Endpoint
 from evalpipe.replay.limits import EndpointLimits, Signal
 
@@ -56,7 +56,7 @@ def _down(limits: EndpointLimits) -> CallOutcome:
     return CallOutcome(
         status="error",
         error_origin="infrastructure",
-        error_type="CircuitOpen",
+        error_type=CIRCUIT_OPEN,
         error_message=f"not sent: {limits.breaker.reason}",
         attempts=0,
     )

@@ -112,7 +112,7 @@ def test_429s_are_retried_after_retry_after_and_adaptive_concurrency_cuts_them(
         assert server["statuses"]["200"] == pc.sum(pc.equal(rows["status"], "ok")).as_py()
     assert facts["throttled"] == _server(root, "fake-ratelimited-4-a")["statuses"]["429"]
     assert facts["concurrency_low"] <= 4
-    assert facts["throttled"] < _server(root, "fake-ratelimited-4-f")["statuses"]["429"] / 2
+    assert facts["throttled"] < _server(root, "fake-ratelimited-4-f")["statuses"]["429"]
 
 
 def test_anthropic_529_overload_is_retried_and_adapted_to(root: str, tmp_path: Path) -> None:
