@@ -756,6 +756,9 @@ class ReplaySpec(_Strict):
     """Parameter overrides for every arm (default: the logged params)."""
     max_tokens_default: int = Field(default=1024, gt=0)
     """max_tokens sent to Anthropic when the logged request has none."""
+    stream: bool = False
+    """Stream every request (OpenAI SSE with usage, Anthropic message stream) and record the
+    time to first token (`ttft_ms`), gated like latency p95."""
 
 
 class Spec(_Strict):

@@ -47,8 +47,11 @@ def make_anthropic_client(
 
 
 async def call_anthropic(client: anthropic.AsyncAnthropic, kwargs: dict[str, Any]) -> CallOutcome:
-    """Send one message; failures come back as an error outcome, fatal ones raise."""
+    """Send one message (streamed when kwargs say `stream`); failures come back as an error
+    outcome, fatal ones raise."""
     started = time.perf_counter()
+    if kwargs.get("stream"):
+        return await _call_streaming(client, kwargs, started)
     try:
         body = {k: v for k, v in kwargs.items() if k != "extra_body"}
         body.update(kwargs.get("extra_body") or {})
@@ -71,14 +74,46 @@ async def call_anthropic(client: anthropic.AsyncAnthropic, kwargs: dict[str, Any
     except (anthropic.APIConnectionError, anthropic.APITimeoutError) as exc:
         return transport_failure(exc, started=started)
     try:
-        return _outcome(await raw.parse(), raw, started)
+        return _outcome(await raw.parse(), raw.http_response.status_code, started)
     except Exception as exc:  # the SDK reads a body it cannot parse lazily: any error is the body's
         return invalid_body_failure(
             exc, status=raw.http_response.status_code, started=started, expected="a message"
         )
 
 
-def _outcome(message: Message, raw: Any, started: float) -> CallOutcome:
+async def _call_streaming(
+    client: anthropic.AsyncAnthropic, kwargs: dict[str, Any], started: float
+) -> CallOutcome:
+    """Stream one message through the SDK's message stream; ttft_ms is the first content delta."""
+    first: float | None = None
+    status: int | None = None
+    try:
+        manager = client.messages.stream(**{k: v for k, v in kwargs.items() if k != "stream"})
+        async with manager as stream:
+            status = stream.response.status_code
+            async for event in stream:
+                if first is None and event.type == "content_block_delta":
+                    first = time.perf_counter()
+            outcome = _outcome(await stream.get_final_message(), status, started)
+    except anthropic.APIStatusError as exc:
+        return status_failure(
+            exc.status_code,
+            _error_message(exc),
+            type(exc).__name__,
+            started=started,
+            headers=exc.response.headers,
+        )
+    except (anthropic.APIConnectionError, anthropic.APITimeoutError, httpx2.TransportError) as exc:
+        return transport_failure(exc, started=started)
+    except Exception as exc:  # events that make no message
+        return invalid_body_failure(
+            exc, status=status or 200, started=started, expected="a message stream"
+        )
+    outcome.ttft_ms = (first - started) * 1000 if first is not None else outcome.latency_ms
+    return outcome
+
+
+def _outcome(message: Message, status: int, started: float) -> CallOutcome:
     """A message's columns; raises when the body is not a message (no list of content blocks)."""
     if not isinstance(message, Message) or not isinstance(message.content, list):
         raise TypeError(f"got {type(message).__name__} without a list of content blocks")
@@ -103,8 +138,7 @@ def _outcome(message: Message, raw: Any, started: float) -> CallOutcome:
         output_tokens=usage.output_tokens,
         cached_input_tokens=cache_read,
         latency_ms=latency,
-        http_status=raw.http_response.status_code,
-        attempts=raw.retries_taken + 1,
+        http_status=status,
     )
 
 

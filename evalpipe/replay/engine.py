@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import duckdb
 import numpy as np
@@ -466,6 +466,7 @@ class _Partition:
         journal = _Journal(out / f"journal-{stem}.jsonl") if out else None
         done_rows = [_row_from_journal(r) for r in journal.read()] if journal else []
         done_ids = {r["record_id"] for r in done_rows}
+        self._cache_journaled(done_rows)
         if done_ids:
             journaled = pc.is_in(self.record_id_column, value_set=pa.array(list(done_ids)))
             self._release(journaled.to_numpy(zero_copy_only=False), j)
@@ -542,7 +543,7 @@ class _Partition:
         try:
             result = await cached_call(
                 plan.endpoint,
-                built.kwargs,
+                self._kwargs(built.kwargs),
                 repeat=plan.repeat,
                 cache=self.cache,
                 salt=self.cache_salt,
@@ -561,6 +562,21 @@ class _Partition:
                 result, output_tool_calls=restore_tool_names(result["output_tool_calls"], request)
             )
         return dict(row, **result)
+
+    def _cache_journaled(self, rows: list[dict[str, Any]]) -> None:
+        """Answers journaled before a crash, into the cache if the crash lost them there (it is
+        written by a background thread), so that a later run does not pay for them again."""
+        if self.cache is None:
+            return
+        for row in rows:
+            key = row.get("request_key")
+            fresh = row.get("status") == "ok" and not row.get("cache_hit")
+            if fresh and isinstance(key, str) and self.cache.get(key) is None:
+                self.cache.put(key, {k: row.get(k) for k in _CACHED})
+
+    def _kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """What the SDK call gets: the translation, streamed when the spec says so."""
+        return {**kwargs, "stream": True} if self.spec.replay.stream else kwargs
 
     async def _fall_back(
         self, plan: _ArmPlan, request: dict[str, Any], failed: dict[str, Any]
@@ -582,7 +598,7 @@ class _Partition:
             try:
                 answer = await cached_call(
                     endpoint,
-                    built.kwargs,
+                    self._kwargs(built.kwargs),
                     repeat=plan.repeat,
                     cache=self.cache,
                     salt=self.cache_salt,
@@ -599,6 +615,10 @@ class _Partition:
             if answer["status"] == "ok":
                 break
         return result
+
+
+_CACHED: Final = (*(f.name for f in fields(CallOutcome) if f.name != "retry_after_s"), "cost_usd")
+"""The columns a cache entry holds (an answer's, not its run's)."""
 
 
 def _cost_matrix(
