@@ -675,6 +675,9 @@ class GateSpec(_Strict):
     """Per-metric non-inferiority margins, overriding the defaults."""
     latency_p95_ratio_max: float | None = Field(default=None, gt=0)
     """Gate the candidate/baseline latency p95 ratio at this bound."""
+    ttft_p95_ratio_max: float | None = Field(default=None, gt=0)
+    """Gate the candidate/baseline time-to-first-token p95 ratio at this bound (streamed replay,
+    `replay.stream: true`)."""
     cost_ratio_max: float | None = Field(default=None, gt=0)
     """Gate the candidate/baseline mean cost ratio at this bound."""
     arm_column: str | None = None

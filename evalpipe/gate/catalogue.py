@@ -93,6 +93,11 @@ def gate_metrics(spec: Spec) -> list[Metric]:
     out.append(
         Metric("latency_p95", "ratio", "latency", p95 is not None, margin=_ratio_margin(p95))
     )
+    if spec.replay.stream and spec.mode == "shadow":  # streamed: time to first token too
+        ttft = spec.gate.ttft_p95_ratio_max
+        out.append(
+            Metric("ttft_p95", "ratio", "latency", ttft is not None, margin=_ratio_margin(ttft))
+        )
     out.append(Metric("cost", "ratio", "cost", cost is not None, margin=_ratio_margin(cost)))
     return out
 

@@ -53,6 +53,8 @@ class ArmData:
     text: pa.Array
     """output_text per record (null where there is no ok response)."""
     model: str | None
+    ttft: F64
+    """Time to first token in ms (nan where not streamed)."""
 
     def count(self, state: int) -> int:
         return int(np.count_nonzero(self.state == state))
@@ -147,7 +149,10 @@ def _arm(
     order[where[ok]] = rows[ok]
     text = responses["output_text"].take(pa.array(np.where(order >= 0, order, 0)))
     text = pc.if_else(pa.array(order >= 0), text, pa.scalar(None, pa.string()))
-    return ArmData(state, latency, cost, length, text.combine_chunks(), model)
+    ttft = np.full(n, np.nan)
+    ttft[where] = np.asarray(pc.fill_null(sub["ttft_ms"], np.nan), dtype=np.float64)
+    ttft[state == OWN_ERROR] = timeout_ms  # censored as latency is
+    return ArmData(state, latency, cost, length, text.combine_chunks(), model, ttft)
 
 
 def build_frame(scores: pa.Table, responses: pa.Table, records: pa.Table, spec: Spec) -> Frame:
@@ -178,6 +183,7 @@ def build_frame(scores: pa.Table, responses: pa.Table, records: pa.Table, spec: 
             "status",
             "error_origin",
             "latency_ms",
+            "ttft_ms",
             "cost_usd",
             "output_text",
         ]

@@ -220,6 +220,9 @@ def _ratio_rows(
     alpha: float,
 ) -> list[MetricRow]:
     base, arm = frame.arms["baseline"], frame.arms[cand]
+    named = {m.name: m for m in metrics}
+    ttft = named.pop("ttft_p95", None)
+    metrics = list(named.values())  # latency_p50, latency_p95, cost
     bounds = tuple(1 + (m.margin if m.margin is not None else 0.0) for m in metrics)
     rows = []
     for col, codes, labels in _groupings(frame):
@@ -236,7 +239,23 @@ def _ratio_rows(
             b=b_total if col is None else b_slice,
             alpha=alpha,
         )
-        for m, est in zip(metrics, ests, strict=True):
+        estimated = list(zip(metrics, ests, strict=True))
+        if ttft is not None:  # the same bootstrap over time to first token (its p95 row)
+            bound = 1 + (ttft.margin if ttft.margin is not None else 0.0)
+            none = np.full(int(keep.sum()), np.nan)
+            ttft_ests = ratios(
+                frame.cluster[keep],
+                (base.ttft[keep], arm.ttft[keep]),
+                (none, none),
+                codes[keep],
+                len(labels),
+                bounds=(bound, bound, 1.0),
+                rngs=[seeded_rng(seed, "ttft", cand, col or "", lab or "") for lab in labels],
+                b=b_total if col is None else b_slice,
+                alpha=alpha,
+            )
+            estimated.append((ttft, ttft_ests[1]))
+        for m, est in estimated:
             for j, label in enumerate(labels):
                 if col is not None and (est.n[j] < SLICE_MIN_N or est.n[j] == int(usable.sum())):
                     continue

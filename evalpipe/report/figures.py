@@ -45,6 +45,7 @@ _LABELS: Final[dict[str, str]] = {
     "error_rate": "error rate",
     "latency_p50": "latency p50",
     "latency_p95": "latency p95",
+    "ttft_p95": "time to first token p95",
     "cost": "cost per request",
     "diff.exact": "identical to baseline",
     "diff.similarity": "similarity to baseline",

@@ -50,7 +50,7 @@ def _run(tmp_path: Path, root: str, *, stream: bool, model: str) -> Run:
         ],
         "replay": {"stream": stream},
         "checks": [{"name": "no_refusal", "type": "not_refusal"}],
-        "gate": {"min_n": 5},
+        "gate": {"min_n": 5, "ttft_p95_ratio_max": 1.5},
         "report": {"out": str(folder / "reports")},
     }
     (folder / "eval.yaml").write_text(yaml.safe_dump(spec))
@@ -60,8 +60,15 @@ def _run(tmp_path: Path, root: str, *, stream: bool, model: str) -> Run:
     return run
 
 
-def test_streamed_replay_records_ttft_and_the_same_answers(root: str, tmp_path: Path) -> None:
-    streamed = read_table(_run(tmp_path, root, stream=True, model="gpt-4o-mini").path("responses"))
+def test_streamed_replay_records_ttft_gates_it_and_gives_the_same_answers(
+    root: str, tmp_path: Path
+) -> None:
+    run = _run(tmp_path, root, stream=True, model="gpt-4o-mini")
+    streamed = read_table(run.path("responses"))
+    gate = read_table(run.path("gate.parquet")).to_pylist()
+    ttft = [r for r in gate if r["metric"] == "ttft_p95" and r["slice_col"] is None]
+    assert len(ttft) == 1 and ttft[0]["gated"] and ttft[0]["kind"] == "ratio"
+    assert ttft[0]["estimate"] > 0
     whole = read_table(
         _run(tmp_path, root, stream=False, model="gpt-4o-mini-2024-07-18").path("responses")
     )
