@@ -10,7 +10,9 @@ its own process answering every request in exactly `--latency-ms`. Times, in thi
 
 Prints one JSON line: `seconds`, `reference_seconds`, `ratio`, `requests`, `max_in_flight` and
 `reference_max_in_flight` (the most requests in flight the server saw for each; the ratio counts
-only when both are ≤ `concurrency`, `ratio_counts`), `partitions`, and peak RSS.
+only when both are ≤ `concurrency`, `ratio_counts`), `partitions`, and peak RSS: `peak_rss_mb` of
+the process that replays (the reference runs in a child process of the same bench run, so that
+its 2 × N request bodies and tasks are not counted as evalpipe's; `reference_peak_rss_mb`).
 
     python bench/replay.py [--records 3000] [--concurrency 16] [--latency-ms 50]
 """
@@ -19,8 +21,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -61,15 +65,24 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--latency-ms", type=float, default=50.0)
+    parser.add_argument("--reference-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
-    records = demo_records(args.records)
+    if args.reference_only:
+        _reference(args)
+        return
     with tempfile.TemporaryDirectory(prefix="evalpipe-bench-") as tmp:
+        child = [sys.executable, __file__, "--reference-only"]
+        child += [f"--records={args.records}", f"--concurrency={args.concurrency}"]
+        child += [f"--latency-ms={args.latency_ms}"]
+        ref = json.loads(subprocess.run(child, check=True, capture_output=True).stdout)
+        reference, reference_peak = ref["seconds"], ref["max_in_flight"]
         with serving(latency_ms=args.latency_ms, jitter=0.0, subprocess=True) as root:
-            reference = asyncio.run(bare_loop(root, arm_bodies(records), args.concurrency))
-            reference_peak = max_in_flight(root)
-        with serving(latency_ms=args.latency_ms, jitter=0.0, subprocess=True) as root:
-            run = open_run(load_spec(_spec(Path(tmp), root, records, args.concurrency)))
+            records = demo_records(args.records)
+            spec_path = _spec(Path(tmp), root, records, args.concurrency)
+            del records  # the bench's own copy, not evalpipe's
+            gc.collect()
+            run = open_run(load_spec(spec_path))
             pipeline.ingest_run(run)
             parts = pipeline.partitions(run)
             started = time.perf_counter()
@@ -94,9 +107,20 @@ def main() -> None:
                 "ratio_counts": peak <= args.concurrency and reference_peak <= args.concurrency,
                 "latency_ms": args.latency_ms,
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                "reference_peak_rss_mb": ref["peak_rss_mb"],
             }
         )
     )
+
+
+def _reference(args: argparse.Namespace) -> None:
+    """The bare loop, alone in this process: its seconds, the server's peak, its peak RSS."""
+    records = demo_records(args.records)
+    with serving(latency_ms=args.latency_ms, jitter=0.0, subprocess=True) as root:
+        seconds = asyncio.run(bare_loop(root, arm_bodies(records), args.concurrency))
+        peak = max_in_flight(root)
+    rss = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(json.dumps({"seconds": seconds, "max_in_flight": peak, "peak_rss_mb": rss}))
 
 
 if __name__ == "__main__":

@@ -279,15 +279,15 @@ class EndpointStats:
     """Attempts answered 503 or 529."""
     failed_attempts: int = 0
     """Other transient failures (5xx, connection, timeout, unreadable body)."""
-    busy_s: float = 0.0
-    """Seconds from the first attempt's start to the last one's end."""
     latency_s: float = 0.0
     """Sum of the answered attempts' latencies."""
     answered: int = 0
     tokens: float = 0.0
     """Sum of the requests' estimated tokens (as the tpm limiter counts them)."""
     first_start: float | None = None
+    """When the first attempt started (monotonic seconds)."""
     last_end: float | None = None
+    """When the last attempt ended (monotonic seconds)."""
 
     def row(self) -> dict[str, Any]:
         row = asdict(self)
