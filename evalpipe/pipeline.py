@@ -224,6 +224,10 @@ def _fallbacks(fired: list[tuple[str, str, int]]) -> dict[str, dict[str, int]]:
 def finish_replay(run: Run, seconds: float | None = None) -> None:
     """After every partition: add the `logged` arm, record counts and spend, mark replay done."""
     from evalpipe.replay.engine import logged_responses
+    from evalpipe.replay.limits import close_clients
+    from evalpipe.replay.loop import run_async
+
+    run_async(close_clients(run.run_id))  # the SDK clients the partitions shared
 
     with _budgets_lock:
         _budgets.pop((str(run.root), run.run_id), None)

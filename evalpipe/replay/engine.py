@@ -481,6 +481,7 @@ class _Partition:
             "fallback_used": False,
         }
         limits = limits_of(plan.endpoint, self.run_id)
+        plan.endpoint.share(limits.clients)
         counter = {"done": len(done_ids)}
 
         async def tracked(i: int) -> dict[str, Any]:
@@ -591,6 +592,8 @@ class _Partition:
                 not in fallback.on
             ):
                 break
+            limits = limits_of(endpoint, self.run_id)
+            endpoint.share(limits.clients)
             try:
                 built = endpoint.translate(request)
             except Untranslatable:
@@ -603,7 +606,7 @@ class _Partition:
                     cache=self.cache,
                     salt=self.cache_salt,
                     budget=self.budget,
-                    limits=limits_of(endpoint, self.run_id),
+                    limits=limits,
                     prices=self.prices,
                 )
             except FatalProviderError as exc:

@@ -19,6 +19,7 @@ __all__ = [
     "EndpointLimits",
     "EndpointStats",
     "RateLimiter",
+    "close_clients",
     "endpoint_limits",
     "run_endpoints",
 ]
@@ -317,6 +318,8 @@ class EndpointLimits:
         self.breaker = Breaker(pause_s)
         self.max_retries = max_retries
         self.stats = EndpointStats()
+        self.clients: dict[Hashable, Any] = {}
+        """SDK clients of the endpoint, shared by the run's partitions (`Endpoint.share`)."""
         self._contacted = False
         self._contact_lock = asyncio.Lock()
 
@@ -404,6 +407,18 @@ def endpoint_limits(
                 max_retries=max_retries,
             )
         return limits
+
+
+async def close_clients(run_key: str) -> None:
+    """Close the SDK clients the run's partitions shared (call on the requests' loop, after
+    replay); a later stage that needs one opens it again."""
+    with _registry_lock:
+        runs = [endpoints for (key, _), endpoints in _registry.items() if key == run_key]
+    for endpoints in runs:
+        for limits in endpoints.values():
+            clients, limits.clients = list(limits.clients.values()), {}
+            for client, _ in clients:
+                await client.close()
 
 
 def run_endpoints(run_key: str) -> dict[str, dict[str, Any]]:
