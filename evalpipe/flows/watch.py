@@ -16,6 +16,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
@@ -228,6 +229,16 @@ def _failure(exc: BaseException) -> str:
     return f"failed: {type(exc).__name__}"
 
 
+def _write_trends(root: Path, spec: Spec, reports: str | None) -> None:
+    """The spec's trends page, night by night (a failure to draw it never fails the night)."""
+    from evalpipe.report import write_trends
+
+    try:
+        write_trends(root, spec.name, Path(reports or spec.report.out).resolve())
+    except Exception:
+        log.warning("night: the trends page of %s was not written", spec.name, exc_info=True)
+
+
 def nightly_steps(
     spec: Spec,
     stages: Stages,
@@ -339,6 +350,7 @@ def nightly_steps(
     )
     if run is not None:
         run.update_manifest(nightly={"status": status, "alert": alert_status})
+    _write_trends(root, spec, reports)
     log.info("night %s: %s in %.1f s", plan.night, status, time.perf_counter() - started)
     return {
         "night": plan.night.isoformat(),

@@ -67,6 +67,13 @@ def _when(iso: Any) -> datetime | None:
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
+def _at(manifest: dict[str, Any]) -> datetime | None:
+    """When a run stands on the time axis: the night it watched (a nightly run, which may be
+    re-run or back-filled later), else when it was created."""
+    night = (manifest.get("nightly") or {}).get("night")
+    return _when(night) if night else _when(manifest.get("created"))
+
+
 def _manifests(root: Path, spec_name: str) -> list[dict[str, Any]]:
     import orjson
 
@@ -83,9 +90,9 @@ def _manifests(root: Path, spec_name: str) -> list[dict[str, Any]]:
         except orjson.JSONDecodeError:
             log.warning("unreadable manifest %s", m)
             continue
-        if doc.get("spec_name") == spec_name and doc.get("verdict") and _when(doc.get("created")):
+        if doc.get("spec_name") == spec_name and doc.get("verdict") and _at(doc):
             out.append(doc)
-    out.sort(key=lambda m: (_when(m["created"]), m["run_id"]))
+    out.sort(key=lambda m: (_at(m), m["run_id"]))
     return out
 
 
@@ -128,7 +135,7 @@ def trends(root: Path, spec_name: str) -> Trends | None:
         "verdict",
     )
     table = [dict(zip(cols, r, strict=True)) for r in rows]
-    times = [_when(m["created"]) for m in manifests]
+    times = [_at(m) for m in manifests]
     t0, t1 = times[0], times[-1]
     assert t0 is not None and t1 is not None
     width = (t1 - t0).total_seconds() or 1.0

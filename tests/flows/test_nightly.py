@@ -74,6 +74,9 @@ def test_the_same_change_is_not_sent_again_and_a_rerun_night_sends_nothing(
     assert len(webhook.posts) == 1  # night 3's change; night 4 sees the same snapshot
     again = _night(path, "2026-11-03", monkeypatch)
     assert again["alert"] == "sent" and len(webhook.posts) == 1
+    # every night redraws the spec's trends page, the change marked on its time axis
+    page = (tmp_path / "reports" / "trends" / "nightly-test.html").read_text()
+    assert all(day in page for day in ("02 Nov", "03 Nov", "04 Nov"))  # the nights, not today
 
 
 def test_each_night_asks_the_provider_afresh_and_a_rerun_night_pays_nothing(
