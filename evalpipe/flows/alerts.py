@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 import time
-import urllib.error
-import urllib.request
 from typing import Any, Final
 
 import orjson
+
+from evalpipe.notify import deliver
 
 __all__ = ["BACKOFF_S", "alert_payload", "post_alert"]
 
@@ -63,19 +63,11 @@ def post_alert(url: str, payload: dict[str, Any], *, retries: int, timeout_s: fl
     for attempt in range(retries + 1):
         if attempt:
             time.sleep(BACKOFF_S * 2 ** (attempt - 1))
-        request = urllib.request.Request(
-            url, data=body, method="POST", headers={"Content-Type": "application/json"}
+        why = deliver(
+            url, body, method="POST", content_type="application/json", timeout_s=timeout_s
         )
-        try:
-            with urllib.request.urlopen(request, timeout=timeout_s) as answer:
-                if 200 <= answer.status < 300:
-                    return "sent"
-                why = f"HTTP {answer.status}"
-        except urllib.error.HTTPError as exc:
-            why = f"HTTP {exc.code}"
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            why = "no answer" if isinstance(reason, TimeoutError) else f"{reason}"
+        if why == "sent":
+            return why
         log.warning("alert webhook: %s (attempt %d of %d)", why, attempt + 1, retries + 1)
     log.error("alert webhook failed after %d attempts (%s); the night goes on", retries + 1, why)
     return f"failed: {why}"

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import logging
 import math
-import urllib.error
 import urllib.parse
-import urllib.request
 from typing import Final
 
 import duckdb
 
+from evalpipe.notify import deliver
 from evalpipe.store import Run, atomic_path
 
 __all__ = ["VERDICT_NUMBER", "openmetrics", "push_metrics", "write_metrics_prom"]
@@ -138,17 +137,10 @@ def push_metrics(url: str, spec_name: str, text: str, *, timeout_s: float = 10.0
     `failed: …` (never raises: monitoring must not fail a run)."""
     target = f"{url.rstrip('/')}/metrics/job/evalpipe/spec/{urllib.parse.quote(spec_name, safe='')}"
     body = text.removesuffix("# EOF\n").encode()  # the Pushgateway reads the Prometheus text format
-    request = urllib.request.Request(
-        target, data=body, method="PUT", headers={"Content-Type": "text/plain; version=0.0.4"}
+    why = deliver(
+        target, body, method="PUT", content_type="text/plain; version=0.0.4", timeout_s=timeout_s
     )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as answer:
-            if 200 <= answer.status < 300:
-                return "sent"
-            why = f"HTTP {answer.status}"
-    except urllib.error.HTTPError as exc:
-        why = f"HTTP {exc.code}"
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        why = str(getattr(exc, "reason", exc))
+    if why == "sent":
+        return why
     log.error("Pushgateway %s: %s; the run goes on", url, why)
     return f"failed: {why}"
