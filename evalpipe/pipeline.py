@@ -6,6 +6,7 @@ resumable: it returns at once when its stage is already done for the run.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -32,7 +33,7 @@ from evalpipe.store import (
 )
 
 if TYPE_CHECKING:  # the stages' own modules load when a stage runs (SDKs, SciPy, Jinja2)
-    from evalpipe.gate.verdict import GateResult
+    from evalpipe.gate.verdict import CandidateVerdict, GateResult
     from evalpipe.replay.engine import Progress
 
 __all__ = [
@@ -386,9 +387,7 @@ def gate_run(run: Run) -> GateResult:
     run.update_manifest(
         verdict=result.verdict,
         exit_code=result.exit_code,
-        candidates={
-            c.candidate: {"verdict": c.verdict, "reason": c.reason} for c in result.candidates
-        },
+        candidates={c.candidate: _verdict_fields(c) for c in result.candidates},
     )
     run.mark_stage("gate", time.perf_counter() - started)
     return result
@@ -398,12 +397,22 @@ def load_gate(run: Run) -> GateResult:
     """The gate result of a finished run, rebuilt from its files (no statistics recomputed)."""
     from evalpipe.gate.verdict import CandidateVerdict, GateResult
 
-    table = run.read_gate()
-    m = run.manifest()
-    cands = []
-    for name, c in m.get("candidates", {}).items():
-        cands.append(CandidateVerdict(candidate=name, verdict=c["verdict"], reason=c["reason"]))
-    return GateResult(run_id=run.run_id, table=table, candidates=cands)
+    known = {f.name for f in dataclasses.fields(CandidateVerdict)}
+    cands = [
+        CandidateVerdict(**{**{k: v for k, v in c.items() if k in known}, "candidate": name})
+        for name, c in (run.manifest().get("candidates") or {}).items()
+    ]
+    return GateResult(run_id=run.run_id, table=run.read_gate(), candidates=cands)
+
+
+def _verdict_fields(verdict: CandidateVerdict) -> dict[str, Any]:
+    """A candidate's whole verdict as JSON, so a later report shows its caveats too."""
+    fields = dataclasses.asdict(verdict)
+    del fields["candidate"]  # (the key it is stored under)
+    parsed: dict[str, Any] = orjson.loads(
+        orjson.dumps(fields, option=orjson.OPT_SERIALIZE_NUMPY, default=float)
+    )
+    return parsed
 
 
 # --- report ------------------------------------------------------------------------------------

@@ -52,3 +52,29 @@ def test_report_of_an_unknown_run_says_how_to_list_runs(
         main(["report", "nope", "--store", str(tmp_path / "store")])
     assert exc.value.code == 4
     assert "evalpipe runs" in capsys.readouterr().err
+
+
+def test_a_rerendered_report_keeps_the_verdicts_caveats(run: HandRun, tmp_path: Path) -> None:
+    """The gate stores each candidate's whole verdict, so a later report shows its warnings and
+    invalid reasons, not only the sentence (they were lost on re-render)."""
+    import dataclasses
+
+    from evalpipe import pipeline
+    from evalpipe.store import Run
+
+    folder = _store(run, tmp_path / "store")
+    stored = Run(RUN_ID, tmp_path / "store", run.spec)
+    caveat = "only 9 sessions: the interval may be too narrow"
+    result = pipeline.gate_run(stored)
+    first = result.candidates[0]
+    manifest = orjson.loads((folder / "manifest.json").read_bytes())
+    assert manifest["candidates"][first.candidate]["reason"] == first.reason
+    manifest["candidates"][first.candidate]["warnings"] = [caveat]
+    (folder / "manifest.json").write_bytes(orjson.dumps(manifest))
+    reloaded = pipeline.load_gate(stored)
+    again = reloaded.for_candidate(first.candidate)
+    assert again.warnings == [caveat]
+    assert dataclasses.replace(again, warnings=first.warnings) == first  # every field kept
+    with pytest.raises(SystemExit):
+        main(["report", RUN_ID, "--store", str(tmp_path / "store"), "--out", str(tmp_path / "out")])
+    assert caveat in (tmp_path / "out" / RUN_ID / "index.html").read_text()
