@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import orjson
+import yaml
 
 DEMO = Path(__file__).resolve().parents[1] / "eval_sets" / "demo"
 MODEL = "gpt-4o-mini-2024-07-18"
@@ -73,3 +74,32 @@ def max_in_flight(root: str, model: str = MODEL) -> int:
     """The most requests to `model` the fake provider had in flight at once."""
     seen = httpx.get(f"{root}/_fake/traffic").json()
     return int(seen.get(model, {}).get("max_in_flight", 0))
+
+
+def two_arm_spec(
+    folder: Path,
+    root: str,
+    records: list[dict[str, Any]],
+    *,
+    name: str,
+    limit: dict[str, Any],
+    model: str = MODEL,
+    **extra: Any,
+) -> Path:
+    """Write `records` as traffic.jsonl and an eval.yaml replaying them on two arms of `model`
+    (as logged, and at temperature 0.7: a prompt-only change, so both share the model's limit)
+    at the server `root`; `extra` adds top-level keys. Returns the spec's path."""
+    (folder / "traffic.jsonl").write_bytes(b"\n".join(orjson.dumps(r) for r in records) + b"\n")
+    arm = {"provider": "openai", "model": model, "base_url": f"{root}/v1"}
+    spec = {
+        "name": name,
+        "traffic": {"path": "traffic.jsonl"},
+        "baseline": {"name": "prod", **arm, "compare_logged": False},
+        "candidates": [{"name": "warmer", **arm, "params": {"temperature": 0.7}}],
+        "limits": {"default": limit},
+        "store": str(folder / "store"),
+        **extra,
+    }
+    path = folder / "eval.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    return path

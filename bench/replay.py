@@ -31,12 +31,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import orjson
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import MODEL, arm_bodies, bare_loop, demo_records, max_in_flight
+from bench.common import arm_bodies, bare_loop, demo_records, max_in_flight, two_arm_spec
 from evalpipe import pipeline
 from evalpipe.fake import serving
 from evalpipe.flows.wiring import IN_PROCESS
@@ -45,19 +42,9 @@ from evalpipe.store import open_run
 
 
 def _spec(folder: Path, root: str, records: list[dict[str, Any]], concurrency: int) -> Path:
-    (folder / "traffic.jsonl").write_bytes(b"\n".join(orjson.dumps(r) for r in records) + b"\n")
-    arm = {"provider": "openai", "model": MODEL, "base_url": f"{root}/v1"}
-    spec = {
-        "name": "bench-replay",
-        "traffic": {"path": "traffic.jsonl"},
-        "baseline": {"name": "prod", **arm, "compare_logged": False},
-        "candidates": [{"name": "warmer", **arm, "params": {"temperature": 0.7}}],
-        "limits": {"default": {"concurrency": concurrency}},
-        "store": str(folder / "store"),
-    }
-    path = folder / "eval.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
+    return two_arm_spec(
+        folder, root, records, name="bench-replay", limit={"concurrency": concurrency}
+    )
 
 
 def main() -> None:

@@ -22,12 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import demo_records
+from bench.common import demo_records, two_arm_spec
 from evalpipe import pipeline
 from evalpipe.fake import serving
 from evalpipe.flows.wiring import IN_PROCESS
@@ -36,19 +34,8 @@ from evalpipe.store import open_run
 
 
 def _spec(folder: Path, root: str, records: list[dict[str, Any]], model: str, args: Any) -> Path:
-    (folder / "traffic.jsonl").write_bytes(b"\n".join(orjson.dumps(r) for r in records) + b"\n")
-    arm = {"provider": "openai", "model": model, "base_url": f"{root}/v1"}
-    spec = {
-        "name": "bench-aimd",
-        "traffic": {"path": "traffic.jsonl"},
-        "baseline": {"name": "prod", **arm, "compare_logged": False},
-        "candidates": [{"name": "warmer", **arm, "params": {"temperature": 0.7}}],
-        "limits": {"default": {"concurrency": args.concurrency, "max_retries": 10}},
-        "store": str(folder / "store"),
-    }
-    path = folder / "eval.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
+    limit = {"concurrency": args.concurrency, "max_retries": 10}
+    return two_arm_spec(folder, root, records, name="bench-aimd", limit=limit, model=model)
 
 
 def main() -> None:

@@ -27,12 +27,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import arm_bodies, bare_loop, demo_records
+from bench.common import arm_bodies, bare_loop, demo_records, two_arm_spec
 from evalpipe import pipeline
 from evalpipe.fake import serving
 from evalpipe.flows.wiring import IN_PROCESS
@@ -43,22 +41,10 @@ MODEL = "fake-faulty"
 
 
 def _spec(folder: Path, root: str, records: list[dict[str, Any]], args: Any) -> Path:
-    (folder / "traffic.jsonl").write_bytes(b"\n".join(orjson.dumps(r) for r in records) + b"\n")
-    arm = {"provider": "openai", "model": MODEL, "base_url": f"{root}/v1"}
     limit: dict[str, Any] = {"concurrency": args.concurrency, "timeout_s": args.timeout_s}
     if args.rpm:
         limit["rpm"] = args.rpm
-    spec = {
-        "name": "bench-faults",
-        "traffic": {"path": "traffic.jsonl"},
-        "baseline": {"name": "prod", **arm, "compare_logged": False},
-        "candidates": [{"name": "warmer", **arm, "params": {"temperature": 0.7}}],
-        "limits": {"default": limit},
-        "store": str(folder / "store"),
-    }
-    path = folder / "eval.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
+    return two_arm_spec(folder, root, records, name="bench-faults", limit=limit, model=MODEL)
 
 
 def _most_in_window(arrivals: list[float], window_s: float = 60.0) -> int:

@@ -33,36 +33,25 @@ import tempfile
 import time
 from pathlib import Path
 
-import orjson
-import yaml
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import MODEL, arm_bodies, bare_loop, demo_records, max_in_flight
+from bench.common import arm_bodies, bare_loop, demo_records, max_in_flight, two_arm_spec
 from evalpipe.fake import serving
 
 CONCURRENCY = 64
 
 
 def _spec(folder: Path, root: str, n: int) -> Path:
-    records = demo_records(n)
-    (folder / "traffic.jsonl").write_bytes(b"\n".join(orjson.dumps(r) for r in records) + b"\n")
-    arm = {"provider": "openai", "model": MODEL, "base_url": f"{root}/v1"}
-    spec = {
-        "name": f"bench-{n}",
-        "traffic": {"path": "traffic.jsonl"},
-        "baseline": {"name": "prod", **arm, "compare_logged": False},
-        # a prompt-only change: both arms on one model share its concurrency
-        "candidates": [{"name": "warmer", **arm, "params": {"temperature": 0.7}}],
-        "checks": [{"name": "no_refusal", "type": "not_refusal"}],
-        "limits": {"default": {"concurrency": CONCURRENCY}},
-        "gate": {"min_n": 5},
-        "store": str(folder / "store"),
-        "report": {"out": str(folder / "reports")},
-    }
-    path = folder / "eval.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
+    return two_arm_spec(
+        folder,
+        root,
+        demo_records(n),
+        name=f"bench-{n}",
+        limit={"concurrency": CONCURRENCY},
+        checks=[{"name": "no_refusal", "type": "not_refusal"}],
+        gate={"min_n": 5},
+        report={"out": str(folder / "reports")},
+    )
 
 
 def _env() -> dict[str, str]:
