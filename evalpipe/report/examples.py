@@ -27,11 +27,9 @@ __all__ = [
     "MAX_CHARS",
     "CheckResult",
     "Example",
-    "best_improvements",
     "last_user_message",
     "pick_examples",
     "word_diff",
-    "worst_regressions",
 ]
 
 MAX_CHARS: Final = 1500
@@ -283,56 +281,6 @@ def pick_examples(
         redact=redact,
     )
     return got[False], got[True]
-
-
-def worst_regressions(
-    candidates: list[str],
-    *,
-    gate: pa.Table,
-    records: pa.Table,
-    responses: pa.Table,
-    scores: pa.Table,
-    limit: int,
-    slice_columns: list[str],
-    redact: bool,
-) -> dict[str, list[Example]]:
-    """Per candidate, up to `limit` records where it did worse than the baseline, worst first."""
-    return _pick(
-        candidates,
-        gate=gate,
-        records=records,
-        responses=responses,
-        scores=scores,
-        limit=limit,
-        slice_columns=slice_columns,
-        redact=redact,
-        directions=(False,),
-    )[False]
-
-
-def best_improvements(
-    candidates: list[str],
-    *,
-    gate: pa.Table,
-    records: pa.Table,
-    responses: pa.Table,
-    scores: pa.Table,
-    limit: int,
-    slice_columns: list[str],
-    redact: bool,
-) -> dict[str, list[Example]]:
-    """Per candidate, up to `limit` records where it did better than the baseline, best first."""
-    return _pick(
-        candidates,
-        gate=gate,
-        records=records,
-        responses=responses,
-        scores=scores,
-        limit=limit,
-        slice_columns=slice_columns,
-        redact=redact,
-        directions=(True,),
-    )[True]
 
 
 def _pick(

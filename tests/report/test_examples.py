@@ -9,10 +9,9 @@ import pyarrow as pa
 from evalpipe.report.examples import (
     MAX_CHARS,
     Example,
-    best_improvements,
     last_user_message,
+    pick_examples,
     word_diff,
-    worst_regressions,
 )
 from evalpipe.tables import GATE, RECORDS, RESPONSES, SCORES, from_rows
 
@@ -21,7 +20,7 @@ from .conftest import HOSTILE, HandRun
 
 def _pick(run: HandRun, cand: str, limit: int = 10, redact: bool = False) -> list[Example]:
     return list(
-        worst_regressions(
+        pick_examples(
             [cand],
             gate=run.gate.table,
             records=run.records,
@@ -30,7 +29,7 @@ def _pick(run: HandRun, cand: str, limit: int = 10, redact: bool = False) -> lis
             limit=limit,
             slice_columns=["feature"],
             redact=redact,
-        )[cand]
+        )[0][cand]
     )
 
 
@@ -109,7 +108,7 @@ def _run(n: int, metrics: list[str]) -> tuple[pa.Table, pa.Table, pa.Table, pa.T
 
 def test_failing_metrics_take_turns_and_long_texts_are_cut() -> None:
     gate, records, responses, scores = _run(30, ["a", "b", "c"])
-    ex = worst_regressions(
+    ex = pick_examples(
         ["c"],
         gate=gate,
         records=records,
@@ -118,12 +117,12 @@ def test_failing_metrics_take_turns_and_long_texts_are_cut() -> None:
         limit=6,
         slice_columns=[],
         redact=False,
-    )["c"]
+    )[0]["c"]
     assert [e.failures[0].split(":")[0] for e in ex] == ["a", "b", "c", "a", "b", "c"]
     assert len(ex[0].candidate_output) < MAX_CHARS + 50
     assert ex[0].candidate_output.endswith("(3,500 more characters)")
     assert ex[0].user_message == "(request not captured)"
-    again = worst_regressions(
+    again = pick_examples(
         ["c"],
         gate=gate,
         records=records,
@@ -132,7 +131,7 @@ def test_failing_metrics_take_turns_and_long_texts_are_cut() -> None:
         limit=6,
         slice_columns=[],
         redact=False,
-    )["c"]
+    )[0]["c"]
     assert [e.record_id for e in again] == [e.record_id for e in ex]  # deterministic
 
 
@@ -164,7 +163,7 @@ def test_word_diff_of_very_long_texts_is_plain() -> None:
 
 
 def test_best_improvements_with_every_check_and_the_judges_rationale(run: HandRun) -> None:
-    ex = best_improvements(
+    ex = pick_examples(
         ["good"],
         gate=run.gate.table,
         records=run.records,
@@ -173,7 +172,7 @@ def test_best_improvements_with_every_check_and_the_judges_rationale(run: HandRu
         limit=5,
         slice_columns=["feature"],
         redact=True,
-    )["good"]
+    )[1]["good"]
     assert [e.record_id for e in ex] == ["r3"]
     (e,) = ex
     assert e.improvement and e.failures == ["helpfulness: the judge preferred the candidate"]
