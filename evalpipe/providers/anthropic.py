@@ -13,8 +13,8 @@ from anthropic.types import Message
 from evalpipe.providers.calls import (
     CallOutcome,
     api_key,
+    api_status_failure,
     invalid_body_failure,
-    status_failure,
     transport_failure,
 )
 
@@ -64,13 +64,7 @@ async def call_anthropic(client: anthropic.AsyncAnthropic, kwargs: dict[str, Any
             },  # the SDK's raw-response switch
         )
     except anthropic.APIStatusError as exc:
-        return status_failure(
-            exc.status_code,
-            _error_message(exc),
-            type(exc).__name__,
-            started=started,
-            headers=exc.response.headers,
-        )
+        return api_status_failure(exc, started=started)
     except (anthropic.APIConnectionError, anthropic.APITimeoutError) as exc:
         return transport_failure(exc, started=started)
     try:
@@ -96,13 +90,7 @@ async def _call_streaming(
                     first = time.perf_counter()
             outcome = _outcome(await stream.get_final_message(), status, started)
     except anthropic.APIStatusError as exc:
-        return status_failure(
-            exc.status_code,
-            _error_message(exc),
-            type(exc).__name__,
-            started=started,
-            headers=exc.response.headers,
-        )
+        return api_status_failure(exc, started=started)
     except (anthropic.APIConnectionError, anthropic.APITimeoutError, httpx2.TransportError) as exc:
         return transport_failure(exc, started=started)
     except Exception as exc:  # events that make no message
@@ -140,12 +128,3 @@ def _outcome(message: Message, status: int, started: float) -> CallOutcome:
         latency_ms=latency,
         http_status=status,
     )
-
-
-def _error_message(exc: anthropic.APIStatusError) -> str:
-    body = exc.body
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])
-    return exc.message

@@ -18,6 +18,7 @@ __all__ = [
     "CallOutcome",
     "FatalProviderError",
     "api_key",
+    "api_status_failure",
     "classify_exception",
     "classify_status",
     "failure_class",
@@ -252,4 +253,26 @@ def invalid_body_failure(
         error_type=INVALID_BODY,
         error_message=f"the {status} response is not {expected} ({detail})",
         latency_ms=(time.perf_counter() - started) * 1000,
+    )
+
+
+def api_status_failure(exc: Any, *, started: float) -> CallOutcome:
+    """`status_failure` of an SDK's `APIStatusError` (openai's and anthropic's have the same
+    fields): the API's own error message when its body holds one, the response's headers.
+
+    Raises:
+        FatalProviderError: on auth and unknown-model statuses.
+    """
+    body, message = exc.body, exc.message
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            message = str(inner["message"])
+    response = getattr(exc, "response", None)
+    return status_failure(
+        exc.status_code,
+        message,
+        type(exc).__name__,
+        started=started,
+        headers=response.headers if response is not None else None,
     )

@@ -13,8 +13,8 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from evalpipe.providers.calls import (
     CallOutcome,
     api_key,
+    api_status_failure,
     invalid_body_failure,
-    status_failure,
     transport_failure,
 )
 
@@ -61,13 +61,7 @@ async def call_openai(client: openai.AsyncOpenAI, kwargs: dict[str, Any]) -> Cal
             options={"headers": {RAW_RESPONSE_HEADER: "true"}},
         )
     except openai.APIStatusError as exc:
-        return status_failure(
-            exc.status_code,
-            _error_message(exc),
-            type(exc).__name__,
-            started=started,
-            headers=exc.response.headers,
-        )
+        return api_status_failure(exc, started=started)
     except (openai.APIConnectionError, openai.APITimeoutError) as exc:
         return transport_failure(exc, started=started)
     try:
@@ -94,13 +88,7 @@ async def _call_streaming(
             stream_cls=openai.AsyncStream[ChatCompletionChunk],
         )
     except openai.APIStatusError as exc:
-        return status_failure(
-            exc.status_code,
-            _error_message(exc),
-            type(exc).__name__,
-            started=started,
-            headers=exc.response.headers,
-        )
+        return api_status_failure(exc, started=started)
     except (openai.APIConnectionError, openai.APITimeoutError) as exc:
         return transport_failure(exc, started=started)
     status = stream.response.status_code
@@ -115,9 +103,7 @@ async def _call_streaming(
             state.handle_chunk(chunk)
         outcome = _outcome(state.get_final_completion(), status, started)
     except openai.APIStatusError as exc:
-        return status_failure(
-            exc.status_code, _error_message(exc), type(exc).__name__, started=started
-        )
+        return api_status_failure(exc, started=started)
     except (openai.APIConnectionError, openai.APITimeoutError, httpx2.TransportError) as exc:
         return transport_failure(exc, started=started)
     except Exception as exc:  # an event that is not a chunk, or chunks that make no completion
@@ -187,12 +173,3 @@ def _maybe_json(text: str) -> Any:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         return text
-
-
-def _error_message(exc: openai.APIStatusError) -> str:
-    body = exc.body
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])
-    return exc.message
