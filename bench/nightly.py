@@ -27,7 +27,6 @@ import argparse
 import json
 import math
 import os
-import shutil
 import sys
 import tempfile
 import threading
@@ -38,12 +37,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evalpipe.flows.drift import ARM_AA, ARM_LOGGED_DIFF, NightSummary, findings
 from evalpipe.gate.canary import msprt_half_width
+from tests.flows.nights import nightly_spec
 
 DEMO = Path(__file__).resolve().parents[1] / "eval_sets" / "demo"
 CHECKS = {"valid_json": (0.97, 0.02), "no_refusal": (0.99, 0.02), "concise": (0.95, 0.02)}
@@ -109,39 +108,15 @@ class _Hook(BaseHTTPRequestHandler):
 
 
 def _spec(folder: Path, *, records: int, drift: str, hook: str | None) -> Path:
-    shutil.copy(DEMO / "traffic.jsonl.gz", folder)
-    spec: dict[str, Any] = {
-        "name": "bench-nightly",
-        "seed": 7,
-        "store": str(folder / "store"),
-        "traffic": {"path": "traffic.jsonl.gz", "sample": {"n": records}},
-        "baseline": {
-            "name": "prod",
-            "provider": "openai",
-            "model": f"gpt-4o-mini-2024-07-18@drift-{drift}",
-            "base_url": "builtin:fake",
-        },
-        "candidates": [
-            {
-                "name": "haiku",
-                "provider": "anthropic",
-                "model": "claude-haiku-4-5",
-                "base_url": "builtin:fake",
-            }
-        ],
-        "checks": [
-            {"name": "valid_json", "type": "json_valid", "where": {"feature": "triage"}},
-            {"name": "no_refusal", "type": "not_refusal"},
-        ],
-        "diffs": ["exact"],
-        "gate": {"margins": {"valid_json": 0.02}},
-        "report": {"out": str(folder / "reports")},
-    }
-    if hook:
-        spec["alerts"] = {"webhook_url": hook}
-    path = folder / "eval.yaml"
-    path.write_text(yaml.safe_dump(spec))
-    return path
+    """The tests' nightly spec (tests/flows/nights.py) over a plain sample of the demo week."""
+    return nightly_spec(
+        folder,
+        drift_night=drift,
+        name="bench-nightly",
+        traffic={"path": "traffic.jsonl.gz", "sample": {"n": records}},
+        gate={"margins": {"valid_json": 0.02}},
+        **({"alerts": {"webhook_url": hook}} if hook else {}),
+    )
 
 
 def _predicted_night(n_json: int, p: float, drop: float, margin: float, ref_nights: int) -> int:
