@@ -44,7 +44,6 @@ from evalpipe.flows.drift import ARM_AA, ARM_LOGGED_DIFF, NightSummary, findings
 from evalpipe.gate.canary import msprt_half_width
 from tests.flows.nights import nightly_spec
 
-DEMO = Path(__file__).resolve().parents[1] / "eval_sets" / "demo"
 CHECKS = {"valid_json": (0.97, 0.02), "no_refusal": (0.99, 0.02), "concise": (0.95, 0.02)}
 """Simulated checks: (pass rate, margin)."""
 N_PER_NIGHT = 400
