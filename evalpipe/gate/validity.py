@@ -11,8 +11,8 @@ import logging
 import math
 from typing import Final, NamedTuple
 
+import duckdb
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
@@ -229,24 +229,35 @@ def position_bias(scores: pa.Table, judge: str, arm: str) -> tuple[float, float,
     """(share of pairs where the judge chose the same position in both orders, share where
     that position was the first, pairs judged in both orders) of a pairwise judge's rows."""
     mask = pc.and_(pc.equal(scores["metric"], judge), pc.equal(scores["arm"], arm))
-    details = scores.filter(mask).filter(pc.is_valid(scores.filter(mask)["value"]))["detail"]
-    same = first = n = 0
-    for text in details.to_pylist():
-        d = orjson.loads(text) if text else {}
-        if "orders" not in d or "first_a" not in d:
-            continue
-        n += 1
-        w1, w2 = d["orders"]
-        if 0.5 in (w1, w2):
-            continue
-        a_first = (w1 == 1) == d["first_a"]  # the answer labelled A won the first order
-        a_second = (w2 == 1) == (not d["first_a"])
-        if a_first == a_second:
-            same += 1
-            first += a_first
+    rows = scores.filter(pc.and_(mask, pc.is_valid(scores["value"]))).select(["detail"])
+    with duckdb.connect() as con:
+        con.register("judged", rows)
+        # w1, w2: the candidate's win in each order; fa: the candidate was answer A first. The
+        # answer labelled A won the first order when (w1 = 1) = fa, the second when
+        # (w2 = 1) = NOT fa; the same position both times is position, not content (ties: not).
+        ((same, first, n),) = con.execute(
+            """
+            WITH d AS (
+                SELECT CAST(json_extract(detail, '$.orders[0]') AS DOUBLE) AS w1,
+                       CAST(json_extract(detail, '$.orders[1]') AS DOUBLE) AS w2,
+                       CAST(json_extract(detail, '$.first_a') AS BOOLEAN) AS fa
+                FROM judged
+                WHERE json_valid(detail) AND json_extract(detail, '$.orders') IS NOT NULL
+                  AND json_extract(detail, '$.first_a') IS NOT NULL
+            ), p AS (
+                SELECT ((w1 = 1) = fa) AS a_first, ((w2 = 1) = NOT fa) AS a_second,
+                       w1 <> 0.5 AND w2 <> 0.5 AS decided
+                FROM d
+            )
+            SELECT count(*) FILTER (WHERE decided AND a_first = a_second),
+                   count(*) FILTER (WHERE decided AND a_first AND a_second),
+                   count(*)
+            FROM p
+            """
+        ).fetchall()
     if n == 0:
         return math.nan, math.nan, 0
-    return same / n, first / n, n
+    return same / n, first / n, int(n)
 
 
 class ScoringValidity(NamedTuple):
