@@ -13,7 +13,8 @@ Prints one JSON line with three parts:
   127.0.0.1) over `--nights` nights of the demo's traffic; from night 12 on the fake provider
   serves the pinned baseline as a new snapshot with 3 pp more broken JSON. The night the snapshot
   change was found, the night the quality drop was (and the night the power calculation
-  predicts), and the alerts POSTed (one per night with a change).
+  predicts), and the alerts POSTed: one for the change (the quality drop that follows a snapshot
+  change already alerted joins that change's record instead of alerting again).
 - `timing`: one night on `--records` records, in process (`reference_seconds`) and as the
   Prefect `nightly` flow on a temporary Prefect API started before timing (`seconds`), each on
   a night of its own (a fresh cache salt: every request really sent); `ratio` = flow / stages.
@@ -149,11 +150,14 @@ def _planted(nights: int, records: int, change_night: int) -> dict[str, Any]:
             before = len(_Hook.posts)
             result = nightly_steps(spec, IN_PROCESS, night=night)
             keys = sorted(f["key"] for f in result["new"])
-            per_night.append({"night": i + 1, "new": keys, "posts": len(_Hook.posts) - before})
+            found = sorted(f["key"] for f in result["findings"])
+            per_night.append(
+                {"night": i + 1, "new": keys, "found": found, "posts": len(_Hook.posts) - before}
+            )
         server.shutdown()
         triage = _triage_records(Path(tmp))
     snapshot = [p["night"] for p in per_night if "snapshot:baseline" in p["new"]]
-    drop = [p["night"] for p in per_night if "drift:valid_json" in p["new"]]
+    drop = [p["night"] for p in per_night if "drift:valid_json" in p["found"]][:1]
     out.update(
         snapshot_found_on=snapshot,
         quality_drop_found_on=drop,

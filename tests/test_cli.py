@@ -367,13 +367,13 @@ def test_runs_lists_the_catalog_newest_first_one_line_each(tmp_path: Path) -> No
     proc = evalpipe("runs", "--store", "store", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
-    assert [line.split()[0] for line in lines] == sorted(ids, reverse=True)
+    assert [line.split()[0] for line in lines] == ids[::-1]  # newest (last created) first
     first = next(line for line in lines if line.startswith(ids[0]))
     assert "  shop  " in first and "a GO, b NO-GO" in first and "$0.01" in first
     assert re.search(r"  \d{4}-\d{2}-\d{2} \d{2}:\d{2}  ", first)
     proc = evalpipe("runs", "--store", "store", "--spec", "shop", "--limit", "1", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert [line.split()[0] for line in proc.stdout.strip().splitlines()] == [max(ids[0], ids[2])]
+    assert [line.split()[0] for line in proc.stdout.strip().splitlines()] == [ids[2]]
 
 
 def test_runs_of_an_empty_or_missing_store_says_so_in_one_line(tmp_path: Path) -> None:

@@ -13,6 +13,9 @@ candidate's verdict. `findings` compares tonight with the nights before it:
 - **noise** (state): the baseline's A/A noise floor (`baseline.repeats: 2`), as drift.
 - **verdict** (event): a candidate's verdict differs from the last evaluated night's.
 
+A state measured over the nights since a baseline snapshot change carries that night in its
+evidence (`change`): it is part of that change, which the nightly flow alerts once.
+
 Each state is an always-valid mSPRT confidence sequence over the nights (STATISTICS.md,
 "Sequential looks", with the mixing variance τ² = δ²): a finding when the sequence excludes 0
 *and* the estimate is past the margin δ, at level α/m over the m sequences tested, so a month
@@ -34,6 +37,8 @@ __all__ = [
     "NightSummary",
     "findings",
     "pool",
+    "said_change",
+    "to_say",
 ]
 
 NOISE_MARGIN: Final = 0.05
@@ -145,6 +150,7 @@ def _state(
     post: tuple[int, float, float],
     margin: float,
     a: float,
+    change: str | None = None,
 ) -> Finding | None:
     n_post, m_post, v_post = post
     if n_post == 0 or math.isnan(m_post):
@@ -167,7 +173,14 @@ def _state(
         f"{what} {word} by {abs(est) * 100:.1f} pp (always-valid {100 * (1 - a):.1f}% "
         f"interval {100 * (est - h):+.1f} to {100 * (est + h):+.1f} pp; margin "
         f"{margin * 100:.1f} pp)",
-        {"estimate": est, "half_width": h, "margin": margin, "level": a, "n": n_post},
+        {
+            "estimate": est,
+            "half_width": h,
+            "margin": margin,
+            "level": a,
+            "n": n_post,
+            **({"change": change} if change else {}),
+        },
     )
 
 
@@ -203,6 +216,7 @@ def findings(
                     )
                 )
     ref, post, changed = _segments(nights)
+    change = post[0].night if changed else None
     logged_nights = post if changed else list(nights)
     aa_metrics = sorted({m for (arm, m) in now.metrics if arm == ARM_AA})
     tests = len(margins) * 2 + len(aa_metrics)
@@ -221,6 +235,7 @@ def findings(
                 pooled(post, "baseline", metric),
                 margin,
                 a,
+                change,
             )
             out += [found] if found else []
         found = _state(
@@ -231,6 +246,7 @@ def findings(
             pooled(logged_nights, ARM_LOGGED_DIFF, metric),
             margin,
             a,
+            change,
         )
         out += [found] if found else []
     for metric in aa_metrics:
@@ -243,6 +259,46 @@ def findings(
                 pooled(post, ARM_AA, metric),
                 NOISE_MARGIN,
                 a,
+                change,
             )
             out += [found] if found else []
     return out
+
+
+def said_change(alerted: dict[str, Any]) -> bool:
+    """Whether a night's alert (`{"new": [...], "cleared": [...]}`) said a baseline snapshot
+    change."""
+    return any(f.get("key") == "snapshot:baseline" for f in alerted.get("new", []))
+
+
+def to_say(
+    before: dict[str, dict[str, Any]],
+    states: dict[str, dict[str, Any]],
+    events: list[dict[str, Any]],
+    said: set[str],
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """What tonight's alert says: (new, cleared).
+
+    Args:
+        before: the states active after the last night, by key.
+        states: tonight's states, by key (as dicts); those that follow an alerted change get
+            `follows` set.
+        events: tonight's events.
+        said: nights whose alert said a baseline snapshot change.
+
+    Events are said on their night, a state when it appears and once when it clears. A state
+    measured since a baseline snapshot change already alerted (evidence `change` in `said`) is
+    part of that change: recorded with `follows`, not alerted again, nor when it clears — one
+    alert per change, however many nights its evidence takes to gather.
+    """
+    for f in states.values():
+        change = (f.get("evidence") or {}).get("change")
+        if change in said:
+            f["follows"] = f"the baseline's snapshot change of {change}, alerted then"
+    new = events + [f for k, f in states.items() if k not in before and not f.get("follows")]
+    cleared = [
+        f
+        for k, f in before.items()
+        if k not in states and not f.get("event") and not f.get("follows")
+    ]
+    return new, cleared

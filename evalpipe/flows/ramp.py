@@ -1,7 +1,9 @@
 """The canary ramp's steps, wired once (no Prefect): `canary_steps`, `canary_status`.
 
 Step N (1-based) decides on the logs production served up to the end of step N (the ramp's
-`until`), with the ramp cut after step N: the canary gate's sequential looks over steps 1..N
+`until`), with the ramp cut after step N. Each step's own window (the logs served since that step
+began) gives that step's sample-ratio test and its estimates; the earlier steps' windows are read
+again only because the sequential decision combines every step so far: the canary gate's sequential looks over steps 1..N
 (STATISTICS.md, "Sequential looks") give promote (GO), roll back (NO-GO), hold (NOT-PROVEN) or
 invalid (INVALID, e.g. a sample-ratio mismatch). Each step is a run of its own, recorded in its
 manifest (`canary`), so `canary_status` can answer a rollout controller.

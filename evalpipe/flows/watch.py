@@ -4,7 +4,10 @@ A night: the spec's traffic window (`traffic.window.last`) ending at the night's
 dated path (`logs/{date:%Y-%m-%d}/*.jsonl.gz`), a seeded sample, `shadow_steps` on a run whose
 cache is salted with the night (the provider is asked afresh every night; a crashed night resumes
 from its own cache and run folder without paying twice), then the night's findings
-(`drift.findings`), one alert for what changed, and the night's row in the catalog. A night
+(`drift.findings`), one alert for what changed, and the night's row in the catalog. A finding
+that follows a baseline snapshot change already alerted (the baseline's quality drifting since
+that night) joins that change's record (`follows`) and is not alerted again: one alert per
+change, however many nights its evidence takes to gather. A night
 without traffic is `skipped: no traffic`; a night whose provider is down is `failed: provider`;
 neither raises, so the next night runs as usual.
 """
@@ -25,7 +28,15 @@ import orjson
 
 from evalpipe.errors import EvalpipeError, InputError, ProviderError
 from evalpipe.flows.alerts import alert_payload, post_alert
-from evalpipe.flows.drift import ARM_AA, ARM_LOGGED_DIFF, Finding, NightSummary, findings
+from evalpipe.flows.drift import (
+    ARM_AA,
+    ARM_LOGGED_DIFF,
+    Finding,
+    NightSummary,
+    findings,
+    said_change,
+    to_say,
+)
 from evalpipe.flows.wiring import Stages, shadow_steps
 from evalpipe.logfiles import list_files
 from evalpipe.spec import Spec, Window
@@ -213,6 +224,11 @@ def _summaries(
     return out + ([tonight] if tonight else [])
 
 
+def _said_changes(nights: list[Night]) -> set[str]:
+    """Nights whose alert said a baseline snapshot change."""
+    return {n.night for n in nights if said_change(n.alerted)}
+
+
 def _margins(spec: Spec) -> dict[str, float]:
     from evalpipe.gate.catalogue import gate_metrics
 
@@ -309,8 +325,7 @@ def nightly_steps(
                 "night:failed", "night", False, f"the nightly run {status}"
             ).as_dict()
         events = []
-    new = events + [f for k, f in states.items() if k not in before]
-    cleared = [f for k, f in before.items() if k not in states and not f.get("event")]
+    new, cleared = to_say(before, states, events, _said_changes(earlier))
     alert_status, alerted = "none", {}
     if again and again[0].alert_status == "sent":
         alert_status, alerted = "sent", again[0].alerted  # a re-run of a night says nothing new

@@ -2,7 +2,9 @@
 
 Layout (ARCHITECTURE.md, "The store")::
 
-    catalog.duckdb                 runs, run_metrics (an index, rebuildable from the run folders)
+    catalog.duckdb                 runs, run_metrics, nights, night_metrics (an index, rebuildable
+                                   from the run folders and nights/)
+    nights/<series>/<night>.json   one night of a nightly series: its row and metrics
     runs/<run_id>/manifest.json    spec, hashes, versions, counts, cost, timings, stage status
     runs/<run_id>/records.parquet
     runs/<run_id>/responses/       part-*.parquet (+ journal-*.jsonl while a partition runs)
@@ -326,7 +328,7 @@ def open_run(spec: Spec, run_id: str | None = None, *, store: str | None = None)
         spec_hash=spec.spec_hash(),
         spec_path=str(spec.spec_path) if spec.spec_path else None,
         spec=spec.model_dump(mode="json", by_alias=True),
-        created=datetime.now(UTC).isoformat(timespec="seconds"),
+        created=datetime.now(UTC).isoformat(timespec="microseconds"),
         evalpipe_version=__version__,
         seed=spec.seed,
         git_sha=_git_sha(spec.spec_dir),
@@ -340,18 +342,20 @@ def open_run(spec: Spec, run_id: str | None = None, *, store: str | None = None)
 
 
 def find_runs(root: Path) -> list[dict[str, Any]]:
-    """Manifests of all runs in a store, newest first."""
+    """Manifests of all runs in a store, newest first (by creation time to the microsecond, then
+    run id: two runs started in the same second keep their order)."""
     runs_dir = root / "runs"
     if not runs_dir.is_dir():
         return []
     out = []
-    for d in sorted(runs_dir.iterdir(), reverse=True):
+    for d in runs_dir.iterdir():
         m = d / "manifest.json"
         if m.is_file():
             try:
                 out.append(orjson.loads(m.read_bytes()))
             except orjson.JSONDecodeError:
                 log.warning("unreadable manifest %s", m)
+    out.sort(key=lambda m: (str(m.get("created") or ""), str(m.get("run_id") or "")), reverse=True)
     return out
 
 
@@ -479,7 +483,8 @@ def list_runs(
 
 
 def rebuild_catalog(root: Path, spec: Spec) -> int:
-    """Recreate catalog.duckdb from the run folders; returns the number of runs indexed."""
+    """Recreate catalog.duckdb from the run folders and the nights' files (`nights/`); returns
+    the number of runs indexed."""
     (root / "catalog.duckdb").unlink(missing_ok=True)
     count = 0
     for manifest in find_runs(root):
@@ -487,6 +492,12 @@ def rebuild_catalog(root: Path, spec: Spec) -> int:
         if run.complete:
             update_catalog(run)
             count += 1
+    for path in sorted((root / "nights").glob("*/*.json")):
+        try:
+            saved = orjson.loads(path.read_bytes())
+            _index_night(root, Night(**saved["night"]), saved["metrics"])
+        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            log.warning("unreadable night %s (%s): not indexed", path, exc)
     return count
 
 
@@ -537,7 +548,17 @@ _NIGHT_JSON = ("snapshots", "verdicts", "findings", "alerted")
 
 
 def record_night(root: Path, night: Night, metrics: list[dict[str, Any]]) -> None:
-    """Write (or rewrite) a night's row and its metrics in catalog.duckdb."""
+    """Write (or rewrite) a night: its file `nights/<series>/<night>.json` (the truth, which
+    `rebuild_catalog` reads back) and its rows in catalog.duckdb."""
+    fields = {k: getattr(night, k) for k in Night.__dataclass_fields__}
+    write_json_atomic(
+        {"night": fields, "metrics": metrics},
+        root / "nights" / night.series / f"{night.night}.json",
+    )
+    _index_night(root, night, metrics)
+
+
+def _index_night(root: Path, night: Night, metrics: list[dict[str, Any]]) -> None:
     row = {k: getattr(night, k) for k in Night.__dataclass_fields__}
     for k in _NIGHT_JSON:
         row[k] = orjson.dumps(row[k]).decode()

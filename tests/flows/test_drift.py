@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from evalpipe.flows.drift import ARM_AA, ARM_LOGGED_DIFF, NightSummary, findings, pool
+from evalpipe.flows.drift import (
+    ARM_AA,
+    ARM_LOGGED_DIFF,
+    NightSummary,
+    findings,
+    pool,
+    said_change,
+    to_say,
+)
 
 SNAP = {"baseline": {"models": ["m-1"], "fingerprints": ["fp_1"]}}
 NEW_SNAP = {"baseline": {"models": ["m-1-rev2"], "fingerprints": ["fp_2"]}}
@@ -47,6 +55,41 @@ def test_a_drop_past_the_margin_after_the_snapshot_change_is_found_and_noise_is_
     dropped = steady + [_night(12 + k, 0.80, snap=NEW_SNAP) for k in range(3)]
     keys = {f.key for f in findings(dropped, {"ok": 0.02})}
     assert "drift:ok" in keys
+
+
+def _alerts_over(nights: list[NightSummary]) -> list[tuple[str, list[str], list[str]]]:
+    """Walk the nights as the nightly flow does: (night, new keys, cleared keys) per alert."""
+    before: dict[str, dict] = {}
+    said: set[str] = set()
+    alerts = []
+    for i in range(len(nights)):
+        found = findings(nights[: i + 1], {"ok": 0.02})
+        states = {f.key: f.as_dict() for f in found if not f.event}
+        events = [f.as_dict() for f in found if f.event]
+        new, cleared = to_say(before, states, events, said)
+        if new or cleared:
+            alerts.append((nights[i].night, [f["key"] for f in new], [f["key"] for f in cleared]))
+            if said_change({"new": new}):
+                said.add(nights[i].night)
+        before = states
+    return alerts
+
+
+def test_a_snapshot_change_and_the_drop_that_follows_it_make_one_alert() -> None:
+    steady = [_night(i, 0.90) for i in range(1, 12)]
+    changed = [_night(12 + k, 0.86, snap=NEW_SNAP) for k in range(10)]
+    alerts = _alerts_over(steady + changed)
+    assert alerts == [("2026-11-12", ["snapshot:baseline"], [])]
+    # the drift was found, and is recorded as part of the change
+    found = findings(steady + changed, {"ok": 0.02})
+    drift = next(f for f in found if f.key == "drift:ok")
+    assert drift.evidence["change"] == "2026-11-12"
+
+
+def test_a_drift_without_a_snapshot_change_is_alerted_once() -> None:
+    nights = [_night(i, 0.90, logged=-0.10 if i >= 4 else 0.0) for i in range(1, 15)]
+    alerts = _alerts_over(nights)
+    assert [new for _, new, _ in alerts] == [["logged:ok"]]
 
 
 def test_the_replayed_baseline_far_from_the_logged_answers_is_found() -> None:

@@ -13,11 +13,15 @@ import pytest
 from evalpipe.errors import StoreError
 from evalpipe.spec import spec_from_dict
 from evalpipe.store import (
+    Night,
     latest_complete_run,
     list_runs,
     open_run,
+    read_night_metrics,
+    read_nights,
     read_table,
     rebuild_catalog,
+    record_night,
     update_catalog,
     write_table_atomic,
 )
@@ -189,7 +193,7 @@ def test_list_runs_reads_the_catalog_newest_first_with_verdicts_per_candidate(sp
     update_catalog(other)
     root = runs[0].root
     listed = list_runs(root)
-    assert [r.run_id for r in listed] == sorted((r.run_id for r in [*runs, other]), reverse=True)
+    assert [r.run_id for r in listed] == [r.run_id for r in reversed([*runs, other])]
     first = next(r for r in listed if r.run_id == runs[0].run_id)
     assert (first.spec_name, first.verdicts, first.cost_usd, first.records) == (
         "shop",
@@ -229,3 +233,37 @@ def test_an_older_catalog_gains_the_candidate_verdicts(spec) -> None:
 def test_unknown_run_id_names_the_runs_command(spec) -> None:
     with pytest.raises(StoreError, match=r"`evalpipe runs --store .*` lists them"):
         open_run(spec, "20260101-000000-shop-abcdef")
+
+
+def test_nights_are_files_in_the_store_and_the_catalog_rebuilds_them(spec) -> None:
+    root = open_run(spec).root
+    night = Night(
+        series="s1",
+        spec_name="nightly",
+        night="2026-11-03",
+        run_id=None,
+        status="skipped: no traffic",
+        as_of="2026-11-03T03:00:00+00:00",
+        records=0,
+        snapshots={"baseline": {"models": ["m-1"], "fingerprints": []}},
+        verdicts={"cand": "GO"},
+        findings=[{"key": "drift:ok", "kind": "drift", "event": False, "text": "t"}],
+        alerted={},
+        alert_status="none",
+    )
+    metrics = [{"arm": "baseline", "metric": "ok", "n": 10, "mean": 0.9, "var": 0.009}]
+    record_night(root, night, metrics)
+    assert (root / "nights" / "s1" / "2026-11-03.json").is_file()
+    (root / "catalog.duckdb").unlink()
+    assert read_nights(root) == []
+    rebuild_catalog(root, spec)
+    assert read_nights(root) == [night]
+    assert [m["mean"] for m in read_night_metrics(root, "s1")] == [0.9]
+
+
+def test_latest_complete_run_is_the_last_started_even_within_one_second(spec) -> None:
+    runs = [open_run(spec) for _ in range(4)]  # all in the same second, random id suffixes
+    for run in runs:
+        _finish(run)
+    found = latest_complete_run(spec, store=str(runs[0].root))
+    assert found is not None and found.run_id == runs[-1].run_id
