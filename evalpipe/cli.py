@@ -627,7 +627,14 @@ def trends(spec: SpecArg, store: StoreOpt = None) -> None:
             for c in checks:
                 v = values.get(n.night, {}).get((arm, c))
                 cells.append("-" if v is None else f"{100 * v:.1f}%")
-        cells.append("; ".join(f["key"] for f in n.findings) or "-")
+        cells.append(
+            "; ".join(
+                f["key"]
+                + (f" (of the {f['evidence']['change']} change)" if f.get("follows") else "")
+                for f in n.findings
+            )
+            or "-"
+        )
         rows.append(cells)
     if out.is_terminal:
         from rich.table import Table

@@ -180,7 +180,7 @@ def replay_run(run: Run, part: int | None = None) -> int:
     parts = partitions(run) if part is None else [part]
     written = 0
     for p in parts:
-        chunk = run.read_records(p * PARTITION_SIZE, (p + 1) * PARTITION_SIZE)
+        chunk = run.read_records(p * PARTITION_SIZE, (p + 1) * PARTITION_SIZE, request_raw=True)
         table = replay_records(
             chunk,
             spec,

@@ -382,6 +382,23 @@ def _plans(spec: Spec, logged_provider: str | None) -> list[_ArmPlan]:
     return plans
 
 
+def logged_streaming(request_raw: pa.ChunkedArray) -> list[bool] | bool:
+    """Per record, whether production sent it streamed (`"stream": true` in the logged body);
+    False for all when no body says so (or none was read)."""
+    if request_raw.null_count == len(request_raw):
+        return False
+    import duckdb
+
+    with duckdb.connect() as con:
+        con.register("raw", pa.table({"body": request_raw}))
+        flags = con.sql(
+            "SELECT coalesce(CASE WHEN json_valid(body) THEN json_extract(body, '$.stream') "
+            "= 'true'::JSON END, false) FROM raw"
+        ).fetchnumpy()
+    out = next(iter(flags.values())).astype(bool).tolist()
+    return out if any(out) else False
+
+
 class _Partition:
     """One partition of records replayed on every arm × repeat (on the shared loop)."""
 
@@ -407,6 +424,9 @@ class _Partition:
         self.replayable: list[bool | None] = records["replayable"].to_pylist()
         self.issues: list[str | None] = records["replay_issue"].to_pylist()
         self.attrs = [dict(a or []) for a in records["attributes"].to_pylist()]
+        self.streamed: list[bool] | bool = spec.replay.stream or logged_streaming(
+            records["request_raw"]
+        )
         self.prices = spec_prices(spec)
         logged_provider = records["provider"][0].as_py() if records.num_rows else None
         self.plans = _plans(spec, logged_provider)
@@ -544,7 +564,7 @@ class _Partition:
         try:
             result = await cached_call(
                 plan.endpoint,
-                self._kwargs(built.kwargs),
+                self._kwargs(built.kwargs, i),
                 repeat=plan.repeat,
                 cache=self.cache,
                 salt=self.cache_salt,
@@ -557,7 +577,7 @@ class _Partition:
         except FatalProviderError as exc:
             raise ProviderError(plan.arm_key, plan.arm.model, exc.message, exc.fix) from None
         if result["status"] == "error" and plan.fallbacks:
-            result = await self._fall_back(plan, request, result)
+            result = await self._fall_back(i, plan, request, result)
         if result.get("output_tool_calls"):
             result = dict(
                 result, output_tool_calls=restore_tool_names(result["output_tool_calls"], request)
@@ -575,12 +595,14 @@ class _Partition:
             if fresh and isinstance(key, str) and self.cache.get(key) is None:
                 self.cache.put(key, {k: row.get(k) for k in _CACHED})
 
-    def _kwargs(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        """What the SDK call gets: the translation, streamed when the spec says so."""
-        return {**kwargs, "stream": True} if self.spec.replay.stream else kwargs
+    def _kwargs(self, kwargs: dict[str, Any], i: int) -> dict[str, Any]:
+        """What the SDK call gets for record i: the translation, streamed when the spec says so
+        or production streamed it."""
+        streamed = self.streamed if isinstance(self.streamed, bool) else self.streamed[i]
+        return {**kwargs, "stream": True} if streamed else kwargs
 
     async def _fall_back(
-        self, plan: _ArmPlan, request: dict[str, Any], failed: dict[str, Any]
+        self, i: int, plan: _ArmPlan, request: dict[str, Any], failed: dict[str, Any]
     ) -> dict[str, Any]:
         """The primary failed after its retries: each fallback in turn, on the failure classes
         it names, as production would. The row is the first answer, else the last failure;
@@ -601,7 +623,7 @@ class _Partition:
             try:
                 answer = await cached_call(
                     endpoint,
-                    self._kwargs(built.kwargs),
+                    self._kwargs(built.kwargs, i),
                     repeat=plan.repeat,
                     cache=self.cache,
                     salt=self.cache_salt,

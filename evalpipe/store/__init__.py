@@ -232,16 +232,25 @@ class Run:
         """Rows of records.parquet (from its footer)."""
         return int(pq.ParquetFile(self._existing("records.parquet", "ingest")).metadata.num_rows)
 
-    def read_records(self, start: int = 0, stop: int | None = None) -> pa.Table:
+    def read_records(
+        self, start: int = 0, stop: int | None = None, *, request_raw: bool = False
+    ) -> pa.Table:
         """Records `start` to `stop` without the raw logged JSON no stage after ingest reads:
-        a RECORDS table whose `request_raw` / `response_raw` are null. Reads only the row
+        a RECORDS table whose `request_raw` / `response_raw` are null (`request_raw=True`: the
+        logged request body is read too — replay reads how it was sent). Reads only the row
         groups that hold them (one per replay partition)."""
         path = self._existing("records.parquet", "ingest")
         if stop is None:
             stop = pq.ParquetFile(path).metadata.num_rows
-        table = read_rows(path, start, stop, columns=RECORDS_LEAN.names, schema=RECORDS_LEAN)
+        schema = RECORDS_LEAN
+        if request_raw:
+            schema = schema.append(RECORDS.field("request_raw"))
+        table = read_rows(path, start, stop, columns=schema.names, schema=schema)
         for name in RAW_COLUMNS:
-            table = table.append_column(RECORDS.field(name), pa.nulls(table.num_rows, pa.string()))
+            if name not in schema.names:
+                table = table.append_column(
+                    RECORDS.field(name), pa.nulls(table.num_rows, pa.string())
+                )
         return table.select(RECORDS.names)
 
     def read_responses(self) -> pa.Table:

@@ -152,7 +152,9 @@ def test_hangs_past_the_timeout_and_resets_are_retried(
     rows, facts = _replay(root, tmp_path, model, 30, {"timeout_s": 0.5, "concurrency": 30})
     assert rows["status"].to_pylist() == ["ok"] * 30
     attempts = rows["attempts"].to_pylist()
-    assert set(attempts) == {1, 2} and attempts.count(2) == facts["failed_attempts"]
+    # every hang or reset was retried and answered; a slow machine may time out a retry too
+    assert 1 in attempts and 2 in attempts
+    assert sum(a - 1 for a in attempts) == facts["failed_attempts"]
     assert _attempts(rows) == _server(root, model)["requests"]
 
 

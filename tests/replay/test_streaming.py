@@ -89,3 +89,56 @@ def test_streamed_replay_records_ttft_gates_it_and_gives_the_same_answers(
             assert b["ttft_ms"] is None
     seen = httpx.get(f"{root}/_fake/traffic").json()
     assert seen["gpt-4o-mini"]["requests"] == 30  # one streamed attempt each
+
+
+def test_requests_production_streamed_are_replayed_streamed(root: str, tmp_path: Path) -> None:
+    import orjson
+
+    lines = []
+    for i in range(6):
+        body = {
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": f"Where is my order {i}?"}],
+            **({"stream": True, "stream_options": {"include_usage": True}} if i % 2 else {}),
+        }
+        answer = {
+            "id": f"c{i}",
+            "object": "chat.completion",
+            "model": "gpt-4o-mini",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "It ships today."},
+                    "finish_reason": "stop",
+                }
+            ],
+        }
+        lines.append(orjson.dumps({"request": body, "response": answer}).decode())
+    (tmp_path / "logs.jsonl").write_text("\n".join(lines) + "\n")
+    spec = {
+        "name": "logged-stream",
+        "store": str(tmp_path / "store"),
+        "traffic": {"path": "logs.jsonl"},
+        "baseline": {"provider": "openai", "model": "gpt-4o-mini", "base_url": f"{root}/v1"},
+        "candidates": [
+            {
+                "name": "haiku",
+                "provider": "anthropic",
+                "model": "claude-haiku-4-5",
+                "base_url": root,
+            }
+        ],
+        "gate": {"min_n": 2},
+        "report": {"out": str(tmp_path / "reports")},
+    }
+    (tmp_path / "eval.yaml").write_text(yaml.safe_dump(spec))
+    run = open_run(load_spec(tmp_path / "eval.yaml"), None)
+    pipeline.ingest_run(run)
+    run_in_process(run)
+    rows = read_table(run.path("responses")).to_pylist()
+    replayed = [r for r in rows if r["arm"] in ("baseline", "haiku")]
+    assert len(replayed) == 12 and all(r["status"] == "ok" for r in replayed)
+    for r in replayed:
+        streamed = int(r["record_id"][-1]) % 2 == 1 if r["record_id"][-1].isdigit() else None
+        assert streamed is not None, r["record_id"]
+        assert (r["ttft_ms"] is not None) == streamed, (r["arm"], r["record_id"])
