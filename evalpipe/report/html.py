@@ -605,6 +605,17 @@ def _prompt(arm: Arm) -> str:
     return "as logged"
 
 
+def _fallback_text(arm: Arm, fired: dict[str, int]) -> str:
+    """The arm's fallback chain and how often it answered: `openai/gpt-4o (fired 12×)`."""
+    if not arm.fallback:
+        return "none"
+    parts = []
+    for f in arm.fallback:
+        n = sum(v for model, v in fired.items() if model == f.model or model.startswith(f.model))
+        parts.append(f"{f.provider}/{f.model} (fired {n:,}×)")
+    return ", ".join(parts)
+
+
 def compared_arms(
     spec: Spec, manifest: dict[str, Any], coverage: list[ArmCoverage]
 ) -> list[ComparedArm]:
@@ -619,7 +630,7 @@ def compared_arms(
     for role, key, arm in arms:
         snaps = [str(m) for m in (seen.get(key) or by_cov.get(key) or [])]
         params = ", ".join(f"{k}={v}" for k, v in sorted(arm.params.items())) or "as logged"
-        fallback = ", ".join(f"{f.provider}/{f.model}" for f in arm.fallback) or "none"
+        fallback = _fallback_text(arm, (manifest.get("fallbacks") or {}).get(key) or {})
         out.append(
             ComparedArm(
                 role,

@@ -79,6 +79,8 @@ def test_a_down_primary_falls_back_and_the_gate_scores_what_users_get(
     assert manifest["throughput"]["cand"]["breaker"] == "down"
     _print_run_facts(manifest)
     assert "Answered by a fallback: cand: 40 by claude-haiku-4-5." in capsys.readouterr().out
+    page = Path(manifest["report"]).read_text()
+    assert "anthropic/claude-haiku-4-5 (fired 40×)" in page
 
 
 def test_a_fallback_fires_only_on_the_failure_classes_it_names(root: str, tmp_path: Path) -> None:
