@@ -45,7 +45,7 @@ class ResponseCache:
 
     def __init__(self, root: Path, mode: CacheMode = "read_write") -> None:
         self.root, self.mode = root, mode
-        self._dirs: set[Path] = set()
+        self._dirs: set[str] = set()
         self._pending: dict[str, dict[str, Any]] = {}
         self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -76,14 +76,14 @@ class ResponseCache:
         """Store `value` under `key` (written to disk by the background writer)."""
         if self.mode == "off":
             return
-        with self._lock:
-            self._pending[key] = value
+        self._pending[key] = value  # (one dict store: atomic under the GIL)
+        self._queue.put(key)
+        with self._lock:  # (the writer takes it once per batch, so it is rarely contended)
             if self._writer is None:  # (the writer clears it, under the lock, as it stops)
                 self._writer = threading.Thread(
                     target=self._write_all, name="evalpipe-cache-writer", daemon=True
                 )
                 self._writer.start()
-        self._queue.put(key)
 
     def flush(self) -> None:
         """Wait until every entry put so far is on disk."""
@@ -94,34 +94,47 @@ class ResponseCache:
                 self._idle.wait(timeout=1.0)
 
     def _write_all(self) -> None:
+        root, tag = str(self.root), f"{os.getpid()}.{threading.get_ident()}"
         while True:
             try:
-                key = self._queue.get(timeout=5.0)
+                keys = [self._queue.get(timeout=5.0)]
             except queue.Empty:
                 with self._lock:
-                    if not self._pending:
+                    if not self._pending and self._queue.empty():
                         self._writer = None
                         return
                 continue
-            with self._lock:
-                value = self._pending.get(key)
-            try:
-                if value is not None:
-                    self._write(key, value)
-            except OSError:
-                log.warning("could not write cache entry %s", key, exc_info=True)
-            finally:
-                with self._idle:
-                    self._pending.pop(key, None)
-                    if not self._pending:
-                        self._idle.notify_all()
+            while len(keys) < 256:  # whatever else is waiting: one pass, one wake-up
+                try:
+                    keys.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            written = [(key, self._pending.get(key)) for key in keys]
+            for key, value in written:
+                try:
+                    if value is not None:
+                        self._write(root, tag, key, value)
+                except OSError:
+                    log.warning("could not write cache entry %s", key, exc_info=True)
+            with self._idle:
+                for key, value in written:
+                    if value is not None and self._pending.get(key) is value:  # (not if put again)
+                        del self._pending[key]
+                if not self._pending:
+                    self._idle.notify_all()
 
-    def _write(self, key: str, value: dict[str, Any]) -> None:
-        p = self._path(key)
-        if p.parent not in self._dirs:
-            p.parent.mkdir(parents=True, exist_ok=True)
-            self._dirs.add(p.parent)
+    def _write(self, root: str, tag: str, key: str, value: dict[str, Any]) -> None:
+        folder = f"{root}/{key[:2]}"
+        if folder not in self._dirs:
+            os.makedirs(folder, exist_ok=True)
+            self._dirs.add(folder)
         # A writer-unique temp name then an atomic rename: readers never see half an entry.
-        tmp = p.with_name(f".{key}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_bytes(orjson.dumps(value))
-        os.replace(tmp, p)
+        path, tmp = f"{folder}/{key}.json", f"{folder}/.{key}.{tag}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            data = memoryview(orjson.dumps(value))
+            while data:
+                data = data[os.write(fd, data) :]
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)

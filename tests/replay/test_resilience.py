@@ -149,7 +149,9 @@ def test_a_provider_that_stays_down_opens_the_breaker_and_ends_the_arm(
 def test_hangs_past_the_timeout_and_resets_are_retried(
     root: str, tmp_path: Path, model: str
 ) -> None:
-    rows, facts = _replay(root, tmp_path, model, 30, {"timeout_s": 0.5, "concurrency": 30})
+    rows, facts = _replay(
+        root, tmp_path, model, 30, {"timeout_s": 0.5, "concurrency": 30, "max_retries": 6}
+    )
     assert rows["status"].to_pylist() == ["ok"] * 30
     attempts = rows["attempts"].to_pylist()
     # every hang or reset was retried and answered; a slow machine may time out a retry too
