@@ -614,8 +614,9 @@ def _canary_metric_sentence(r: MetricRow, alpha: float, extra: dict[str, float])
                 f"{verb} from {pct(r.baseline)} (control) to {pct(r.candidate_value)} (treatment)"
             )
         text = (
-            f"{r.metric} {moved} "
-            f"({signed(sign * r.estimate * 100)} pp, {ci} {signed(lo * 100)} to "
+            f"{r.metric} {moved} over the ramp so far "
+            f"({signed(sign * r.estimate * 100)} pp compared within each step, {ci} "
+            f"{signed(lo * 100)} to "
             f"{signed(hi * 100)}; always-valid {signed(cs[0] * 100)} to {signed(cs[1] * 100)})"
         )
     else:
