@@ -358,6 +358,7 @@ def score_run(run: Run) -> int:
         budget=budget,
         redact=redact if spec.redact_pii.judges else None,
         on_progress=_emit,
+        previous_anchors=previous_anchors(run) if spec.judges else None,
     )
     cache.flush()  # the judges' answers
     run.write_scores(scores)
@@ -365,6 +366,31 @@ def score_run(run: Run) -> int:
     run.update_manifest(cost_usd={"judges": judge_cost, "total": round(budget.spent, 6)})
     run.mark_stage("score", time.perf_counter() - started)
     return int(scores.num_rows)
+
+
+def previous_anchors(run: Run) -> pa.Table | None:
+    """The judge anchor rows (arm `anchor`) of the newest earlier run of the same spec name in
+    the store that has them, or None."""
+    import pyarrow.parquet as pq
+
+    from evalpipe.tables import ARMS_ANCHOR
+
+    for manifest in find_runs(run.root):
+        rid = str(manifest.get("run_id") or "")
+        if manifest.get("spec_name") != run.spec.name or not rid or rid >= run.run_id:
+            continue
+        path = run.root / "runs" / rid / "scores.parquet"
+        if not path.is_file():
+            continue
+        columns = ["record_id", "arm", "metric", "judge_model", "prompt_version", "detail"]
+        try:
+            rows = pq.read_table(path, columns=columns, filters=[("arm", "=", ARMS_ANCHOR)])
+        except (OSError, pa.ArrowInvalid) as exc:
+            log.warning("cannot read the anchors of run %s: %s", rid, exc)
+            continue
+        if rows.num_rows:
+            return rows
+    return None
 
 
 # --- gate --------------------------------------------------------------------------------------

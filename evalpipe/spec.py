@@ -43,6 +43,7 @@ __all__ = [
     "Check",
     "GateSpec",
     "Judge",
+    "JudgeAnchors",
     "Label",
     "Limit",
     "LoggedMetric",
@@ -585,6 +586,20 @@ Diff = Literal["exact", "similarity", "json_structure", "length_ratio", "tool_ca
 _DEFAULT_DIFFS: Final[tuple[Diff, ...]] = ("exact", "similarity", "length_ratio")
 
 
+class JudgeAnchors(_Strict):
+    enabled: bool = True
+    """Re-judge the frozen anchor set with every run (`anchors: false` turns it off)."""
+    path: str | None = None
+    """Anchor set (JSON Lines) of a judge with its own prompt file, relative to the spec's
+    folder; default: the set shipped beside a packaged prompt (`<prompt>.anchors.jsonl`)."""
+    min_agreement: float = Field(default=0.8, ge=0, le=1)
+    """Below this share of the anchors' known verdicts the judge has changed: its metric is
+    INVALID."""
+    max_changed: float = Field(default=0.2, ge=0, le=1)
+    """More than this share of the anchors answered differently from the previous run of the
+    spec (same judge model and prompt) and the judge has changed: its metric is INVALID."""
+
+
 class Judge(_Strict):
     name: str
     """Metric name."""
@@ -606,6 +621,13 @@ class Judge(_Strict):
     where: Where = Field(default_factory=dict)
     margin: float | None = Field(default=None, gt=0, lt=1)
     """Non-inferiority margin (pairwise: below ½; pointwise: share of the scale range)."""
+    anchors: JudgeAnchors = Field(default_factory=JudgeAnchors)
+    """Judge drift: a frozen anchor set with known verdicts, re-judged with every run."""
+
+    @field_validator("anchors", mode="before")
+    @classmethod
+    def _anchors_switch(cls, v: Any) -> Any:
+        return {"enabled": v} if isinstance(v, bool) else v
 
     _model_ok = field_validator("model")(Arm._model_name.__func__)  # type: ignore[attr-defined]
 
@@ -1142,6 +1164,9 @@ def _check_arm_inputs(spec: Spec, path: str) -> None:
     for name, label in spec.labels.items():
         if label.path is not None:
             _must_exist(spec, label.path, f"labels.{name}.path", path)
+    for i, judge in enumerate(spec.judges):
+        if judge.anchors.enabled and judge.anchors.path is not None:
+            _must_exist(spec, judge.anchors.path, f"judges[{i}].anchors.path", path)
     for i, check in enumerate(spec.checks):
         if isinstance(check, JsonSchemaCheck) and check.schema_ != "request":
             _must_exist(spec, check.schema_, f"checks[{i}].schema", path)
