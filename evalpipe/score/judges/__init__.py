@@ -203,11 +203,25 @@ def _hex(*parts: object) -> str:
 
 
 def judge_sample(records: pa.Table, judge: Judge, spec: Spec) -> pa.Array:
-    """Record ids of the judge's seeded sample, stratified by the gate's slice columns.
+    """Record ids of the judge's seeded sample, stratified by the gate's slice columns, and
+    every eval-set case (`spec.eval_sets`: curated, so always judged).
 
     Proportional allocation: within each stratum records are ranked by sha256(seed, id) and the
     first ceil(share) kept; the union is trimmed to `judge.sample` by the same hash.
     """
+    from evalpipe.spec import EVAL_SET_COLUMN
+    from evalpipe.tables import column_values
+
+    cases = pa.array([], pa.string())
+    if spec.eval_sets:
+        is_case = pc.is_valid(column_values(records, EVAL_SET_COLUMN))
+        cases = records["record_id"].filter(is_case).combine_chunks()
+        records = records.filter(pc.invert(is_case))
+    traffic = _traffic_sample(records, judge, spec)
+    return pa.concat_arrays([traffic, cases]) if len(cases) else traffic
+
+
+def _traffic_sample(records: pa.Table, judge: Judge, spec: Spec) -> pa.Array:
     from evalpipe.tables import column_values
 
     ids = records["record_id"]
