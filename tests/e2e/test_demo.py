@@ -91,7 +91,7 @@ def test_stored_tables(demo_run: dict[str, Any]) -> None:
     assert set(not_ok["arm"].to_pylist()) == {"claude-haiku"}
     assert sorted(not_ok["record_id"].to_pylist()) == [
         "demo_edge_cases:empty-answer",
-        "demo_edge_cases:whitespace-answer",
+        "demo_edge_cases:empty-triage",
     ]
     models = set(replayed["response_model"].to_pylist())
     assert {"gpt-4o-mini-2024-07-18", "claude-haiku-4-5", "gpt-4.1-mini-2025-04-14"} <= models
@@ -187,7 +187,7 @@ def test_run_facts_line_says_what_was_read_replayed_and_cached(
     ingest_run(again)
     replay_run(again)
     _print_run_facts(again.manifest())
-    assert "3,688 answered, 3,688 from cache" in capsys.readouterr().out
+    assert "3,688 answered, 2 skipped, 3,688 from cache" in capsys.readouterr().out
 
 
 def test_unknown_model_stops_the_run_with_exit_4(
