@@ -385,9 +385,12 @@ def previous_anchors(run: Run) -> pa.Table | None:
 
     from evalpipe.tables import ARMS_ANCHOR
 
-    for manifest in find_runs(run.root):
+    runs = find_runs(run.root)  # newest first
+    ids = [m.get("run_id") for m in runs]
+    older = runs[ids.index(run.run_id) + 1 :] if run.run_id in ids else runs
+    for manifest in older:
         rid = str(manifest.get("run_id") or "")
-        if manifest.get("spec_name") != run.spec.name or not rid or rid >= run.run_id:
+        if manifest.get("spec_name") != run.spec.name or not rid or rid == run.run_id:
             continue
         path = run.root / "runs" / rid / "scores.parquet"
         if not path.is_file():
