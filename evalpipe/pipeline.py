@@ -91,9 +91,11 @@ def ingest_run(run: Run) -> dict[str, int]:
 
     Bounded memory however large the logs: the adapters write Parquet parts as they read, the
     selection reads only the few columns it needs, and the kept rows are copied part by part
-    into records.parquet, in row groups of PARTITION_SIZE (a replay partition reads one).
+    into records.parquet, in row groups of PARTITION_SIZE (a replay partition reads one). The
+    spec's eval sets are appended after the traffic (no window or sample applies to them).
     """
     from evalpipe.ingest import ingest_selected, selection_of, write_quarantine
+    from evalpipe.ingest.evalsets import append_records, ingest_eval_sets
 
     if run.stage_done("ingest"):
         return dict(run.manifest().get("counts", {}))
@@ -107,14 +109,22 @@ def ingest_run(run: Run) -> dict[str, int]:
         selection=selection_of(spec),
         row_group_size=PARTITION_SIZE,
     )
-    if result.quarantine.num_rows:
-        qpath = write_quarantine(result.quarantine, run.quarantine_dir / f"{run.run_id}.jsonl")
-        log.warning("%d input line(s) quarantined: %s", result.quarantine.num_rows, qpath)
-    counts = {**result.counts, "records": result.records}
+    quarantine, total, sets = result.quarantine, result.records, {}
+    if spec.eval_sets:
+        cases = ingest_eval_sets(spec, redact_quarantine=spec.redact_pii.quarantine)
+        total = append_records(run.path("records.parquet"), cases.records)
+        quarantine, sets = pa.concat_tables([quarantine, cases.quarantine]), cases.counts
+    if quarantine.num_rows:
+        qpath = write_quarantine(quarantine, run.quarantine_dir / f"{run.run_id}.jsonl")
+        log.warning("%d input line(s) quarantined: %s", quarantine.num_rows, qpath)
+    counts = {**result.counts, "records": total}
+    if sets:
+        counts["eval_set_records"] = sum(sets.values())
     run.update_manifest(
         counts=counts,
         source_formats=result.records_by_format,
         skipped_by_reason=result.skipped_by_reason,
+        **({"eval_sets": sets} if sets else {}),
     )
     run.mark_stage("ingest", time.perf_counter() - started)
     return counts
@@ -358,6 +368,7 @@ def score_run(run: Run) -> int:
         budget=budget,
         redact=redact if spec.redact_pii.judges else None,
         on_progress=_emit,
+        previous_anchors=previous_anchors(run) if spec.judges else None,
     )
     cache.flush()  # the judges' answers
     run.write_scores(scores)
@@ -365,6 +376,34 @@ def score_run(run: Run) -> int:
     run.update_manifest(cost_usd={"judges": judge_cost, "total": round(budget.spent, 6)})
     run.mark_stage("score", time.perf_counter() - started)
     return int(scores.num_rows)
+
+
+def previous_anchors(run: Run) -> pa.Table | None:
+    """The judge anchor rows (arm `anchor`) of the newest earlier run of the same spec name in
+    the store that has them, or None."""
+    import pyarrow.parquet as pq
+
+    from evalpipe.tables import ARMS_ANCHOR
+
+    runs = find_runs(run.root)  # newest first
+    ids = [m.get("run_id") for m in runs]
+    older = runs[ids.index(run.run_id) + 1 :] if run.run_id in ids else runs
+    for manifest in older:
+        rid = str(manifest.get("run_id") or "")
+        if manifest.get("spec_name") != run.spec.name or not rid or rid == run.run_id:
+            continue
+        path = run.root / "runs" / rid / "scores.parquet"
+        if not path.is_file():
+            continue
+        columns = ["record_id", "arm", "metric", "judge_model", "prompt_version", "detail"]
+        try:
+            rows = pq.read_table(path, columns=columns, filters=[("arm", "=", ARMS_ANCHOR)])
+        except (OSError, pa.ArrowInvalid) as exc:
+            log.warning("cannot read the anchors of run %s: %s", rid, exc)
+            continue
+        if rows.num_rows:
+            return rows
+    return None
 
 
 # --- gate --------------------------------------------------------------------------------------

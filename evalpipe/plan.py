@@ -79,6 +79,8 @@ def plan_run(spec: Spec) -> RunPlan:
     from evalpipe.gate import power
     from evalpipe.gate.catalogue import gate_metrics
     from evalpipe.ingest import ingest_selected, selection_of
+    from evalpipe.ingest.evalsets import append_records, ingest_eval_sets
+    from evalpipe.score.judges.anchors import load_anchors
 
     with tempfile.TemporaryDirectory(prefix="evalpipe-plan-") as scratch:
         path = Path(scratch) / "records.parquet"
@@ -88,6 +90,9 @@ def plan_run(spec: Spec) -> RunPlan:
             format=spec.traffic.format,
             selection=selection_of(spec),
         )
+        cases = ingest_eval_sets(spec) if spec.eval_sets else None
+        if cases is not None:
+            append_records(path, cases.records)
         records = pq.read_table(path, columns=RECORDS_LEAN.names)
     n = records.num_rows
     in_tok = _tokens(records["request"])
@@ -115,12 +120,16 @@ def plan_run(spec: Spec) -> RunPlan:
         reps = spec.baseline.repeats if spec.baseline is not None and arm is spec.baseline else 1
         key = "baseline" if arm is spec.baseline else arm.name
         arms.append(arm_plan(key, arm.model, n * reps, in_tok.sum() * reps, out_tok.sum() * reps))
+    n_cases = cases.records.num_rows if cases is not None else 0
     for judge in spec.judges:
-        k = min(judge.sample or n, n)
+        # eval-set cases are always judged; the sample is drawn from the traffic
+        k = min(judge.sample or n, n - n_cases) + n_cases
         per = (in_tok.mean() + 2 * out_tok.mean() + _JUDGE_TOKENS_OVERHEAD) if n else 0.0
         calls = k * len(spec.candidates) * (2 if judge.type == "pairwise" else 1)
         if judge.type in ("pointwise", "reference"):
             calls = k * len(spec.arms())
+        anchors = load_anchors(judge, spec)  # re-judged with every run (judge drift)
+        calls += len(anchors[0]) * (2 if judge.type == "pairwise" else 1) if anchors else 0
         arms.append(arm_plan(f"judge {judge.name}", judge.model, calls, calls * per, calls * 60))
     gated = [m for m in gate_metrics(spec) if m.gated]
     # each of k gated metrics at power^(1/k), as the gate's n_needed (STATISTICS.md, "Power")
@@ -138,7 +147,7 @@ def plan_run(spec: Spec) -> RunPlan:
         )
     return RunPlan(
         records=n,
-        quarantined=result.quarantine.num_rows,
+        quarantined=result.quarantine.num_rows + (cases.quarantine.num_rows if cases else 0),
         arms=arms,
         needs=needs,
         unlogged_outputs=int(unlogged.sum()),

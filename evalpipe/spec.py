@@ -36,6 +36,7 @@ from evalpipe.logfiles import list_files
 __all__ = [
     "BUILTIN_FAKE",
     "CHECK_TYPES",
+    "EVAL_SET_COLUMN",
     "REFERENCE_CHECKS",
     "Arm",
     "Baseline",
@@ -43,11 +44,13 @@ __all__ = [
     "Check",
     "GateSpec",
     "Judge",
+    "JudgeAnchors",
     "Label",
     "Limit",
     "LoggedMetric",
     "Schedule",
     "Spec",
+    "eval_set_name",
     "load_spec",
     "parse_duration",
     "spec_from_dict",
@@ -585,6 +588,20 @@ Diff = Literal["exact", "similarity", "json_structure", "length_ratio", "tool_ca
 _DEFAULT_DIFFS: Final[tuple[Diff, ...]] = ("exact", "similarity", "length_ratio")
 
 
+class JudgeAnchors(_Strict):
+    enabled: bool = True
+    """Re-judge the frozen anchor set with every run (`anchors: false` turns it off)."""
+    path: str | None = None
+    """Anchor set (JSON Lines) of a judge with its own prompt file, relative to the spec's
+    folder; default: the set shipped beside a packaged prompt (`<prompt>.anchors.jsonl`)."""
+    min_agreement: float = Field(default=0.8, ge=0, le=1)
+    """Below this share of the anchors' known verdicts the judge has changed: its metric is
+    INVALID."""
+    max_changed: float = Field(default=0.2, ge=0, le=1)
+    """More than this share of the anchors answered differently from the previous run of the
+    spec (same judge model and prompt) and the judge has changed: its metric is INVALID."""
+
+
 class Judge(_Strict):
     name: str
     """Metric name."""
@@ -606,6 +623,13 @@ class Judge(_Strict):
     where: Where = Field(default_factory=dict)
     margin: float | None = Field(default=None, gt=0, lt=1)
     """Non-inferiority margin (pairwise: below ½; pointwise: share of the scale range)."""
+    anchors: JudgeAnchors = Field(default_factory=JudgeAnchors)
+    """Judge drift: a frozen anchor set with known verdicts, re-judged with every run."""
+
+    @field_validator("anchors", mode="before")
+    @classmethod
+    def _anchors_switch(cls, v: Any) -> Any:
+        return {"enabled": v} if isinstance(v, bool) else v
 
     _model_ok = field_validator("model")(Arm._model_name.__func__)  # type: ignore[attr-defined]
 
@@ -777,6 +801,11 @@ class Spec(_Strict):
     redact_pii: RedactPii = Field(default_factory=RedactPii)
     replay: ReplaySpec = Field(default_factory=ReplaySpec)
     traffic: Traffic
+    eval_sets: list[str] = Field(default_factory=list)
+    """Curated cases replayed beside the traffic (`eval_sets/<name>/*.jsonl`: request, optional
+    `reference`, tags): a name, found in `eval_sets/` beside the spec or in a folder above it, or
+    a path. Their records carry the attribute `eval_set` = the name, are always judged, skip
+    the traffic's window and sample, and each set is its own gated slice (`eval_set`)."""
     baseline: Baseline | None = None
     candidates: list[Candidate] = Field(default_factory=list)
     limits: dict[str, Limit] = Field(default_factory=dict)
@@ -809,6 +838,26 @@ class Spec(_Strict):
             raise ValueError("use letters, digits and ._- only (it becomes part of run ids)")
         return v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _eval_sets_are_slices(cls, data: Any) -> Any:
+        """Each eval set is a gated slice of the column `eval_set` (added when not listed)."""
+        if not isinstance(data, dict) or not data.get("eval_sets"):
+            return data
+        gate = data.get("gate")
+        if gate is not None and not isinstance(gate, dict):
+            return data  # the gate's own validation says what is wrong with it
+        gate = dict(gate or {})
+        for key in ("slices", "gated_slices"):
+            listed = gate.get(key)
+            listed = list(listed) if isinstance(listed, list) else listed
+            if listed is None:
+                listed = []
+            if isinstance(listed, list) and EVAL_SET_COLUMN not in listed:
+                listed.append(EVAL_SET_COLUMN)
+            gate[key] = listed
+        return {**data, "gate": gate}
+
     @model_validator(mode="after")
     def _consistent(self) -> Spec:
         if self.mode == "shadow":
@@ -834,6 +883,10 @@ class Spec(_Strict):
         dupes = sorted({n for n in metrics if metrics.count(n) > 1})
         if dupes:
             raise ValueError(f"check and judge names must be unique; repeated: {', '.join(dupes)}")
+        sets = [eval_set_name(e) for e in self.eval_sets]
+        dupes = sorted({n for n in sets if sets.count(n) > 1})
+        if dupes:
+            raise ValueError(f"eval set names must be unique; repeated: {', '.join(dupes)}")
         judges = {j.name: j for j in self.judges}
         for name, label in self.labels.items():
             if label.judge is None:
@@ -866,6 +919,33 @@ class Spec(_Strict):
         p = Path(os.path.expanduser(path))
         return p if p.is_absolute() else (self._spec_dir / p)
 
+    def eval_set_paths(self) -> list[tuple[str, Path]]:
+        """(name, folder or file) of each `eval_sets` entry; a name is looked for as
+        `eval_sets/<name>` in the spec's folder and then in each folder above it.
+
+        Raises:
+            SpecError: an eval set that cannot be found.
+        """
+        out = []
+        for i, entry in enumerate(self.eval_sets):
+            name = eval_set_name(entry)
+            if _looks_like_path(entry):
+                tried = [self.resolve_input(entry)]
+            else:
+                tried = [d / "eval_sets" / entry for d in (self._spec_dir, *self._spec_dir.parents)]
+            found = next((p for p in tried if p.exists()), None)
+            if found is None:
+                raise SpecError(
+                    f"eval_sets[{i}]",
+                    f"no eval set `{entry}` (looked for {tried[0]}"
+                    + (" and in the folders above" if len(tried) > 1 else "")
+                    + ")",
+                    "Put its cases in eval_sets/<name>/*.jsonl beside the spec (or above it), "
+                    "or give a path relative to the spec's folder.",
+                )
+            out.append((name, found))
+        return out
+
     def arms(self) -> list[Arm]:
         """Baseline first, then the candidates (shadow mode)."""
         return ([self.baseline] if self.baseline else []) + list(self.candidates)
@@ -892,6 +972,31 @@ class Spec(_Strict):
         return _sha256({"spec": body, "traffic": _fingerprint(self)})[:16]
 
 
+EVAL_SET_COLUMN: Final = "eval_set"
+"""Record attribute naming the eval set a record came from (null for logged traffic)."""
+_EVAL_SET_SUFFIXES: Final = (".jsonl.gz", ".jsonl", ".json.gz", ".json", ".parquet")
+
+
+def _looks_like_path(entry: str) -> bool:
+    return (
+        "/" in entry
+        or "\\" in entry
+        or entry.startswith((".", "~"))
+        or entry.endswith(_EVAL_SET_SUFFIXES)
+    )
+
+
+def eval_set_name(entry: str) -> str:
+    """The name of an `eval_sets` entry: itself, or its folder's or file's name (no suffix)."""
+    if not _looks_like_path(entry):
+        return entry
+    base = Path(entry.rstrip("/\\")).name
+    for suffix in _EVAL_SET_SUFFIXES:
+        if base.endswith(suffix):
+            return base[: -len(suffix)]
+    return base
+
+
 def _sha256(obj: Any) -> str:
     return hashlib.sha256(orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
@@ -904,7 +1009,10 @@ def _fingerprint(spec: Spec) -> list[tuple[str, int, int]]:
     the cache.
     """
     out = []
-    for f in list_files(spec.resolve_input(spec.traffic.path)):
+    files = list_files(spec.resolve_input(spec.traffic.path))
+    for _, where in spec.eval_set_paths():
+        files.extend(list_files(where))
+    for f in files:
         stat = f.stat()
         out.append((os.path.relpath(f, spec.spec_dir), stat.st_size, stat.st_mtime_ns))
     return out
@@ -1131,6 +1239,18 @@ def _check_inputs(spec: Spec, path: str) -> None:
 
 
 def _check_arm_inputs(spec: Spec, path: str) -> None:
+    for i, entry in enumerate(spec.eval_sets):
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,79}", eval_set_name(entry)):
+            raise SpecError(
+                f"eval_sets[{i}]",
+                f"`{eval_set_name(entry)}` is not a valid eval set name",
+                "Use letters, digits and ._- only (it names a slice).",
+                path=path,
+            )
+    try:
+        spec.eval_set_paths()
+    except SpecError as exc:
+        raise SpecError(exc.where, exc.problem, exc.fix, path=path) from None
     for i, arm in enumerate(spec.candidates):
         if arm.system_prompt and arm.system_prompt.replace:
             _must_exist(
@@ -1142,6 +1262,9 @@ def _check_arm_inputs(spec: Spec, path: str) -> None:
     for name, label in spec.labels.items():
         if label.path is not None:
             _must_exist(spec, label.path, f"labels.{name}.path", path)
+    for i, judge in enumerate(spec.judges):
+        if judge.anchors.enabled and judge.anchors.path is not None:
+            _must_exist(spec, judge.anchors.path, f"judges[{i}].anchors.path", path)
     for i, check in enumerate(spec.checks):
         if isinstance(check, JsonSchemaCheck) and check.schema_ != "request":
             _must_exist(spec, check.schema_, f"checks[{i}].schema", path)

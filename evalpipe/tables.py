@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 __all__ = [
+    "ARMS_ANCHOR",
     "ARMS_LOGGED",
     "GATE",
     "QUARANTINE",
@@ -28,6 +29,9 @@ __all__ = [
 
 ARMS_LOGGED: Final = "logged"
 """Arm name of what production served (scored and shown, never gated)."""
+ARMS_ANCHOR: Final = "anchor"
+"""Arm name of a judge's answers on its frozen anchor set (`score.anchors`; never gated as a
+metric: they tell whether the judge itself changed)."""
 
 _TS = pa.timestamp("us", tz="UTC")
 _ATTRS = pa.map_(pa.string(), pa.string())
@@ -124,6 +128,7 @@ SCORES: Final = pa.schema(
         ("judge_model", pa.string()),
         ("prompt_version", pa.string()),
         ("error", pa.string()),
+        ("rationale", pa.string()),  # a judge's own words for its verdict (short); null: none
     ]
 )
 

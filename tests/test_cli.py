@@ -86,8 +86,10 @@ def test_dry_run_counts_and_sends_nothing(tmp_path: Path) -> None:
     demo = Path(__file__).resolve().parents[1] / "eval_sets" / "demo" / "eval.yaml"
     proc = evalpipe("run", str(demo), "--dry-run", "--store", str(tmp_path / "store"), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert "1,200 records would be replayed (1 input line quarantined)" in proc.stdout
-    assert "arm=judge helpfulness" in proc.stdout and "requests=2,000" in proc.stdout
+    # 1,200 logged + 30 edge cases (eval_sets/demo_edge_cases); the judge: 500 sampled + 30
+    # cases, both orders, 2 candidates, and its 12 anchors in both orders
+    assert "1,230 records would be replayed (1 input line quarantined)" in proc.stdout
+    assert "arm=judge helpfulness" in proc.stdout and "requests=2,144" in proc.stdout
     assert "valid_json: a 1.0 pp margin needs" in proc.stdout
     assert not (tmp_path / "store").exists() and not (tmp_path / ".evalpipe").exists()
 

@@ -24,6 +24,7 @@ def test_concurrent_partitions_share_one_budget(
 ) -> None:
     shutil.copy(DEMO / "traffic.jsonl.gz", tmp_path)
     spec = yaml.safe_load((DEMO / "eval.yaml").read_text())
+    del spec["eval_sets"]  # the traffic alone (the edge cases live beside the demo's folder)
     spec.update(store=str(tmp_path / "store"), budget_usd=BUDGET, judges=[])
     spec["traffic"]["sample"] = {"n": 160}
     (tmp_path / "eval.yaml").write_text(yaml.safe_dump(spec))

@@ -72,6 +72,12 @@ BEHAVIOURS: Final[Mapping[str, Behaviour]] = {
         Behaviour(
             "judge", "answers judge prompts with a verdict; anything else like baseline", 1.5
         ),
+        Behaviour(
+            "judgedrift",
+            "a judge after a silent snapshot change: prefers longer answers, stops checking JSON,"
+            " scores short answers low; anything else like baseline",
+            1.5,
+        ),
         Behaviour("flaky", "first attempt of ~20% of requests gets 503 or 429; then like baseline"),
         Behaviour("refuser", "refuses ~30% of requests; otherwise like baseline", 0.8),
         Behaviour("collapse", "always the same short answer", 0.5),
@@ -123,7 +129,7 @@ _DRIFT_NAME: Final = re.compile(r"(.+)@drift-(\d{4}-\d{2}-\d{2})")
 NIGHT_ENV: Final = "EVALPIPE_FAKE_NIGHT"
 """The date (YYYY-MM-DD) the fake provider believes it is, read per request (default: today,
 UTC). A `<model>@drift-D` model answers as `<model>` before night D and, from D on, as the
-`drifted` behaviour under a new snapshot name (`<snapshot>-rev2`, hence a new
+`drifted` behaviour (a judge model: the `judgedrift` behaviour) under a new snapshot name (`<snapshot>-rev2`, hence a new
 `system_fingerprint`): a provider that changed a pinned model under its users."""
 
 DRIFTED_SUFFIX: Final = "-rev2"
@@ -183,7 +189,8 @@ def resolve_model(model: str) -> Resolved | None:
             return None
         if before is None or fake_night() < switch:
             return before
-        return Resolved(BEHAVIOURS["drifted"], before.snapshot + DRIFTED_SUFFIX)
+        changed = "judgedrift" if before.behaviour.name == "judge" else "drifted"
+        return Resolved(BEHAVIOURS[changed], before.snapshot + DRIFTED_SUFFIX)
     if model in MODELS:
         name, snapshot = MODELS[model]
         return Resolved(BEHAVIOURS[name], snapshot)
@@ -316,8 +323,8 @@ def answer(
 
 def _answer(name: str, conv: Conversation) -> Answer:
     key = conv.key
-    if name == "judge":
-        verdict = judge_reply(conv.last_user)
+    if name in ("judge", "judgedrift"):
+        verdict = judge_reply(conv.last_user, drifted=name == "judgedrift")
         if verdict is not None:
             return Answer(verdict)
         name = "baseline"

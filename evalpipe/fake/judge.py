@@ -19,6 +19,12 @@ Two markers in the fenced REQUEST let tests drive a misbehaving judge through th
 ``[[fake-judge:unparseable]]`` gets a reply that is not JSON, and ``[[fake-judge:always-A]]``
 a pairwise verdict for whichever answer is labelled A (total position bias).
 
+A drifted judge (`judge_reply(..., drifted=True)`: the `judgedrift` behaviour, and a judge model
+named `<model>@drift-D` from night D) is the same persona after a silent snapshot change: it
+prefers the longer answer, no longer checks that JSON parses, and scores short answers low;
+empty answers and refusals still lose. Its verdicts on a frozen anchor set move, which is what the
+anchor-drift alarm must catch.
+
 The preference never depends on which label an answer has, so swapping the order gives the
 mirror verdict. In order: an empty answer or a refusal loses to a real one; an answer meant to be
 JSON that does not parse loses to one that does; when one answer is more than 35% longer the
@@ -38,7 +44,10 @@ from evalpipe.fake.hashing import stable_hash
 
 __all__ = [
     "ALWAYS_A",
+    "SHORT",
     "UNPARSEABLE",
+    "drifted_score",
+    "drifted_winner",
     "fence",
     "judge_reply",
     "pairwise_winner",
@@ -131,6 +140,37 @@ def pairwise_winner(a: str, b: str, *, json_context: bool = False) -> tuple[str,
     return winner, f"Answer {winner} addresses the customer's question slightly more directly."
 
 
+SHORT: Final = 200
+"""The drifted persona scores answers shorter than this many characters low."""
+
+
+def drifted_winner(a: str, b: str) -> tuple[str, str]:
+    """The drifted persona's (winner, reasoning): the longer answer wins; JSON is not checked."""
+    if _empty_or_refusal(a) != _empty_or_refusal(b):
+        bad = "A" if _empty_or_refusal(a) else "B"
+        good = "B" if bad == "A" else "A"
+        return good, f"Answer {bad} does not help the customer; answer {good} does."
+    short, long_ = sorted((len(a), len(b)))
+    if long_ > LONGER * max(short, 1):
+        winner = "A" if len(a) > len(b) else "B"
+        return winner, f"Answer {winner} is more thorough."
+    if a == b or fuzz.ratio(a, b) >= SAME:
+        return "tie", "The two answers say essentially the same thing."
+    first, second = sorted((a, b))
+    pick = first if stable_hash("coin", first, second) % 2 == 0 else second
+    winner = "A" if pick == a else "B"
+    return winner, f"Answer {winner} reads slightly better."
+
+
+def drifted_score(text: str, low: int, high: int) -> tuple[int, str]:
+    """The drifted persona's (score, reasoning): short answers low, anything longer high."""
+    if _empty_or_refusal(text):
+        return low, "The answer does not help the customer."
+    if len(text) < SHORT:
+        return min(high, low + 1), "The answer is too brief to be useful."
+    return high, "A thorough answer."
+
+
 def pointwise_score(
     text: str, low: int, high: int, *, json_context: bool = False
 ) -> tuple[int, str]:
@@ -159,8 +199,9 @@ def reference_score(text: str, reference: str, low: int, high: int) -> tuple[int
     return score, why
 
 
-def judge_reply(prompt: str) -> str | None:
-    """The judge persona's JSON reply to a judge prompt, or None when it is not one."""
+def judge_reply(prompt: str, *, drifted: bool = False) -> str | None:
+    """The judge persona's JSON reply to a judge prompt, or None when it is not one; `drifted`:
+    the persona after its silent change (see the module's docstring)."""
     fences = parse_fences(prompt)
     request = fences.get("REQUEST", "")
     json_context = "JSON" in request
@@ -168,6 +209,14 @@ def judge_reply(prompt: str) -> str | None:
         return "Both answers have merit; on balance I lean towards the first one."
     if "ANSWER A" in fences and "ANSWER B" in fences and ALWAYS_A in request:
         return orjson.dumps({"reasoning": "Answer A comes first.", "winner": "A"}).decode()
+    if drifted and "ANSWER A" in fences and "ANSWER B" in fences:
+        winner, why = drifted_winner(fences["ANSWER A"], fences["ANSWER B"])
+        return orjson.dumps({"reasoning": why, "winner": winner}).decode()
+    if drifted and "ANSWER" in fences:
+        m = _SCALE.search(prompt)
+        low, high = (int(m.group(1)), int(m.group(2))) if m else (1, 5)
+        score, why = drifted_score(fences["ANSWER"], low, high)
+        return orjson.dumps({"reasoning": why, "score": score}).decode()
     if "ANSWER" in fences and "REFERENCE" in fences:
         m = _SCALE.search(prompt)
         low, high = (int(m.group(1)), int(m.group(2))) if m else (1, 5)

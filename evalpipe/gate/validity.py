@@ -1,5 +1,6 @@
 """Signs that an evaluation cannot be trusted: collapsed outputs, judge injection (INVALID rule 4),
-custom scorers that failed, judges that disagree with people (`labels.min_kappa`).
+custom scorers that failed, judges that disagree with people (`labels.min_kappa`), judges whose
+answers on their frozen anchor set moved (`judges[].anchors`).
 
 Both work on whole text columns: pyarrow compute for normalising and matching, rapidfuzz for
 the similarity of distinct outputs to the most common ones.
@@ -26,10 +27,12 @@ __all__ = [
     "INJECTION_PATTERN",
     "INJECTION_VERSION",
     "Calibration",
+    "Drift",
     "ScoringValidity",
     "collapse_share",
     "injection_share",
     "judge_calibration",
+    "judge_drift",
     "position_bias",
     "scorer_failures",
     "scoring_validity",
@@ -260,6 +263,109 @@ def position_bias(scores: pa.Table, judge: str, arm: str) -> tuple[float, float,
     return same / n, first / n, int(n)
 
 
+class Drift(NamedTuple):
+    """One judge on its anchor set: agreement with the known verdicts and with the previous run."""
+
+    judge: str
+    judge_model: str
+    prompt_version: str
+    n: int
+    """Anchors judged (answered)."""
+    agreed: int
+    """Anchors whose answer matches the known verdict."""
+    compared: int
+    """Anchors the previous run of the spec also answered (same judge model and prompt)."""
+    changed: int
+    """Of those, anchors answered differently this time."""
+    failed: int
+    """Anchors the judge gave no usable answer on."""
+    min_agreement: float
+    max_changed: float
+
+    @property
+    def agreement(self) -> float:
+        """Share of the anchors answered as known (an anchor without an answer does not agree)."""
+        total = self.n + self.failed
+        return self.agreed / total if total else math.nan
+
+    @property
+    def changed_share(self) -> float:
+        return self.changed / self.compared if self.compared else math.nan
+
+    def alarm(self) -> bool:
+        low = not (self.agreement >= self.min_agreement)  # no answer at all is an alarm too
+        moved = self.compared > 0 and self.changed_share > self.max_changed
+        return low or moved
+
+    def sentence(self) -> str:
+        text = (
+            f"the {self.judge} judge ({self.judge_model}, {self.prompt_version}) agrees with "
+            f"{self.agreed} of {self.n + self.failed} anchor verdicts ({pct(self.agreement)}; "
+            f"bar {pct(self.min_agreement, 0)})"
+        )
+        if self.compared:
+            text += (
+                f" and answered {self.changed} of {self.compared} anchors differently from the "
+                f"previous run ({pct(self.changed_share)}; limit {pct(self.max_changed, 0)})"
+            )
+        if self.alarm():
+            text = (
+                "the judge changed, not the candidate: "
+                + text
+                + "; its verdicts on the candidates cannot be compared with earlier runs"
+            )
+        return text
+
+
+_DRIFT_SQL: Final = """
+SELECT metric, min(judge_model) AS judge_model, min(prompt_version) AS prompt_version,
+       count(*) FILTER (WHERE value IS NOT NULL) AS n,
+       count(*) FILTER (WHERE value IS NOT NULL AND passed) AS agreed,
+       count(*) FILTER (WHERE value IS NULL) AS failed,
+       count(*) FILTER (WHERE json_extract_string(detail, '$.previous') IS NOT NULL
+                          AND value IS NOT NULL) AS compared,
+       count(*) FILTER (WHERE json_extract_string(detail, '$.previous') IS NOT NULL
+                          AND value IS NOT NULL
+                          AND json_extract_string(detail, '$.previous')
+                              <> json_extract_string(detail, '$.answer')) AS changed
+FROM anchors
+GROUP BY metric
+ORDER BY metric
+"""
+
+
+def judge_drift(scores: pa.Table, spec: Spec) -> list[Drift]:
+    """Each judge's figures on its anchor set (rows of kind `anchor`, `score.judges.anchors`)."""
+    rows = scores.filter(pc.fill_null(pc.equal(scores["kind"], "anchor"), False))
+    if rows.num_rows == 0:
+        return []
+    cols = ["metric", "judge_model", "prompt_version", "value", "passed", "detail"]
+    with duckdb.connect() as con:
+        con.register("anchors", rows.select(cols))
+        figures = con.sql(_DRIFT_SQL).to_arrow_table().to_pylist()
+    judges = {j.name: j for j in spec.judges}
+    out = []
+    for f in figures:
+        judge = judges.get(str(f["metric"]))
+        if judge is None:
+            continue
+        out.append(
+            Drift(
+                judge.name,
+                str(f["judge_model"]),
+                str(f["prompt_version"]),
+                int(f["n"]),
+                int(f["agreed"]),
+                int(f["compared"]),
+                int(f["changed"]),
+                int(f["failed"]),
+                judge.anchors.min_agreement,
+                judge.anchors.max_changed,
+            )
+        )
+    return out
+
+
 class ScoringValidity(NamedTuple):
     """What the scores say about the evaluation itself, for every candidate."""
 
@@ -268,17 +374,23 @@ class ScoringValidity(NamedTuple):
     figures: dict[str, dict[str, dict[str, float]]]
     """Candidate → metric → figures shown beside it (κ, agreement, position bias)."""
     calibrations: list[Calibration]
+    drift: tuple[Drift, ...] = ()
 
 
 def scoring_validity(scores: pa.Table, records: pa.Table, spec: Spec) -> ScoringValidity:
-    """Scorer failures, judges' agreement with people and position bias (INVALID reasons and
-    figures that `gate_scores` adds to every candidate)."""
+    """Scorer failures, judges' agreement with people and with their anchor sets, and position
+    bias (INVALID reasons and figures that `gate_scores` adds to every candidate)."""
     reasons = scorer_failures(scores)
     calibrations = judge_calibration(scores, records, spec) if spec.labels else []
     for c in calibrations:
         log.info("%s", c.sentence())
         if c.below():
             reasons.append(c.sentence())
+    drift = judge_drift(scores, spec)
+    for d in drift:
+        log.info("%s", d.sentence())
+        if d.alarm():
+            reasons.append(d.sentence())
     figures: dict[str, dict[str, dict[str, float]]] = {}
     for cand in spec.candidates:
         per: dict[str, dict[str, float]] = {}
@@ -300,5 +412,11 @@ def scoring_validity(scores: pa.Table, records: pa.Table, spec: Spec) -> Scoring
                     f"labels_{c.label}_majority": f.majority,
                 }
             )
+        for d in drift:
+            per.setdefault(d.judge, {}).update(
+                anchors_n=float(d.n + d.failed), anchors_agreement=d.agreement
+            )
+            if d.compared:
+                per[d.judge]["anchors_changed"] = d.changed_share
         figures[cand.name] = per
-    return ScoringValidity(reasons, figures, calibrations)
+    return ScoringValidity(reasons, figures, calibrations, tuple(drift))

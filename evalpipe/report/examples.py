@@ -62,7 +62,7 @@ class Example:
     """The metrics that moved on this record (for the page's filter)."""
     checks: list[CheckResult] = field(default_factory=list)
     rationale: list[tuple[str, str]] = field(default_factory=list)
-    """(judge metric, what the judge said) where the score's detail keeps a rationale."""
+    """(judge metric, what the judge said): the score's `rationale` (or one kept in its detail)."""
     diff_baseline: list[tuple[str, str]] = field(default_factory=list)
     """The baseline's words as (kind, text): `same` or `del` (not in the candidate's answer)."""
     diff_candidate: list[tuple[str, str]] = field(default_factory=list)
@@ -311,13 +311,13 @@ def _pick(
         pc.is_in(scores["kind"], value_set=pa.array(["rule", "judge"])),
     )
     scored = scores.filter(keep).select(
-        ["record_id", "arm", "metric", "kind", "passed", "value", "detail"]
+        ["record_id", "arm", "metric", "kind", "passed", "value", "detail", "rationale"]
     )
     answered = responses.filter(pc.fill_null(pc.equal(responses["repeat"], 0), False)).select(
         ["record_id", "arm", "status", "error_origin"]
     )
     with duckdb.connect() as con:
-        con.register("scores", scored.drop_columns(["detail"]))
+        con.register("scores", scored.drop_columns(["detail", "rationale"]))
         con.register("responses", answered)
         con.register("totals", _totals(gate))
         con.execute(_PAIRS)
@@ -490,7 +490,10 @@ def _checks(
             CheckResult(metric, metric_label(metric), base_text, cand_text, change)
         )
         detail = (c or {}).get("detail")
-        if detail and (c or {}).get("kind") == "judge":
+        stored = (c or {}).get("rationale")
+        if stored and (c or {}).get("kind") == "judge" and stored.strip():
+            rationale.setdefault(rid, []).append((metric, stored.strip()))
+        elif detail and (c or {}).get("kind") == "judge":
             try:
                 parsed = orjson.loads(detail)
             except orjson.JSONDecodeError:

@@ -672,6 +672,12 @@ def compared_facts(
         ("evalpipe", str(manifest.get("evalpipe_version") or __version__)),
         ("Evaluation cost", cost_total),
     ]
+    sets = manifest.get("eval_sets") or {}
+    if sets:  # curated cases replayed beside the traffic, each its own slice (eval_set)
+        facts.insert(
+            2,
+            ("Eval sets", ", ".join(f"{name} ({int(n):,} cases)" for name, n in sets.items())),
+        )
     reused = manifest.get("baseline_reused_from")
     if reused:  # `evalpipe gate --baseline-run`: the baseline's answers came from that night
         facts.insert(3, ("Baseline answers", f"reused from run {reused} (not paid again)"))

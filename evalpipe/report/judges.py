@@ -2,23 +2,26 @@
 
 Shown from what the scores table keeps: answers judged, parse and call failures, and for pairwise
 judges the swap consistency (the same winner with the two answers in both orders) and the
-position-bias rate (`gate.validity.position_bias`, the rule the gate reports). Agreement with
-human labels (κ) is in each candidate's notes when the spec has labels. What the stored tables
-cannot show is named as a gap rather than left out.
+position-bias rate (`gate.validity.position_bias`, the rule the gate reports), and each judge's
+answers on its frozen anchor set (`gate.validity.judge_drift`): agreement with the known verdicts
+and how many answers changed since the previous run. Agreement with human labels (κ) is in each
+candidate's notes when the spec has labels. What the stored tables cannot show is named as a gap
+rather than left out.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from evalpipe.gate.numbers import pct
-from evalpipe.gate.validity import position_bias
+from evalpipe.gate.validity import judge_drift, position_bias
+from evalpipe.spec import Spec
 
-__all__ = ["JudgeReliability", "JudgeRow", "judge_reliability"]
+__all__ = ["AnchorRow", "JudgeReliability", "JudgeRow", "judge_reliability"]
 
 
 @dataclass(frozen=True)
@@ -38,10 +41,28 @@ class JudgeRow:
 
 
 @dataclass(frozen=True)
+class AnchorRow:
+    """One judge on its anchor set (judge drift)."""
+
+    metric: str
+    judge_model: str
+    prompt_version: str
+    anchors: int
+    agreement: str
+    """Share of the known verdicts the judge gave, with the bar: `100.0% (bar 80%)`."""
+    changed: str
+    """Answers changed since the previous run, or `—` when there is none to compare with."""
+    drifted: bool
+    """The alarm: the judge changed, not the candidate (its metric is INVALID)."""
+    status: str
+
+
+@dataclass(frozen=True)
 class JudgeReliability:
     rows: list[JudgeRow]
     gaps: list[str]
     """What a reader would want to see that the run's tables do not hold."""
+    anchors: list[AnchorRow] = field(default_factory=list)
 
 
 _SQL = """
@@ -62,10 +83,14 @@ ORDER BY metric, arm
 """
 
 
-def judge_reliability(scores: pa.Table, records: pa.Table) -> JudgeReliability | None:
-    """Per judge metric and arm, its reliability figures (None when the run has no judge)."""
+def judge_reliability(
+    scores: pa.Table, records: pa.Table, spec: Spec | None = None
+) -> JudgeReliability | None:
+    """Per judge metric and arm, its reliability figures, and with the run's `spec` (whose
+    thresholds decide) each judge's anchor-set drift (None when the run has no judge)."""
     judged = scores.filter(pc.fill_null(pc.equal(scores["kind"], "judge"), False))
-    if judged.num_rows == 0:
+    anchors = _anchor_rows(scores, spec) if spec is not None else []
+    if judged.num_rows == 0 and not anchors:
         return None
     cols = ["metric", "arm", "judge_model", "prompt_version", "value", "error", "detail"]
     with duckdb.connect() as con:
@@ -89,10 +114,35 @@ def judge_reliability(scores: pa.Table, records: pa.Table) -> JudgeReliability |
         )
         for r in rows
     ]
-    gaps = ["Anchor-set drift: not measured (no anchor set is judged with each run yet)."]
+    gaps = []
     if not has_labels:
-        gaps.insert(0, "Agreement with human labels (κ): no human labels in this run's records.")
-    return JudgeReliability(out, gaps)
+        gaps.append("Agreement with human labels (κ): no human labels in this run's records.")
+    if not anchors:
+        gaps.append("Anchor-set drift: not measured (no judge of this run has an anchor set).")
+    return JudgeReliability(out, gaps, anchors)
+
+
+def _anchor_rows(scores: pa.Table, spec: Spec) -> list[AnchorRow]:
+    out = []
+    for d in judge_drift(scores, spec):
+        changed = (
+            f"{d.changed} of {d.compared} ({pct(d.changed_share)}; limit {pct(d.max_changed, 0)})"
+            if d.compared
+            else "— (no earlier run to compare)"
+        )
+        out.append(
+            AnchorRow(
+                d.judge,
+                d.judge_model,
+                d.prompt_version,
+                d.n + d.failed,
+                f"{pct(d.agreement)} (bar {pct(d.min_agreement, 0)})",
+                changed,
+                d.alarm(),
+                "the judge changed: its metric is INVALID" if d.alarm() else "stable",
+            )
+        )
+    return out
 
 
 def _position_bias(judged: pa.Table, metric: str, arm: str, pairwise: bool) -> str:

@@ -130,7 +130,7 @@ def write_report(
         slices=flagged_slices(gate.table),
         examples=groups,
         money=figures,
-        judges=judge_reliability(scores, records),
+        judges=judge_reliability(scores, records, spec),
     )
     paths = ReportPaths(
         out_dir / INDEX_NAME,

@@ -13,6 +13,7 @@ from evalpipe.replay.engine import Progress, spec_prices
 from evalpipe.replay.limits import Budget
 from evalpipe.score.diffs import score_diffs
 from evalpipe.score.judges import score_pairwise, score_pointwise
+from evalpipe.score.judges.anchors import score_anchors
 from evalpipe.score.rules import score_rules
 from evalpipe.spec import Spec
 from evalpipe.tables import SCORES, conform
@@ -102,8 +103,11 @@ def score_responses(
     budget: Budget | None = None,
     redact: Callable[[list[str]], list[str]] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    previous_anchors: pa.Table | None = None,
 ) -> pa.Table:
-    """Score every response: rules on every arm, diffs and judges on candidates vs baseline.
+    """Score every response: rules on every arm, diffs and judges on candidates vs baseline,
+    and each judge on its anchor set (`score.judges.anchors`; `previous_anchors`: the anchor rows
+    of the spec's previous run, to tell whether the judge's answers moved).
 
     Returns:
         tables.SCORES, sorted by arm, metric, record_id.
@@ -129,6 +133,18 @@ def score_responses(
                 prices=spec_prices(spec),
                 redact=redact,
                 on_progress=on_progress,
+            )
+        )
+        parts.append(
+            score_anchors(
+                judge,
+                spec,
+                run_id=run_id,
+                cache=cache,
+                budget=budget,
+                prices=spec_prices(spec),
+                redact=redact,
+                previous=previous_anchors,
             )
         )
     out = pa.concat_tables([conform(p, SCORES) for p in parts])

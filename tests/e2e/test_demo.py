@@ -35,9 +35,11 @@ def demo_run(
     from evalpipe.flows import shadow_eval
 
     work = tmp_path_factory.mktemp("demo")
-    spec_dir = work / "demo"
-    shutil.copytree(DEMO, spec_dir, ignore=shutil.ignore_patterns("generate.py", "__pycache__"))
-    spec_path = spec_dir / "eval.yaml"
+    # the demo and the eval sets it names (eval_sets/demo_edge_cases, found beside it)
+    shutil.copytree(
+        DEMO.parent, work / "eval_sets", ignore=shutil.ignore_patterns("generate.py", "__pycache__")
+    )
+    spec_path = work / "eval_sets" / "demo" / "eval.yaml"
     state = shadow_eval(str(spec_path), store=str(work / "store"), reports=str(work / "reports"))
     run = open_run(load_spec(spec_path), state["run_id"], store=str(work / "store"))
     return {"state": state, "run": run, "work": work, "spec_path": spec_path}
@@ -64,8 +66,9 @@ def test_malformed_line_is_quarantined_not_fatal(demo_run: dict[str, Any]) -> No
     row = orjson.loads(lines[0])
     assert row["file"].endswith("traffic.jsonl.gz") and row["line"] > 1 and row["reason"]
     records = read_table(run.path("records.parquet"), RECORDS)
-    assert records.num_rows == run.manifest()["counts"]["records"] >= 1000
-    assert run.manifest()["source_formats"] == {"openai_chat@1": 1200}
+    assert records.num_rows == run.manifest()["counts"]["records"] == 1200 + 30
+    assert run.manifest()["source_formats"] == {"openai_chat@1": 1200}  # the traffic's
+    assert run.manifest()["eval_sets"] == {"demo_edge_cases": 30}
 
 
 def test_stored_tables(demo_run: dict[str, Any]) -> None:
@@ -83,13 +86,23 @@ def test_stored_tables(demo_run: dict[str, Any]) -> None:
         "logged": n,
     }
     replayed = responses.filter(pc.not_equal(responses["arm"], "logged"))
-    assert pc.all(pc.equal(replayed["status"], "ok")).as_py()
+    # only the empty-input edge cases cannot be sent to Anthropic (no message is left)
+    not_ok = replayed.filter(pc.not_equal(replayed["status"], "ok"))
+    assert set(not_ok["arm"].to_pylist()) == {"claude-haiku"}
+    assert sorted(not_ok["record_id"].to_pylist()) == [
+        "demo_edge_cases:empty-answer",
+        "demo_edge_cases:empty-triage",
+    ]
     models = set(replayed["response_model"].to_pylist())
     assert {"gpt-4o-mini-2024-07-18", "claude-haiku-4-5", "gpt-4.1-mini-2025-04-14"} <= models
     scores = read_table(run.path("scores.parquet"))
     assert scores.schema.equals(SCORES)
-    judged = scores.filter(pc.equal(scores["metric"], "helpfulness"))
-    assert judged.num_rows == 2 * 500
+    judged = scores.filter(
+        pc.and_(pc.equal(scores["metric"], "helpfulness"), pc.equal(scores["kind"], "judge"))
+    )
+    assert judged.num_rows == 2 * (500 + 30)  # the sample of the traffic, and every eval case
+    anchors = scores.filter(pc.equal(scores["kind"], "anchor"))
+    assert anchors.num_rows == 12 and pc.all(anchors["passed"]).as_py()  # a stable judge
     gate = pq.read_table(run.path("gate.parquet"))
     assert gate.schema.equals(GATE)
     regressed = gate.filter(
@@ -141,7 +154,8 @@ def test_a_second_run_is_served_from_the_cache(demo_run: dict[str, Any]) -> None
     replay_run(run)
     responses = read_table(run.path("responses"))
     replayed = responses.filter(pc.not_equal(responses["arm"], "logged"))
-    assert pc.all(replayed["cache_hit"]).as_py()
+    sent = replayed.filter(pc.equal(replayed["status"], "ok"))
+    assert sent.num_rows == replayed.num_rows - 2 and pc.all(sent["cache_hit"]).as_py()
     assert run.manifest()["cost_usd"]["replay"] == 0
 
 
@@ -156,18 +170,24 @@ def test_run_facts_line_says_what_was_read_replayed_and_cached(
     fidelity = [f for f in rest if not f.startswith("Throughput: ")]
     assert re.fullmatch(r"Throughput: baseline \d+\.\d/s of .*", rest[-1]), rest
     assert re.fullmatch(
-        r"1,200 records \(1 input line quarantined\) × 3 arms: 3,600 requests, "
-        r"3,600 answered; \$\d+\.\d\d at list prices\.",
+        r"1,230 records \(1 input line quarantined\) × 3 arms: 3,690 requests, "
+        r"3,688 answered, 2 skipped; \$\d+\.\d\d at list prices\.",
         line,
     ), line
     # the logged temperature has no equivalent on Anthropic with anthropic 2.x (params.py)
-    lost = "1,200 records on claude-haiku: `temperature` not sent — no equivalent on Anthropic"
-    assert fidelity == ([] if "temperature" in ANTHROPIC_MESSAGES else [lost + " Messages."])
+    lost = "1,228 records on claude-haiku: `temperature` not sent — no equivalent on Anthropic"
+    skipped = (
+        "Skipped — untranslatable on claude-haiku: no message left once the system prompt moves "
+        "to `system` 2."
+    )
+    assert fidelity == ([] if "temperature" in ANTHROPIC_MESSAGES else [lost + " Messages."]) + [
+        skipped
+    ]
     again = open_run(load_spec(demo_run["spec_path"]), store=str(demo_run["work"] / "store"))
     ingest_run(again)
     replay_run(again)
     _print_run_facts(again.manifest())
-    assert "3,600 answered, 3,600 from cache" in capsys.readouterr().out
+    assert "3,688 answered, 2 skipped, 3,688 from cache" in capsys.readouterr().out
 
 
 def test_unknown_model_stops_the_run_with_exit_4(

@@ -28,6 +28,7 @@ def _spec(tmp_path: Path, name: str) -> Path:
     shutil.copy(DEMO / "traffic.jsonl.gz", folder)
     shutil.copy(DEMO / "triage.schema.json", folder)
     spec = yaml.safe_load((DEMO / "eval.yaml").read_text())
+    del spec["eval_sets"]  # the traffic alone (the edge cases live beside the demo's folder)
     spec["traffic"]["sample"] = {"n": 80}
     spec["judges"][0]["sample"] = 30
     spec.update(store=str(folder / "store"), report={"out": str(folder / "reports")})

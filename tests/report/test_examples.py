@@ -184,6 +184,30 @@ def test_best_improvements_with_every_check_and_the_judges_rationale(run: HandRu
     assert metric == "helpfulness" and "jane.doe" not in text and "[EMAIL]" in text
 
 
+def test_the_rationale_judges_store_is_shown_redacted(run: HandRun) -> None:
+    """Judges write their rationale to the scores' `rationale` column (not `detail`)."""
+    rows = run.scores.to_pylist()
+    for r in rows:
+        if r["kind"] == "judge" and r["detail"] and "rationale" in r["detail"]:
+            r["rationale"] = json.loads(r["detail"]).pop("rationale")
+            r["detail"] = json.dumps({"orders": [1.0, 1.0], "orders_agree": True})
+    scores = from_rows(rows, SCORES)
+    assert "rationale" not in "".join(d or "" for d in scores["detail"].to_pylist())
+    (e,) = pick_examples(
+        ["good"],
+        gate=run.gate.table,
+        records=run.records,
+        responses=run.responses,
+        scores=scores,
+        limit=5,
+        slice_columns=["feature"],
+        redact=True,
+    )[1]["good"]
+    ((metric, text),) = e.rationale
+    assert metric == "helpfulness" and text.startswith("Clearer ")
+    assert "jane.doe" not in text and "[EMAIL]" in text
+
+
 def test_regressions_list_every_check_of_the_record(run: HandRun) -> None:
     (r1,) = [e for e in _pick(run, "bad") if e.record_id == "r1"]
     assert [(c.metric, c.baseline, c.candidate, c.change) for c in r1.checks] == [

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import orjson
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from evalpipe.report.judges import judge_reliability
@@ -64,3 +67,49 @@ def test_position_bias_counts_pairs_won_by_one_position_in_both_orders() -> None
     (only,) = rel.rows
     assert only.position_bias == "33.3%"
     assert only.swap_consistency == "66.7%"
+
+
+def _anchor_rows(answers: list[tuple[str, str, str | None]]) -> list[dict[str, object]]:
+    """Anchor rows of the `helpfulness` judge: (expected, answer, previous answer)."""
+    value = {"A": 0.0, "tie": 0.5, "B": 1.0}
+    return [
+        {
+            "record_id": f"p{i:02d}",
+            "arm": "anchor",
+            "repeat": 0,
+            "kind": "anchor",
+            "metric": "helpfulness",
+            "value": value[answer],
+            "passed": answer == expected,
+            "detail": orjson.dumps(
+                {"expected": expected, "answer": answer, "previous": previous}
+            ).decode(),
+            "judge_model": "gpt-4.1",
+            "prompt_version": "pairwise_helpfulness@1",
+        }
+        for i, (expected, answer, previous) in enumerate(answers)
+    ]
+
+
+def test_anchor_drift_is_shown_per_judge(run: HandRun, tmp_path: Path) -> None:
+    from evalpipe.report import write_report
+
+    stable = _anchor_rows([("A", "A", "A")] * 9 + [("B", "B", "B")])
+    rel = judge_reliability(from_rows(stable, SCORES), run.records, run.spec)
+    assert rel is not None
+    (a,) = rel.anchors
+    assert (a.metric, a.anchors, a.drifted) == ("helpfulness", 10, False)
+    assert a.agreement == "100.0% (bar 80%)" and a.changed.startswith("0 of 10 (0.0%")
+    assert not any("Anchor-set drift" in g for g in rel.gaps)
+
+    moved = _anchor_rows([("A", "B", "A")] * 4 + [("A", "A", "A")] * 6)
+    scores = pa.concat_tables([run.scores, from_rows(moved, SCORES)])
+    rel = judge_reliability(scores, run.records, run.spec)
+    assert rel is not None
+    (a,) = rel.anchors
+    assert a.drifted and a.agreement == "60.0% (bar 80%)"
+    assert a.changed == "4 of 10 (40.0%; limit 20%)"
+    assert a.status == "the judge changed: its metric is INVALID"
+    html = write_report(tmp_path, **{**run.kwargs(), "scores": scores}).index_html.read_text()
+    assert "Judge drift: the anchor sets" in html
+    assert "the judge changed: its metric is INVALID" in html

@@ -272,3 +272,10 @@ def test_examples_render_a_word_diff_escaped_and_fold_long_requests(
     assert '<del class="del">' in html and '<ins class="ins">' in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # the hostile output, inside the diff
     assert "<script>" not in html
+
+
+def test_page_names_the_eval_sets_replayed(run: HandRun, tmp_path: Path) -> None:
+    manifest = {**run.manifest, "eval_sets": {"demo_edge_cases": 30}}
+    html = write_report(tmp_path, **{**run.kwargs(), "manifest": manifest}).index_html.read_text()
+    assert "Eval sets" in html and "demo_edge_cases (30 cases)" in html
+    assert "Eval sets" not in write_report(tmp_path / "b", **run.kwargs()).index_html.read_text()

@@ -32,6 +32,7 @@ __all__ = [
     "injection_flags",
     "judge_sample",
     "load_prompt",
+    "parse_rationale",
     "parse_score",
     "parse_verdict",
     "render_conversation",
@@ -141,6 +142,44 @@ def parse_verdict(text: str | None) -> str | None:
 
 
 _SCORE = re.compile(r'"score"\s*:\s*(-?\d+(?:\.\d+)?)')
+_REASONING = re.compile(r'"reasoning"\s*:\s*"((?:[^"\\]|\\.)*)"')
+_ANSWER_LABEL = re.compile(r"\b([Aa])nswer ([AB])\b")
+RATIONALE_CHARS: Final = 600
+"""Longest rationale kept per score row (the judge is asked for one or two sentences)."""
+
+
+def parse_rationale(text: str | None) -> str | None:
+    """The judge's `reasoning` from its structured answer (trimmed, at most RATIONALE_CHARS),
+    or None when it gave none."""
+    if not text:
+        return None
+    why: Any = None
+    try:
+        obj = orjson.loads(text)
+        why = obj.get("reasoning") if isinstance(obj, dict) else None
+    except orjson.JSONDecodeError:
+        m = _REASONING.search(text)
+        if m:
+            try:
+                why = orjson.loads(f'"{m.group(1)}"')
+            except orjson.JSONDecodeError:
+                why = None
+    if not isinstance(why, str) or not why.strip():
+        return None
+    short = " ".join(why.split())
+    return short if len(short) <= RATIONALE_CHARS else short[: RATIONALE_CHARS - 1] + "…"
+
+
+def _named(rationale: str, candidate_is_a: bool) -> str:
+    """A pairwise rationale with `answer A` / `answer B` named as the candidate's or the baseline's
+    (the labels are randomised per call, so they mean nothing to a reader)."""
+
+    def name(m: re.Match[str]) -> str:
+        is_candidate = (m.group(2) == "A") == candidate_is_a
+        who = "the candidate's answer" if is_candidate else "the baseline's answer"
+        return who[0].upper() + who[1:] if m.group(1) == "A" else who
+
+    return _ANSWER_LABEL.sub(name, rationale)
 
 
 def parse_score(text: str | None, low: int, high: int) -> float | None:
@@ -164,11 +203,25 @@ def _hex(*parts: object) -> str:
 
 
 def judge_sample(records: pa.Table, judge: Judge, spec: Spec) -> pa.Array:
-    """Record ids of the judge's seeded sample, stratified by the gate's slice columns.
+    """Record ids of the judge's seeded sample, stratified by the gate's slice columns, and
+    every eval-set case (`spec.eval_sets`: curated, so always judged).
 
     Proportional allocation: within each stratum records are ranked by sha256(seed, id) and the
     first ceil(share) kept; the union is trimmed to `judge.sample` by the same hash.
     """
+    from evalpipe.spec import EVAL_SET_COLUMN
+    from evalpipe.tables import column_values
+
+    cases = pa.array([], pa.string())
+    if spec.eval_sets:
+        is_case = pc.is_valid(column_values(records, EVAL_SET_COLUMN))
+        cases = records["record_id"].filter(is_case).combine_chunks()
+        records = records.filter(pc.invert(is_case))
+    traffic = _traffic_sample(records, judge, spec)
+    return pa.concat_arrays([traffic, cases]) if len(cases) else traffic
+
+
+def _traffic_sample(records: pa.Table, judge: Judge, spec: Spec) -> pa.Array:
     from evalpipe.tables import column_values
 
     ids = records["record_id"]
@@ -208,8 +261,10 @@ async def _ask(
     budget: Budget,
     limits: EndpointLimits,
     prices: dict[str, Price],
+    salt: str = "",
 ) -> dict[str, Any]:
-    """One judge call (cached, within the budget and the run's limits) for JSON of `schema`."""
+    """One judge call (cached, within the budget and the run's limits) for JSON of `schema`;
+    `salt` keys the cache apart (the anchors: per run, so that each run asks the judge anew)."""
     request = {
         "system": None,
         "messages": [{"role": "user", "content": [{"type": "text", "text": prompt}]}],
@@ -227,7 +282,7 @@ async def _ask(
             endpoint.build(request),
             repeat=0,
             cache=cache,
-            salt="",
+            salt=salt,
             budget=budget,
             limits=limits,
             prices=prices,
@@ -351,8 +406,15 @@ def score_pairwise(
         )
     )
     rows = [
-        {"record_id": p.record_id, "arm": p.arm, "value": value, "detail": detail, "error": error}
-        for p, (value, detail, error, _cost) in zip(pairs, results, strict=True)
+        {
+            "record_id": p.record_id,
+            "arm": p.arm,
+            "value": value,
+            "detail": detail,
+            "error": error,
+            "rationale": why,
+        }
+        for p, (value, detail, error, _cost, why) in zip(pairs, results, strict=True)
     ]
     rows.extend(null_rows)
     return _judge_table(rows, judge, version, run_id)
@@ -369,14 +431,16 @@ async def _judge_all(
     budget: Budget,
     prices: dict[str, Price],
     on_progress: Callable[[Progress], None] | None,
-) -> list[tuple[float | None, str | None, str | None, float]]:
+    salt: str = "",
+) -> list[tuple[float | None, str | None, str | None, float, str | None]]:
+    """(value, detail, error, cost, rationale) of each pair judged in both orders."""
     endpoint = _endpoint(judge, spec)
     limits = limits_of(endpoint, run_id)
     done = {"n": 0}
 
     async def one_order(
         pair: _Pair, candidate_is_a: bool
-    ) -> tuple[float | None, str | None, float]:
+    ) -> tuple[float | None, str | None, float, str | None]:
         nonce = _hex(spec.seed, pair.record_id, pair.arm, judge.name, candidate_is_a)[:16]
         a, b = (
             (pair.candidate, pair.baseline) if candidate_is_a else (pair.baseline, pair.candidate)
@@ -397,30 +461,37 @@ async def _judge_all(
             budget=budget,
             limits=limits,
             prices=prices,
+            salt=salt,
         )
         cost = 0.0 if result.get("cache_hit") else float(result.get("cost_usd") or 0.0)
         if result.get("status") != "ok":
-            return None, f"judge call failed: {result.get('error_type')}", cost
-        winner = parse_verdict(result.get("output_text"))
+            return None, f"judge call failed: {result.get('error_type')}", cost, None
+        text = result.get("output_text")
+        why = parse_rationale(text)
+        why = _named(why, candidate_is_a) if why else None
+        winner = parse_verdict(text)
         if winner is None:
-            return None, "unparseable judge answer", cost
+            return None, "unparseable judge answer", cost, why
         if winner == "tie":
-            return 0.5, None, cost
-        return (1.0 if (winner == "A") == candidate_is_a else 0.0), None, cost
+            return 0.5, None, cost, why
+        return (1.0 if (winner == "A") == candidate_is_a else 0.0), None, cost, why
 
-    async def one(pair: _Pair) -> tuple[float | None, str | None, str | None, float]:
+    async def one(
+        pair: _Pair,
+    ) -> tuple[float | None, str | None, str | None, float, str | None]:
         first_a = int(_hex(spec.seed, pair.record_id, pair.arm, "order")[:8], 16) % 2 == 0
-        (w1, e1, c1), (w2, e2, c2) = await asyncio.gather(
+        (w1, e1, c1, r1), (w2, e2, c2, r2) = await asyncio.gather(
             one_order(pair, first_a), one_order(pair, not first_a)
         )
         done["n"] += 1
         if on_progress:
             on_progress(Progress("judge", judge.name, done["n"], len(pairs), budget.spent))
         flag = {"injection": True} if pair.injection else {}
+        why = r1 if r1 == r2 or not r2 else f"{r1} (answers swapped:) {r2}" if r1 else r2
         if w1 is None or w2 is None:
-            return None, orjson.dumps(flag).decode() if flag else None, e1 or e2, c1 + c2
+            return None, orjson.dumps(flag).decode() if flag else None, e1 or e2, c1 + c2, why
         detail = {"orders": [w1, w2], "orders_agree": w1 == w2, "first_a": first_a, **flag}
-        return (w1 + w2) / 2, orjson.dumps(detail).decode(), None, c1 + c2
+        return (w1 + w2) / 2, orjson.dumps(detail).decode(), None, c1 + c2, why
 
     try:
         return list(await asyncio.gather(*(one(p) for p in pairs)))
@@ -453,6 +524,7 @@ def score_pointwise(
     prices: dict[str, Price] | None = None,
     redact: Callable[[list[str]], list[str]] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    salt: str = "",
 ) -> pa.Table:
     """Pointwise judge: a score on `judge.scale` for every replayed arm's answer in the sample.
 
@@ -501,15 +573,15 @@ def score_pointwise(
         "additionalProperties": False,
     }
 
-    async def run_all() -> list[tuple[float | None, str | None]]:
+    async def run_all() -> list[tuple[float | None, str | None, str | None]]:
         limits = limits_of(endpoint, run_id)
         done = {"n": 0}
 
-        async def one(i: int) -> tuple[float | None, str | None]:
+        async def one(i: int) -> tuple[float | None, str | None, str | None]:
             if status[i] != "ok":
-                return None, "response not ok"
+                return None, "response not ok", None
             if with_reference and refs[i] is None:
-                return None, "no reference"
+                return None, "no reference", None
             nonce = _hex(spec.seed, ids[i], arms[i], judge.name)[:16]
             prompt = template.format(
                 nonce=nonce,
@@ -530,14 +602,17 @@ def score_pointwise(
                 budget=budget,
                 limits=limits,
                 prices=prices or {},
+                salt=salt,
             )
             done["n"] += 1
             if on_progress:
                 on_progress(Progress("judge", judge.name, done["n"], len(ids), budget.spent))
             if result.get("status") != "ok":
-                return None, f"judge call failed: {result.get('error_type')}"
-            value = parse_score(result.get("output_text"), low, high)
-            return (value, None) if value is not None else (None, "unparseable judge answer")
+                return None, f"judge call failed: {result.get('error_type')}", None
+            text = result.get("output_text")
+            value = parse_score(text, low, high)
+            error = None if value is not None else "unparseable judge answer"
+            return value, error, parse_rationale(text)
 
         try:
             return list(await asyncio.gather(*(one(i) for i in range(len(ids)))))
@@ -552,8 +627,9 @@ def score_pointwise(
             "value": v,
             "error": e,
             "detail": '{"injection":true}' if flags[i] else None,
+            "rationale": why,
         }
-        for i, (v, e) in enumerate(results)
+        for i, (v, e, why) in enumerate(results)
     ]
     return _judge_table(rows, judge, version, run_id)
 
