@@ -327,7 +327,7 @@ async def _collect(
                 part.spec, plan.arm, orjson.loads(part.requests[s.i] or "{}"), part.attrs[s.i]
             )
             if outcome.status == "error" and plan.fallbacks:
-                row.update(await part._fall_back(plan, request, row))
+                row.update(await part._fall_back(s.i, plan, request, row))
             row = _restored(row, request)
         emit(row)
     if refused is not None:  # as online: auth and unknown-model failures stop the run

@@ -235,6 +235,26 @@ def test_per_request_failures_in_a_batch_are_error_rows(root: str, tmp_path: Pat
         assert quota["attempts"] == 1
 
 
+def test_a_request_the_batch_failed_goes_to_its_fallback_online(root: str, tmp_path: Path) -> None:
+    fallback = [{"provider": "anthropic", "model": MODELS[1], "base_url": root}]
+    candidates = [
+        {
+            "name": "cand",
+            "provider": "openai",
+            "model": "fake-down",
+            "base_url": f"{root}/v1",
+            "fallback": fallback,
+        }
+    ]
+    sent_online = _online_requests(root)
+    out = replay_records(_records(5), _spec(tmp_path, root, candidates=candidates), run_id="f")
+    cand = out.filter(pc.equal(out["arm"], "cand"))
+    assert set(cand["status"].to_pylist()) == {"ok"}
+    assert set(cand["fallback_used"].to_pylist()) == {True}
+    assert set(cand["response_model"].to_pylist()) == {MODELS[1]}
+    assert _online_requests(root) - sent_online == 5  # the fallbacks, online; the rest batched
+
+
 def test_the_budget_buys_whole_pairs_before_submitting(root: str, tmp_path: Path) -> None:
     before = _batches(root)
     spec = _spec(tmp_path, root, budget_usd=0.002)
