@@ -159,6 +159,8 @@ async def batch_rows(
     todo = [i for i, rid in enumerate(part.record_ids) if rid not in done_ids]
     batch = _read_state(path, part.record_ids)
     if batch is not None:  # submitted by a run that stopped: poll it, pay nothing again
+        # (answers it journaled before it stopped are done: not emitted twice)
+        batch.sent = {c: s for c, s in batch.sent.items() if s.record_id not in done_ids}
         sent_rows = np.zeros(len(part.record_ids), dtype=bool)
         sent_rows[[s.i for s in batch.sent.values()]] = True
         part._release(sent_rows, j)

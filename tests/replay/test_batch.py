@@ -347,6 +347,16 @@ def test_a_killed_replay_polls_the_same_batches_and_pays_nothing_twice(tmp_path:
         assert sorted(killed["batches"]) == ids
         assert set(killed["batches"].values()) <= {"in_progress", "validating"}  # still running
 
+        # an answer journaled before the kill (as when a kill comes while results are read):
+        # the resumed run keeps it and does not emit that request's row twice
+        state = next(p for p in journaled if p.name.startswith("batch-baseline"))
+        kept = next(iter(orjson.loads(state.read_bytes())["sent"].values()))[0]
+        journal = state.with_name(state.name.replace("batch-", "journal-")).with_suffix(".jsonl")
+        row = {"run_id": run.run_id, "record_id": kept, "arm": "baseline", "repeat": 0}
+        journal.write_bytes(
+            orjson.dumps({**row, "status": "ok", "output_text": "JOURNALED"}) + b"\n"
+        )
+
         from evalpipe.flows.wiring import IN_PROCESS
 
         resumed = open_run(load_spec(spec_path), run.run_id)
@@ -363,5 +373,11 @@ def test_a_killed_replay_polls_the_same_batches_and_pays_nothing_twice(tmp_path:
         replayed = responses.filter(pc.not_equal(responses["arm"], "logged"))
         assert replayed.num_rows == 2 * N
         assert set(replayed["status"].to_pylist()) == {"ok"}
+        pairs = zip(replayed["arm"].to_pylist(), replayed["record_id"].to_pylist(), strict=True)
+        assert len(set(pairs)) == 2 * N  # no row twice
+        texts = {
+            r["record_id"]: r["output_text"] for r in replayed.to_pylist() if r["arm"] == "baseline"
+        }
+        assert texts[kept] == "JOURNALED"
         assert not list(resumed.dir.rglob("batch-*.json"))
         assert pc.sum(replayed["cost_usd"]).as_py() > 0
