@@ -854,18 +854,21 @@ def fake_provider(
             help="Each answer takes the mean × a factor in [1 − jitter, 1 + jitter).", min=0, max=1
         ),
     ] = 0.5,
+    batch_polls: Annotated[
+        int, typer.Option("--batch-polls", help="A batch ends at this poll (0: the first).", min=0)
+    ] = 0,
 ) -> None:
     """Serve the fake OpenAI + Anthropic APIs (behaviours chosen by model name).
 
     `GET /_fake/traffic` reports per model the requests seen, the most in flight at once and
-    their arrival times.
+    their arrival times; `GET /_fake/batches` the batches (uploads, polls, requests per model).
     """
     from evalpipe.fake import run_server
 
     out.print(
         f"fake provider on http://{host}:{port} (OpenAI base_url …/v1, Anthropic base_url the root)"
     )
-    run_server(host, port, latency_ms=latency_ms, jitter=jitter)
+    run_server(host, port, latency_ms=latency_ms, jitter=jitter, batch_polls=batch_polls)
 
 
 @app.command()

@@ -174,6 +174,7 @@ class Traffic(_Strict):
 
 
 Provider = Literal["openai", "anthropic", "openai_compatible"]
+Transport = Literal["online", "batch"]
 
 
 class SystemPrompt(_Strict):
@@ -256,6 +257,8 @@ class Arm(_Strict):
     failure classes it names (`on`); rows say `fallback_used` and the model that answered."""
     version: str | None = None
     """Free-text configuration version, shown in reports and stored with every row."""
+    transport: Transport | None = None
+    """How this arm's requests are sent: `online` or `batch` (default: `replay.transport`)."""
 
     @field_validator("model")
     @classmethod
@@ -277,7 +280,7 @@ class Arm(_Strict):
 
     def config_hash(self) -> str:
         """Short hash of everything that defines this arm's requests."""
-        return _sha256(self.model_dump(mode="json", exclude={"name", "version"}))[:12]
+        return _sha256(self.model_dump(mode="json", exclude={"name", "version", "transport"}))[:12]
 
 
 class Baseline(Arm):
@@ -786,6 +789,12 @@ class ReplaySpec(_Strict):
     stream: bool = False
     """Stream every request (OpenAI SSE with usage, Anthropic message stream) and record the
     time to first token (`ttft_ms`), gated like latency p95."""
+    transport: Transport = "online"
+    """`online` sends each request as it is admitted; `batch` sends each arm's uncached requests
+    as one OpenAI Batch / Anthropic Message Batch per partition, at half the list price, and
+    polls it (resumable: the batch id is journaled). An arm's own `transport` overrides it."""
+    batch_poll_seconds: float = Field(default=30.0, gt=0)
+    """Seconds between two polls of a submitted batch."""
 
 
 class Spec(_Strict):
@@ -887,6 +896,11 @@ class Spec(_Strict):
         dupes = sorted({n for n in sets if sets.count(n) > 1})
         if dupes:
             raise ValueError(f"eval set names must be unique; repeated: {', '.join(dupes)}")
+        if self.replay.stream and any(self.transport_of(a) == "batch" for a in self.arms()):
+            raise ValueError(
+                "replay.stream cannot be combined with transport `batch` "
+                "(a batch is not streamed: set one arm's `transport: online` or drop `stream`)"
+            )
         judges = {j.name: j for j in self.judges}
         for name, label in self.labels.items():
             if label.judge is None:
@@ -957,6 +971,10 @@ class Spec(_Strict):
             if c.name == arm:
                 return c
         raise KeyError(arm)
+
+    def transport_of(self, arm: Arm) -> Transport:
+        """How the arm's requests are sent: its own `transport`, else `replay.transport`."""
+        return arm.transport or self.replay.transport
 
     def limit_for(self, model: str) -> Limit:
         """The model's limits over the spec's `default` over evalpipe's defaults."""

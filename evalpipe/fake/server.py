@@ -1,4 +1,5 @@
-"""The fake provider over real HTTP: OpenAI chat completions and Anthropic Messages (Starlette).
+"""The fake provider over real HTTP: OpenAI chat completions and Anthropic Messages, and both batch
+APIs (OpenAI files + batches, Anthropic Message Batches; `batches.py`) (Starlette).
 
 Clients are the real SDKs: OpenAI with ``base_url=f"{root}/v1"``, Anthropic with ``base_url=root``.
 """
@@ -29,7 +30,16 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
-from evalpipe.fake.behaviours import BEHAVIOURS, MODELS, Resolved, capacity, fault, resolve_model
+from evalpipe.fake.batches import Batches, Replies, batch_routes
+from evalpipe.fake.behaviours import (
+    BEHAVIOURS,
+    MODELS,
+    Answer,
+    Resolved,
+    capacity,
+    fault,
+    resolve_model,
+)
 from evalpipe.fake.hashing import alnum, draw
 from evalpipe.fake.wire import (
     BadRequest,
@@ -57,6 +67,8 @@ _TTFT_SHARE: Final = 0.3  # share of the latency spent before the first streamed
 _MAX_TRACKED: Final = 200_000
 _HANG_S: Final = 600.0  # a hanging answer's longest wait for its client to give up
 _SLOW_START_RATE: Final = 0.20  # share of requests whose first attempt hangs or is cut off
+_MODEL_PATHS: Final = frozenset({"/v1/chat/completions", "/v1/messages"})
+"""The endpoints whose requests `/_fake/traffic` counts per model (batches: `/_fake/batches`)."""
 _THROTTLE_HEADERS: Final = {
     "retry-after": "1",
     "retry-after-ms": "250",
@@ -156,7 +168,11 @@ class _CountTraffic:
         self.app, self.traffic = app, traffic
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or scope["path"] not in _MODEL_PATHS
+        ):
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []
@@ -259,14 +275,13 @@ async def _chat_completions(request: Request) -> Response:
     if key == BAD_KEY:
         return _openai_error(401, f"Incorrect API key provided: {key}.", code="invalid_api_key")
     try:
-        call = parse_openai(await _body(request))
-        resolved = resolve(call)
-        ans = reply(call, resolved)
+        body = await _body(request)
     except BadRequest as exc:
-        body = {"message": exc.message, "type": "invalid_request_error", "param": exc.param}
-        return _JSON({"error": {**body, "code": exc.code}}, status_code=400)
-    except UnknownModel as exc:
-        return _openai_error(404, str(exc), code="model_not_found")
+        return _openai_bad_request(exc)
+    got = openai_reply(body)
+    if isinstance(got, Response):
+        return got
+    call, resolved, ans = got
     if resolved.behaviour.name == "flaky" and state.first_attempt_fails(call):
         if draw(call.body_key, "status") < 0.5:
             return _openai_error(
@@ -302,6 +317,37 @@ async def _chat_completions(request: Request) -> Response:
     return _JSON(out, headers=headers)
 
 
+def _openai_bad_request(exc: BadRequest) -> Response:
+    body = {"message": exc.message, "type": "invalid_request_error", "param": exc.param}
+    return _JSON({"error": {**body, "code": exc.code}}, status_code=400)
+
+
+def openai_reply(body: Any) -> tuple[Call, Resolved, Answer] | Response:
+    """A chat completion body parsed, its model resolved and answered; or the error response
+    (400, 404) for it. What the online endpoint and each line of a batch both run."""
+    try:
+        call = parse_openai(body)
+        resolved = resolve(call)
+        return call, resolved, reply(call, resolved)
+    except BadRequest as exc:
+        return _openai_bad_request(exc)
+    except UnknownModel as exc:
+        return _openai_error(404, str(exc), code="model_not_found")
+
+
+def anthropic_reply(body: Any) -> tuple[Call, Resolved, Answer] | Response:
+    """A Messages body parsed, its model resolved and answered; or the error response (400,
+    404) for it. What the online endpoint and each request of a batch both run."""
+    try:
+        call = parse_anthropic(body)
+        resolved = resolve(call)
+        return call, resolved, reply(call, resolved)
+    except BadRequest as exc:
+        return _anthropic_error(400, str(exc))
+    except UnknownModel as exc:
+        return _anthropic_error(404, str(exc), kind="not_found_error")
+
+
 async def _messages(request: Request) -> Response:
     state = _state(request)
     state.requests += 1
@@ -314,13 +360,13 @@ async def _messages(request: Request) -> Response:
     if key == BAD_KEY:
         return _anthropic_error(401, "invalid x-api-key", kind="authentication_error")
     try:
-        call = parse_anthropic(await _body(request))
-        resolved = resolve(call)
-        ans = reply(call, resolved)
+        body = await _body(request)
     except BadRequest as exc:
         return _anthropic_error(400, str(exc))
-    except UnknownModel as exc:
-        return _anthropic_error(404, str(exc), kind="not_found_error")
+    got = anthropic_reply(body)
+    if isinstance(got, Response):
+        return got
+    call, resolved, ans = got
     if resolved.behaviour.name == "flaky" and state.first_attempt_fails(call):
         if draw(call.body_key, "status") < 0.5:
             return _anthropic_error(
@@ -506,13 +552,14 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return _openai_error(status, str(message), kind="invalid_request_error")
 
 
-def create_app(*, latency_ms: float = 20.0, jitter: float = 0.5) -> Starlette:
+def create_app(*, latency_ms: float = 20.0, jitter: float = 0.5, batch_polls: int = 0) -> Starlette:
     """The fake provider's ASGI app.
 
     Args:
         latency_ms: mean answer latency; each behaviour scales it.
         jitter: each request's latency is the mean × a factor in [1 − jitter, 1 + jitter)
             (0: every answer takes exactly the mean).
+        batch_polls: a batch ends at its poll number `batch_polls` (0 or 1: the first poll).
     """
     traffic = _Traffic()
     uvicorn_log = logging.getLogger("uvicorn.error")
@@ -526,12 +573,14 @@ def create_app(*, latency_ms: float = 20.0, jitter: float = 0.5) -> Starlette:
             Route("/v1/models/{model:path}", _model, methods=["GET"]),
             Route("/health", _health, methods=["GET"]),
             Route("/_fake/traffic", _traffic, methods=["GET"]),
+            *batch_routes(),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _http_error},
         middleware=[Middleware(_CountTraffic, traffic=traffic)],
     )
     app.state.fake = _State(latency_ms, jitter)
     app.state.traffic = traffic
+    app.state.batches = Batches(batch_polls, Replies(openai_reply, anthropic_reply, BAD_KEY))
     return app
 
 
@@ -551,22 +600,27 @@ def _config(app: Starlette, host: str, port: int, *, quiet_logging: bool) -> uvi
 
 
 def run_server(
-    host: str = "127.0.0.1", port: int = 8911, *, latency_ms: float = 20.0, jitter: float = 0.5
+    host: str = "127.0.0.1",
+    port: int = 8911,
+    *,
+    latency_ms: float = 20.0,
+    jitter: float = 0.5,
+    batch_polls: int = 0,
 ) -> None:
     """Serve the fake provider until interrupted (`evalpipe fake-provider`)."""
     log.info("fake provider on http://%s:%d", host, port)
-    uvicorn.Server(
-        _config(create_app(latency_ms=latency_ms, jitter=jitter), host, port, quiet_logging=False)
-    ).run()
+    app = create_app(latency_ms=latency_ms, jitter=jitter, batch_polls=batch_polls)
+    uvicorn.Server(_config(app, host, port, quiet_logging=False)).run()
 
 
-def _serve_inherited(fd: int, latency_ms: float, jitter: float, parent_pid: int | None) -> None:
+def _serve_inherited(
+    fd: int, latency_ms: float, jitter: float, parent_pid: int | None, batch_polls: int = 0
+) -> None:
     """Serve on a listening socket inherited from the parent (`serving(subprocess=True)`)."""
     sock = socket.socket(fileno=fd)
     host, port = sock.getsockname()[:2]
-    server = uvicorn.Server(
-        _config(create_app(latency_ms=latency_ms, jitter=jitter), host, port, quiet_logging=False)
-    )
+    app = create_app(latency_ms=latency_ms, jitter=jitter, batch_polls=batch_polls)
+    server = uvicorn.Server(_config(app, host, port, quiet_logging=False))
     if parent_pid is not None:
 
         def watch() -> None:  # exit when orphaned, so a killed parent leaves no server behind
@@ -604,13 +658,12 @@ def _healthy(host: str, port: int) -> bool:
 
 @contextlib.contextmanager
 def _in_thread(
-    host: str, port: int, latency_ms: float, jitter: float, timeout: float
+    host: str, port: int, latency_ms: float, jitter: float, timeout: float, batch_polls: int
 ) -> Iterator[str]:
     sock = _bind(host, port)
     port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        _config(create_app(latency_ms=latency_ms, jitter=jitter), host, port, quiet_logging=True)
-    )
+    app = create_app(latency_ms=latency_ms, jitter=jitter, batch_polls=batch_polls)
+    server = uvicorn.Server(_config(app, host, port, quiet_logging=True))
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, daemon=True, name="fake-provider"
     )
@@ -634,7 +687,7 @@ def _in_thread(
 
 @contextlib.contextmanager
 def _in_process(
-    host: str, port: int, latency_ms: float, jitter: float, timeout: float
+    host: str, port: int, latency_ms: float, jitter: float, timeout: float, batch_polls: int
 ) -> Iterator[str]:
     sock = _bind(host, port)
     port = sock.getsockname()[1]
@@ -650,6 +703,8 @@ def _in_process(
         str(latency_ms),
         "--jitter",
         str(jitter),
+        "--batch-polls",
+        str(batch_polls),
     ]
     env = dict(os.environ)
     package_root = str(Path(__file__).resolve().parents[2])
@@ -695,6 +750,7 @@ def serving(
     jitter: float = 0.5,
     subprocess: bool = False,
     startup_timeout: float = 30.0,
+    batch_polls: int = 0,
 ) -> Iterator[str]:
     """Run the fake provider for the duration of the block; yields its root URL.
 
@@ -705,12 +761,13 @@ def serving(
         jitter: spread of each answer's latency around the mean (see `create_app`).
         subprocess: run it in a child process (so it uses another CPU core) instead of a thread.
         startup_timeout: seconds to wait until it answers.
+        batch_polls: a batch ends at its poll number `batch_polls` (0: the first poll).
 
     Raises:
         RuntimeError: the server did not start.
     """
     run = _in_process if subprocess else _in_thread
-    with run(host, port, latency_ms, jitter, startup_timeout) as root:
+    with run(host, port, latency_ms, jitter, startup_timeout, batch_polls) as root:
         yield root
 
 

@@ -18,7 +18,7 @@ from evalpipe.providers.calls import (
     transport_failure,
 )
 
-__all__ = ["call_anthropic", "make_anthropic_client"]
+__all__ = ["call_anthropic", "make_anthropic_client", "message_outcome"]
 
 _STOP = {
     "end_turn": "stop",
@@ -98,6 +98,14 @@ async def _call_streaming(
             exc, status=status or 200, started=started, expected="a message stream"
         )
     outcome.ttft_ms = (first - started) * 1000 if first is not None else outcome.latency_ms
+    return outcome
+
+
+def message_outcome(message: Message) -> CallOutcome:
+    """The columns of a message read from a batch's results, without a latency; raises when it
+    is not a message."""
+    outcome = _outcome(message, 200, time.perf_counter())
+    outcome.latency_ms = None
     return outcome
 
 

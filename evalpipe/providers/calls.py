@@ -24,6 +24,7 @@ __all__ = [
     "failure_class",
     "invalid_body_failure",
     "server_delay_s",
+    "status_error_type",
     "status_failure",
     "transport_failure",
 ]
@@ -200,6 +201,36 @@ def failure_class(http_status: int | None, error_type: str | None) -> str:
 def short(message: str, limit: int = 300) -> str:
     message = " ".join(message.split())
     return message if len(message) <= limit else message[: limit - 1] + "…"
+
+
+_STATUS_ERRORS: Final = {
+    400: "BadRequestError",
+    401: "AuthenticationError",
+    403: "PermissionDeniedError",
+    404: "NotFoundError",
+    408: "RequestTimeoutError",
+    409: "ConflictError",
+    413: "ContentTooLargeError",
+    422: "UnprocessableEntityError",
+    429: "RateLimitError",
+}
+_ANTHROPIC_STATUS_ERRORS: Final = {
+    402: "PaymentRequiredError",
+    501: "HTTPNotImplementedError",
+    503: "ServiceUnavailableError",
+    504: "GatewayTimeoutError",
+    529: "OverloadedError",
+}
+
+
+def status_error_type(status: int, provider: str) -> str:
+    """The SDK's error class name for an HTTP status (what an online failure's row says), for
+    failures read from a batch's results rather than raised."""
+    if provider == "anthropic" and status in _ANTHROPIC_STATUS_ERRORS:
+        return _ANTHROPIC_STATUS_ERRORS[status]
+    if status in _STATUS_ERRORS:
+        return _STATUS_ERRORS[status]
+    return "InternalServerError" if status >= 500 else "APIStatusError"
 
 
 def status_failure(

@@ -18,7 +18,7 @@ from evalpipe.providers.calls import (
     transport_failure,
 )
 
-__all__ = ["call_openai", "make_openai_client"]
+__all__ = ["call_openai", "completion_outcome", "make_openai_client"]
 
 RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"  # the SDK's own switch to return the raw response
 
@@ -111,6 +111,16 @@ async def _call_streaming(
     finally:
         await stream.close()
     outcome.ttft_ms = (first - started) * 1000 if first is not None else outcome.latency_ms
+    return outcome
+
+
+def completion_outcome(body: Any, status: int = 200) -> CallOutcome:
+    """The columns of a chat completion read from a file (a batch's output line), without a
+    latency; raises when the body is not a chat completion."""
+    if not isinstance(body, dict):
+        raise TypeError(f"got {type(body).__name__}, not a chat completion object")
+    outcome = _outcome(ChatCompletion.construct(**body), status, time.perf_counter())
+    outcome.latency_ms = None
     return outcome
 
 

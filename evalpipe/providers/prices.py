@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Final, NamedTuple
 
-__all__ = ["PRICES", "Price", "price_for"]
+__all__ = ["BATCH_DISCOUNT", "PRICES", "Price", "price_for"]
 
 
 class Price(NamedTuple):
@@ -29,6 +29,11 @@ PRICES: Final[dict[str, Price]] = {
     "claude-sonnet-4-5": Price(3.00, 15.00, 0.30),
     "claude-opus-4-5": Price(5.00, 25.00, 0.50),
 }
+
+
+BATCH_DISCOUNT: Final = 0.5
+"""Share of the list price a request sent through a provider's batch API costs (OpenAI Batch and
+Anthropic Message Batches both bill half)."""
 
 
 def price_for(model: str, overrides: dict[str, Price] | None = None) -> Price | None:

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from evalpipe.errors import ProviderError
 from evalpipe.providers.calls import CallOutcome, FatalProviderError, failure_class
 from evalpipe.providers.endpoint import Endpoint
-from evalpipe.providers.prices import Price, price_for
+from evalpipe.providers.prices import BATCH_DISCOUNT, Price, price_for
 from evalpipe.providers.translate import (
     Untranslatable,
     apply_arm_overrides,
@@ -160,9 +160,10 @@ class _Admission:
     the budget. One per partition, on its event loop.
     """
 
-    def __init__(self, budget: Budget, costs: np.ndarray) -> None:
+    def __init__(self, budget: Budget, costs: np.ndarray, batched: np.ndarray) -> None:
         self.budget = budget
         self.costs = costs  # [record, plan]: pessimistic cost estimates
+        self.batched = batched  # [plan]: sent in a batch (its shares held until the batch ends)
         self.needed = np.ones(costs.shape, dtype=bool)
         self.admitted = np.zeros(costs.shape[0], dtype=bool)
         self.decisions: dict[int, asyncio.Future[bool]] = {}
@@ -175,11 +176,11 @@ class _Admission:
             self.decisions[i] = decision
             included = self.needed[i].copy()
             admitted = await self.budget.acquire(float(self.costs[i][included].sum()))
-            if admitted:  # shares of arms that dropped out while we waited go back
-                back = included & ~self.needed[i]
+            if admitted:  # batched arms' shares are held until their batch ends
+                self.budget.hold(float(self.costs[i][included & self.batched].sum()))
+                back = included & ~self.needed[i]  # arms that dropped out while we waited
                 back[j] = False
-                if back.any():
-                    self.budget.settle(float(self.costs[i][back].sum()), 0.0)
+                self._give_back(self.costs[i], back)
             self.admitted[i] = admitted
             decision.set_result(admitted)
         elif not decision.done():
@@ -189,12 +190,19 @@ class _Admission:
         self.needed[i, j] = False
         return float(self.costs[i, j])
 
+    def _give_back(self, costs: np.ndarray, plans: np.ndarray) -> None:
+        for batched in (False, True):
+            back = plans & (self.batched == batched)
+            if back.any():
+                self.budget.settle(float(costs[back].sum()), 0.0, held=batched)
+
     def release(self, rows: int | np.ndarray, j: int) -> None:
         """Plan j will not send these records (an index or a mask): shares already reserved
         go back to the budget."""
         owed = self.needed[rows, j] & self.admitted[rows]
         if np.any(owed):
-            self.budget.settle(float(np.sum(self.costs[rows, j][owed])), 0.0)
+            share = float(np.sum(self.costs[rows, j][owed]))
+            self.budget.settle(share, 0.0, held=bool(self.batched[j]))
         self.needed[rows, j] = False
 
 
@@ -205,6 +213,8 @@ class _ArmPlan:
     repeat: int
     endpoint: Endpoint
     fallbacks: list[tuple[Fallback, Endpoint]]
+    batched: bool = False
+    """Sent through the provider's batch API (`transport: batch`), at batch prices."""
 
 
 def _prepare(
@@ -378,7 +388,8 @@ def _plans(spec: Spec, logged_provider: str | None) -> list[_ArmPlan]:
             for target in _targets(arm)
         )
         fallbacks = list(zip(arm.fallback, chain, strict=True))
-        plans.extend(_ArmPlan(arm, key, r, endpoint, fallbacks) for r in range(repeats))
+        batched = spec.transport_of(arm) == "batch"
+        plans.extend(_ArmPlan(arm, key, r, endpoint, fallbacks, batched) for r in range(repeats))
     return plans
 
 
@@ -431,7 +442,11 @@ class _Partition:
         logged_provider = records["provider"][0].as_py() if records.num_rows else None
         self.plans = _plans(spec, logged_provider)
         self.admission = (
-            _Admission(budget, _cost_matrix(records["request"], self.plans, spec, self.prices))
+            _Admission(
+                budget,
+                _cost_matrix(records["request"], self.plans, spec, self.prices),
+                np.array([p.batched for p in self.plans], dtype=bool),
+            )
             if budget.limit is not None
             else None
         )
@@ -502,6 +517,17 @@ class _Partition:
         }
         limits = limits_of(plan.endpoint, self.run_id)
         plan.endpoint.share(limits.clients)
+        if plan.batched:
+            from evalpipe.replay.batch import batch_rows
+
+            try:
+                rows = done_rows + await batch_rows(
+                    self, j, plan, base, journal, done_ids, stem, limits
+                )
+            finally:
+                if journal:
+                    journal.close()
+            return self._finish(rows, part_path, journal)
         counter = {"done": len(done_ids)}
 
         async def tracked(i: int) -> dict[str, Any]:
@@ -527,6 +553,12 @@ class _Partition:
         finally:
             if journal:
                 journal.close()
+        return self._finish(rows, part_path, journal)
+
+    def _finish(
+        self, rows: list[dict[str, Any]], part_path: Path | None, journal: _Journal | None
+    ) -> pa.Table:
+        """The plan's rows as a table, compacted to its part file (the journal then removed)."""
         table = from_rows(rows, RESPONSES).sort_by("record_id")
         if part_path is not None and journal is not None:
             write_table_atomic(table, part_path)
@@ -675,6 +707,8 @@ def _cost_matrix(
             else np.where(logged > 0, logged, float(spec.replay.max_tokens_default))
         )
         out[:, j] = (in_tok * price.input + out_tok * price.output) / 1e6
+        if plan.batched:
+            out[:, j] *= BATCH_DISCOUNT
     return out
 
 

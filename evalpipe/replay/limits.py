@@ -442,6 +442,7 @@ class Budget:
         self.limit = limit_usd
         self.spent = spent_usd
         self._reserved = 0.0
+        self._held = 0.0
         # partitions replaying in threads (Prefect's default task runner) share one budget
         self._lock = threading.Lock()
 
@@ -454,8 +455,8 @@ class Budget:
 
         Reservations are pessimistic (output at max_tokens), so a request that does not fit now
         often fits once those in flight are settled at their real cost. False only when it does
-        not fit with nothing in flight. Polls, because partitions replaying in other threads
-        settle on other event loops.
+        not fit with nothing in flight but held reservations (see `hold`), which are not waited
+        for. Polls, because partitions replaying in other threads settle on other event loops.
         """
         pause = 0.002
         while True:
@@ -463,12 +464,21 @@ class Budget:
                 if self.limit is None or self.spent + self._reserved + usd <= self.limit:
                     self._reserved += usd
                     return True
-                if self._reserved <= 1e-12:
+                if self._reserved - self._held <= 1e-12:
                     return False
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.1)
 
-    def settle(self, reserved: float, actual: float) -> None:
+    def hold(self, usd: float) -> None:
+        """Mark `usd` of the reservations as held until a batch ends (`transport: batch`):
+        `acquire` does not wait for them, since they settle only after everything is bought."""
+        with self._lock:
+            self._held += usd
+
+    def settle(self, reserved: float, actual: float, *, held: bool = False) -> None:
+        """Replace a reservation by the actual spend; `held`: one marked by `hold`."""
         with self._lock:
             self._reserved = max(0.0, self._reserved - reserved)
+            if held:
+                self._held = max(0.0, self._held - reserved)
             self.spent += actual

@@ -71,3 +71,40 @@ def test_flow_and_in_process_runs_write_the_same_tables(
         assert a.num_rows == b.num_rows > 0, name
         differ = [c for c in a.column_names if not a[c].equals(b[c])]
         assert differ == [], name
+
+
+def test_the_flow_replays_through_batches_and_gives_a_verdict(
+    fake_provider: str, prefect_harness: None, tmp_path: Path
+) -> None:
+    import httpx
+
+    from evalpipe.flows import shadow_eval
+
+    path = _spec(tmp_path, "batch")
+    spec = yaml.safe_load(path.read_text())
+    spec["replay"] = {
+        **(spec.get("replay") or {}),
+        "transport": "batch",
+        "batch_poll_seconds": 0.05,
+    }
+    path.write_text(yaml.safe_dump(spec))
+    before = httpx.get(f"{fake_provider}/_fake/batches").json()
+
+    state = shadow_eval(str(path))
+
+    after = httpx.get(f"{fake_provider}/_fake/batches").json()
+    run = open_run(load_spec(path), state["run_id"])
+    assert state["verdict"] in ("GO", "NO-GO", "NOT-PROVEN", "INVALID")
+    verdicts = {name: c["verdict"] for name, c in run.manifest()["candidates"].items()}
+    assert set(verdicts) == {c["name"] for c in spec["candidates"]}
+    assert all(v in ("GO", "NO-GO", "NOT-PROVEN", "INVALID") for v in verdicts.values())
+    # every replayed answer came back through a batch: one per arm, OpenAI and Anthropic
+    providers = [spec["baseline"]["provider"]] + [c["provider"] for c in spec["candidates"]]
+    for api in ("openai", "anthropic"):
+        assert after["created"][api] - before["created"][api] == providers.count(api)
+    responses = read_table(run.path("responses"))
+    replayed = responses.filter(pc.not_equal(responses["arm"], "logged"))
+    assert replayed.num_rows == 80 * len(providers)
+    assert set(replayed["status"].to_pylist()) == {"ok"}
+    assert replayed["latency_ms"].null_count == replayed.num_rows  # batches have no latency
+    assert (run.dir / "verdict.json").exists() or list(run.dir.rglob("verdict.json"))
