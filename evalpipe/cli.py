@@ -883,14 +883,15 @@ def runs(
     from rich.table import Column, Table
 
     from evalpipe.gate.numbers import usd
-    from evalpipe.store import CatalogRun, list_runs, store_root
+    from evalpipe.store import CatalogRun, list_runs, store_root, store_url
 
     root = store_root(store)
     found = list_runs(root, spec_name=spec_name, limit=limit)
     if not found:
         of = f" of spec {spec_name!r}" if spec_name else ""
         out.print(
-            f"No finished runs{of} in {root} (a run is listed once it finishes).", soft_wrap=True
+            f"No finished runs{of} in {store_url(root)} (a run is listed once it finishes).",
+            soft_wrap=True,
         )
         return
     tty = out.is_terminal
@@ -949,10 +950,18 @@ def report(
     from evalpipe.pipeline import load_gate, report_run
     from evalpipe.report import write_runs_index, write_trends
     from evalpipe.spec import spec_from_dict
-    from evalpipe.store import Run, find_runs, store_root
+    from evalpipe.store import (
+        Run,
+        fetch_run,
+        find_runs,
+        refresh_catalog,
+        store_root,
+        store_url,
+    )
 
     root = store_root(store)
     if trends is not None:
+        refresh_catalog(root)  # (a remote store's gate tables, for the trends to read)
         reports = Path(out_dir or "reports")
         page = write_trends(root, trends, reports)
         if page is None:
@@ -964,9 +973,10 @@ def report(
     if run_id is None:
         raise typer.BadParameter("give a RUN_ID to re-render, or --trends SPEC")
     manifest_path = root / "runs" / run_id / "manifest.json"
-    if not manifest_path.is_file():
+    if not fetch_run(root, run_id):
         raise StoreError(
-            f"no run {run_id!r} in {root / 'runs'}; `evalpipe runs --store {store}` lists them"
+            f"no run {run_id!r} in {store_url(root)}/runs; `evalpipe runs --store {store}` "
+            "lists them"
         )
     manifest = orjson.loads(manifest_path.read_bytes())
     spec_path = manifest.get("spec_path")

@@ -80,7 +80,7 @@ def needs_fake_provider(spec: Spec) -> bool:
 
 
 def _cache(run: Run) -> ResponseCache:
-    return ResponseCache(run.cache_dir, run.spec.cache)
+    return ResponseCache(run.cache_dir, run.spec.cache, remote=run.remote)
 
 
 # --- ingest ------------------------------------------------------------------------------------
@@ -117,6 +117,7 @@ def ingest_run(run: Run) -> dict[str, int]:
     if quarantine.num_rows:
         qpath = write_quarantine(quarantine, run.quarantine_dir / f"{run.run_id}.jsonl")
         log.warning("%d input line(s) quarantined: %s", quarantine.num_rows, qpath)
+        run.publish(qpath)
     counts = {**result.counts, "records": total}
     if sets:
         counts["eval_set_records"] = sum(sets.values())
@@ -203,6 +204,8 @@ def replay_run(run: Run, part: int | None = None) -> int:
             on_progress=_emit,
         )
         written += table.num_rows
+        if run.remote is not None:  # the partition's parts, each a finished unit of work
+            run.publish(*sorted(out_dir.glob(f"part-*-p{p:05d}.parquet")))
     if part is None:
         finish_replay(run, time.perf_counter() - started)
     return written

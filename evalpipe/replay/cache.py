@@ -4,6 +4,10 @@ One small JSON file per key under ``cache/<2 hex>/<key>.json``, written atomical
 workers (threads, processes, Dask/Ray) can share it with no lock. Entries are written by a
 background thread (a file's creation costs about 80 µs, which the event loop sending requests
 should not pay); `get` sees entries still waiting, and `flush` waits until all are on disk.
+
+With a remote store (`evalpipe.store.remote`), the writer also pushes each batch it wrote there
+(concurrent puts), and `flush` waits for that too; a key missing here is looked up there (and
+kept here).
 """
 
 from __future__ import annotations
@@ -14,9 +18,14 @@ import os
 import queue
 import threading
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
+
+from evalpipe.errors import StoreError
+
+if TYPE_CHECKING:
+    from evalpipe.store.remote import Remote
 
 __all__ = ["ResponseCache", "request_key"]
 
@@ -43,8 +52,10 @@ def request_key(
 class ResponseCache:
     """Read and write cached answers by request key."""
 
-    def __init__(self, root: Path, mode: CacheMode = "read_write") -> None:
-        self.root, self.mode = root, mode
+    def __init__(
+        self, root: Path, mode: CacheMode = "read_write", remote: Remote | None = None
+    ) -> None:
+        self.root, self.mode, self.remote = root, mode, remote
         self._dirs: set[str] = set()
         self._pending: dict[str, dict[str, Any]] = {}
         self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
@@ -66,10 +77,32 @@ class ResponseCache:
         try:
             data: dict[str, Any] = orjson.loads(p.read_bytes())
         except FileNotFoundError:
-            return None
+            return None if self.remote is None else self._from_remote(key)
         except orjson.JSONDecodeError:
             log.warning("ignoring a corrupt cache entry %s", p)
             return None
+        return data
+
+    def _from_remote(self, key: str) -> dict[str, Any] | None:
+        """The remote store's entry of `key`, kept here too (None when it has none or cannot be
+        read: a miss costs a request, never the run)."""
+        assert self.remote is not None
+        try:
+            body = self.remote.cache_get(key)
+        except StoreError as exc:
+            log.warning("%s", exc)
+            return None
+        if body is None:
+            return None
+        try:
+            data: dict[str, Any] = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            log.warning("ignoring a corrupt remote cache entry %s", key)
+            return None
+        try:
+            self._store(str(self.root), f"{os.getpid()}.{threading.get_ident()}", key, body)
+        except OSError:
+            log.warning("could not keep cache entry %s", key, exc_info=True)
         return data
 
     def put(self, key: str, value: dict[str, Any]) -> None:
@@ -110,12 +143,15 @@ class ResponseCache:
                 except queue.Empty:
                     break
             written = [(key, self._pending.get(key)) for key in keys]
+            bodies: dict[str, bytes] = {}
             for key, value in written:
                 try:
                     if value is not None:
-                        self._write(root, tag, key, value)
+                        bodies[key] = self._write(root, tag, key, value)
                 except OSError:
                     log.warning("could not write cache entry %s", key, exc_info=True)
+            if self.remote is not None and bodies:
+                self._push(bodies)
             with self._idle:
                 for key, value in written:
                     if value is not None and self._pending.get(key) is value:  # (not if put again)
@@ -123,7 +159,20 @@ class ResponseCache:
                 if not self._pending:
                     self._idle.notify_all()
 
-    def _write(self, root: str, tag: str, key: str, value: dict[str, Any]) -> None:
+    def _push(self, bodies: dict[str, bytes]) -> None:
+        """The batch just written here, to the remote store (still `pending` meanwhile)."""
+        assert self.remote is not None
+        try:
+            self.remote.cache_put(bodies)
+        except StoreError as exc:  # kept here; a run on another machine would pay again
+            log.warning("%s", exc)
+
+    def _write(self, root: str, tag: str, key: str, value: dict[str, Any]) -> bytes:
+        body = orjson.dumps(value)
+        self._store(root, tag, key, body)
+        return body
+
+    def _store(self, root: str, tag: str, key: str, body: bytes) -> None:
         folder = f"{root}/{key[:2]}"
         if folder not in self._dirs:
             os.makedirs(folder, exist_ok=True)
@@ -132,7 +181,7 @@ class ResponseCache:
         path, tmp = f"{folder}/{key}.json", f"{folder}/.{key}.{tag}.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            data = memoryview(orjson.dumps(value))
+            data = memoryview(body)
             while data:
                 data = data[os.write(fd, data) :]
         finally:

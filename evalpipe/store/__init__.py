@@ -11,6 +11,9 @@ Layout (ARCHITECTURE.md, "The store")::
     runs/<run_id>/scores.parquet, gate.parquet, verdict.json
     cache/                         provider responses by request key, shared by all runs
     quarantine/<ingest_id>.jsonl   rejected input lines
+
+A store at a remote fsspec URL (``s3://bucket/prefix``) has the same layout there; the stages work
+in a local staging copy that `evalpipe.store.remote` keeps in step with it (`Run.remote`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import duckdb
 import numpy as np
@@ -38,12 +41,16 @@ from evalpipe.spec import Spec
 from evalpipe.tables import GATE, RAW_COLUMNS, RECORDS, RECORDS_LEAN, RESPONSES, SCORES, conform
 from evalpipe.version import __version__
 
+if TYPE_CHECKING:
+    from evalpipe.store.remote import Remote
+
 __all__ = [
     "STAGES",
     "CatalogRun",
     "Night",
     "Run",
     "atomic_path",
+    "fetch_run",
     "find_runs",
     "latest_complete_run",
     "list_runs",
@@ -55,7 +62,9 @@ __all__ = [
     "read_table",
     "rebuild_catalog",
     "record_night",
+    "refresh_catalog",
     "store_root",
+    "store_url",
     "update_catalog",
     "write_json_atomic",
     "write_rows_atomic",
@@ -221,6 +230,17 @@ class Run:
     def path(self, name: str) -> Path:
         return self.dir / name
 
+    @property
+    def remote(self) -> Remote | None:
+        """The remote store this run's folder stages, None for a local store."""
+        return _remote_of(self.root)
+
+    def publish(self, *paths: Path) -> None:
+        """Push these files of the store (new or changed ones) to its remote, if it has one."""
+        remote = self.remote
+        if remote is not None:
+            remote.push(paths)
+
     # --- the run's tables (schemas in tables.py) ----------------------------------------------
 
     @property
@@ -294,6 +314,9 @@ class Run:
             else:
                 data[key] = value
         write_json_atomic(data, self.path("manifest.json"))
+        remote = self.remote
+        if remote is not None:  # the run's new files, then the manifest: the commit
+            remote.push_run(self.run_id)
         return data
 
     def stage_done(self, stage: str) -> bool:
@@ -309,10 +332,45 @@ class Run:
 
 
 def store_root(url: str) -> Path:
-    """The local folder of a store path or ``file://`` URL."""
+    """The local folder of a store path or ``file://`` URL; for a remote URL (``s3://…``), its
+    local staging folder (`evalpipe.store.remote`)."""
     if "://" in url and not url.startswith("file://"):
-        raise StoreError(f"store {url!r}: remote stores are not supported yet; use a local path")
+        from evalpipe.store.remote import staging_for
+
+        return staging_for(url)
     return Path(url.removeprefix("file://")).expanduser().resolve()
+
+
+_LOCAL_ROOTS: set[Path] = set()
+
+
+def _remote_of(root: Path) -> Remote | None:
+    """The remote a staging folder stands for; None (and nothing imported) for a local store."""
+    if root in _LOCAL_ROOTS:
+        return None
+    if not (root / ".store-url").is_file():  # (remote._MARK)
+        _LOCAL_ROOTS.add(root)
+        return None
+    from evalpipe.store.remote import remote_of
+
+    remote = remote_of(root)
+    if remote is None:
+        _LOCAL_ROOTS.add(root)
+    return remote
+
+
+def store_url(root: Path) -> str:
+    """The store as the user named it: its URL when remote, else its folder."""
+    remote = _remote_of(root)
+    return remote.url if remote is not None else str(root)
+
+
+def fetch_run(root: Path, run_id: str) -> bool:
+    """Whether the store holds run `run_id`; from a remote store, its files are pulled first."""
+    remote = _remote_of(root)
+    if remote is not None:
+        return remote.pull_run(run_id)
+    return (root / "runs" / run_id / "manifest.json").is_file()
 
 
 def _store_root(spec: Spec, store: str | None) -> Path:
@@ -324,9 +382,10 @@ def open_run(spec: Spec, run_id: str | None = None, *, store: str | None = None)
     root = _store_root(spec, store)
     if run_id is not None:
         run = Run(run_id, root, spec)
-        if not run.path("manifest.json").exists():
+        if not fetch_run(root, run_id):
+            where = store_url(root)
             raise StoreError(
-                f"no run {run_id!r} in {root / 'runs'}; `evalpipe runs --store {root}` lists them"
+                f"no run {run_id!r} in {where}/runs; `evalpipe runs --store {where}` lists them"
             )
         return run
     run = Run(new_run_id(spec.name), root, spec)
@@ -346,24 +405,27 @@ def open_run(spec: Spec, run_id: str | None = None, *, store: str | None = None)
         counts={},
         cost_usd={},
     )
-    log.info("created run %s in %s", run.run_id, root)
+    log.info("created run %s in %s", run.run_id, store_url(root))
     return run
 
 
 def find_runs(root: Path) -> list[dict[str, Any]]:
-    """Manifests of all runs in a store, newest first (by creation time to the microsecond, then
-    run id: two runs started in the same second keep their order)."""
+    """Manifests of all runs in a store (a remote store's, as it holds them), newest first (by
+    creation time to the microsecond, then run id: two runs started in the same second keep
+    their order)."""
+    remote = _remote_of(root)
     runs_dir = root / "runs"
-    if not runs_dir.is_dir():
-        return []
     out = []
-    for d in runs_dir.iterdir():
-        m = d / "manifest.json"
-        if m.is_file():
-            try:
-                out.append(orjson.loads(m.read_bytes()))
-            except orjson.JSONDecodeError:
-                log.warning("unreadable manifest %s", m)
+    if remote is not None:
+        out = remote.manifests()
+    elif runs_dir.is_dir():
+        for d in runs_dir.iterdir():
+            m = d / "manifest.json"
+            if m.is_file():
+                try:
+                    out.append(orjson.loads(m.read_bytes()))
+                except orjson.JSONDecodeError:
+                    log.warning("unreadable manifest %s", m)
     out.sort(key=lambda m: (str(m.get("created") or ""), str(m.get("run_id") or "")), reverse=True)
     return out
 
@@ -376,6 +438,7 @@ def latest_complete_run(spec: Spec, *, store: str | None = None) -> Run | None:
         if manifest.get("spec_hash") == spec_hash:
             run = Run(manifest["run_id"], root, spec)
             if run.complete:
+                fetch_run(root, run.run_id)  # (from a remote store: its files)
                 return run
     return None
 
@@ -401,39 +464,43 @@ CREATE TABLE IF NOT EXISTS run_metrics (
 
 def update_catalog(run: Run) -> None:
     """Index a finished run in catalog.duckdb (idempotent)."""
-    m = run.manifest()
-    gate_path = run.path("gate.parquet")
+    with duckdb.connect(str(run.root / "catalog.duckdb")) as con:
+        con.execute(_CATALOG_DDL)
+        _index_run(con, run.run_id, run.manifest(), run.path("gate.parquet"))
+
+
+def _index_run(
+    con: duckdb.DuckDBPyConnection, run_id: str, m: dict[str, Any], gate_path: Path
+) -> None:
     candidates = [
         {"candidate": name, "verdict": c.get("verdict")}
         for name, c in (m.get("candidates") or {}).items()
     ]
-    with duckdb.connect(str(run.root / "catalog.duckdb")) as con:
-        con.execute(_CATALOG_DDL)
-        con.execute("DELETE FROM runs WHERE run_id = ?", [run.run_id])
-        con.execute("DELETE FROM run_metrics WHERE run_id = ?", [run.run_id])
+    con.execute("DELETE FROM runs WHERE run_id = ?", [run_id])
+    con.execute("DELETE FROM run_metrics WHERE run_id = ?", [run_id])
+    con.execute(
+        "INSERT INTO runs (run_id, spec_name, spec_hash, created, verdict, exit_code, records, "
+        "cost_usd, evalpipe_version, candidates) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            run_id,
+            m.get("spec_name"),
+            m.get("spec_hash"),
+            m.get("created"),
+            m.get("verdict"),
+            m.get("exit_code"),
+            m.get("counts", {}).get("records"),
+            m.get("cost_usd", {}).get("total"),
+            m.get("evalpipe_version"),
+            candidates,
+        ],
+    )
+    if gate_path.exists():
         con.execute(
-            "INSERT INTO runs (run_id, spec_name, spec_hash, created, verdict, exit_code, records, "
-            "cost_usd, evalpipe_version, candidates) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                run.run_id,
-                m.get("spec_name"),
-                m.get("spec_hash"),
-                m.get("created"),
-                m.get("verdict"),
-                m.get("exit_code"),
-                m.get("counts", {}).get("records"),
-                m.get("cost_usd", {}).get("total"),
-                m.get("evalpipe_version"),
-                candidates,
-            ],
+            "INSERT INTO run_metrics BY NAME SELECT run_id, candidate, metric, kind, gated, "
+            "critical, slice_col, slice_value, n, baseline, candidate_value, estimate, ci_low, "
+            "ci_high, margin, p_value, verdict, reason FROM read_parquet(?)",
+            [str(gate_path)],
         )
-        if gate_path.exists():
-            con.execute(
-                "INSERT INTO run_metrics BY NAME SELECT run_id, candidate, metric, kind, gated, "
-                "critical, slice_col, slice_value, n, baseline, candidate_value, estimate, ci_low, "
-                "ci_high, margin, p_value, verdict, reason FROM read_parquet(?)",
-                [str(gate_path)],
-            )
 
 
 class CatalogRun(NamedTuple):
@@ -460,6 +527,7 @@ def list_runs(
     Raises:
         StoreError: the catalog cannot be read (another process is writing it, or it is damaged).
     """
+    refresh_catalog(root)
     path = root / "catalog.duckdb"
     if not path.is_file():
         return []
@@ -499,6 +567,7 @@ def rebuild_catalog(root: Path, spec: Spec) -> int:
     for manifest in find_runs(root):
         run = Run(manifest["run_id"], root, spec)
         if run.complete:
+            fetch_run(root, run.run_id)
             update_catalog(run)
             count += 1
     for path in sorted((root / "nights").glob("*/*.json")):
@@ -508,6 +577,29 @@ def rebuild_catalog(root: Path, spec: Spec) -> int:
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
             log.warning("unreadable night %s (%s): not indexed", path, exc)
     return count
+
+
+def refresh_catalog(root: Path) -> int:
+    """A remote store's catalog, rebuilt in its staging folder from the manifests and gate tables
+    the remote holds (its run folders are the truth; the nights tables are kept); with them
+    the trends and `find_runs` read what the remote holds. Returns the runs indexed (0, and
+    nothing done, for a local store, whose catalog is kept as runs finish)."""
+    remote = _remote_of(root)
+    if remote is None:
+        return 0
+    manifests = remote.manifests()
+    finished = [
+        m for m in manifests if all(m.get("stages", {}).get(s) == "done" for s in STAGES[:-1])
+    ]
+    remote.mirror_gates(finished)
+    with duckdb.connect(str(root / "catalog.duckdb")) as con:
+        con.execute(_CATALOG_DDL)
+        con.execute("DELETE FROM runs")
+        con.execute("DELETE FROM run_metrics")
+        for m in finished:
+            run_id = str(m["run_id"])
+            _index_run(con, run_id, m, root / "runs" / run_id / "gate.parquet")
+    return len(finished)
 
 
 # --- nights (the nightly flow's catalog tables) -------------------------------------------------

@@ -129,6 +129,7 @@ def write_metrics_prom(run: Run) -> str:
     for path in targets:
         with atomic_path(path) as tmp:
             tmp.write_text(text, encoding="utf-8")
+    run.publish(targets[0])
     return text
 
 
