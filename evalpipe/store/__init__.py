@@ -694,6 +694,16 @@ def _index_night(root: Path, night: Night, metrics: list[dict[str, Any]]) -> Non
                     for m in metrics
                 ],
             )
+    remote = _remote_of(root)
+    if remote is not None:
+        remote.push([root / "catalog.duckdb"])
+
+
+def _pull_nights(root: Path) -> None:
+    """A remote store's nights: its catalog file into the staging folder."""
+    remote = _remote_of(root)
+    if remote is not None:
+        remote.pull_catalog()
 
 
 def _catalog_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
@@ -704,6 +714,7 @@ def read_nights(
     root: Path, *, series: str | None = None, spec_name: str | None = None
 ) -> list[Night]:
     """The nights of a series (or of a spec name), oldest first; none without a catalog."""
+    _pull_nights(root)
     path = root / "catalog.duckdb"
     if not path.is_file():
         return []
@@ -731,6 +742,7 @@ def read_nights(
 
 def read_night_metrics(root: Path, series: str) -> list[dict[str, Any]]:
     """Per night, arm and metric: n, mean and the variance of the mean, oldest night first."""
+    _pull_nights(root)
     path = root / "catalog.duckdb"
     if not path.is_file():
         return []

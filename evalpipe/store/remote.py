@@ -15,8 +15,10 @@ files between it and the remote:
 - cache entries are pushed in batches by the cache's writer thread as they are written, and a
   lookup that misses locally asks the remote (its listing, one prefix folder at a time), so a run
   resumed on another machine does not pay again for answers already cached;
-- the catalog (catalog.duckdb) is rebuilt in the staging folder from the remote's manifests and
-  gate tables whenever a command lists runs: the run folders are the truth.
+- the catalog's runs tables are rebuilt in the staging folder from the remote's manifests and
+  gate tables whenever a command lists runs: the run folders are the truth. Its nights tables
+  (nightly series), which no run folder holds, travel as the whole catalog.duckdb file: pulled
+  before they are read, pushed after a night is recorded (the last writer wins).
 
 Nothing here imports fsspec until a remote store is used, so a local store costs nothing.
 """
@@ -322,6 +324,16 @@ class Remote:
                     known.add(key)
 
     # --- the catalog -----------------------------------------------------------------------------
+
+    def pull_catalog(self) -> None:
+        """The remote's catalog.duckdb into the staging folder, when it has one: it holds the
+        nights of nightly series, which no run folder does (written whole, last writer wins)."""
+        rel = "catalog.duckdb"
+        with self._errors("reading the catalog"):
+            try:  # (always: another writer's file may have the same size, DuckDB's grow by blocks)
+                self._download(rel)
+            except FileNotFoundError:
+                return
 
     def mirror_gates(self, manifests: list[dict[str, Any]]) -> None:
         """The gate table and verdict of every finished run into the staging folder (what the

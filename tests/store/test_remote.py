@@ -192,3 +192,41 @@ def test_pushed_parts_are_whole_objects(
     staging("b")
     again = open_run(spec, run.run_id)
     assert read_table(again.responses_dir).equals(table)
+
+
+def test_nights_travel_with_the_catalog_file(
+    s3_url: str, staging: Callable[[str], Path], tmp_path: Path
+) -> None:
+    from evalpipe.store import Night, read_night_metrics, read_nights, record_night
+
+    night = Night(
+        series="s1",
+        spec_name="shop",
+        night="2026-11-03",
+        run_id=None,
+        status="skipped: no traffic",
+        as_of="2026-11-03T03:00:00+00:00",
+        records=0,
+        snapshots={},
+        verdicts={},
+        findings=[],
+        alerted={},
+        alert_status="none",
+    )
+    metric = {"arm": "baseline", "metric": "ok", "n": 40, "mean": 0.9, "var": 0.002}
+    assert read_nights(store_root(s3_url)) == []  # (no catalog in the bucket yet)
+    record_night(store_root(s3_url), night, [metric])
+    staging("b")
+    root = store_root(s3_url)
+    assert read_nights(root, series="s1") == [night]
+    assert [m["mean"] for m in read_night_metrics(root, "s1")] == [0.9]
+    # the runs tables are rebuilt from the manifests beside them, the nights kept
+    assert list_runs(root) == []
+    assert read_nights(root, series="s1") == [night]
+    later = Night(**{**night.__dict__, "night": "2026-11-04"})
+    record_night(root, later, [])
+    staging("a")
+    assert [n.night for n in read_nights(store_root(s3_url), series="s1")] == [
+        "2026-11-03",
+        "2026-11-04",
+    ]
