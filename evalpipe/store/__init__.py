@@ -435,11 +435,12 @@ def latest_complete_run(spec: Spec, *, store: str | None = None) -> Run | None:
     root = _store_root(spec, store)
     spec_hash = spec.spec_hash()
     for manifest in find_runs(root):
-        if manifest.get("spec_hash") == spec_hash:
+        stages = manifest.get("stages") or {}
+        complete = all(stages.get(s) == "done" for s in STAGES if s != "report")
+        if manifest.get("spec_hash") == spec_hash and complete:
             run = Run(manifest["run_id"], root, spec)
-            if run.complete:
-                fetch_run(root, run.run_id)  # (from a remote store: its files)
-                return run
+            fetch_run(root, run.run_id)  # (from a remote store: its files)
+            return run
     return None
 
 
@@ -563,11 +564,12 @@ def rebuild_catalog(root: Path, spec: Spec) -> int:
     """Recreate catalog.duckdb from the run folders and the nights' files (`nights/`); returns
     the number of runs indexed."""
     (root / "catalog.duckdb").unlink(missing_ok=True)
+    if _remote_of(root) is not None:
+        return refresh_catalog(root)
     count = 0
     for manifest in find_runs(root):
         run = Run(manifest["run_id"], root, spec)
         if run.complete:
-            fetch_run(root, run.run_id)
             update_catalog(run)
             count += 1
     for path in sorted((root / "nights").glob("*/*.json")):
@@ -589,7 +591,9 @@ def refresh_catalog(root: Path) -> int:
         return 0
     manifests = remote.manifests()
     finished = [
-        m for m in manifests if all(m.get("stages", {}).get(s) == "done" for s in STAGES[:-1])
+        m
+        for m in manifests
+        if all((m.get("stages") or {}).get(s) == "done" for s in STAGES if s != "report")
     ]
     remote.mirror_gates(finished)
     with duckdb.connect(str(root / "catalog.duckdb")) as con:

@@ -203,8 +203,8 @@ class Remote:
     # --- runs ------------------------------------------------------------------------------------
 
     def pull_run(self, run_id: str, names: Iterable[str] | None = None) -> bool:
-        """The run's committed files into the staging folder (all, or only `names`); False when
-        the remote has no manifest for it."""
+        """The run's files into the staging folder (all, or only `names` and a manifest the
+        folder lacks or holds in another size); False when the remote has no manifest for it."""
         prefix = f"runs/{run_id}"
         with self._errors(f"reading run {run_id}"):
             listing = self._list(prefix)
@@ -217,7 +217,8 @@ class Remote:
                 if wanted is not None and rel not in wanted and rel != manifest:
                     continue
                 local = self.staging / rel
-                if rel == manifest or not local.is_file() or local.stat().st_size != size:
+                whole = local.is_file() and local.stat().st_size == size
+                if not whole or (rel == manifest and wanted is None):
                     self._download(rel)
         return True
 
@@ -254,7 +255,8 @@ class Remote:
                     self._upload(rel, local)
 
     def manifests(self) -> list[dict[str, Any]]:
-        """Every run's manifest on the remote, newest first, mirrored into the staging folder."""
+        """Every run's manifest on the remote, newest first (read, not staged: a run this
+        machine is running keeps its own until it pushes)."""
         with self._errors("listing runs"):
             fs = self.fs
             runs = self._remote("runs")
@@ -271,17 +273,9 @@ class Remote:
             if body is None:
                 continue
             try:
-                manifest = orjson.loads(body)
+                out.append(orjson.loads(body))
             except orjson.JSONDecodeError:
                 log.warning("unreadable manifest %s", path)
-                continue
-            local = self.staging / self._rel(path)
-            if not local.is_file() or local.read_bytes() != body:
-                local.parent.mkdir(parents=True, exist_ok=True)
-                tmp = local.with_name(f".manifest.json.{os.getpid()}.tmp")
-                tmp.write_bytes(body)
-                os.replace(tmp, local)
-            out.append(manifest)
         return out
 
     # --- the cache -------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from evalpipe.store import (
     list_runs,
     open_run,
     read_table,
+    rebuild_catalog,
     store_root,
     write_table_atomic,
 )
@@ -113,6 +114,7 @@ def test_the_catalog_is_rebuilt_from_the_manifests_in_the_bucket(
     # a run finished elsewhere (machine a) shows up at the next listing
     _finish(unfinished)
     assert {r.run_id for r in list_runs(store_root(s3_url))} == {done.run_id, unfinished.run_id}
+    assert rebuild_catalog(store_root(s3_url), spec) == 2
 
 
 def test_the_cache_is_pushed_as_written_and_read_from_the_bucket_on_a_miss(

@@ -161,3 +161,18 @@ def test_killed_run_on_s3_resumes_elsewhere_without_paying_twice_and_equals_a_lo
     (line,) = out.strip().splitlines()
     assert line.startswith(f"{run_id}  s3resume  ")
     assert f"haiku {manifest['candidates']['haiku']['verdict']}" in line
+
+    trends = _cli(
+        "report",
+        "--trends",
+        "s3resume",
+        "--store",
+        s3_url,
+        "--out",
+        str(tmp_path / "trends"),
+        cwd=tmp_path,
+        staging=tmp_path / "machine-e",
+    )
+    out, err = trends.communicate(timeout=120)
+    assert trends.returncode == 0, err[-3000:]
+    assert (tmp_path / "trends" / "trends" / "s3resume.html").is_file()
