@@ -232,3 +232,22 @@ def test_nights_travel_with_the_catalog_file(
         "2026-11-03",
         "2026-11-04",
     ]
+
+
+def test_without_s3fs_an_s3_store_is_one_line_saying_what_to_install(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['s3fs'] = None; from evalpipe.cli import main; "
+        "main(['runs', '--store', 's3://some-bucket/x'])"
+    )
+    env = {**os.environ, "EVALPIPE_STAGING_DIR": str(tmp_path / "staging")}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
+    assert proc.returncode == 4
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("error: store s3://some-bucket/x: its filesystem is not installed")
+    assert "pip install 'evalpipe[s3]'" in line
