@@ -565,6 +565,7 @@ def rebuild_catalog(root: Path, spec: Spec) -> int:
     the number of runs indexed."""
     (root / "catalog.duckdb").unlink(missing_ok=True)
     if _remote_of(root) is not None:
+        _pull_nights(root)
         return refresh_catalog(root)
     count = 0
     for manifest in find_runs(root):
@@ -572,19 +573,23 @@ def rebuild_catalog(root: Path, spec: Spec) -> int:
         if run.complete:
             update_catalog(run)
             count += 1
-    for path in sorted((root / "nights").glob("*/*.json")):
+    _index_night_files(root, sorted((root / "nights").glob("*/*.json")))
+    return count
+
+
+def _index_night_files(root: Path, paths: list[Path]) -> None:
+    for path in paths:
         try:
             saved = orjson.loads(path.read_bytes())
             _index_night(root, Night(**saved["night"]), saved["metrics"])
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
             log.warning("unreadable night %s (%s): not indexed", path, exc)
-    return count
 
 
 def refresh_catalog(root: Path) -> int:
-    """A remote store's catalog, rebuilt in its staging folder from the manifests and gate tables
-    the remote holds (its run folders are the truth; the nights tables are kept); with them
-    the trends and `find_runs` read what the remote holds. Returns the runs indexed (0, and
+    """A remote store's runs tables, rebuilt in its staging folder's catalog from the manifests
+    and gate tables the remote holds (its run folders are the truth; `read_nights` refreshes the
+    nights tables from the nights' files); with them the trends read what the remote holds. Returns the runs indexed (0, and
     nothing done, for a local store, whose catalog is kept as runs finish)."""
     remote = _remote_of(root)
     if remote is None:
@@ -661,6 +666,9 @@ def record_night(root: Path, night: Night, metrics: list[dict[str, Any]]) -> Non
         root / "nights" / night.series / f"{night.night}.json",
     )
     _index_night(root, night, metrics)
+    remote = _remote_of(root)
+    if remote is not None:
+        remote.push([root / "nights" / night.series / f"{night.night}.json"])
 
 
 def _index_night(root: Path, night: Night, metrics: list[dict[str, Any]]) -> None:
@@ -698,16 +706,20 @@ def _index_night(root: Path, night: Night, metrics: list[dict[str, Any]]) -> Non
                     for m in metrics
                 ],
             )
-    remote = _remote_of(root)
-    if remote is not None:
-        remote.push([root / "catalog.duckdb"])
 
 
 def _pull_nights(root: Path) -> None:
-    """A remote store's nights: its catalog file into the staging folder."""
+    """A remote store's nights: their files into the staging folder, its nights tables rebuilt
+    from them (nothing done for a local store)."""
     remote = _remote_of(root)
-    if remote is not None:
-        remote.pull_catalog()
+    if remote is None:
+        return
+    files = remote.pull_small("nights")
+    with duckdb.connect(str(root / "catalog.duckdb")) as con:
+        con.execute(_NIGHTS_DDL)
+        con.execute("DELETE FROM nights")
+        con.execute("DELETE FROM night_metrics")
+    _index_night_files(root, files)
 
 
 def _catalog_tables(con: duckdb.DuckDBPyConnection) -> set[str]:

@@ -15,10 +15,10 @@ files between it and the remote:
 - cache entries are pushed in batches by the cache's writer thread as they are written, and a
   lookup that misses locally asks the remote (its listing, one prefix folder at a time), so a run
   resumed on another machine does not pay again for answers already cached;
-- the catalog's runs tables are rebuilt in the staging folder from the remote's manifests and
-  gate tables whenever a command lists runs: the run folders are the truth. Its nights tables
-  (nightly series), which no run folder holds, travel as the whole catalog.duckdb file: pulled
-  before they are read, pushed after a night is recorded (the last writer wins).
+- the catalog is rebuilt in the staging folder from what the remote holds whenever a command
+  lists runs or reads nights: the runs tables from the manifests and gate tables (the run
+  folders are the truth), the nights tables from the nights' files (``nights/<series>/…json``,
+  each pushed as it is recorded).
 
 Nothing here imports fsspec until a remote store is used, so a local store costs nothing.
 """
@@ -319,15 +319,26 @@ class Remote:
 
     # --- the catalog -----------------------------------------------------------------------------
 
-    def pull_catalog(self) -> None:
-        """The remote's catalog.duckdb into the staging folder, when it has one: it holds the
-        nights of nightly series, which no run folder does (written whole, last writer wins)."""
-        rel = "catalog.duckdb"
-        with self._errors("reading the catalog"):
-            try:  # (always: another writer's file may have the same size, DuckDB's grow by blocks)
-                self._download(rel)
-            except FileNotFoundError:
-                return
+    def pull_small(self, prefix: str) -> list[Path]:
+        """Every (small) file below `prefix` into the staging folder, read whole and in one
+        concurrent batch; returns their local paths."""
+        with self._errors(f"reading {prefix}/"):
+            names = sorted(self._list(prefix))
+            raw: dict[str, bytes] = (
+                self.fs.cat([self._remote(n) for n in names], on_error="omit") if names else {}
+            )
+        out = []
+        for path, body in sorted(raw.items()):
+            rel = self._rel(path)
+            local = self.staging / rel
+            if not local.is_file() or local.read_bytes() != body:
+                local.parent.mkdir(parents=True, exist_ok=True)
+                tmp = local.with_name(f".{local.name}.{os.getpid()}.tmp")
+                tmp.write_bytes(body)
+                os.replace(tmp, local)
+            self._remember(rel, local)
+            out.append(local)
+        return out
 
     def mirror_gates(self, manifests: list[dict[str, Any]]) -> None:
         """The gate table and verdict of every finished run into the staging folder (what the

@@ -196,7 +196,7 @@ def test_pushed_parts_are_whole_objects(
     assert read_table(again.responses_dir).equals(table)
 
 
-def test_nights_travel_with_the_catalog_file(
+def test_nights_are_files_in_the_bucket_and_read_back_on_another_machine(
     s3_url: str, staging: Callable[[str], Path], tmp_path: Path
 ) -> None:
     from evalpipe.store import Night, read_night_metrics, read_nights, record_night
@@ -218,12 +218,15 @@ def test_nights_travel_with_the_catalog_file(
     metric = {"arm": "baseline", "metric": "ok", "n": 40, "mean": 0.9, "var": 0.002}
     assert read_nights(store_root(s3_url)) == []  # (no catalog in the bucket yet)
     record_night(store_root(s3_url), night, [metric])
+    assert _bucket().find(_key(s3_url, "nights")) == [_key(s3_url, "nights/s1/2026-11-03.json")]
     staging("b")
     root = store_root(s3_url)
     assert read_nights(root, series="s1") == [night]
     assert [m["mean"] for m in read_night_metrics(root, "s1")] == [0.9]
-    # the runs tables are rebuilt from the manifests beside them, the nights kept
+    # the runs tables are rebuilt from the manifests beside them, the nights from their files
     assert list_runs(root) == []
+    assert read_nights(root, series="s1") == [night]
+    (root / "catalog.duckdb").unlink()
     assert read_nights(root, series="s1") == [night]
     later = Night(**{**night.__dict__, "night": "2026-11-04"})
     record_night(root, later, [])
