@@ -145,10 +145,14 @@ class Remote:
             raise
         except Exception as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            hint = "the URL and the credentials"
+            if self.url.startswith(("s3://", "s3a://")):
+                hint += (
+                    " (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION; AWS_ENDPOINT_URL "
+                    "for a server other than AWS)"
+                )
             raise StoreError(
-                f"store {self.url}: {what} failed ({type(exc).__name__}: {first}); check the "
-                "URL and the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, "
-                "AWS_ENDPOINT_URL for a non-AWS server)"
+                f"store {self.url}: {what} failed ({type(exc).__name__}: {first}); check {hint}"
             ) from None
 
     def _list(self, rel: str) -> dict[str, int]:
