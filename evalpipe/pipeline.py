@@ -396,6 +396,9 @@ def previous_anchors(run: Run) -> pa.Table | None:
         if manifest.get("spec_name") != run.spec.name or not rid or rid == run.run_id:
             continue
         path = run.root / "runs" / rid / "scores.parquet"
+        remote = run.remote
+        if remote is not None:  # (a remote store: that run's scores into the staging folder)
+            remote.pull_run(rid, names=("scores.parquet",))
         if not path.is_file():
             continue
         columns = ["record_id", "arm", "metric", "judge_model", "prompt_version", "detail"]
