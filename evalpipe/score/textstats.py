@@ -1,103 +1,63 @@
 """ROUGE-N and sentence BLEU of whole text columns against their references.
 
-Words are lower-cased runs between whitespace, punctuation and symbols (RE2 over the column);
-each word gets an integer code (`dictionary_encode` over both columns), each (row, side,
-n-gram) a 64-bit key, and one sort of the keys (`np.unique`) counts the clipped matches of
-every row at once. No Python runs per row.
+Words are lower-cased runs between whitespace, punctuation and symbols; each word gets an
+integer code (`dictionary_encode` over both columns), each (row, side, n-gram) a 64-bit key, and
+one sort of the keys counts the clipped matches of every row at once. No Python runs per row.
+
+Texts in ASCII (most answers) are cut into words by a byte table over the column's data buffer
+(NumPy); the table is probed from the Unicode rule (RE2 over the column, which the other texts
+take), so both give the same words. `Words` are made once per pair of columns and shared by
+every n-gram order and both figures (`rouge_n`, `bleu` take them through `words`).
 """
 
 from __future__ import annotations
 
-from typing import Final, Literal
+import functools
+from typing import Final, Literal, NamedTuple
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
-__all__ = ["bleu", "ngram_counts", "rouge_n"]
+__all__ = ["Counts", "Words", "bleu", "ngram_counts", "rouge_n", "words_of"]
 
 _SPLIT: Final = r"[\s\p{P}\p{S}]+"
 _MULT: Final = np.uint64(0x100000001B3)  # FNV-1a's 64-bit prime: mixes each code into the hash
-_HASH_BITS: Final = np.uint64((1 << 39) - 1)
-MAX_ROWS: Final = 1 << 24
-"""Rows scored in one call (the key's row field); `ngram_counts` splits larger inputs."""
 
 F64 = NDArray[np.float64]
+I64 = NDArray[np.int64]
 
 
-def _words(texts: pa.ChunkedArray | pa.Array) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """(code of each word, row of each word), words in order within each row."""
-    spaced = pc.replace_substring_regex(pc.utf8_lower(pc.fill_null(texts, "")), _SPLIT, " ")
-    parts = pc.utf8_split_whitespace(pc.utf8_trim_whitespace(spaced))
-    if isinstance(parts, pa.ChunkedArray):
-        parts = parts.combine_chunks()
-    rows = np.asarray(pc.list_parent_indices(parts), dtype=np.int64)
-    flat = pc.list_flatten(parts)
-    word = pc.not_equal(flat, "")  # an empty text splits into one empty string
-    codes = np.asarray(pc.dictionary_encode(flat.filter(word)).indices, dtype=np.int64)
-    return codes, rows[np.asarray(word, dtype=bool)]
+class Words(NamedTuple):
+    """The words of the rows where output and reference are both present."""
+
+    codes: I64
+    """Code of each word (equal words, equal codes), in order within each text."""
+    texts: I64
+    """Text of each word: i for the output of present row i, k + i for its reference."""
+    present: I64
+    """Rows (of the whole columns) where both texts are present; k = len(present)."""
+    n_rows: int
+    """Rows of the whole columns."""
+    base: NDArray[np.uint64]
+    """Each word's part of an n-gram key: its row (of k) in the top bits, its side (1 for the
+    reference) in the last bit; `shift` places the row."""
+    shift: int
+    per_text: I64
+    """Words of each text (as `texts` numbers them)."""
 
 
-def ngram_counts(
-    out: pa.ChunkedArray | pa.Array, ref: pa.ChunkedArray | pa.Array, ns: tuple[int, ...]
-) -> dict[int, tuple[F64, F64, F64]]:
-    """Per n: (clipped matches, n-grams of the output, n-grams of the reference) per row.
+class Counts(NamedTuple):
+    """Per row of the whole columns, for one n-gram order."""
 
-    Only rows where both texts are present are tokenised; the others count zero.
-    """
-    n_rows = len(out)
-    if n_rows > MAX_ROWS:
-        parts = [
-            ngram_counts(out[i : i + MAX_ROWS], ref[i : i + MAX_ROWS], ns)
-            for i in range(0, n_rows, MAX_ROWS)
-        ]
-        return {n: tuple(np.concatenate([p[n][j] for p in parts]) for j in range(3)) for n in ns}  # type: ignore[misc]
-    present = np.flatnonzero(np.asarray(_present(out, ref), dtype=bool))
-    zeros = {n: (np.zeros(n_rows), np.zeros(n_rows), np.zeros(n_rows)) for n in ns}
-    if present.size == 0:
-        return zeros
-    take = pa.array(present)
-    k = len(present)
-    both = pa.concat_arrays(
-        [_chunk(out).take(take).cast(pa.string()), _chunk(ref).take(take).cast(pa.string())]
-    )
-    codes, rows = _words(both)
-    side = rows >= k
-    rows = rows % k
-    out_stats = {}
-    for n in ns:
-        m = len(codes) - n + 1
-        if m <= 0:
-            continue
-        same = (rows[:m] == rows[n - 1 :]) & (side[:m] == side[n - 1 :])
-        h = codes[:m].astype(np.uint64) + np.uint64(1)
-        for j in range(1, n):
-            h = h * _MULT ^ (codes[j : j + m].astype(np.uint64) + np.uint64(1))
-        r, s = rows[:m][same], side[:m][same]
-        # One sortable key per (row, side, n-gram): row in the top 24 bits, 39 bits of the
-        # n-gram's hash, the side in the last bit; a collision among a row's few hundred
-        # n-grams has probability ~1e-7. Sorting once counts both sides: a key of the output
-        # is followed by the same key of the reference when the n-gram is in both.
-        key = (
-            (r.astype(np.uint64) << np.uint64(40))
-            | ((h[same] & _HASH_BITS) << np.uint64(1))
-            | s.astype(np.uint64)
-        )
-        u, c = np.unique(key, return_counts=True)
-        pair = ((u[:-1] >> np.uint64(1)) == (u[1:] >> np.uint64(1))) & ((u[:-1] & 1) == 0)
-        hit = np.flatnonzero(pair)
-        matches = np.zeros(n_rows)
-        matches[present] = np.bincount(
-            (u[hit] >> np.uint64(40)).astype(np.int64),
-            weights=np.minimum(c[hit], c[hit + 1]),
-            minlength=k,
-        )
-        c_total, r_total = np.zeros(n_rows), np.zeros(n_rows)
-        c_total[present] = np.bincount(r[~s], minlength=k)
-        r_total[present] = np.bincount(r[s], minlength=k)
-        out_stats[n] = (matches, c_total, r_total)
-    return {n: out_stats.get(n, zeros[n]) for n in ns}
+    matches: F64
+    """Clipped matches: n-grams of the output found in the reference, each at most as often
+    as the reference has it."""
+    output: F64
+    """n-grams of the output."""
+    reference: F64
+    """n-grams of the reference."""
 
 
 def _chunk(a: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -108,15 +68,155 @@ def _present(out: pa.ChunkedArray | pa.Array, ref: pa.ChunkedArray | pa.Array) -
     return _chunk(pc.and_(pc.is_valid(out), pc.is_valid(ref)))
 
 
+def _unicode_words(texts: pa.Array) -> tuple[pa.Array, I64]:
+    """(each word, text of each word) by the Unicode rule: RE2 over the column."""
+    spaced = pc.replace_substring_regex(pc.utf8_lower(texts), _SPLIT, " ")
+    parts = _chunk(pc.utf8_split_whitespace(pc.utf8_trim_whitespace(spaced)))
+    rows = np.asarray(pc.list_parent_indices(parts), dtype=np.int64)
+    flat = pc.list_flatten(parts)
+    word = pc.not_equal(flat, "")  # an empty text splits into one empty string
+    return flat.filter(word), rows[np.asarray(word, dtype=bool)]
+
+
+@functools.cache
+def _byte_table() -> bytes:
+    """Each ASCII byte's replacement: a space where the Unicode rule ends a word, else its
+    lower case (probed with that rule, so both rules cut the same words)."""
+    probe = pa.array(["a" + chr(b) + "a" for b in range(128)], pa.string())
+    _, texts = _unicode_words(probe)
+    per_byte = np.bincount(texts, minlength=128)
+    assert set(per_byte.tolist()) <= {1, 2}
+    return bytes(
+        [ord(" ") if per_byte[b] == 2 else ord(chr(b).lower()) for b in range(128)]
+        + list(range(128, 256))  # never reached: only ASCII texts take the table
+    )
+
+
+def _bytes(texts: pa.Array) -> tuple[NDArray[np.uint8], NDArray[np.int32]]:
+    """The bytes of a string array's values and where each value starts in them (n + 1)."""
+    _, off_buf, data_buf = texts.buffers()
+    offsets = np.frombuffer(off_buf, np.int32)[texts.offset : texts.offset + len(texts) + 1]
+    if data_buf is None:
+        return np.zeros(0, np.uint8), offsets - offsets[0]
+    data = np.frombuffer(data_buf, np.uint8)[offsets[0] : offsets[-1]]
+    return data, offsets - offsets[0]
+
+
+def _ascii_words(texts: pa.Array) -> tuple[pa.Array, I64]:
+    """(each word, text of each word) of ASCII texts without nulls: one byte table, no regex."""
+    data, offsets = _bytes(texts)
+    spaced = pa.StringArray.from_buffers(
+        len(texts), pa.py_buffer(offsets), pa.py_buffer(data.tobytes().translate(_byte_table()))
+    )
+    parts = pc.ascii_split_whitespace(spaced)
+    rows = np.asarray(pc.list_parent_indices(parts), dtype=np.int64)
+    flat = pc.list_flatten(parts)
+    word = pc.not_equal(flat, "")  # a text that opens with a space splits off an empty string
+    return flat.filter(word), rows[np.asarray(word, dtype=bool)]
+
+
+def words_of(out: pa.ChunkedArray | pa.Array, ref: pa.ChunkedArray | pa.Array) -> Words:
+    """The words of output and reference, in the rows where both are present."""
+    n_rows = len(out)
+    present = np.flatnonzero(np.asarray(_present(out, ref), dtype=bool))
+    take = pa.array(present)
+    both = pa.concat_arrays(
+        [_chunk(out).take(take).cast(pa.string()), _chunk(ref).take(take).cast(pa.string())]
+    )
+    if len(both) == 0:
+        return _words(np.zeros(0, np.int64), np.zeros(0, np.int64), present, n_rows)
+    data, _ = _bytes(both)
+    if not np.any(data >= 128):
+        words, texts = _ascii_words(both)
+    else:
+        ascii_ = np.asarray(pc.string_is_ascii(both), dtype=bool)
+        a_rows, u_rows = np.flatnonzero(ascii_), np.flatnonzero(~ascii_)
+        a_words, a_texts = _ascii_words(both.take(pa.array(a_rows)))
+        u_words, u_texts = _unicode_words(both.take(pa.array(u_rows)))
+        texts = np.concatenate([a_rows[a_texts], u_rows[u_texts]])
+        order = np.argsort(texts, kind="stable")  # words back in text order
+        texts = texts[order]
+        words = pa.concat_arrays([a_words, u_words.cast(pa.string())]).take(pa.array(order))
+    codes = np.asarray(pc.dictionary_encode(words).indices, dtype=np.int64)
+    return _words(codes, texts, present, n_rows)
+
+
+def _words(codes: I64, texts: I64, present: I64, n_rows: int) -> Words:
+    k = len(present)
+    shift = 64 - max(k.bit_length(), 1)
+    refs = int(np.searchsorted(texts, k))  # texts ascend: the outputs' words come first
+    row = texts.copy()
+    row[refs:] -= k
+    base = row.astype(np.uint64) << np.uint64(shift)
+    base[refs:] |= np.uint64(1)
+    per_text = np.bincount(texts, minlength=2 * k)
+    return Words(codes, texts, present, n_rows, base, shift, per_text)
+
+
+def counts_of(words: Words, n: int) -> Counts:
+    """Clipped n-gram matches and n-gram totals per row."""
+    n_rows, present, k = words.n_rows, words.present, len(words.present)
+    matches, c_total, r_total = np.zeros(n_rows), np.zeros(n_rows), np.zeros(n_rows)
+    per_text = words.per_text
+    c_total[present] = np.maximum(per_text[:k] - n + 1, 0)
+    r_total[present] = np.maximum(per_text[k:] - n + 1, 0)
+    codes, texts = words.codes, words.texts
+    m = len(codes) - n + 1
+    if m <= 0:
+        return Counts(matches, c_total, r_total)
+    # One sortable key per (row, n-gram, side): the row in the top bits, the n-gram's hash in
+    # the rest, the side in the last bit (a collision among a row's few hundred n-grams has
+    # probability below 1e-7). After one sort, a key of the output is followed by the same
+    # key of the reference when the n-gram is in both.
+    shift = np.uint64(words.shift)
+    one = np.uint64(1)
+    h = codes[:m].astype(np.uint64) + one
+    for j in range(1, n):
+        h *= _MULT
+        h ^= codes[j : j + m].astype(np.uint64) + one
+    h &= np.uint64((1 << (words.shift - 1)) - 1)
+    h <<= one
+    h |= words.base[:m]
+    # an n-gram running from one text into the next: the largest key (its row bits are never
+    # all ones), on the reference side, so it never pairs
+    h[texts[:m] != texts[n - 1 :]] = np.uint64(0xFFFFFFFFFFFFFFFF)
+    key = h
+    key.sort()
+    step = key[1:] - key[:-1]
+    pair = np.flatnonzero((step == one) & ((key[:-1] & one) == 0))  # last output key of a pair
+    if pair.size:
+        # runs of equal keys: the output's run ends at i, the reference's starts at i + 1
+        runs = np.flatnonzero(step) + 1
+        at = np.searchsorted(runs, pair + 1)  # runs[at] == pair + 1
+        bounds = np.concatenate(([0], runs, [len(key)]))
+        clipped = np.minimum(bounds[at + 1] - bounds[at], bounds[at + 2] - bounds[at + 1])
+        rows = (key[pair] >> shift).astype(np.int64)
+        matches[present] = np.bincount(rows, weights=clipped, minlength=k)
+    return Counts(matches, c_total, r_total)
+
+
+def ngram_counts(
+    out: pa.ChunkedArray | pa.Array, ref: pa.ChunkedArray | pa.Array, ns: tuple[int, ...]
+) -> dict[int, tuple[F64, F64, F64]]:
+    """Per n: (clipped matches, n-grams of the output, n-grams of the reference) per row.
+
+    Only rows where both texts are present are tokenised; the others count zero.
+    """
+    words = words_of(out, ref)
+    return {n: tuple(counts_of(words, n)) for n in ns}  # type: ignore[misc]
+
+
 def rouge_n(
     out: pa.ChunkedArray | pa.Array,
     ref: pa.ChunkedArray | pa.Array,
     n: int = 1,
     measure: Literal["recall", "precision", "f1"] = "f1",
+    *,
+    counts: Counts | None = None,
 ) -> pa.Array:
     """ROUGE-N of each output against its reference (0–1); null where either is missing or the
-    reference has fewer than n words."""
-    m, c, r = ngram_counts(out, ref, (n,))[n]
+    reference has fewer than n words. `counts` (of `counts_of`) saves tokenising again."""
+    m, c, r = counts if counts is not None else counts_of(words_of(out, ref), n)
     with np.errstate(divide="ignore", invalid="ignore"):
         recall = np.where(r > 0, m / r, np.nan)
         precision = np.where(c > 0, m / c, 0.0)
@@ -126,15 +226,23 @@ def rouge_n(
     return _masked(value, _present(out, ref))
 
 
-def bleu(out: pa.ChunkedArray | pa.Array, ref: pa.ChunkedArray | pa.Array) -> pa.Array:
+def bleu(
+    out: pa.ChunkedArray | pa.Array,
+    ref: pa.ChunkedArray | pa.Array,
+    *,
+    counts: dict[int, Counts] | None = None,
+) -> pa.Array:
     """Sentence BLEU (Papineni et al. 2002) of each output against its one reference, 0–1.
 
     Geometric mean of the clipped 1–4-gram precisions times the brevity penalty
     `min(1, exp(1 − r/c))`; the 2–4-gram precisions are smoothed by adding one to matches and
-    totals (Lin & Och 2004's BLEU+1), so a short answer is not scored 0 for missing 4-grams. An output with no unigram in common with the reference scores 0; null where either
-    text is missing or the reference is empty.
+    totals (Lin & Och 2004's BLEU+1), so a short answer is not scored 0 for missing 4-grams.
+    An output with no unigram in common with the reference scores 0; null where either text is
+    missing or the reference is empty. `counts` (n → `counts_of`) saves tokenising again.
     """
-    counts = ngram_counts(out, ref, (1, 2, 3, 4))
+    if counts is None:
+        words = words_of(out, ref)
+        counts = {n: counts_of(words, n) for n in (1, 2, 3, 4)}
     m1, c1, r1 = counts[1]
     with np.errstate(divide="ignore", invalid="ignore"):
         logs = np.log(np.where(c1 > 0, m1 / c1, 0.0))
