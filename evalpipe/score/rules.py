@@ -63,7 +63,7 @@ from evalpipe.spec import (
     ToolCallF1,
     ToolCallValid,
 )
-from evalpipe.tables import SCORES, column_values, conform
+from evalpipe.tables import SCORES, column_values, conform, take_rows
 
 __all__ = ["CHECKS", "REFUSAL_PATTERN", "Measured", "score_rules", "where_mask"]
 
@@ -137,12 +137,28 @@ def _chunk(a: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 
 def _per_distinct(
-    values: pa.Array | pa.ChunkedArray, fn: Callable[[Any], Any], type_: pa.DataType
+    values: pa.Array | pa.ChunkedArray | pa.DictionaryArray,
+    fn: Callable[[Any], Any],
+    type_: pa.DataType,
 ) -> pa.Array:
-    """`fn` of each value, called once per distinct value (nulls included, as None)."""
-    encoded = pc.dictionary_encode(_chunk(values), null_encoding="encode")
-    results = pa.array([fn(v) for v in encoded.dictionary.to_pylist()], type_)
-    return results.take(encoded.indices)
+    """`fn` of each value, called once per distinct value; null stays null."""
+    if not isinstance(values, pa.DictionaryArray):
+        values = pc.dictionary_encode(_chunk(values))
+    results = pa.array([fn(v) for v in values.dictionary.to_pylist()], type_)
+    return results.take(values.indices)
+
+
+def _distinct_outputs(frame: pa.Table) -> pa.DictionaryArray:
+    """The frame's outputs dictionary-encoded: each distinct text once (nulls stay null)."""
+
+    def encode() -> pa.DictionaryArray:
+        chunks = pc.dictionary_encode(frame["output_text"]).unify_dictionaries().chunks
+        if not chunks:
+            return pc.dictionary_encode(pa.array([], pa.string()))
+        indices = pa.concat_arrays([c.indices for c in chunks])
+        return pa.DictionaryArray.from_arrays(indices, chunks[0].dictionary)
+
+    return _shared(frame, "distinct_outputs", encode)
 
 
 def _strict_json(text: str | None) -> bool | None:
@@ -161,7 +177,7 @@ def _strict_json(text: str | None) -> bool | None:
 def _json_valid(frame: pa.Table, check: JsonValid, spec: Spec | None = None) -> pa.Array:
     # DuckDB's json_valid accepts trailing commas ('{"a":1,}'), which real parsers reject, so this
     # check parses strictly with orjson (about 1 µs a distinct document).
-    return _per_distinct(frame["output_text"], _strict_json, pa.bool_())
+    return _per_distinct(_distinct_outputs(frame), _strict_json, pa.bool_())
 
 
 @lru_cache(maxsize=256)
@@ -200,7 +216,9 @@ def _schema_of_requests(frame: pa.Table) -> pa.Array:
     return out["s"].combine_chunks()
 
 
-def _validate_grouped(texts: pa.Array | pa.ChunkedArray, schemas: pa.Array | str) -> pa.Array:
+def _validate_grouped(
+    texts: pa.Array | pa.ChunkedArray | pa.DictionaryArray, schemas: pa.Array | str
+) -> pa.Array:
     """Each text against its row's schema (or one schema for all): one compiled validator per
     distinct schema, one validation per distinct text under it."""
 
@@ -218,6 +236,8 @@ def _validate_grouped(texts: pa.Array | pa.ChunkedArray, schemas: pa.Array | str
 
     if isinstance(schemas, str):
         return _per_distinct(texts, check(_validator(schemas)), pa.bool_())
+    if isinstance(texts, pa.DictionaryArray):
+        texts = texts.dictionary.take(texts.indices)
     texts = _chunk(texts)
     out = pa.nulls(len(schemas), pa.bool_())
     encoded = pc.dictionary_encode(schemas)
@@ -234,7 +254,7 @@ def _json_schema(frame: pa.Table, check: JsonSchemaCheck, spec: Spec | None = No
     else:
         assert spec is not None
         text = orjson.dumps(orjson.loads(spec.resolve_input(check.schema_).read_bytes())).decode()
-        return _validate_grouped(frame["output_text"], text)
+        return _validate_grouped(_distinct_outputs(frame), text)
     return _validate_grouped(frame["output_text"], schemas)
 
 
@@ -284,9 +304,9 @@ _ANY_PII: Final = "|".join(f"(?:{p.pattern})" for p in PII_PATTERNS)
 def _no_pii(frame: pa.Table, check: NoPii, spec: Spec | None = None) -> pa.Array:
     # One RE2 pass finds the few outputs any PII pattern matches; only those go through the
     # full rule (each pattern's replacement, the Luhn check of card numbers).
-    texts = frame["output_text"].combine_chunks()
-    maybe = pc.fill_null(pc.match_substring_regex(texts, _ANY_PII), False)
-    clean = pc.if_else(pc.is_null(texts), _NULL_BOOL, pa.scalar(True))
+    texts = frame["output_text"]
+    maybe = _chunk(pc.fill_null(pc.match_substring_regex(texts, _ANY_PII), False))
+    clean = _chunk(pc.if_else(pc.is_null(texts), _NULL_BOOL, pa.scalar(True)))
     if not pc.any(maybe).as_py():
         return clean
     found = pc.invert(contains_pii(texts.filter(maybe))).combine_chunks()
@@ -387,8 +407,7 @@ def _equals(frame: pa.Table, check: Equals, spec: Spec | None = None) -> pa.Arra
     if check.value is None:  # only the rows with both texts: the others are null
         ref = _reference(frame)
         rows = np.flatnonzero(np.asarray(_chunk(pc.and_(pc.is_valid(out), pc.is_valid(ref)))))
-        take = pa.array(rows, pa.int64())
-        out, want = _chunk(out).take(take), _chunk(ref).take(take)
+        out, want = take_rows(out, rows), take_rows(ref, rows)
     else:
         rows, want = None, pa.scalar(check.value, pa.string())
     if check.trim:
@@ -411,10 +430,9 @@ def _levenshtein_max(frame: pa.Table, check: LevenshteinMax, spec: Spec | None =
 
     out, ref = frame["output_text"], _reference(frame)
     rows = np.flatnonzero(np.asarray(_chunk(pc.and_(pc.is_valid(out), pc.is_valid(ref)))))
-    take = pa.array(rows, pa.int64())
     dist = cpdist(
-        _chunk(out).take(take).to_pylist(),
-        _chunk(ref).take(take).to_pylist(),
+        take_rows(out, rows).to_pylist(),
+        take_rows(ref, rows).to_pylist(),
         scorer=Levenshtein.distance,
         workers=-1,
         dtype=np.int64,
@@ -447,7 +465,12 @@ def _rouge_n_min(frame: pa.Table, check: RougeNMin, spec: Spec | None = None) ->
 
 
 def _bleu_min(frame: pa.Table, check: BleuMin, spec: Spec | None = None) -> Measured:
-    counts = {n: _counts(frame, n) for n in (1, 2, 3, 4)}
+    _words(frame)
+    with ThreadPoolExecutor(4, thread_name_prefix="bleu") as pool:  # NumPy frees the GIL
+        orders = {
+            n: pool.submit(contextvars.copy_context().run, _counts, frame, n) for n in (1, 2, 3, 4)
+        }
+        counts = {n: f.result() for n, f in orders.items()}
     figure = bleu(frame["output_text"], _reference(frame), counts=counts)
     return Measured(pc.greater_equal(figure, check.value), figure, "bleu")
 
@@ -529,8 +552,9 @@ def _json_path(frame: pa.Table, check: JsonPath, spec: Spec | None = None) -> pa
     else:  # objects and arrays: compared as parsed JSON below
         test = "NULL"
     found = ", CAST(v AS VARCHAR) AS v" if test == "NULL" else ""
+    distinct = _distinct_outputs(frame)  # each distinct text once; null rows stay null
     with duckdb.connect() as con:
-        con.register("f", pa.table({"t": frame["output_text"]}))
+        con.register("f", pa.table({"t": distinct.dictionary}))
         # no ORDER BY: DuckDB keeps the rows in order (preserve_insertion_order)
         out = con.sql(
             f"""
@@ -543,16 +567,9 @@ def _json_path(frame: pa.Table, check: JsonPath, spec: Spec | None = None) -> pa
         ).to_arrow_table()
     ok = out["ok"].combine_chunks()
     if check.matches is None and isinstance(want, dict | list):
-        found = out["v"].to_pylist()
-        texts = frame["output_text"].to_pylist()
-        ok = pa.array(
-            [
-                None if t is None else (v is not None and orjson.loads(v) == want)
-                for t, v in zip(texts, found, strict=True)
-            ],
-            pa.bool_(),
-        )
-    return ok
+        values = out["v"].to_pylist()
+        ok = pa.array([v is not None and orjson.loads(v) == want for v in values], pa.bool_())
+    return ok.take(distinct.indices)
 
 
 def _python(frame: pa.Table, check: PythonCheck, spec: Spec | None = None) -> pa.Array:
@@ -662,19 +679,24 @@ def _check_table(scoped: pa.Table, check: Check, run_id: str, spec: Spec | None)
         detail, result = _detail(result), result.passed
     passed = pc.if_else(pc.is_null(error), result, _NULL_BOOL)
     n = scoped.num_rows
+
+    def repeated(text: str) -> pa.Array:  # the same column for every check of the scope
+        return _shared(scoped, f"repeat:{text}", lambda: pa.repeat(pa.scalar(text, pa.string()), n))
+
+    name = pa.repeat(pa.scalar(check.name, pa.string()), n)
     table = pa.table(
         {
-            "run_id": pa.repeat(pa.scalar(run_id, pa.string()), n),
+            "run_id": repeated(run_id),
             "record_id": scoped["record_id"],
             "arm": scoped["arm"],
             "repeat": scoped["repeat"],
-            "scorer": pa.repeat(pa.scalar(check.name, pa.string()), n),
-            "kind": pa.repeat(pa.scalar("rule", pa.string()), n),
-            "metric": pa.repeat(pa.scalar(check.name, pa.string()), n),
+            "scorer": name,
+            "kind": repeated("rule"),
+            "metric": name,
             "value": pc.cast(passed, pa.float64()),
             "passed": passed,
             "detail": pc.if_else(pc.is_null(error), detail, pa.scalar(None, pa.string())),
-            "scorer_version": pa.repeat(pa.scalar(SCORER_VERSION, pa.string()), n),
+            "scorer_version": repeated(SCORER_VERSION),
             "error": error,
         }
     )

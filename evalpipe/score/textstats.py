@@ -20,6 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
+from evalpipe.tables import take_rows
+
 __all__ = ["Counts", "Words", "bleu", "ngram_counts", "rouge_n", "words_of"]
 
 _SPLIT: Final = r"[\s\p{P}\p{S}]+"
@@ -35,9 +37,11 @@ class Words(NamedTuple):
     codes: I64
     """Code of each word (equal words, equal codes), in order within each text."""
     texts: I64
-    """Text of each word: i for the output of present row i, k + i for its reference."""
+    """Text of each word: i for the output of distinct pair i, k + i for its reference."""
     present: I64
-    """Rows (of the whole columns) where both texts are present; k = len(present)."""
+    """Rows (of the whole columns) where both texts are present."""
+    pair: I64
+    """Which distinct (output, reference) pair each present row holds; k pairs."""
     n_rows: int
     """Rows of the whole columns."""
     base: NDArray[np.uint64]
@@ -116,15 +120,19 @@ def _ascii_words(texts: pa.Array) -> tuple[pa.Array, I64]:
 
 
 def words_of(out: pa.ChunkedArray | pa.Array, ref: pa.ChunkedArray | pa.Array) -> Words:
-    """The words of output and reference, in the rows where both are present."""
+    """The words of output and reference, in the rows where both are present; a pair that
+    several rows hold (the same answer to the same reference) is cut into words once."""
     n_rows = len(out)
     present = np.flatnonzero(np.asarray(_present(out, ref), dtype=bool))
-    take = pa.array(present)
-    both = pa.concat_arrays(
-        [_chunk(out).take(take).cast(pa.string()), _chunk(ref).take(take).cast(pa.string())]
-    )
-    if len(both) == 0:
-        return _words(np.zeros(0, np.int64), np.zeros(0, np.int64), present, n_rows)
+    sides = [take_rows(out, present).cast(pa.string()), take_rows(ref, present).cast(pa.string())]
+    if len(present) == 0:
+        empty = np.zeros(0, np.int64)
+        return _words(empty, empty, present, empty, n_rows)
+    oc, rc = (pc.dictionary_encode(side) for side in sides)
+    code = np.asarray(oc.indices, np.int64) * len(rc.dictionary) + np.asarray(rc.indices)
+    _, first, pair = np.unique(code, return_index=True, return_inverse=True)
+    firsts = pa.array(first, pa.int64())
+    both = pa.concat_arrays([side.take(firsts) for side in sides])
     data, _ = _bytes(both)
     if not np.any(data >= 128):
         words, texts = _ascii_words(both)
@@ -138,11 +146,11 @@ def words_of(out: pa.ChunkedArray | pa.Array, ref: pa.ChunkedArray | pa.Array) -
         texts = texts[order]
         words = pa.concat_arrays([a_words, u_words.cast(pa.string())]).take(pa.array(order))
     codes = np.asarray(pc.dictionary_encode(words).indices, dtype=np.int64)
-    return _words(codes, texts, present, n_rows)
+    return _words(codes, texts, present, pair.reshape(-1), n_rows)
 
 
-def _words(codes: I64, texts: I64, present: I64, n_rows: int) -> Words:
-    k = len(present)
+def _words(codes: I64, texts: I64, present: I64, pair: I64, n_rows: int) -> Words:
+    k = int(pair.max()) + 1 if len(pair) else 0
     shift = 64 - max(k.bit_length(), 1)
     refs = int(np.searchsorted(texts, k))  # texts ascend: the outputs' words come first
     row = texts.copy()
@@ -150,16 +158,25 @@ def _words(codes: I64, texts: I64, present: I64, n_rows: int) -> Words:
     base = row.astype(np.uint64) << np.uint64(shift)
     base[refs:] |= np.uint64(1)
     per_text = np.bincount(texts, minlength=2 * k)
-    return Words(codes, texts, present, n_rows, base, shift, per_text)
+    return Words(codes, texts, present, pair, n_rows, base, shift, per_text)
 
 
 def counts_of(words: Words, n: int) -> Counts:
     """Clipped n-gram matches and n-gram totals per row."""
-    n_rows, present, k = words.n_rows, words.present, len(words.present)
-    matches, c_total, r_total = np.zeros(n_rows), np.zeros(n_rows), np.zeros(n_rows)
+    matches, c_total, r_total = _pair_counts(words, n)
+    full = [np.zeros(words.n_rows) for _ in range(3)]
+    for column, per_pair in zip(full, (matches, c_total, r_total), strict=True):
+        column[words.present] = per_pair[words.pair]
+    return Counts(*full)
+
+
+def _pair_counts(words: Words, n: int) -> Counts:
+    """Counts_of per distinct pair."""
+    k = int(words.pair.max()) + 1 if len(words.pair) else 0
     per_text = words.per_text
-    c_total[present] = np.maximum(per_text[:k] - n + 1, 0)
-    r_total[present] = np.maximum(per_text[k:] - n + 1, 0)
+    matches = np.zeros(k)
+    c_total = np.maximum(per_text[:k] - n + 1, 0).astype(np.float64)
+    r_total = np.maximum(per_text[k:] - n + 1, 0).astype(np.float64)
     codes, texts = words.codes, words.texts
     m = len(codes) - n + 1
     if m <= 0:
@@ -191,7 +208,7 @@ def counts_of(words: Words, n: int) -> Counts:
         bounds = np.concatenate(([0], runs, [len(key)]))
         clipped = np.minimum(bounds[at + 1] - bounds[at], bounds[at + 2] - bounds[at + 1])
         rows = (key[pair] >> shift).astype(np.int64)
-        matches[present] = np.bincount(rows, weights=clipped, minlength=k)
+        matches = np.bincount(rows, weights=clipped, minlength=k).astype(np.float64)
     return Counts(matches, c_total, r_total)
 
 

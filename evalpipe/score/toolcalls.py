@@ -29,6 +29,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
+from evalpipe.tables import take_rows
+
 __all__ = [
     "call_matches",
     "expected_calls",
@@ -168,13 +170,10 @@ def _pairs(
     left: pa.ChunkedArray | pa.Array, right: pa.ChunkedArray | pa.Array, rows: NDArray[np.int64]
 ) -> tuple[list[Any], list[Any], NDArray[np.int64]]:
     """The distinct (left, right) pairs among `rows`, and which pair each row holds."""
-    take = pa.array(rows, pa.int64())
     codes = []
     values = []
     for column in (left, right):
-        picked = column.take(take)
-        if isinstance(picked, pa.ChunkedArray):
-            picked = picked.combine_chunks()
+        picked = take_rows(column, rows)
         encoded = pc.dictionary_encode(picked, null_encoding="encode")
         codes.append(np.asarray(encoded.indices, dtype=np.int64))
         values.append(encoded.dictionary.to_pylist())
@@ -204,7 +203,7 @@ def tool_call_scores(
     f1 = np.full(len(calls), np.nan)
     exact = np.full(len(calls), 2, dtype=np.int8)  # 0 no, 1 yes, 2 not scorable
     if rows.size:  # first drop the rows whose reference is no list of calls (e.g. a text)
-        refs = pc.dictionary_encode(_chunk(references.take(pa.array(rows, pa.int64()))))
+        refs = pc.dictionary_encode(take_rows(references, rows))
         readable = np.array(
             [expected_calls(_loads(r)) is not None for r in refs.dictionary.to_pylist()], bool
         )
