@@ -34,8 +34,8 @@ I64 = NDArray[np.int64]
 class Words(NamedTuple):
     """The words of the rows where output and reference are both present."""
 
-    codes: I64
-    """Code of each word (equal words, equal codes), in order within each text."""
+    codes: NDArray[np.uint64]
+    """Code of each word, from 1 (equal words, equal codes), in order within each text."""
     texts: I64
     """Text of each word: i for the output of distinct pair i, k + i for its reference."""
     present: I64
@@ -127,7 +127,7 @@ def words_of(out: pa.ChunkedArray | pa.Array, ref: pa.ChunkedArray | pa.Array) -
     sides = [take_rows(out, present).cast(pa.string()), take_rows(ref, present).cast(pa.string())]
     if len(present) == 0:
         empty = np.zeros(0, np.int64)
-        return _words(empty, empty, present, empty, n_rows)
+        return _words(np.zeros(0, np.uint64), empty, present, empty, n_rows)
     oc, rc = (pc.dictionary_encode(side) for side in sides)
     code = np.asarray(oc.indices, np.int64) * len(rc.dictionary) + np.asarray(rc.indices)
     _, first, pair = np.unique(code, return_index=True, return_inverse=True)
@@ -145,11 +145,11 @@ def words_of(out: pa.ChunkedArray | pa.Array, ref: pa.ChunkedArray | pa.Array) -
         order = np.argsort(texts, kind="stable")  # words back in text order
         texts = texts[order]
         words = pa.concat_arrays([a_words, u_words.cast(pa.string())]).take(pa.array(order))
-    codes = np.asarray(pc.dictionary_encode(words).indices, dtype=np.int64)
+    codes = np.asarray(pc.dictionary_encode(words).indices, dtype=np.uint64) + np.uint64(1)
     return _words(codes, texts, present, pair.reshape(-1), n_rows)
 
 
-def _words(codes: I64, texts: I64, present: I64, pair: I64, n_rows: int) -> Words:
+def _words(codes: NDArray[np.uint64], texts: I64, present: I64, pair: I64, n_rows: int) -> Words:
     k = int(pair.max()) + 1 if len(pair) else 0
     shift = 64 - max(k.bit_length(), 1)
     refs = int(np.searchsorted(texts, k))  # texts ascend: the outputs' words come first
@@ -187,10 +187,10 @@ def _pair_counts(words: Words, n: int) -> Counts:
     # key of the reference when the n-gram is in both.
     shift = np.uint64(words.shift)
     one = np.uint64(1)
-    h = codes[:m].astype(np.uint64) + one
+    h = codes[:m].astype(np.uint64)  # codes count from one: no n-gram hashes to zero
     for j in range(1, n):
         h *= _MULT
-        h ^= codes[j : j + m].astype(np.uint64) + one
+        h ^= codes[j : j + m]
     h &= np.uint64((1 << (words.shift - 1)) - 1)
     h <<= one
     h |= words.base[:m]
@@ -200,16 +200,30 @@ def _pair_counts(words: Words, n: int) -> Counts:
     key = h
     key.sort()
     step = key[1:] - key[:-1]
-    pair = np.flatnonzero((step == one) & ((key[:-1] & one) == 0))  # last output key of a pair
+    pair = np.flatnonzero(step == one)
+    pair = pair[(key[pair] & one) == 0]  # i: the last output key of an n-gram both sides have
     if pair.size:
-        # runs of equal keys: the output's run ends at i, the reference's starts at i + 1
-        runs = np.flatnonzero(step) + 1
-        at = np.searchsorted(runs, pair + 1)  # runs[at] == pair + 1
-        bounds = np.concatenate(([0], runs, [len(key)]))
-        clipped = np.minimum(bounds[at + 1] - bounds[at], bounds[at + 2] - bounds[at + 1])
+        # the output's run of equal keys ends at i, the reference's starts at i + 1
+        clipped = np.minimum(_run(step, pair - 1, -1), _run(step, pair + 1, 1))
         rows = (key[pair] >> shift).astype(np.int64)
         matches = np.bincount(rows, weights=clipped, minlength=k).astype(np.float64)
     return Counts(matches, c_total, r_total)
+
+
+def _run(step: NDArray[np.uint64], at: I64, direction: int) -> I64:
+    """1 + how many zero steps follow each position of `at` going `direction` (the length of
+    a run of equal sorted keys); a loop over the longest run, not over the rows."""
+    length = np.ones(len(at), dtype=np.int64)
+    active = np.arange(len(at))
+    pos = at.copy()
+    while active.size:
+        p = pos[active]
+        inside = (p >= 0) & (p < len(step))
+        active, p = active[inside], p[inside]
+        active = active[step[p] == 0]
+        length[active] += 1
+        pos[active] += direction
+    return length
 
 
 def ngram_counts(

@@ -154,12 +154,10 @@ def _chunk(a: pa.Array | pa.ChunkedArray) -> pa.Array:
     return a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a
 
 
-def _score(call_json: str | None, ref_json: str) -> tuple[float | None, bool | None]:
-    """(F1, exact) of one answer's calls against one reference."""
-    expected = expected_calls(_loads(ref_json))
-    made = _loads(call_json) if call_json else []
-    if expected is None or not isinstance(made, list):
-        return (None, None) if expected is None else (0.0, False)
+def _score(made: Any, expected: list[Expected]) -> tuple[float, bool]:
+    """(F1, exact) of one answer's calls (parsed) against one readable reference."""
+    if not isinstance(made, list):
+        return 0.0, False
     if not made and not expected:
         return 1.0, True
     m = match_count(made, expected)
@@ -204,15 +202,15 @@ def tool_call_scores(
     exact = np.full(len(calls), 2, dtype=np.int8)  # 0 no, 1 yes, 2 not scorable
     if rows.size:  # first drop the rows whose reference is no list of calls (e.g. a text)
         refs = pc.dictionary_encode(take_rows(references, rows))
-        readable = np.array(
-            [expected_calls(_loads(r)) is not None for r in refs.dictionary.to_pylist()], bool
-        )
+        expected = {r: expected_calls(_loads(r)) for r in refs.dictionary.to_pylist()}
+        readable = np.array([e is not None for e in expected.values()], bool)
         rows = rows[readable[np.asarray(refs.indices, dtype=np.int64)]]
     if rows.size:
         made, wanted, which = _pairs(calls, references, rows)
-        scored = [_score(c, r) for c, r in zip(made, wanted, strict=True)]
-        f1_pairs = np.array([np.nan if f is None else f for f, _ in scored])
-        exact_pairs = np.array([2 if e is None else int(e) for _, e in scored], dtype=np.int8)
+        parsed = {c: _loads(c) if c else [] for c in set(made)}  # each distinct answer once
+        scored = [_score(parsed[c], expected[r] or []) for c, r in zip(made, wanted, strict=True)]
+        f1_pairs = np.array([f for f, _ in scored], dtype=np.float64)
+        exact_pairs = np.array([int(e) for _, e in scored], dtype=np.int8)
         f1[rows] = f1_pairs[which]
         exact[rows] = exact_pairs[which]
     return (
