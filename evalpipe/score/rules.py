@@ -31,7 +31,16 @@ from numpy.typing import NDArray
 
 from evalpipe.errors import ScorerError
 from evalpipe.pii import PII_PATTERNS, contains_pii
-from evalpipe.score.textstats import Counts, Words, bleu, counts_of, rouge_n, words_of
+from evalpipe.score.textstats import (
+    Counts,
+    Pairs,
+    Words,
+    bleu,
+    counts_of,
+    pairs_of,
+    rouge_n,
+    words_of,
+)
 from evalpipe.score.toolcalls import tool_call_scores, tool_calls_valid
 from evalpipe.spec import (
     REFERENCE_CHECKS,
@@ -63,7 +72,7 @@ from evalpipe.spec import (
     ToolCallF1,
     ToolCallValid,
 )
-from evalpipe.tables import SCORES, column_values, conform, take_rows
+from evalpipe.tables import SCORES, column_values, conform
 
 __all__ = ["CHECKS", "REFUSAL_PATTERN", "Measured", "score_rules", "where_mask"]
 
@@ -405,9 +414,7 @@ def _reference(frame: pa.Table) -> pa.ChunkedArray:
 def _equals(frame: pa.Table, check: Equals, spec: Spec | None = None) -> pa.Array:
     out = frame["output_text"]
     if check.value is None:  # only the rows with both texts: the others are null
-        ref = _reference(frame)
-        rows = np.flatnonzero(np.asarray(_chunk(pc.and_(pc.is_valid(out), pc.is_valid(ref)))))
-        out, want = take_rows(out, rows), take_rows(ref, rows)
+        rows, out, want, _ = _pairs(frame)
     else:
         rows, want = None, pa.scalar(check.value, pa.string())
     if check.trim:
@@ -428,11 +435,10 @@ def _levenshtein_max(frame: pa.Table, check: LevenshteinMax, spec: Spec | None =
     from rapidfuzz.distance import Levenshtein
     from rapidfuzz.process import cpdist
 
-    out, ref = frame["output_text"], _reference(frame)
-    rows = np.flatnonzero(np.asarray(_chunk(pc.and_(pc.is_valid(out), pc.is_valid(ref)))))
+    rows, out, ref, _ = _pairs(frame)
     dist = cpdist(
-        take_rows(out, rows).to_pylist(),
-        take_rows(ref, rows).to_pylist(),
+        out.to_pylist(),
+        ref.to_pylist(),
         scorer=Levenshtein.distance,
         workers=-1,
         dtype=np.int64,
@@ -443,8 +449,16 @@ def _levenshtein_max(frame: pa.Table, check: LevenshteinMax, spec: Spec | None =
     return Measured(pc.less_equal(figure, float(check.value)), figure, "distance")
 
 
+def _pairs(frame: pa.Table) -> Pairs:
+    return _shared(frame, "pairs", lambda: pairs_of(frame["output_text"], _reference(frame)))
+
+
 def _words(frame: pa.Table) -> Words:
-    return _shared(frame, "words", lambda: words_of(frame["output_text"], _reference(frame)))
+    return _shared(
+        frame,
+        "words",
+        lambda: words_of(frame["output_text"], _reference(frame), pairs=_pairs(frame)),
+    )
 
 
 def _counts(frame: pa.Table, n: int) -> Counts:

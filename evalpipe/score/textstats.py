@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from evalpipe.tables import take_rows
 
-__all__ = ["Counts", "Words", "bleu", "ngram_counts", "rouge_n", "words_of"]
+__all__ = ["Counts", "Pairs", "Words", "bleu", "ngram_counts", "pairs_of", "rouge_n", "words_of"]
 
 _SPLIT: Final = r"[\s\p{P}\p{S}]+"
 _MULT: Final = np.uint64(0x100000001B3)  # FNV-1a's 64-bit prime: mixes each code into the hash
@@ -119,12 +119,32 @@ def _ascii_words(texts: pa.Array) -> tuple[pa.Array, I64]:
     return flat.filter(word), rows[np.asarray(word, dtype=bool)]
 
 
-def words_of(out: pa.ChunkedArray | pa.Array, ref: pa.ChunkedArray | pa.Array) -> Words:
+class Pairs(NamedTuple):
+    """The rows where output and reference are both present, and their two texts."""
+
+    rows: I64
+    out: pa.Array
+    ref: pa.Array
+    n_rows: int
+
+
+def pairs_of(out: pa.ChunkedArray | pa.Array, ref: pa.ChunkedArray | pa.Array) -> Pairs:
+    """The rows with both texts, taken out of the columns once (several checks share them)."""
+    rows = np.flatnonzero(np.asarray(_present(out, ref), dtype=bool))
+    return Pairs(rows, take_rows(out, rows), take_rows(ref, rows), len(out))
+
+
+def words_of(
+    out: pa.ChunkedArray | pa.Array,
+    ref: pa.ChunkedArray | pa.Array,
+    *,
+    pairs: Pairs | None = None,
+) -> Words:
     """The words of output and reference, in the rows where both are present; a pair that
-    several rows hold (the same answer to the same reference) is cut into words once."""
-    n_rows = len(out)
-    present = np.flatnonzero(np.asarray(_present(out, ref), dtype=bool))
-    sides = [take_rows(out, present).cast(pa.string()), take_rows(ref, present).cast(pa.string())]
+    several rows hold (the same answer to the same reference) is cut into words once.
+    `pairs` (of `pairs_of`) saves taking the rows again."""
+    present, *sides, n_rows = pairs if pairs is not None else pairs_of(out, ref)
+    sides = [side.cast(pa.string()) for side in sides]
     if len(present) == 0:
         empty = np.zeros(0, np.int64)
         return _words(np.zeros(0, np.uint64), empty, present, empty, n_rows)
