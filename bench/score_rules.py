@@ -4,7 +4,10 @@ Prints one JSON line: `seconds` of reading the Parquet file and running every ru
 (all but judges and custom python) through `score_rules` into the long scores table (best of
 `--repeat`), `reference_seconds` of DuckDB running five bare checks (json_valid, two
 regexp_matches, length, contains) over the same file in the same run (best of `--repeat`),
-their `ratio`, the sizes, and `per_check` seconds of one pass per check type.
+their `ratio`, the sizes, `per_check` seconds of one pass per check type (alone: each pays
+for what the full run shares, e.g. the words of ROUGE and BLEU), `cpu_seconds` (process CPU
+time of the best run, every thread) and the 1-minute `load_average` before and after the
+timed runs: on a shared machine, seconds well above cpu_seconds / 2 mean other work ran.
 
 The responses are demo-shaped: 40% are the JSON feature (a triage object, 5% of them broken),
 the rest prose replies of 100-600 characters; `--reference-share` of the rows carry a reference
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -263,11 +267,13 @@ def main() -> None:
             return score_rules(pq.read_table(path), list(spec.checks), run_id="bench", spec=spec)
 
         run()  # warm: imports, compiled validators
-        seconds, rows = [], 0
+        load_before = os.getloadavg()[0]
+        seconds, cpu, rows = [], [], 0
         for _ in range(args.repeat):
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             rows = run().num_rows
             seconds.append(time.perf_counter() - started)
+            cpu.append(time.process_time() - cpu_started)
         reference = [duckdb_reference(path) for _ in range(args.repeat)]
         loaded = pq.read_table(path)
         per_check = {}
@@ -282,6 +288,7 @@ def main() -> None:
             json.dumps(
                 {
                     "seconds": round(best, 3),
+                    "cpu_seconds": round(min(cpu), 3),
                     "reference_seconds": round(ref, 3),
                     "ratio": round(best / ref, 2),
                     "responses": args.n,
@@ -290,6 +297,7 @@ def main() -> None:
                     "reference_share": args.reference_share,
                     "parquet_mb": round(path.stat().st_size / 1e6, 1),
                     "per_check": per_check,
+                    "load_average": [round(load_before, 1), round(os.getloadavg()[0], 1)],
                 }
             )
         )

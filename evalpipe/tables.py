@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -25,6 +26,7 @@ __all__ = [
     "conform",
     "empty",
     "from_rows",
+    "take_rows",
 ]
 
 ARMS_LOGGED: Final = "logged"
@@ -180,7 +182,8 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     columns = []
     for field in schema:
         if field.name in table.column_names:
-            columns.append(table[field.name].cast(field.type))
+            column = table[field.name]
+            columns.append(column if column.type == field.type else column.cast(field.type))
         else:
             columns.append(pa.nulls(table.num_rows, field.type))
     return pa.Table.from_arrays(columns, schema=schema)
@@ -211,3 +214,22 @@ def column_values(records: pa.Table, column: str) -> pa.ChunkedArray:
     if container in ("attributes", "labels") and key:
         return pc.map_lookup(records[container], pa.scalar(key), "first").cast(pa.string())
     return pc.map_lookup(records["attributes"], pa.scalar(column), "first")
+
+
+def take_rows(column: pa.Array | pa.ChunkedArray, rows: Any) -> pa.Array:
+    """The values at `rows` (ascending positions, e.g. from `np.flatnonzero`) as one array.
+
+    Taken chunk by chunk: `ChunkedArray.take` first concatenates every chunk, which copies a
+    whole text column to pick a few of its rows.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    if isinstance(column, pa.Array):
+        return column.take(pa.array(rows, pa.int64()))
+    parts = []
+    start = 0
+    for chunk in column.chunks:
+        lo, hi = np.searchsorted(rows, [start, start + len(chunk)])
+        if hi > lo:
+            parts.append(chunk.take(pa.array(rows[lo:hi] - start, pa.int64())))
+        start += len(chunk)
+    return pa.concat_arrays(parts) if parts else pa.array([], column.type)

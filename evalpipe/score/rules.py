@@ -2,15 +2,24 @@
 
 Each check function takes the scoring frame (responses joined to their records, see
 `scoring_frame`) and returns a boolean array: True passed, False failed, null not scorable.
+
+`score_rules` runs the checks on a few threads (the kernels release the GIL) and, while it
+runs, shares what several checks derive from the same frame: the words and n-gram counts of
+ROUGE and BLEU, the tool-call scores, the text lengths, the error column. What must run in
+Python per value (strict JSON, JSON schema, tool-call matching) runs once per distinct value.
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
+import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
-from typing import Any, Final, NamedTuple, cast
+from typing import Any, Final, NamedTuple, TypeVar, cast
 
 import duckdb
 import jsonschema
@@ -18,11 +27,21 @@ import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+from numpy.typing import NDArray
 
 from evalpipe.errors import ScorerError
 from evalpipe.pii import PII_PATTERNS, contains_pii
-from evalpipe.score.textstats import bleu, rouge_n
-from evalpipe.score.toolcalls import tool_call_scores
+from evalpipe.score.textstats import (
+    Counts,
+    Pairs,
+    Words,
+    bleu,
+    counts_of,
+    pairs_of,
+    rouge_n,
+    words_of,
+)
+from evalpipe.score.toolcalls import tool_call_scores, tool_calls_valid
 from evalpipe.spec import (
     REFERENCE_CHECKS,
     BleuMin,
@@ -92,6 +111,64 @@ CheckFn = Callable[[pa.Table, Any, "Spec | None"], "pa.Array | pa.ChunkedArray |
 
 _NULL_BOOL = pa.scalar(None, pa.bool_())
 
+T = TypeVar("T")
+
+
+class _Shared:
+    """What checks derive from a frame, made once per (frame, name) however many threads ask."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._locks: dict[tuple[int, str], threading.Lock] = {}
+        self._values: dict[tuple[int, str], Any] = {}
+
+    def get(self, frame: pa.Table, name: str, make: Callable[[], T]) -> T:
+        key = (id(frame), name)  # the frames outlive the score_rules call that holds this
+        with self._lock:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._values:
+                self._values[key] = make()
+            return cast(T, self._values[key])
+
+
+_SHARED: contextvars.ContextVar[_Shared | None] = contextvars.ContextVar("_SHARED", default=None)
+
+
+def _shared(frame: pa.Table, name: str, make: Callable[[], T]) -> T:
+    """`make()`, made once per frame while `score_rules` runs (every call outside it)."""
+    shared = _SHARED.get()
+    return make() if shared is None else shared.get(frame, name, make)
+
+
+def _chunk(a: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a
+
+
+def _per_distinct(
+    values: pa.Array | pa.ChunkedArray | pa.DictionaryArray,
+    fn: Callable[[Any], Any],
+    type_: pa.DataType,
+) -> pa.Array:
+    """`fn` of each value, called once per distinct value; null stays null."""
+    if not isinstance(values, pa.DictionaryArray):
+        values = pc.dictionary_encode(_chunk(values))
+    results = pa.array([fn(v) for v in values.dictionary.to_pylist()], type_)
+    return results.take(values.indices)
+
+
+def _distinct_outputs(frame: pa.Table) -> pa.DictionaryArray:
+    """The frame's outputs dictionary-encoded: each distinct text once (nulls stay null)."""
+
+    def encode() -> pa.DictionaryArray:
+        chunks = pc.dictionary_encode(frame["output_text"]).unify_dictionaries().chunks
+        if not chunks:
+            return pc.dictionary_encode(pa.array([], pa.string()))
+        indices = pa.concat_arrays([c.indices for c in chunks])
+        return pa.DictionaryArray.from_arrays(indices, chunks[0].dictionary)
+
+    return _shared(frame, "distinct_outputs", encode)
+
 
 def _strict_json(text: str | None) -> bool | None:
     if text is None:
@@ -108,8 +185,8 @@ def _strict_json(text: str | None) -> bool | None:
 
 def _json_valid(frame: pa.Table, check: JsonValid, spec: Spec | None = None) -> pa.Array:
     # DuckDB's json_valid accepts trailing commas ('{"a":1,}'), which real parsers reject, so this
-    # check parses strictly with orjson (about 1 µs a document).
-    return pa.array([_strict_json(t) for t in frame["output_text"].to_pylist()], pa.bool_())
+    # check parses strictly with orjson (about 1 µs a distinct document).
+    return _per_distinct(_distinct_outputs(frame), _strict_json, pa.bool_())
 
 
 @lru_cache(maxsize=256)
@@ -148,35 +225,45 @@ def _schema_of_requests(frame: pa.Table) -> pa.Array:
     return out["s"].combine_chunks()
 
 
-def _validate_grouped(texts: pa.Array | pa.ChunkedArray, schemas: pa.Array) -> pa.Array:
-    """Each text against its row's schema: one compiled validator per distinct schema."""
-    out = np.zeros(len(schemas), dtype=np.int8)  # 0 fail, 1 pass, 2 not scorable
-    encoded = pc.dictionary_encode(schemas)
-    codes = np.asarray(pc.fill_null(encoded.indices, -1), dtype=np.int64)
-    text_list = texts.to_pylist()
-    out[codes < 0] = 2
-    for code, schema in enumerate(encoded.dictionary.to_pylist()):
-        is_valid = _validator(schema)
-        for i in np.flatnonzero(codes == code).tolist():
-            text = text_list[i]
+def _validate_grouped(
+    texts: pa.Array | pa.ChunkedArray | pa.DictionaryArray, schemas: pa.Array | str
+) -> pa.Array:
+    """Each text against its row's schema (or one schema for all): one compiled validator per
+    distinct schema, one validation per distinct text under it."""
+
+    def check(is_valid: Callable[[Any], bool]) -> Callable[[str | None], bool | None]:
+        def one(text: str | None) -> bool | None:
             if text is None:
-                out[i] = 2
-                continue
+                return None
             try:
                 doc = orjson.loads(text)
             except orjson.JSONDecodeError:
-                continue
-            out[i] = is_valid(doc)
-    return pc.if_else(pa.array(out == 2), _NULL_BOOL, pa.array(out == 1))
+                return False
+            return is_valid(doc)
+
+        return one
+
+    if isinstance(schemas, str):
+        return _per_distinct(texts, check(_validator(schemas)), pa.bool_())
+    if isinstance(texts, pa.DictionaryArray):
+        texts = texts.dictionary.take(texts.indices)
+    texts = _chunk(texts)
+    out = pa.nulls(len(schemas), pa.bool_())
+    encoded = pc.dictionary_encode(schemas)
+    for code, schema in enumerate(encoded.dictionary.to_pylist()):
+        rows = pc.equal(encoded.indices, code)
+        found = _per_distinct(texts.filter(rows), check(_validator(schema)), pa.bool_())
+        out = pc.replace_with_mask(out, pc.fill_null(rows, False), found)
+    return out
 
 
 def _json_schema(frame: pa.Table, check: JsonSchemaCheck, spec: Spec | None = None) -> pa.Array:
     if check.schema_ == "request":
-        schemas = _schema_of_requests(frame)
+        schemas: pa.Array | str = _schema_of_requests(frame)
     else:
         assert spec is not None
         text = orjson.dumps(orjson.loads(spec.resolve_input(check.schema_).read_bytes())).decode()
-        schemas = pa.array([text] * frame.num_rows, pa.string())
+        return _validate_grouped(_distinct_outputs(frame), text)
     return _validate_grouped(frame["output_text"], schemas)
 
 
@@ -188,12 +275,36 @@ def _not_refusal(frame: pa.Table, check: NotRefusal, spec: Spec | None = None) -
     return pc.invert(refused)
 
 
+def _is_ascii(texts: pa.Array) -> bool:
+    """Whether every byte of the string array's values is ASCII (one pass, no per-row work)."""
+    if len(texts) == 0:
+        return True
+    _, off_buf, data_buf = texts.buffers()
+    width = np.int64 if pa.types.is_large_string(texts.type) else np.int32
+    offsets = np.frombuffer(off_buf, width)[texts.offset : texts.offset + len(texts) + 1]
+    if data_buf is None or offsets[-1] == offsets[0]:
+        return True
+    return bool(np.frombuffer(data_buf, np.uint8)[offsets[0] : offsets[-1]].max() < 128)
+
+
+def _chars(frame: pa.Table) -> pa.ChunkedArray:
+    """Characters of each output; bytes when all outputs are ASCII (the same, and free)."""
+
+    def lengths() -> pa.ChunkedArray:
+        texts = frame["output_text"]
+        if all(_is_ascii(c) for c in texts.chunks) and pa.types.is_string(texts.type):
+            return pc.binary_length(texts)
+        return pc.utf8_length(texts)
+
+    return _shared(frame, "chars", lengths)
+
+
 def _max_chars(frame: pa.Table, check: MaxChars, spec: Spec | None = None) -> pa.ChunkedArray:
-    return pc.less_equal(pc.utf8_length(frame["output_text"]), check.value)
+    return pc.less_equal(_chars(frame), check.value)
 
 
 def _min_chars(frame: pa.Table, check: MinChars, spec: Spec | None = None) -> pa.ChunkedArray:
-    return pc.greater_equal(pc.utf8_length(frame["output_text"]), check.value)
+    return pc.greater_equal(_chars(frame), check.value)
 
 
 _ANY_PII: Final = "|".join(f"(?:{p.pattern})" for p in PII_PATTERNS)
@@ -202,9 +313,9 @@ _ANY_PII: Final = "|".join(f"(?:{p.pattern})" for p in PII_PATTERNS)
 def _no_pii(frame: pa.Table, check: NoPii, spec: Spec | None = None) -> pa.Array:
     # One RE2 pass finds the few outputs any PII pattern matches; only those go through the
     # full rule (each pattern's replacement, the Luhn check of card numbers).
-    texts = frame["output_text"].combine_chunks()
-    maybe = pc.fill_null(pc.match_substring_regex(texts, _ANY_PII), False)
-    clean = pc.if_else(pc.is_null(texts), _NULL_BOOL, pa.scalar(True))
+    texts = frame["output_text"]
+    maybe = _chunk(pc.fill_null(pc.match_substring_regex(texts, _ANY_PII), False))
+    clean = _chunk(pc.if_else(pc.is_null(texts), _NULL_BOOL, pa.scalar(True)))
     if not pc.any(maybe).as_py():
         return clean
     found = pc.invert(contains_pii(texts.filter(maybe))).combine_chunks()
@@ -223,83 +334,158 @@ def _regex(frame: pa.Table, check: Regex, spec: Spec | None = None) -> pa.Chunke
     return pc.match_substring_regex(frame["output_text"], check.pattern)
 
 
-def _has(texts: pa.ChunkedArray, value: str, case_sensitive: bool) -> pa.ChunkedArray:
-    return pc.match_substring(texts, value, ignore_case=not case_sensitive)
+def _literal(text: str) -> str:
+    """An RE2 pattern matching exactly `text` (ASCII punctuation and controls as \\x{..})."""
+    return "".join(c if c.isalnum() or ord(c) > 127 else f"\\x{{{ord(c):x}}}" for c in text)
+
+
+def _has(texts: pa.ChunkedArray, values: list[str], case_sensitive: bool) -> pa.ChunkedArray:
+    """Whether each text contains any of `values`, in one pass: RE2 runs a literal (or an
+    alternation of literals) several times faster than the plain substring kernel, and
+    case-insensitively it is what `match_substring(ignore_case=True)` runs."""
+    pattern = "|".join(_literal(v) for v in values)
+    return pc.match_substring_regex(texts, pattern if case_sensitive else f"(?i:{pattern})")
 
 
 def _contains(frame: pa.Table, check: Contains, spec: Spec | None = None) -> pa.ChunkedArray:
-    return _has(frame["output_text"], check.value, check.case_sensitive)
+    return _has(frame["output_text"], [check.value], check.case_sensitive)
 
 
 def _not_contains(frame: pa.Table, check: NotContains, spec: Spec | None = None) -> pa.ChunkedArray:
-    return pc.invert(_has(frame["output_text"], check.value, check.case_sensitive))
+    return pc.invert(_has(frame["output_text"], [check.value], check.case_sensitive))
 
 
 def _contains_any(frame: pa.Table, check: ContainsAny, spec: Spec | None = None) -> pa.ChunkedArray:
-    hits = [_has(frame["output_text"], v, check.case_sensitive) for v in check.values]
-    return functools.reduce(pc.or_, hits)
+    return _has(frame["output_text"], check.values, check.case_sensitive)
 
 
 def _contains_all(frame: pa.Table, check: ContainsAll, spec: Spec | None = None) -> pa.ChunkedArray:
-    hits = [_has(frame["output_text"], v, check.case_sensitive) for v in check.values]
+    hits = [_has(frame["output_text"], [v], check.case_sensitive) for v in check.values]
     return functools.reduce(pc.and_, hits)
 
 
+@functools.cache
+def _leading_space() -> NDArray[np.bool_]:
+    """Whether a text whose first byte is this may lose it to `utf8_ltrim_whitespace` (probed
+    for ASCII; any non-ASCII lead byte may start a Unicode space)."""
+    probe = pa.array([chr(b) + "a" for b in range(128)], pa.string())
+    trimmed = pc.utf8_ltrim_whitespace(probe).to_pylist()
+    table = np.ones(256, dtype=bool)
+    table[:128] = [t != chr(b) + "a" for b, t in enumerate(trimmed)]
+    return table
+
+
+def _may_lead_with_space(texts: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Rows whose text may start with whitespace (False for nulls and empty texts)."""
+    table = _leading_space()
+    chunks = []
+    for chunk in texts.chunks:
+        if not pa.types.is_string(chunk.type) or len(chunk) == 0:
+            chunks.append(pc.fill_null(pc.is_valid(chunk), False))
+            continue
+        _, off_buf, data_buf = chunk.buffers()
+        offsets = np.frombuffer(off_buf, np.int32)[chunk.offset : chunk.offset + len(chunk) + 1]
+        starts, stops = offsets[:-1], offsets[1:]
+        filled = stops > starts  # a null has no bytes either
+        lead = np.zeros(len(chunk), dtype=bool)
+        if data_buf is not None and filled.any():
+            data = np.frombuffer(data_buf, np.uint8)
+            lead[filled] = table[data[starts[filled]]]
+        chunks.append(pa.array(lead))
+    return pa.chunked_array(chunks, pa.bool_())
+
+
 def _starts_with(frame: pa.Table, check: StartsWith, spec: Spec | None = None) -> pa.ChunkedArray:
-    texts = pc.utf8_ltrim_whitespace(frame["output_text"])
-    return pc.starts_with(texts, check.value, ignore_case=not check.case_sensitive)
+    # leading whitespace is ignored: only the few texts that may have some are trimmed
+    texts = frame["output_text"]
+    hit = pc.starts_with(texts, check.value, ignore_case=not check.case_sensitive)
+    spaced = _shared(frame, "leading_space", lambda: _may_lead_with_space(texts))
+    if pc.any(spaced).as_py():
+        trimmed = pc.utf8_ltrim_whitespace(texts.filter(spaced))
+        again = pc.starts_with(trimmed, check.value, ignore_case=not check.case_sensitive)
+        hit = pc.replace_with_mask(_chunk(hit), _chunk(spaced), _chunk(again))
+    return hit
 
 
 def _reference(frame: pa.Table) -> pa.ChunkedArray:
     return frame["reference"]
 
 
-def _equals(frame: pa.Table, check: Equals, spec: Spec | None = None) -> pa.ChunkedArray:
-    out, want = (
-        frame["output_text"],
-        (
-            pa.chunked_array([pa.array([check.value] * frame.num_rows, pa.string())])
-            if check.value is not None
-            else _reference(frame)
-        ),
-    )
+def _equals(frame: pa.Table, check: Equals, spec: Spec | None = None) -> pa.Array:
+    out = frame["output_text"]
+    if check.value is None:  # only the rows with both texts: the others are null
+        rows, out, want, _ = _pairs(frame)
+    else:
+        rows, want = None, pa.scalar(check.value, pa.string())
     if check.trim:
         out, want = pc.utf8_trim_whitespace(out), pc.utf8_trim_whitespace(want)
     if not check.case_sensitive:
         out, want = pc.utf8_lower(out), pc.utf8_lower(want)
-    return pc.equal(out, want)
-
-
-def _both_texts(frame: pa.Table) -> tuple[list[str], list[str], pa.Array]:
-    """Output and reference texts ('' for nulls) and where both are present."""
-    out, ref = frame["output_text"], _reference(frame)
-    present = pc.and_(pc.is_valid(out), pc.is_valid(ref)).combine_chunks()
-    return (
-        pc.fill_null(out, "").to_pylist(),
-        pc.fill_null(ref, "").to_pylist(),
-        present,
-    )
+    same = pc.equal(out, want)
+    if rows is None:
+        return _chunk(same)
+    passed = np.zeros(frame.num_rows, dtype=bool)
+    passed[rows] = np.asarray(same, dtype=bool)
+    scored = np.zeros(frame.num_rows, dtype=bool)
+    scored[rows] = True
+    return pa.array(passed, mask=~scored)
 
 
 def _levenshtein_max(frame: pa.Table, check: LevenshteinMax, spec: Spec | None = None) -> Measured:
     from rapidfuzz.distance import Levenshtein
     from rapidfuzz.process import cpdist
 
-    out, ref, present = _both_texts(frame)
-    dist = cpdist(out, ref, scorer=Levenshtein.distance, workers=-1, dtype=np.int64)
-    figure = pc.if_else(present, pa.array(np.asarray(dist, dtype=np.float64)), None)
+    rows, out, ref, _ = _pairs(frame)
+    dist = cpdist(
+        out.to_pylist(),
+        ref.to_pylist(),
+        scorer=Levenshtein.distance,
+        workers=-1,
+        dtype=np.int64,
+    )
+    values = np.full(frame.num_rows, np.nan)
+    values[rows] = np.asarray(dist, dtype=np.float64)
+    figure = pa.array(values, pa.float64(), from_pandas=True)  # nan (no pair) → null
     return Measured(pc.less_equal(figure, float(check.value)), figure, "distance")
 
 
+def _pairs(frame: pa.Table) -> Pairs:
+    return _shared(frame, "pairs", lambda: pairs_of(frame["output_text"], _reference(frame)))
+
+
+def _words(frame: pa.Table) -> Words:
+    return _shared(
+        frame,
+        "words",
+        lambda: words_of(frame["output_text"], _reference(frame), pairs=_pairs(frame)),
+    )
+
+
+def _counts(frame: pa.Table, n: int) -> Counts:
+    return _shared(frame, f"counts{n}", lambda: counts_of(_words(frame), n))
+
+
 def _rouge_n_min(frame: pa.Table, check: RougeNMin, spec: Spec | None = None) -> Measured:
-    figure = rouge_n(frame["output_text"], _reference(frame), check.n, check.measure)
+    figure = rouge_n(
+        frame["output_text"],
+        _reference(frame),
+        check.n,
+        check.measure,
+        counts=_counts(frame, check.n),
+    )
     return Measured(
         pc.greater_equal(figure, check.value), figure, f"rouge{check.n}_{check.measure}"
     )
 
 
 def _bleu_min(frame: pa.Table, check: BleuMin, spec: Spec | None = None) -> Measured:
-    figure = bleu(frame["output_text"], _reference(frame))
+    _words(frame)
+    with ThreadPoolExecutor(4, thread_name_prefix="bleu") as pool:  # NumPy frees the GIL
+        orders = {
+            n: pool.submit(contextvars.copy_context().run, _counts, frame, n) for n in (1, 2, 3, 4)
+        }
+        counts = {n: f.result() for n, f in orders.items()}
+    figure = bleu(frame["output_text"], _reference(frame), counts=counts)
     return Measured(pc.greater_equal(figure, check.value), figure, "bleu")
 
 
@@ -319,43 +505,44 @@ def _cost_usd_max(frame: pa.Table, check: CostUsdMax, spec: Spec | None = None) 
     return pc.less_equal(frame["cost_usd"], check.value)
 
 
+def _tool_scores(frame: pa.Table) -> tuple[pa.Array, pa.Array]:
+    return _shared(
+        frame,
+        "tool_scores",
+        lambda: tool_call_scores(
+            frame["output_tool_calls"], _reference(frame), frame["output_text"]
+        ),
+    )
+
+
 def _tool_call_f1(frame: pa.Table, check: ToolCallF1, spec: Spec | None = None) -> Measured:
-    f1, _ = tool_call_scores(frame["output_tool_calls"], _reference(frame), frame["output_text"])
+    f1, _ = _tool_scores(frame)
     return Measured(pc.greater_equal(f1, check.value), f1, "f1")
 
 
 def _tool_call_exact(frame: pa.Table, check: ToolCallExact, spec: Spec | None = None) -> pa.Array:
-    _, exact = tool_call_scores(frame["output_tool_calls"], _reference(frame), frame["output_text"])
+    _, exact = _tool_scores(frame)
     return exact
 
 
 def _tool_call_valid(frame: pa.Table, check: ToolCallValid, spec: Spec | None = None) -> pa.Array:
-    calls = frame["output_tool_calls"].to_pylist()
-    requests = frame["request"].to_pylist()
-    texts = frame["output_text"].to_pylist()
-    out: list[bool | None] = []
-    for text, call_json, req_json in zip(texts, calls, requests, strict=True):
-        if text is None and call_json is None:
-            out.append(None)
-            continue
-        if not call_json:
-            out.append(True)  # no call made: nothing invalid (a diff tracks missing calls)
-            continue
+    def valid(call_json: str, request_json: str | None) -> bool:
         tools = {
-            t["name"]: t.get("parameters") or {} for t in orjson.loads(req_json).get("tools") or []
+            t["name"]: t.get("parameters") or {}
+            for t in orjson.loads(request_json or "{}").get("tools") or []
         }
-        ok = True
         for call in orjson.loads(call_json):
             args = call.get("arguments")
             if call.get("name") not in tools or not isinstance(args, dict):
-                ok = False
-                break
+                return False
             schema_json = orjson.dumps(tools[call["name"]], option=orjson.OPT_SORT_KEYS).decode()
             if not _validator(schema_json)(args):
-                ok = False
-                break
-        out.append(ok)
-    return pa.array(out, pa.bool_())
+                return False
+        return True
+
+    return tool_calls_valid(
+        frame["output_tool_calls"], frame["request"], frame["output_text"], valid
+    )
 
 
 _JSON_TYPE_TEST: Final = {
@@ -378,30 +565,25 @@ def _json_path(frame: pa.Table, check: JsonPath, spec: Spec | None = None) -> pa
         test, params = _JSON_TYPE_TEST[float], [check.path, float(want)]
     else:  # objects and arrays: compared as parsed JSON below
         test = "NULL"
+    found = ", CAST(v AS VARCHAR) AS v" if test == "NULL" else ""
+    distinct = _distinct_outputs(frame)  # each distinct text once; null rows stay null
     with duckdb.connect() as con:
-        con.register("f", pa.table({"t": frame["output_text"]}))
+        con.register("f", pa.table({"t": distinct.dictionary}))
+        # no ORDER BY: DuckDB keeps the rows in order (preserve_insertion_order)
         out = con.sql(
             f"""
-            WITH x AS (SELECT row_number() OVER () AS i, t,
-                              CASE WHEN json_valid(t) THEN json_extract(t, ?) END AS v FROM f)
-            SELECT CASE WHEN t IS NULL THEN NULL WHEN v IS NULL THEN false ELSE {test} END AS ok,
-                   CAST(v AS VARCHAR) AS v
-            FROM x ORDER BY i
+            WITH x AS (SELECT t, CASE WHEN json_valid(t) THEN json_extract(t, ?) END AS v FROM f)
+            SELECT CASE WHEN t IS NULL THEN NULL WHEN v IS NULL THEN false ELSE {test} END AS ok
+                   {found}
+            FROM x
             """,
             params=params,
         ).to_arrow_table()
     ok = out["ok"].combine_chunks()
     if check.matches is None and isinstance(want, dict | list):
-        found = out["v"].to_pylist()
-        texts = frame["output_text"].to_pylist()
-        ok = pa.array(
-            [
-                None if t is None else (v is not None and orjson.loads(v) == want)
-                for t, v in zip(texts, found, strict=True)
-            ],
-            pa.bool_(),
-        )
-    return ok
+        values = out["v"].to_pylist()
+        ok = pa.array([v is not None and orjson.loads(v) == want for v in values], pa.bool_())
+    return ok.take(distinct.indices)
 
 
 def _python(frame: pa.Table, check: PythonCheck, spec: Spec | None = None) -> pa.Array:
@@ -440,6 +622,39 @@ CHECKS: Final[dict[str, CheckFn]] = {
 """Check `type` → its function. A test checks this covers every type the spec accepts."""
 
 
+_ORDER: Final = {
+    name: rank
+    for rank, name in enumerate(
+        [
+            # longest first, so that two threads finish together; a check that reuses what an
+            # earlier one derives (rouge after bleu, exact after f1) comes late, not waiting
+            "bleu_min",
+            "no_pii",
+            "contains_all",
+            "json_path",
+            "regex",
+            "not_contains",
+            "contains_any",
+            "contains",
+            "levenshtein_max",
+            "json_schema",
+            "json_valid",
+            "tool_call_f1",
+            "tool_call_valid",
+            "not_refusal",
+            "max_chars",
+            "starts_with",
+            "equals",
+            "finish_reason_not",
+            "rouge_n_min",
+            "min_chars",
+            "tool_call_exact",
+        ]
+    )
+}
+"""The order the checks are handed to the threads."""
+
+
 def _needs_reference(check: Check) -> bool:
     return check.type in REFERENCE_CHECKS or (isinstance(check, Equals) and check.value is None)
 
@@ -450,14 +665,23 @@ def _detail(measured: Measured) -> pa.Array | pa.ChunkedArray:
     return pc.binary_join_element_wise(f'{{"{measured.name}": ', text, "}", "")
 
 
-def _check_table(scoped: pa.Table, check: Check, run_id: str, spec: Spec | None) -> pa.Table:
-    """One check's tables.SCORES rows over its in-scope responses."""
+def _errors(scoped: pa.Table, *, reference: bool = False) -> pa.Array | pa.ChunkedArray:
+    """Why each row cannot be scored (null where it can): its status when not `ok`, else
+    `no reference` for a check against the reference on a record without one."""
     error: pa.Array | pa.ChunkedArray = pc.if_else(
         pc.equal(scoped["status"], "ok"), pa.scalar(None, pa.string()), scoped["status"]
     )
-    if _needs_reference(check):
+    if reference:
         no_ref = pc.and_(pc.is_null(error), pc.is_null(scoped["reference"]))
         error = pc.if_else(no_ref, "no reference", error)
+    return error
+
+
+def _check_table(scoped: pa.Table, check: Check, run_id: str, spec: Spec | None) -> pa.Table:
+    """One check's tables.SCORES rows over its in-scope responses."""
+    error = _shared(scoped, "error", lambda: _errors(scoped))
+    if _needs_reference(check):
+        error = _shared(scoped, "error_no_reference", lambda: _errors(scoped, reference=True))
     detail: pa.Array | pa.ChunkedArray = pa.nulls(scoped.num_rows, pa.string())
     try:
         result = CHECKS[check.type](scoped, check, spec)
@@ -469,19 +693,24 @@ def _check_table(scoped: pa.Table, check: Check, run_id: str, spec: Spec | None)
         detail, result = _detail(result), result.passed
     passed = pc.if_else(pc.is_null(error), result, _NULL_BOOL)
     n = scoped.num_rows
+
+    def repeated(text: str) -> pa.Array:  # the same column for every check of the scope
+        return _shared(scoped, f"repeat:{text}", lambda: pa.repeat(pa.scalar(text, pa.string()), n))
+
+    name = pa.repeat(pa.scalar(check.name, pa.string()), n)
     table = pa.table(
         {
-            "run_id": pa.repeat(pa.scalar(run_id, pa.string()), n),
+            "run_id": repeated(run_id),
             "record_id": scoped["record_id"],
             "arm": scoped["arm"],
             "repeat": scoped["repeat"],
-            "scorer": pa.repeat(pa.scalar(check.name, pa.string()), n),
-            "kind": pa.repeat(pa.scalar("rule", pa.string()), n),
-            "metric": pa.repeat(pa.scalar(check.name, pa.string()), n),
+            "scorer": name,
+            "kind": repeated("rule"),
+            "metric": name,
             "value": pc.cast(passed, pa.float64()),
             "passed": passed,
             "detail": pc.if_else(pc.is_null(error), detail, pa.scalar(None, pa.string())),
-            "scorer_version": pa.repeat(pa.scalar(SCORER_VERSION, pa.string()), n),
+            "scorer_version": repeated(SCORER_VERSION),
             "error": error,
         }
     )
@@ -498,11 +727,35 @@ def score_rules(
     the gate maps both. A custom scorer that fails gets null values and its failure as `error`.
     """
     scopes: dict[str, pa.Table] = {}  # checks with the same `where` share one filtered frame
-    tables = []
-    for check in checks:
+    jobs: list[tuple[int, pa.Table, Check]] = []
+    for i, check in enumerate(checks):
         key = orjson.dumps(check.where, option=orjson.OPT_SORT_KEYS).decode()
         if key not in scopes:
             scopes[key] = frame.filter(where_mask(frame, check.where)) if check.where else frame
         if scopes[key].num_rows:
-            tables.append(_check_table(scopes[key], check, run_id, spec))
-    return pa.concat_tables(tables) if tables else SCORES.empty_table()
+            jobs.append((i, scopes[key], check))
+    tables: dict[int, pa.Table] = {}
+    token = _SHARED.set(_Shared())
+    try:
+        builtin = [job for job in jobs if job[2].type != "python"]
+        builtin.sort(key=lambda job: _ORDER.get(job[2].type, len(_ORDER) // 2))
+        workers = min(len(builtin), os.cpu_count() or 1)
+        if workers > 1:
+            context = contextvars.copy_context()  # the workers see the same _Shared
+            with ThreadPoolExecutor(workers, thread_name_prefix="score_rules") as pool:
+                futures = {
+                    i: pool.submit(context.copy().run, _check_table, scoped, check, run_id, spec)
+                    for i, scoped, check in builtin
+                }
+                for i, scoped, check in jobs:  # user code stays on this thread
+                    if check.type == "python":
+                        tables[i] = _check_table(scoped, check, run_id, spec)
+                tables.update({i: f.result() for i, f in futures.items()})
+        else:
+            for i, scoped, check in jobs:
+                tables[i] = _check_table(scoped, check, run_id, spec)
+    finally:
+        _SHARED.reset(token)
+    if not tables:
+        return SCORES.empty_table()
+    return pa.concat_tables([tables[i] for i in sorted(tables)])

@@ -1,103 +1,67 @@
 """ROUGE-N and sentence BLEU of whole text columns against their references.
 
-Words are lower-cased runs between whitespace, punctuation and symbols (RE2 over the column);
-each word gets an integer code (`dictionary_encode` over both columns), each (row, side,
-n-gram) a 64-bit key, and one sort of the keys (`np.unique`) counts the clipped matches of
-every row at once. No Python runs per row.
+Words are lower-cased runs between whitespace, punctuation and symbols; each word gets an
+integer code (`dictionary_encode` over both columns), each (row, side, n-gram) a 64-bit key, and
+one sort of the keys counts the clipped matches of every row at once. No Python runs per row.
+
+Texts in ASCII (most answers) are cut into words by a byte table over the column's data buffer
+(NumPy); the table is probed from the Unicode rule (RE2 over the column, which the other texts
+take), so both give the same words. `Words` are made once per pair of columns and shared by
+every n-gram order and both figures (`rouge_n`, `bleu` take them through `words`).
 """
 
 from __future__ import annotations
 
-from typing import Final, Literal
+import functools
+from typing import Final, Literal, NamedTuple
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from numpy.typing import NDArray
 
-__all__ = ["bleu", "ngram_counts", "rouge_n"]
+from evalpipe.tables import take_rows
+
+__all__ = ["Counts", "Pairs", "Words", "bleu", "ngram_counts", "pairs_of", "rouge_n", "words_of"]
 
 _SPLIT: Final = r"[\s\p{P}\p{S}]+"
 _MULT: Final = np.uint64(0x100000001B3)  # FNV-1a's 64-bit prime: mixes each code into the hash
-_HASH_BITS: Final = np.uint64((1 << 39) - 1)
-MAX_ROWS: Final = 1 << 24
-"""Rows scored in one call (the key's row field); `ngram_counts` splits larger inputs."""
 
 F64 = NDArray[np.float64]
+I64 = NDArray[np.int64]
 
 
-def _words(texts: pa.ChunkedArray | pa.Array) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """(code of each word, row of each word), words in order within each row."""
-    spaced = pc.replace_substring_regex(pc.utf8_lower(pc.fill_null(texts, "")), _SPLIT, " ")
-    parts = pc.utf8_split_whitespace(pc.utf8_trim_whitespace(spaced))
-    if isinstance(parts, pa.ChunkedArray):
-        parts = parts.combine_chunks()
-    rows = np.asarray(pc.list_parent_indices(parts), dtype=np.int64)
-    flat = pc.list_flatten(parts)
-    word = pc.not_equal(flat, "")  # an empty text splits into one empty string
-    codes = np.asarray(pc.dictionary_encode(flat.filter(word)).indices, dtype=np.int64)
-    return codes, rows[np.asarray(word, dtype=bool)]
+class Words(NamedTuple):
+    """The words of the rows where output and reference are both present."""
+
+    codes: NDArray[np.uint64]
+    """Code of each word, from 1 (equal words, equal codes), in order within each text."""
+    texts: I64
+    """Text of each word: i for the output of distinct pair i, k + i for its reference."""
+    present: I64
+    """Rows (of the whole columns) where both texts are present."""
+    pair: I64
+    """Which distinct (output, reference) pair each present row holds; k pairs."""
+    n_rows: int
+    """Rows of the whole columns."""
+    base: NDArray[np.uint64]
+    """Each word's part of an n-gram key: its row (of k) in the top bits, its side (1 for the
+    reference) in the last bit; `shift` places the row."""
+    shift: int
+    per_text: I64
+    """Words of each text (as `texts` numbers them)."""
 
 
-def ngram_counts(
-    out: pa.ChunkedArray | pa.Array, ref: pa.ChunkedArray | pa.Array, ns: tuple[int, ...]
-) -> dict[int, tuple[F64, F64, F64]]:
-    """Per n: (clipped matches, n-grams of the output, n-grams of the reference) per row.
+class Counts(NamedTuple):
+    """Per row of the whole columns, for one n-gram order."""
 
-    Only rows where both texts are present are tokenised; the others count zero.
-    """
-    n_rows = len(out)
-    if n_rows > MAX_ROWS:
-        parts = [
-            ngram_counts(out[i : i + MAX_ROWS], ref[i : i + MAX_ROWS], ns)
-            for i in range(0, n_rows, MAX_ROWS)
-        ]
-        return {n: tuple(np.concatenate([p[n][j] for p in parts]) for j in range(3)) for n in ns}  # type: ignore[misc]
-    present = np.flatnonzero(np.asarray(_present(out, ref), dtype=bool))
-    zeros = {n: (np.zeros(n_rows), np.zeros(n_rows), np.zeros(n_rows)) for n in ns}
-    if present.size == 0:
-        return zeros
-    take = pa.array(present)
-    k = len(present)
-    both = pa.concat_arrays(
-        [_chunk(out).take(take).cast(pa.string()), _chunk(ref).take(take).cast(pa.string())]
-    )
-    codes, rows = _words(both)
-    side = rows >= k
-    rows = rows % k
-    out_stats = {}
-    for n in ns:
-        m = len(codes) - n + 1
-        if m <= 0:
-            continue
-        same = (rows[:m] == rows[n - 1 :]) & (side[:m] == side[n - 1 :])
-        h = codes[:m].astype(np.uint64) + np.uint64(1)
-        for j in range(1, n):
-            h = h * _MULT ^ (codes[j : j + m].astype(np.uint64) + np.uint64(1))
-        r, s = rows[:m][same], side[:m][same]
-        # One sortable key per (row, side, n-gram): row in the top 24 bits, 39 bits of the
-        # n-gram's hash, the side in the last bit; a collision among a row's few hundred
-        # n-grams has probability ~1e-7. Sorting once counts both sides: a key of the output
-        # is followed by the same key of the reference when the n-gram is in both.
-        key = (
-            (r.astype(np.uint64) << np.uint64(40))
-            | ((h[same] & _HASH_BITS) << np.uint64(1))
-            | s.astype(np.uint64)
-        )
-        u, c = np.unique(key, return_counts=True)
-        pair = ((u[:-1] >> np.uint64(1)) == (u[1:] >> np.uint64(1))) & ((u[:-1] & 1) == 0)
-        hit = np.flatnonzero(pair)
-        matches = np.zeros(n_rows)
-        matches[present] = np.bincount(
-            (u[hit] >> np.uint64(40)).astype(np.int64),
-            weights=np.minimum(c[hit], c[hit + 1]),
-            minlength=k,
-        )
-        c_total, r_total = np.zeros(n_rows), np.zeros(n_rows)
-        c_total[present] = np.bincount(r[~s], minlength=k)
-        r_total[present] = np.bincount(r[s], minlength=k)
-        out_stats[n] = (matches, c_total, r_total)
-    return {n: out_stats.get(n, zeros[n]) for n in ns}
+    matches: F64
+    """Clipped matches: n-grams of the output found in the reference, each at most as often
+    as the reference has it."""
+    output: F64
+    """n-grams of the output."""
+    reference: F64
+    """n-grams of the reference."""
 
 
 def _chunk(a: pa.ChunkedArray | pa.Array) -> pa.Array:
@@ -108,15 +72,202 @@ def _present(out: pa.ChunkedArray | pa.Array, ref: pa.ChunkedArray | pa.Array) -
     return _chunk(pc.and_(pc.is_valid(out), pc.is_valid(ref)))
 
 
+def _unicode_words(texts: pa.Array) -> tuple[pa.Array, I64]:
+    """(each word, text of each word) by the Unicode rule: RE2 over the column."""
+    spaced = pc.replace_substring_regex(pc.utf8_lower(texts), _SPLIT, " ")
+    parts = _chunk(pc.utf8_split_whitespace(pc.utf8_trim_whitespace(spaced)))
+    rows = np.asarray(pc.list_parent_indices(parts), dtype=np.int64)
+    flat = pc.list_flatten(parts)
+    word = pc.not_equal(flat, "")  # an empty text splits into one empty string
+    return flat.filter(word), rows[np.asarray(word, dtype=bool)]
+
+
+@functools.cache
+def _byte_table() -> bytes:
+    """Each ASCII byte's replacement: a space where the Unicode rule ends a word, else its
+    lower case (probed with that rule, so both rules cut the same words)."""
+    probe = pa.array(["a" + chr(b) + "a" for b in range(128)], pa.string())
+    _, texts = _unicode_words(probe)
+    per_byte = np.bincount(texts, minlength=128)
+    assert set(per_byte.tolist()) <= {1, 2}
+    return bytes(
+        [ord(" ") if per_byte[b] == 2 else ord(chr(b).lower()) for b in range(128)]
+        + list(range(128, 256))  # never reached: only ASCII texts take the table
+    )
+
+
+def _bytes(texts: pa.Array) -> tuple[NDArray[np.uint8], NDArray[np.int32]]:
+    """The bytes of a string array's values and where each value starts in them (n + 1)."""
+    _, off_buf, data_buf = texts.buffers()
+    offsets = np.frombuffer(off_buf, np.int32)[texts.offset : texts.offset + len(texts) + 1]
+    if data_buf is None:
+        return np.zeros(0, np.uint8), offsets - offsets[0]
+    data = np.frombuffer(data_buf, np.uint8)[offsets[0] : offsets[-1]]
+    return data, offsets - offsets[0]
+
+
+def _ascii_words(texts: pa.Array) -> tuple[pa.Array, I64]:
+    """(each word, text of each word) of ASCII texts without nulls: one byte table, no regex."""
+    data, offsets = _bytes(texts)
+    spaced = pa.StringArray.from_buffers(
+        len(texts), pa.py_buffer(offsets), pa.py_buffer(data.tobytes().translate(_byte_table()))
+    )
+    parts = pc.ascii_split_whitespace(spaced)
+    rows = np.asarray(pc.list_parent_indices(parts), dtype=np.int64)
+    flat = pc.list_flatten(parts)
+    word = pc.not_equal(flat, "")  # a text that opens with a space splits off an empty string
+    return flat.filter(word), rows[np.asarray(word, dtype=bool)]
+
+
+class Pairs(NamedTuple):
+    """The rows where output and reference are both present, and their two texts."""
+
+    rows: I64
+    out: pa.Array
+    ref: pa.Array
+    n_rows: int
+
+
+def pairs_of(out: pa.ChunkedArray | pa.Array, ref: pa.ChunkedArray | pa.Array) -> Pairs:
+    """The rows with both texts, taken out of the columns once (several checks share them)."""
+    rows = np.flatnonzero(np.asarray(_present(out, ref), dtype=bool))
+    return Pairs(rows, take_rows(out, rows), take_rows(ref, rows), len(out))
+
+
+def words_of(
+    out: pa.ChunkedArray | pa.Array,
+    ref: pa.ChunkedArray | pa.Array,
+    *,
+    pairs: Pairs | None = None,
+) -> Words:
+    """The words of output and reference, in the rows where both are present; a pair that
+    several rows hold (the same answer to the same reference) is cut into words once.
+    `pairs` (of `pairs_of`) saves taking the rows again."""
+    present, *sides, n_rows = pairs if pairs is not None else pairs_of(out, ref)
+    sides = [side.cast(pa.string()) for side in sides]
+    if len(present) == 0:
+        empty = np.zeros(0, np.int64)
+        return _words(np.zeros(0, np.uint64), empty, present, empty, n_rows)
+    oc, rc = (pc.dictionary_encode(side) for side in sides)
+    code = np.asarray(oc.indices, np.int64) * len(rc.dictionary) + np.asarray(rc.indices)
+    _, first, pair = np.unique(code, return_index=True, return_inverse=True)
+    firsts = pa.array(first, pa.int64())
+    both = pa.concat_arrays([side.take(firsts) for side in sides])
+    data, _ = _bytes(both)
+    if not np.any(data >= 128):
+        words, texts = _ascii_words(both)
+    else:
+        ascii_ = np.asarray(pc.string_is_ascii(both), dtype=bool)
+        a_rows, u_rows = np.flatnonzero(ascii_), np.flatnonzero(~ascii_)
+        a_words, a_texts = _ascii_words(both.take(pa.array(a_rows)))
+        u_words, u_texts = _unicode_words(both.take(pa.array(u_rows)))
+        texts = np.concatenate([a_rows[a_texts], u_rows[u_texts]])
+        order = np.argsort(texts, kind="stable")  # words back in text order
+        texts = texts[order]
+        words = pa.concat_arrays([a_words, u_words.cast(pa.string())]).take(pa.array(order))
+    codes = np.asarray(pc.dictionary_encode(words).indices, dtype=np.uint64) + np.uint64(1)
+    return _words(codes, texts, present, pair.reshape(-1), n_rows)
+
+
+def _words(codes: NDArray[np.uint64], texts: I64, present: I64, pair: I64, n_rows: int) -> Words:
+    k = int(pair.max()) + 1 if len(pair) else 0
+    shift = 64 - max(k.bit_length(), 1)
+    refs = int(np.searchsorted(texts, k))  # texts ascend: the outputs' words come first
+    row = texts.copy()
+    row[refs:] -= k
+    base = row.astype(np.uint64) << np.uint64(shift)
+    base[refs:] |= np.uint64(1)
+    per_text = np.bincount(texts, minlength=2 * k)
+    return Words(codes, texts, present, pair, n_rows, base, shift, per_text)
+
+
+def counts_of(words: Words, n: int) -> Counts:
+    """Clipped n-gram matches and n-gram totals per row."""
+    matches, c_total, r_total = _pair_counts(words, n)
+    full = [np.zeros(words.n_rows) for _ in range(3)]
+    for column, per_pair in zip(full, (matches, c_total, r_total), strict=True):
+        column[words.present] = per_pair[words.pair]
+    return Counts(*full)
+
+
+def _pair_counts(words: Words, n: int) -> Counts:
+    """Counts_of per distinct pair."""
+    k = int(words.pair.max()) + 1 if len(words.pair) else 0
+    per_text = words.per_text
+    matches = np.zeros(k)
+    c_total = np.maximum(per_text[:k] - n + 1, 0).astype(np.float64)
+    r_total = np.maximum(per_text[k:] - n + 1, 0).astype(np.float64)
+    codes, texts = words.codes, words.texts
+    m = len(codes) - n + 1
+    if m <= 0:
+        return Counts(matches, c_total, r_total)
+    # One sortable key per (row, n-gram, side): the row in the top bits, the n-gram's hash in
+    # the rest, the side in the last bit (a collision among a row's few hundred n-grams has
+    # probability below 1e-7). After one sort, a key of the output is followed by the same
+    # key of the reference when the n-gram is in both.
+    shift = np.uint64(words.shift)
+    one = np.uint64(1)
+    h = codes[:m].astype(np.uint64)  # codes count from one: no n-gram hashes to zero
+    for j in range(1, n):
+        h *= _MULT
+        h ^= codes[j : j + m]
+    h &= np.uint64((1 << (words.shift - 1)) - 1)
+    h <<= one
+    h |= words.base[:m]
+    # an n-gram running from one text into the next: the largest key (its row bits are never
+    # all ones), on the reference side, so it never pairs
+    h[texts[:m] != texts[n - 1 :]] = np.uint64(0xFFFFFFFFFFFFFFFF)
+    key = h
+    key.sort()
+    step = key[1:] - key[:-1]
+    pair = np.flatnonzero(step == one)
+    pair = pair[(key[pair] & one) == 0]  # i: the last output key of an n-gram both sides have
+    if pair.size:
+        # the output's run of equal keys ends at i, the reference's starts at i + 1
+        clipped = np.minimum(_run(step, pair - 1, -1), _run(step, pair + 1, 1))
+        rows = (key[pair] >> shift).astype(np.int64)
+        matches = np.bincount(rows, weights=clipped, minlength=k).astype(np.float64)
+    return Counts(matches, c_total, r_total)
+
+
+def _run(step: NDArray[np.uint64], at: I64, direction: int) -> I64:
+    """1 + how many zero steps follow each position of `at` going `direction` (the length of
+    a run of equal sorted keys); a loop over the longest run, not over the rows."""
+    length = np.ones(len(at), dtype=np.int64)
+    active = np.arange(len(at))
+    pos = at.copy()
+    while active.size:
+        p = pos[active]
+        inside = (p >= 0) & (p < len(step))
+        active, p = active[inside], p[inside]
+        active = active[step[p] == 0]
+        length[active] += 1
+        pos[active] += direction
+    return length
+
+
+def ngram_counts(
+    out: pa.ChunkedArray | pa.Array, ref: pa.ChunkedArray | pa.Array, ns: tuple[int, ...]
+) -> dict[int, tuple[F64, F64, F64]]:
+    """Per n: (clipped matches, n-grams of the output, n-grams of the reference) per row.
+
+    Only rows where both texts are present are tokenised; the others count zero.
+    """
+    words = words_of(out, ref)
+    return {n: tuple(counts_of(words, n)) for n in ns}  # type: ignore[misc]
+
+
 def rouge_n(
     out: pa.ChunkedArray | pa.Array,
     ref: pa.ChunkedArray | pa.Array,
     n: int = 1,
     measure: Literal["recall", "precision", "f1"] = "f1",
+    *,
+    counts: Counts | None = None,
 ) -> pa.Array:
     """ROUGE-N of each output against its reference (0–1); null where either is missing or the
-    reference has fewer than n words."""
-    m, c, r = ngram_counts(out, ref, (n,))[n]
+    reference has fewer than n words. `counts` (of `counts_of`) saves tokenising again."""
+    m, c, r = counts if counts is not None else counts_of(words_of(out, ref), n)
     with np.errstate(divide="ignore", invalid="ignore"):
         recall = np.where(r > 0, m / r, np.nan)
         precision = np.where(c > 0, m / c, 0.0)
@@ -126,15 +277,23 @@ def rouge_n(
     return _masked(value, _present(out, ref))
 
 
-def bleu(out: pa.ChunkedArray | pa.Array, ref: pa.ChunkedArray | pa.Array) -> pa.Array:
+def bleu(
+    out: pa.ChunkedArray | pa.Array,
+    ref: pa.ChunkedArray | pa.Array,
+    *,
+    counts: dict[int, Counts] | None = None,
+) -> pa.Array:
     """Sentence BLEU (Papineni et al. 2002) of each output against its one reference, 0–1.
 
     Geometric mean of the clipped 1–4-gram precisions times the brevity penalty
     `min(1, exp(1 − r/c))`; the 2–4-gram precisions are smoothed by adding one to matches and
-    totals (Lin & Och 2004's BLEU+1), so a short answer is not scored 0 for missing 4-grams. An output with no unigram in common with the reference scores 0; null where either
-    text is missing or the reference is empty.
+    totals (Lin & Och 2004's BLEU+1), so a short answer is not scored 0 for missing 4-grams.
+    An output with no unigram in common with the reference scores 0; null where either text is
+    missing or the reference is empty. `counts` (n → `counts_of`) saves tokenising again.
     """
-    counts = ngram_counts(out, ref, (1, 2, 3, 4))
+    if counts is None:
+        words = words_of(out, ref)
+        counts = {n: counts_of(words, n) for n in (1, 2, 3, 4)}
     m1, c1, r1 = counts[1]
     with np.errstate(divide="ignore", invalid="ignore"):
         logs = np.log(np.where(c1 > 0, m1 / c1, 0.0))

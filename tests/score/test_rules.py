@@ -6,6 +6,9 @@ import typing
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from evalpipe.score import scoring_frame
 from evalpipe.score.rules import CHECKS, score_rules
@@ -153,3 +156,63 @@ def test_json_valid_is_strict() -> None:
     assert _strict_json("42") is False
     assert _strict_json(' {"a": [1, 2]} ') is True
     assert _strict_json(None) is None
+
+
+_TEXTS = st.text(
+    st.sampled_from([*"aAbB.*(|\\$^ \t\n", "é", "É", "ß", "ſ", "K", "\u00a0", "\u2003"]),
+    max_size=12,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.one_of(st.none(), _TEXTS), min_size=1, max_size=20), st.data())
+def test_text_checks_agree_with_the_arrow_kernels(
+    texts: list[str | None], data: st.DataObject
+) -> None:
+    """contains & co. run as one RE2 pass over escaped literals, starts_with trims only the
+    texts that may lead with a space, lengths count bytes of ASCII columns: the verdicts are
+    those of match_substring / utf8_ltrim_whitespace + starts_with / utf8_length."""
+    from evalpipe.spec import Contains, ContainsAll, ContainsAny, MinChars, StartsWith
+
+    frame = pa.table({"output_text": pa.array(texts, pa.string())})
+    column = frame["output_text"]
+    values = data.draw(st.lists(_TEXTS.filter(bool), min_size=1, max_size=3))
+    case = data.draw(st.booleans())
+
+    def has(v: str) -> list[bool | None]:
+        return pc.match_substring(column, v, ignore_case=not case).to_pylist()
+
+    got = CHECKS["contains"](
+        frame, Contains(name="c", type="contains", value=values[0], case_sensitive=case), None
+    )
+    assert got.to_pylist() == has(values[0])
+    hits = [has(v) for v in values]
+    any_ = CHECKS["contains_any"](
+        frame, ContainsAny(name="c", type="contains_any", values=values, case_sensitive=case), None
+    )
+    all_ = CHECKS["contains_all"](
+        frame, ContainsAll(name="c", type="contains_all", values=values, case_sensitive=case), None
+    )
+    for i, text in enumerate(texts):
+        row = [h[i] for h in hits]
+        assert any_.to_pylist()[i] == (None if text is None else any(row))
+        assert all_.to_pylist()[i] == (None if text is None else all(row))
+    start = CHECKS["starts_with"](
+        frame, StartsWith(name="s", type="starts_with", value=values[0], case_sensitive=case), None
+    )
+    trimmed = pc.utf8_ltrim_whitespace(column)
+    assert start.to_pylist() == pc.starts_with(trimmed, values[0], ignore_case=not case).to_pylist()
+    chars = CHECKS["min_chars"](frame, MinChars(name="m", type="min_chars", value=3), None)
+    assert chars.to_pylist() == pc.greater_equal(pc.utf8_length(column), 3).to_pylist()
+
+
+def test_ascii_and_unicode_lengths() -> None:
+    from evalpipe.spec import MaxChars
+
+    check = MaxChars(name="m", type="max_chars", value=5)
+    assert CHECKS["max_chars"](
+        pa.table({"output_text": ["héllo", "hello!"]}), check, None
+    ).to_pylist() == [True, False]
+    assert CHECKS["max_chars"](
+        pa.table({"output_text": ["hello", "hello!"]}), check, None
+    ).to_pylist() == [True, False]

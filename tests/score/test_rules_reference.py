@@ -347,3 +347,48 @@ def test_reference_tool_checks_on_bfcl_answers() -> None:
     # simple questions have one call: dropping it leaves F1 0; parallel ones keep F1 ≥ 0.5
     assert rate[("dropped", "f1")] == pytest.approx(200 / 600)
     assert rate[("wrong", "exact")] < 0.05
+
+
+def test_checks_together_score_as_each_alone() -> None:
+    """score_rules runs checks on threads that share what they derive from a frame (words,
+    n-gram counts, tool-call scores, distinct outputs): together they score as each alone."""
+    rows = {
+        **ROWS,
+        "json": ('{"id": 7, "tags": ["a"]}', '{"id": 7}', 5, 10.0, 0.0, None, "answer"),
+        "again": ROWS["pass"],  # the same pair twice
+        "calls": (
+            "",
+            '[{"f": {"x": [1]}}]',
+            1,
+            1.0,
+            0.0,
+            '[{"id": "c", "name": "f", "arguments": {"x": 1}}]',
+            "answer",
+        ),
+    }
+    frame = _frame(rows, arms=("baseline", "c"))
+    checks = [
+        *(c for c, _ in CASES),
+        {"type": "rouge_n_min", "value": 0.5, "n": 1, "measure": "precision"},
+        {"type": "json_path", "path": "$.tags", "equals": ["a"]},
+        {"type": "json_valid"},
+        {"type": "tool_call_f1", "value": 0.5},
+        {"type": "tool_call_exact"},
+        {"type": "no_pii"},
+    ]
+    spec = spec_from_dict(
+        {
+            "name": "t",
+            "traffic": {"path": __file__},
+            "baseline": {"provider": "openai", "model": "m"},
+            "candidates": [{"name": "c", "provider": "openai", "model": "m2"}],
+            "checks": [{"name": f"x{i}", **c} for i, c in enumerate(checks)],
+        }
+    )
+    together = score_rules(frame, list(spec.checks), run_id="r")
+    alone = pa.concat_tables([score_rules(frame, [c], run_id="r") for c in spec.checks])
+    assert together.equals(alone)
+    exact = together.filter(pc.equal(together["metric"], f"x{len(checks) - 2}"))
+    assert dict(zip(exact["record_id"].to_pylist(), exact["passed"].to_pylist(), strict=True))[
+        "calls"
+    ]
