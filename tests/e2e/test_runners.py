@@ -108,3 +108,39 @@ def test_the_flow_replays_through_batches_and_gives_a_verdict(
     assert set(replayed["status"].to_pylist()) == {"ok"}
     assert replayed["latency_ms"].null_count == replayed.num_rows  # batches have no latency
     assert (run.dir / "verdict.json").exists() or list(run.dir.rglob("verdict.json"))
+
+
+def test_the_flow_streams_and_falls_back_as_production_would(
+    fake_provider: str, prefect_harness: None, tmp_path: Path
+) -> None:
+    from evalpipe.flows import shadow_eval
+
+    path = _spec(tmp_path, "stream-fallback")
+    spec = yaml.safe_load(path.read_text())
+    spec["replay"] = {**(spec.get("replay") or {}), "stream": True}
+    haiku, mini = spec["candidates"]
+    # the second candidate's primary is down: production would answer with its fallback
+    mini.update(
+        model="fake-down",
+        fallback=[{k: haiku[k] for k in ("provider", "model", "base_url")}],
+    )
+    spec["limits"] = {"default": {"max_retries": 1, "breaker_pause_s": 0.01}}
+    path.write_text(yaml.safe_dump(spec))
+
+    state = shadow_eval(str(path))
+
+    run = open_run(load_spec(path), state["run_id"])
+    responses = read_table(run.path("responses"))
+    replayed = responses.filter(pc.not_equal(responses["arm"], "logged"))
+    assert set(replayed["status"].to_pylist()) == {"ok"}
+    # streamed: every replayed answer has its time to first token, before its last token
+    ttft, total = replayed["ttft_ms"].to_pylist(), replayed["latency_ms"].to_pylist()
+    assert all(t is not None and 0 < t < s for t, s in zip(ttft, total, strict=True))
+    fell = replayed.filter(pc.equal(replayed["arm"], mini["name"]))
+    assert fell.num_rows == 80 and set(fell["fallback_used"].to_pylist()) == {True}
+    assert set(fell["response_model"].to_pylist()) == {haiku["model"]}
+    manifest = run.manifest()
+    assert manifest["fallbacks"] == {mini["name"]: {haiku["model"]: 80}}
+    assert manifest["candidates"][mini["name"]]["verdict"] != "INVALID"
+    page = Path(manifest["report"]).read_text()
+    assert f"anthropic/{haiku['model']} (fired 80×)" in page
