@@ -62,6 +62,8 @@ def test_eval_set_records_are_scored_judged_and_gated_as_their_slice(
     records = run.read_records()
     cases = [r for r in records["record_id"].to_pylist() if r.startswith("demo_edge_cases:")]
     assert len(cases) == 30
+    page = pipeline.report_run(run, pipeline.load_gate(run), out=str(tmp_path / "reports"))
+    assert "60 logged requests and 30 curated eval-set cases replayed" in page.read_text()
 
     scores = run.read_scores()
     ref = scores.filter(pc.equal(scores["metric"], "expected_category")).to_pylist()

@@ -439,17 +439,17 @@ def _notes(cv: CandidateVerdict) -> list[str]:
     return out
 
 
-def _compared(spec: Spec, records: int, cards: list[Card]) -> str:
+def _compared(spec: Spec, records: int, cards: list[Card], eval_cases: int = 0) -> str:
     names = ", ".join(c.name for c in cards)
     k = len(cards)
     if spec.mode == "canary" or spec.baseline is None:
         return f"{records:,} logged requests compared between live cohorts ({names})."
     b = spec.baseline
     base = b.model if b.name == "baseline" else f"{b.name} ({b.model})"
-    return (
-        f"{records:,} logged requests replayed against the baseline {base} and "
-        f"{count(k, 'candidate')}: {names}."
-    )
+    what = f"{records - eval_cases:,} logged requests"
+    if eval_cases:
+        what += f" and {eval_cases:,} curated eval-set cases"
+    return f"{what} replayed against the baseline {base} and {count(k, 'candidate')}: {names}."
 
 
 def _arm_rows(spec: Spec, coverage: list[ArmCoverage], manifest: dict[str, Any]) -> list[ArmRow]:
@@ -551,7 +551,12 @@ def page_data(
         created_text=_when(manifest.get("created")),
         verdict=gate.verdict,
         exit_code=gate.exit_code,
-        compared=_compared(spec, records.num_rows, cards),
+        compared=_compared(
+            spec,
+            records.num_rows,
+            cards,
+            int((manifest.get("counts") or {}).get("eval_set_records") or 0),
+        ),
         cards=cards,
         sections=sections,
         slices=slices,
