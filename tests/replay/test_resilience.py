@@ -164,7 +164,13 @@ def test_a_fault_mix_ends_every_request_as_one_row_counted_by_the_server(
     root: str, tmp_path: Path
 ) -> None:
     rows, facts = _replay(
-        root, tmp_path, "fake-faulty", 150, {"timeout_s": 0.5, "concurrency": 32, "max_retries": 6}
+        # (a timeout of 1.5 s: a hang is never answered, and a loaded machine's server may take
+        # more than 0.5 s to even read a request, which it would then not count)
+        root,
+        tmp_path,
+        "fake-faulty",
+        150,
+        {"timeout_s": 1.5, "concurrency": 32, "max_retries": 6},
     )
     server = _server(root, "fake-faulty")
     assert _attempts(rows) == server["requests"] == facts["attempts"]
