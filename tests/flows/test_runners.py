@@ -1,0 +1,169 @@
+"""The shadow flow on Dask and Ray task runners: the same tables and verdict as the default
+runner's, and one budget for the whole run however many worker processes replay it."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+import yaml
+
+from evalpipe import pipeline
+from evalpipe.flows import run_in_process
+from evalpipe.flows.runners import task_runner
+from evalpipe.spec import load_spec
+from evalpipe.store import Run, open_run
+
+DEMO = Path(__file__).resolve().parents[2] / "eval_sets" / "demo"
+
+VOLATILE = {
+    "responses": ["run_id", "started_at", "latency_ms", "ttft_ms"],
+    "scores": ["run_id"],
+    "gate": ["run_id", "q_value"],
+}
+"""Columns that differ between two runs of the same spec: the run's id and its timings. (Gate
+rows of the latency metrics compare timings; a q-value is adjusted over all of a candidate's
+metrics, latency's p-values among them.)"""
+
+
+def _spec(folder: Path, *, n: int, **fields: Any) -> Path:
+    """The demo spec on `n` sampled records (no judge unless given), its store in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(DEMO / "traffic.jsonl.gz", folder)
+    spec = yaml.safe_load((DEMO / "eval.yaml").read_text())
+    spec.update({"store": str(folder / "store"), "judges": [], **fields})
+    spec["traffic"]["sample"] = {"n": n}
+    (folder / "eval.yaml").write_text(yaml.safe_dump(spec))
+    return folder / "eval.yaml"
+
+
+@pytest.fixture(scope="module")
+def dask_address(fake_provider: str) -> Iterator[str]:
+    """One local Dask cluster of 4 worker processes for the module (a few seconds to start)."""
+    distributed = pytest.importorskip("distributed", reason="the [dask] extra is not installed")
+    pytest.importorskip("prefect_dask", reason="the [dask] extra is not installed")
+    with distributed.LocalCluster(
+        n_workers=4, processes=True, threads_per_worker=1, dashboard_address=None
+    ) as cluster:
+        yield cluster.scheduler_address
+
+
+def _flow_run(spec_path: Path, runner: Any) -> Run:
+    from evalpipe.flows import shadow_eval
+
+    state = shadow_eval.with_options(task_runner=runner)(str(spec_path))
+    return open_run(load_spec(spec_path), str(state["run_id"]))
+
+
+def _tables(run: Run) -> dict[str, pa.Table]:
+    """The run's tables without their volatile columns, in a stable row order."""
+    responses = run.read_responses().drop_columns(VOLATILE["responses"])
+    return {
+        "records": run.read_records(),
+        "responses": responses.sort_by([("arm", "ascending"), ("record_id", "ascending")]),
+        "scores": run.read_scores().drop_columns(VOLATILE["scores"]),
+        "gate": _untimed(run.read_gate()).drop_columns(VOLATILE["gate"]),
+    }
+
+
+def _untimed(gate: pa.Table) -> pa.Table:
+    """The gate's rows but latency's, whose figures are timings."""
+    assert pc.sum(pc.equal(gate["source"], "latency")).as_py()
+    return gate.filter(pc.not_equal(gate["source"], "latency"))
+
+
+def _verdict(run: Run) -> dict[str, Any]:
+    """verdict.json without the run's id, times and spec hash (the specs differ in their store),
+    and without the latency metrics' timings (as `_tables`)."""
+    verdict: dict[str, Any] = orjson.loads(run.path("verdict.json").read_bytes())
+    dropped = {"run_id", "created", "finished", "spec_hash", *VOLATILE["gate"]}
+
+    def strip(obj: Any) -> Any:
+        if isinstance(obj, dict):
+            return {k: strip(v) for k, v in obj.items() if k not in dropped}
+        if isinstance(obj, list):
+            return [strip(v) for v in obj if not _is_latency(v)]
+        return obj
+
+    return dict(strip(verdict))
+
+
+def _is_latency(obj: Any) -> bool:
+    return isinstance(obj, dict) and obj.get("source") == "latency"
+
+
+def _assert_same_run(a: Run, b: Run) -> None:
+    ta, tb = _tables(a), _tables(b)
+    for name in ta:
+        assert ta[name].num_rows > 0, name
+        differ = [c for c in ta[name].column_names if not ta[name][c].equals(tb[name][c])]
+        assert differ == [], f"{name} differ"
+    assert _verdict(a) == _verdict(b)
+    assert a.manifest()["verdict"] == b.manifest()["verdict"]
+
+
+@pytest.fixture(scope="module")
+def default_run(fake_provider: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Run]:
+    """A small run of the demo (3 partitions of 40 records, its judge on 60) on the default
+    runner, in its own store."""
+    folder = tmp_path_factory.mktemp("default")
+    judge = yaml.safe_load((DEMO / "eval.yaml").read_text())["judges"][0]
+    path = _spec(folder, n=120, judges=[dict(judge, sample=60)])
+    mp = pytest.MonkeyPatch()
+    mp.setattr(pipeline, "PARTITION_SIZE", 40)
+    try:
+        run = open_run(load_spec(path))
+        run_in_process(run, reports=str(folder / "reports"))
+    finally:
+        mp.undo()
+    assert len(pipeline.partitions(run)) == 3
+    return path, run
+
+
+def _same_spec_elsewhere(spec_path: Path, folder: Path) -> Path:
+    """The same spec (beside it, reading the same traffic file) with its store in `folder`:
+    a cold cache, every request is sent again."""
+    spec = yaml.safe_load(spec_path.read_text())
+    spec["store"] = str(folder / "store")
+    path = spec_path.with_name(f"{folder.name}.yaml")
+    path.write_text(yaml.safe_dump(spec))
+    return path
+
+
+def test_a_run_on_dask_equals_the_default_runners(
+    default_run: tuple[Path, Run],
+    dask_address: str,
+    prefect_harness: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    spec_path, expected = default_run
+    monkeypatch.setattr(pipeline, "PARTITION_SIZE", 40)
+    run = _flow_run(_same_spec_elsewhere(spec_path, tmp_path), task_runner("dask", dask_address))
+
+    manifest = run.manifest()
+    assert manifest[pipeline.SHARED_LIMITS] is True
+    assert manifest["partition_size"] == 40
+    assert manifest["coverage"]["baseline"]["cache_hits"] == 0  # replayed, not read back
+    assert _workers_that_replayed(dask_address, run.run_id) >= 2
+    _assert_same_run(expected, run)
+
+
+def _replayed_here(run_id: str) -> bool:
+    return any(key[1] == run_id for key in pipeline._budgets)
+
+
+def _workers_that_replayed(address: str, run_id: str) -> int:
+    """Worker processes of the cluster that replayed partitions of `run_id` (each keeps the
+    run's budget; only the driver's is dropped when replay finishes)."""
+    from distributed import Client
+
+    with Client(address) as client:
+        seen = client.run(_replayed_here, run_id)
+    return sum(bool(v) for v in seen.values())
