@@ -167,3 +167,38 @@ def _workers_that_replayed(address: str, run_id: str) -> int:
     with Client(address) as client:
         seen = client.run(_replayed_here, run_id)
     return sum(bool(v) for v in seen.values())
+
+
+def test_four_dask_workers_share_one_budget_and_buy_whole_pairs(
+    dask_address: str, prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """200 records in 4 partitions on 4 worker processes, a cap worth 55 pairs at the answers'
+    real cost: each worker with a budget of its own would buy up to 4 × as much."""
+    monkeypatch.setattr(pipeline, "PARTITION_SIZE", 50)
+    reference = open_run(load_spec(_spec(tmp_path / "reference", n=200)))
+    run_in_process(reference, reports=str(tmp_path / "reports"))
+    answered = reference.read_responses().filter(pc.field("arm") != "logged")
+    per_pair = pc.sum(answered["cost_usd"]).as_py() / 200
+    cap = round(55 * per_pair, 6)
+
+    run = _flow_run(
+        _spec(tmp_path / "capped", n=200, budget_usd=cap), task_runner("dask", dask_address)
+    )
+    assert len(pipeline.partitions(run)) == 4
+    assert _workers_that_replayed(dask_address, run.run_id) >= 2
+    replayed = run.read_responses().filter(pc.field("arm") != "logged")
+    spent = pc.sum(replayed["cost_usd"]).as_py()
+    assert spent <= cap
+    assert run.manifest()["cost_usd"]["replay"] <= cap
+    arms = {"baseline", "claude-haiku", "gpt-4.1-mini"}
+    bought: dict[str, set[str]] = {}
+    for row in replayed.filter(pc.field("status") != "skipped").to_pylist():
+        bought.setdefault(row["record_id"], set()).add(row["arm"])
+    assert all(got == arms for got in bought.values())  # every bought record on every arm
+    skipped = replayed.filter(pc.field("status") == "skipped")
+    assert set(skipped["error_type"].to_pylist()) == {"BudgetExhausted"}
+    assert not set(skipped["record_id"].to_pylist()) & bought.keys()
+    # about 55 pairs (pairs differ in cost; reservations are pessimistic, so a little of the cap
+    # stays unused), far from the 4 × 55 of a budget per worker
+    assert 40 <= len(bought) <= 70
+    assert spent >= cap / 2
