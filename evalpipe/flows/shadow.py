@@ -49,8 +49,7 @@ plugs in here and maps with `map_partitions("score")`.)"""
 
 def _partition(stage: str, run: Run, part: int, env: dict[str, str]) -> Any:
     """Partition `part` of `stage` of `run`, in whichever process the task runner chose."""
-    for key, value in env.items():  # a worker started before the driver set them
-        os.environ.setdefault(key, value)
+    os.environ.update(env)  # a worker started before the driver set them, or for another run
     return PARTITIONED[stage](run, part)
 
 
@@ -129,3 +128,45 @@ def _share_limits_if_distributed(run: Run) -> None:
     shared = runner is not None and not isinstance(runner, ThreadPoolTaskRunner)
     if shared or run.manifest().get(pipeline.SHARED_LIMITS):
         run.update_manifest(**{pipeline.SHARED_LIMITS: shared})
+
+
+def _one_spec(
+    spec_path: str, store: str | None, reports: str | None, env: dict[str, str]
+) -> dict[str, Any]:
+    """One spec's whole run, in whichever process the task runner chose; its partitions replay
+    there side by side (threads), within the run's one budget and limits. A failure the user's
+    input caused is the run's result (exit 4), so that the other specs' runs go on."""
+    from evalpipe.errors import EvalpipeError
+    from evalpipe.flows.wiring import run_in_process
+
+    os.environ.update(env)
+    try:
+        spec = load_spec(spec_path)
+        run = open_run(spec, store=store)
+        with provider_for(spec):
+            result = run_in_process(run, reports=reports)
+    except EvalpipeError as exc:
+        return {"spec": spec_path, "run_id": None, "exit_code": exc.exit_code, "error": str(exc)}
+    return {"spec": spec_path, **result, "error": None}
+
+
+one_spec = task(name="shadow-run", cache_policy=NO_CACHE)(_one_spec)
+
+
+@flow(name="shadow-eval-many", log_prints=False, validate_parameters=False)
+def shadow_eval_many(
+    spec_paths: list[str], store: str | None = None, reports: str | None = None
+) -> list[dict[str, Any]]:
+    """Run each spec's shadow evaluation as a task of the flow's task runner (spread over a Dask
+    or Ray cluster's workers). Runs in one store share its content-addressed cache.
+
+    Returns:
+        Per spec, in order: ``{"spec", "run_id", "exit_code", "verdict", "error"}``.
+    """
+    futures = one_spec.map(
+        spec_path=spec_paths,
+        store=unmapped(store),
+        reports=unmapped(reports),
+        env=unmapped(worker_env()),
+    )
+    return [f.result() for f in futures]

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -15,6 +16,7 @@ import pytest
 import yaml
 
 from evalpipe import pipeline
+from evalpipe.cli import worst_exit
 from evalpipe.flows import run_in_process
 from evalpipe.flows.runners import task_runner
 from evalpipe.spec import load_spec
@@ -202,3 +204,101 @@ def test_four_dask_workers_share_one_budget_and_buy_whole_pairs(
     # stays unused), far from the 4 × 55 of a budget per worker
     assert 40 <= len(bought) <= 70
     assert spent >= cap / 2
+
+
+# --- several specs ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def own_fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A fake provider of the test's own (its traffic counts are this test's alone), which
+    `base_url: builtin:fake` points at."""
+    from evalpipe.fake import serving
+    from evalpipe.providers.endpoint import FAKE_URL_ENV
+
+    with serving(latency_ms=2.0) as root:
+        monkeypatch.setenv(FAKE_URL_ENV, root)
+        yield root
+
+
+def _requests_seen(root: str) -> int:
+    traffic: dict[str, Any] = httpx.get(f"{root}/_fake/traffic").json()
+    return sum(int(m["requests"]) for m in traffic.values())
+
+
+def _cli(*args: str) -> int:
+    from evalpipe.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", *args])
+    return int(exit_.value.code or 0)
+
+
+def _two_specs(folder: Path, store: Path, **second: Any) -> list[Path]:
+    """Two specs of the demo in `folder` (its traffic, 60 records), both in `store`: the second
+    without the gpt-4.1-mini candidate, named apart, its fields updated with `second`."""
+    first = _spec(folder, n=60, store=str(store))
+    spec = yaml.safe_load(first.read_text())
+    spec.update(name="demo-haiku-only", candidates=spec["candidates"][:1], **second)
+    (folder / "haiku.yaml").write_text(yaml.safe_dump(spec))
+    return [first, folder / "haiku.yaml"]
+
+
+def _runs(store: Path) -> list[Run]:
+    runs = []
+    for folder in sorted((store / "runs").iterdir()):
+        manifest = orjson.loads((folder / "manifest.json").read_bytes())
+        runs.append(open_run(load_spec(manifest["spec_path"]), folder.name, store=str(store)))
+    return runs
+
+
+def test_specs_of_a_folder_run_in_turn_and_the_second_pays_nothing_twice(
+    own_fake: str, prefect_harness: None, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    _two_specs(tmp_path / "specs", store)
+
+    code = _cli(str(tmp_path / "specs"), "--reports", str(tmp_path / "reports"))
+
+    first, second = sorted(_runs(store), key=lambda r: len(r.spec.candidates), reverse=True)
+    sent = first.read_responses().filter(pc.field("arm") != "logged")
+    assert sent.num_rows == 60 * 3
+    assert not any(sent["cache_hit"].to_pylist())
+    # the second run asks the baseline and claude-haiku the same requests: all from the cache
+    again = second.read_responses().filter(pc.field("arm") != "logged")
+    assert again.num_rows == 60 * 2 and all(again["cache_hit"].to_pylist())
+    assert _requests_seen(own_fake) == 60 * 3
+    codes = [int(r.manifest()["exit_code"]) for r in (first, second)]
+    assert code == worst_exit(codes)
+
+
+def test_specs_mapped_over_dask_workers_each_finish_with_the_worst_exit(
+    own_fake: str, dask_address: str, prefect_harness: None, tmp_path: Path
+) -> None:
+    store = tmp_path / "store"
+    paths = _two_specs(tmp_path / "specs", store, seed=8)  # another sample of the traffic
+
+    code = _cli(
+        *map(str, paths),
+        "--task-runner",
+        "dask",
+        "--dask-address",
+        dask_address,
+        "--reports",
+        str(tmp_path / "reports"),
+    )
+
+    runs = _runs(store)
+    assert sorted(r.spec.name for r in runs) == ["demo-haiku-only", "demo-support-assistant"]
+    assert all(r.complete for r in runs)
+    sent = [r.read_responses().filter(pc.field("arm") != "logged") for r in runs]
+    assert sorted(t.num_rows for t in sent) == [60 * 2, 60 * 3]
+    assert _requests_seen(own_fake) == sum(pc.sum(pc.invert(t["cache_hit"])).as_py() for t in sent)
+    assert code == worst_exit([int(r.manifest()["exit_code"]) for r in runs])
+
+
+def test_the_worst_exit_is_by_severity() -> None:
+    assert worst_exit([0, 2, 1]) == 1  # NO-GO over NOT-PROVEN
+    assert worst_exit([1, 3]) == 3
+    assert worst_exit([3, 4, 0]) == 4
+    assert worst_exit([0, 0]) == 0
