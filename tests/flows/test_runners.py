@@ -157,6 +157,25 @@ def test_a_run_on_dask_equals_the_default_runners(
     _assert_same_run(expected, run)
 
 
+def test_a_run_on_ray_equals_the_default_runners(
+    default_run: tuple[Path, Run],
+    prefect_harness: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("ray", reason="ray is not installed (the [ray] extra)")
+    pytest.importorskip("prefect_ray", reason="prefect-ray is not installed (the [ray] extra)")
+    spec_path, expected = default_run
+    monkeypatch.setattr(pipeline, "PARTITION_SIZE", 40)
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")  # a local Ray: no token file in ~/.ray
+    run = _flow_run(_same_spec_elsewhere(spec_path, tmp_path), task_runner("ray", workers=2))
+
+    manifest = run.manifest()
+    assert manifest[pipeline.SHARED_LIMITS] is True
+    assert manifest["coverage"]["baseline"]["cache_hits"] == 0
+    _assert_same_run(expected, run)
+
+
 def _replayed_here(run_id: str) -> bool:
     return any(key[1] == run_id for key in pipeline._budgets)
 
