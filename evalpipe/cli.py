@@ -470,6 +470,12 @@ def _runner(name: str | None, dask_address: str | None, ray_address: str | None)
         if dask_address or ray_address:
             raise EvalpipeError("--dask-address / --ray-address need --task-runner dask / ray")
         return None
+    # Without a configured API, the flow runs on Prefect's temporary server: give it longer
+    # than its 20 s to start on a busy machine (before Prefect reads its settings).
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    if not _STATE["debug"]:  # the cluster's own chatter (workers starting, closing)
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")  # (read as it is imported)
+        logging.getLogger("ray").setLevel(logging.ERROR)
     from evalpipe.flows.runners import task_runner
 
     if (name == "dask" and ray_address) or (name == "ray" and dask_address):

@@ -51,7 +51,7 @@ def task_runner(name: str, address: str | None = None, *, workers: int | None = 
             ) from None
         if address:
             return DaskTaskRunner(address=address)
-        kwargs: dict[str, Any] = {"processes": True, "dashboard_address": None}
+        kwargs: dict[str, Any] = {"processes": True, "dashboard_address": ":0"}
         if workers:
             kwargs.update(n_workers=workers, threads_per_worker=1)
         return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=kwargs)

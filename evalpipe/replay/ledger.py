@@ -5,9 +5,10 @@ to hold the whole budget or rpm, N workers would spend N × the cap. Instead the
 one ledger in the run folder, ``ledger.sqlite``: every reservation, settlement and request start
 is one SQLite ``BEGIN IMMEDIATE`` transaction (one writer at a time, across processes).
 
-SQLite's locking holds on one machine's file system; on several hosts the run folder must be on
-a file system with working POSIX locks (not most NFS mounts), otherwise run such a cluster with a
-Prefect server's global concurrency limits in front of it.
+SQLite's locking (and its WAL's shared memory) holds on one machine's local file system: the
+ledger is shared by the workers of one machine. Workers on several machines sharing the store
+over a network file system are not covered (Prefect global concurrency limits would be the
+mechanism there; not wired in).
 """
 
 from __future__ import annotations
