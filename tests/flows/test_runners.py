@@ -321,3 +321,19 @@ def test_the_worst_exit_is_by_severity() -> None:
     assert worst_exit([1, 3]) == 3
     assert worst_exit([3, 4, 0]) == 4
     assert worst_exit([0, 0]) == 0
+
+
+def test_an_unknown_runner_or_a_stray_address_is_one_line(tmp_path: Path) -> None:
+    from evalpipe.errors import EvalpipeError
+
+    with pytest.raises(EvalpipeError, match="choose one of dask, ray"):
+        task_runner("spark")
+    spec = _spec(tmp_path, n=10)
+    for args in (
+        ["--task-runner", "spark"],
+        ["--dask-address", "tcp://127.0.0.1:1"],
+        ["--task-runner", "ray", "--dask-address", "tcp://127.0.0.1:1"],
+    ):
+        assert _cli(str(spec), *args) == 4
+    (tmp_path / "empty").mkdir()
+    assert _cli(str(tmp_path / "empty")) == 4  # a folder without specs
