@@ -53,20 +53,12 @@ def _partition(stage: str, run: Run, part: int, env: dict[str, str]) -> Any:
     return PARTITIONED[stage](run, part)
 
 
-_partition_tasks = {
-    stage: task(
-        name=f"{stage}-partition",
-        retries=PARTITION_RETRIES,
-        retry_condition_fn=_transient,
-        cache_policy=NO_CACHE,
-    )(_partition)
-    for stage in PARTITIONED
-}
-
-
 def map_partitions(stage: str) -> Callable[[Run, list[int]], None]:
-    """`stage`'s partitions as mapped tasks on the flow's task runner; waits for all of them."""
-    fn = _partition_tasks.get(stage) or task(
+    """`stage`'s partitions (a `PARTITIONED` stage) as mapped tasks on the flow's task runner,
+    each retried once unless the user's input failed it; waits for all of them."""
+    if stage not in PARTITIONED:
+        raise KeyError(f"{stage!r} is not a partitioned stage: {', '.join(PARTITIONED)}")
+    one = task(
         name=f"{stage}-partition",
         retries=PARTITION_RETRIES,
         retry_condition_fn=_transient,
@@ -74,14 +66,13 @@ def map_partitions(stage: str) -> Callable[[Run, list[int]], None]:
     )(_partition)
 
     def mapped(run: Run, parts: list[int]) -> None:
-        fn.map(
+        one.map(
             stage=unmapped(stage), run=unmapped(run), part=parts, env=unmapped(worker_env())
         ).result()
 
     return mapped
 
 
-replay = _partition_tasks["replay"]
 finish_replay = task(name="finish-replay", cache_policy=NO_CACHE)(pipeline.finish_replay)
 score = task(name="score", cache_policy=NO_CACHE)(pipeline.score_run)
 gate = task(name="gate", cache_policy=NO_CACHE)(pipeline.gate_run)
