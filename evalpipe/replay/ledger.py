@@ -33,7 +33,7 @@ a request that does not fit then is refused instead of waiting for it forever.""
 _SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS budget (
     id INTEGER PRIMARY KEY CHECK (id = 0),
-    spent REAL NOT NULL, reserved REAL NOT NULL, changed REAL NOT NULL);
+    spent REAL NOT NULL, reserved REAL NOT NULL, held REAL NOT NULL, changed REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS starts (endpoint TEXT NOT NULL, at REAL NOT NULL, tokens INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS starts_at ON starts (endpoint, at);
 """
@@ -70,7 +70,8 @@ def clear_reservations(path: Path, spent_usd: float) -> None:
     try:
         with _Tx(con) as tx:
             tx.execute(
-                "INSERT INTO budget VALUES (0, ?, 0, ?) ON CONFLICT (id) DO UPDATE SET reserved = 0",
+                "INSERT INTO budget VALUES (0, ?, 0, 0, ?) "
+                "ON CONFLICT (id) DO UPDATE SET reserved = 0, held = 0",
                 (spent_usd, time.time()),
             )
     finally:
@@ -90,17 +91,17 @@ class LedgerBudget(Budget):
         self._con = _connect(path)
         with self._lock, _Tx(self._con) as tx:
             tx.execute(
-                "INSERT INTO budget VALUES (0, ?, 0, ?) ON CONFLICT (id) DO NOTHING",
+                "INSERT INTO budget VALUES (0, ?, 0, 0, ?) ON CONFLICT (id) DO NOTHING",
                 (spent_usd, time.time()),
             )
             self.spent, self._reserved = tx.execute("SELECT spent, reserved FROM budget").fetchone()
 
     def _try(self, usd: float) -> bool | None:
         """One attempt: True reserved; None does not fit yet (others hold reservations);
-        False does not fit with nothing (live) in flight."""
+        False does not fit with nothing (live, not held) in flight."""
         with self._lock, _Tx(self._con) as tx:
-            spent, reserved, changed = tx.execute(
-                "SELECT spent, reserved, changed FROM budget"
+            spent, reserved, held, changed = tx.execute(
+                "SELECT spent, reserved, held, changed FROM budget"
             ).fetchone()
             fits = self.limit is None or spent + reserved + usd <= self.limit
             if fits:
@@ -111,7 +112,7 @@ class LedgerBudget(Budget):
             self.spent, self._reserved = spent, reserved
         if fits:
             return True
-        if reserved <= 1e-12 or time.time() - changed > STALE_S:
+        if reserved - held <= 1e-12 or time.time() - changed > STALE_S:
             return False
         return None
 
@@ -128,13 +129,21 @@ class LedgerBudget(Budget):
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.1)
 
-    def settle(self, reserved: float, actual: float) -> None:
+    def hold(self, usd: float) -> None:
+        """Mark `usd` of the reservations as held until a batch ends (see `Budget.hold`)."""
+        if self.limit is None:
+            return
+        with self._lock, _Tx(self._con) as tx:
+            tx.execute("UPDATE budget SET held = held + ?, changed = ?", (usd, time.time()))
+
+    def settle(self, reserved: float, actual: float, *, held: bool = False) -> None:
         if self.limit is None and not actual:
             return
         with self._lock, _Tx(self._con) as tx:
             tx.execute(
-                "UPDATE budget SET reserved = max(0, reserved - ?), spent = spent + ?, changed = ?",
-                (reserved, actual, time.time()),
+                "UPDATE budget SET reserved = max(0, reserved - ?), spent = spent + ?, "
+                "held = CASE WHEN ? THEN max(0, held - ?) ELSE held END, changed = ?",
+                (reserved, actual, held, reserved, time.time()),
             )
             self.spent, self._reserved = tx.execute("SELECT spent, reserved FROM budget").fetchone()
 
