@@ -41,6 +41,7 @@ candidate's metrics, the latency metrics' p-values among them)."""
 
 def _spec(folder: Path, traffic: Path) -> Path:
     spec = yaml.safe_load((DEMO / "eval.yaml").read_text())
+    spec.pop("eval_sets", None)  # the traffic alone (the edge cases live beside the demo)
     spec.update(traffic={"path": str(traffic)}, store=str(folder / "store"))
     spec["report"]["out"] = str(folder / "reports")
     folder.mkdir(parents=True)

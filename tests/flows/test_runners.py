@@ -39,6 +39,7 @@ def _spec(folder: Path, *, n: int, **fields: Any) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(DEMO / "traffic.jsonl.gz", folder)
     spec = yaml.safe_load((DEMO / "eval.yaml").read_text())
+    spec.pop("eval_sets", None)  # the traffic alone (the edge cases live beside the demo)
     spec.update({"store": str(folder / "store"), "judges": [], **fields})
     spec["traffic"]["sample"] = {"n": n}
     (folder / "eval.yaml").write_text(yaml.safe_dump(spec))
