@@ -192,12 +192,20 @@ def _load(spec_path: Path, candidate: str | None = None) -> Spec:
 
 
 def _execute(
-    spec_path: Path, spec: Spec, *, run_id: str | None, store: str | None, reports: str | None
+    spec_path: Path,
+    spec: Spec,
+    *,
+    run_id: str | None,
+    store: str | None,
+    reports: str | None,
+    runner: Any = None,
 ) -> Run:
     """Run the shadow evaluation (starting the built-in fake provider if the spec asks).
 
     With a Prefect API configured it is a flow run recorded there; without one, the same steps
-    run in this process and no Prefect server is started (evalpipe.flows.wiring).
+    run in this process and no Prefect server is started (evalpipe.flows.wiring). With a task
+    runner (`--task-runner`), always a flow run, on Prefect's temporary API when none is
+    configured: a task runner only applies to a flow's tasks.
     """
     from evalpipe.flows import prefect_api_configured, run_in_process
     from evalpipe.flows.wiring import WarmImports
@@ -207,7 +215,7 @@ def _execute(
     fake = needs_fake_provider(spec)
     if fake:  # (imported before the warm-up thread starts importing what it shares)
         from evalpipe.fake import builtin_fake
-    orchestrated = prefect_api_configured()
+    orchestrated = runner is not None or prefect_api_configured()
     warming = None if orchestrated else WarmImports(spec)
     with contextlib.ExitStack() as stack:
         if fake:
@@ -217,7 +225,8 @@ def _execute(
         if orchestrated:
             from evalpipe.flows import shadow_eval
 
-            state = shadow_eval(str(spec_path), run_id=run_id, store=store, reports=reports)
+            flow = shadow_eval if runner is None else shadow_eval.with_options(task_runner=runner)
+            state = flow(str(spec_path), run_id=run_id, store=store, reports=reports)
             return open_run(spec, str(state["run_id"]), store=store)
         run = open_run(spec, run_id, store=store)
         run_in_process(run, reports=reports, warming=warming)
@@ -410,28 +419,147 @@ RunIdOpt = Annotated[str | None, typer.Option("--run-id", help="Resume or pin th
 CandOpt = Annotated[str | None, typer.Option("--candidate", help="Decide for this candidate only.")]
 
 
+SpecsArg = Annotated[
+    list[Path],
+    typer.Argument(
+        help="Path of the eval.yaml; several, or a folder of them, run each.", show_default=False
+    ),
+]
+RunnerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--task-runner",
+        help="Run the partitioned stages (several specs: the runs) on a cluster: dask or ray "
+        "(extras [dask], [ray]); a local one unless an address is given.",
+    ),
+]
+DaskAddressOpt = Annotated[
+    str | None,
+    typer.Option("--dask-address", help="Scheduler of a running Dask cluster (tcp://host:8786)."),
+]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option("--ray-address", help="A running Ray cluster (ray://host:10001 or auto)."),
+]
+
+EXIT_SEVERITY: Final = (0, 2, 1, 3, 4)
+"""Exit codes from best to worst: GO, NOT-PROVEN, NO-GO, INVALID, error (ARCHITECTURE.md)."""
+
+
+def worst_exit(codes: list[int]) -> int:
+    """The worst of several runs' exit codes (by severity, not the largest number)."""
+    return max(codes, key=EXIT_SEVERITY.index, default=0)
+
+
+def _spec_paths(paths: list[Path]) -> list[Path]:
+    """The specs named: files as given, a folder's *.yaml / *.yml in name order."""
+    out: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix in (".yaml", ".yml"))
+            if not found:
+                raise EvalpipeError(f"{path}: no *.yaml spec in this folder")
+            out += found
+        else:
+            out.append(path)
+    return out
+
+
+def _runner(name: str | None, dask_address: str | None, ray_address: str | None) -> Any:
+    if name is None:
+        if dask_address or ray_address:
+            raise EvalpipeError("--dask-address / --ray-address need --task-runner dask / ray")
+        return None
+    # Without a configured API, the flow runs on Prefect's temporary server: give it longer
+    # than its 20 s to start on a busy machine (before Prefect reads its settings).
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    if not _STATE["debug"]:  # the cluster's own chatter (workers starting, closing)
+        os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")  # (read as it is imported)
+        logging.getLogger("ray").setLevel(logging.ERROR)
+    from evalpipe.flows.runners import task_runner
+
+    if (name == "dask" and ray_address) or (name == "ray" and dask_address):
+        raise EvalpipeError(f"--task-runner {name} takes --{name}-address")
+    return task_runner(name, dask_address if name == "dask" else ray_address)
+
+
 @app.command()
 def run(
-    spec: SpecArg,
+    spec: SpecsArg,
     run_id: RunIdOpt = None,
     store: StoreOpt = None,
     candidate: CandOpt = None,
     reports: Annotated[str | None, typer.Option("--reports", help="Reports folder.")] = None,
     dry_run: DryRunOpt = False,
+    task_runner: RunnerOpt = None,
+    dask_address: DaskAddressOpt = None,
+    ray_address: RayAddressOpt = None,
 ) -> None:
-    """Run the whole pipeline on SPEC and exit with the verdict."""
-    s = _load(spec, candidate)
+    """Run the whole pipeline on SPEC and exit with the verdict (several: the worst)."""
+    paths = _spec_paths(spec)
+    if len(paths) > 1:
+        if run_id or candidate or dry_run:
+            raise EvalpipeError("--run-id, --candidate and --dry-run take one spec")
+        runner = _runner(task_runner, dask_address, ray_address)
+        raise typer.Exit(_run_many(paths, store=store, reports=reports, runner=runner))
+    s = _load(paths[0], candidate)
     if dry_run:
         _dry_run(s)
         return
+    runner = _runner(task_runner, dask_address, ray_address)
     result, report, manifest = _finished(
-        _execute(spec, s, run_id=run_id, store=store, reports=reports)
+        _execute(paths[0], s, run_id=run_id, store=store, reports=reports, runner=runner)
     )
     _print_run_facts(manifest)
     _print_verdicts(result, s, candidate)
     out.print(f"Report: {report}", soft_wrap=True)
     code = result.for_candidate(candidate).exit_code if candidate else result.exit_code
     raise typer.Exit(code)
+
+
+def _run_many(paths: list[Path], *, store: str | None, reports: str | None, runner: Any) -> int:
+    """Each spec's run: in turn, or as tasks of `runner` (spread over its workers). Runs in one
+    store share its cache. Returns the worst exit code."""
+    from evalpipe.store import open_run
+
+    specs = [_load(p) for p in paths]  # every spec checked before anything runs
+    results: list[dict[str, Any]] = []
+    if runner is None:
+        for path, s in zip(paths, specs, strict=True):
+            out.print(f"[bold]{path}[/]", soft_wrap=True)
+            try:
+                run = _execute(path, s, run_id=None, store=store, reports=reports)
+            except EvalpipeError as exc:
+                err.print(f"error: {path}: {exc}", soft_wrap=True, markup=False)
+                results.append({"exit_code": exc.exit_code, "run_id": None})
+                continue
+            results.append(_report_one(run, s))
+    else:
+        from evalpipe.flows import shadow_eval_many
+        from evalpipe.pipeline import needs_fake_provider
+
+        with contextlib.ExitStack() as stack:
+            if any(needs_fake_provider(s) for s in specs):
+                from evalpipe.fake import builtin_fake
+
+                stack.enter_context(builtin_fake())
+            flow = shadow_eval_many.with_options(task_runner=runner)
+            results = flow([str(p) for p in paths], store=store, reports=reports)
+        for path, s, r in zip(paths, specs, results, strict=True):
+            out.print(f"[bold]{path}[/]", soft_wrap=True)
+            if r["error"]:
+                err.print(f"error: {path}: {r['error']}", soft_wrap=True, markup=False)
+                continue
+            _report_one(open_run(s, str(r["run_id"]), store=store), s)
+    return worst_exit([int(r["exit_code"]) for r in results])
+
+
+def _report_one(run: Run, spec: Spec) -> dict[str, Any]:
+    result, report, manifest = _finished(run)
+    _print_run_facts(manifest)
+    _print_verdicts(result, spec)
+    out.print(f"Report: {report}", soft_wrap=True)
+    return {"exit_code": result.exit_code, "run_id": run.run_id}
 
 
 STEP_SUMMARY_MAX: Final = 1 << 20

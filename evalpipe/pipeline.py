@@ -38,11 +38,13 @@ if TYPE_CHECKING:  # the stages' own modules load when a stage runs (SDKs, SciPy
 
 __all__ = [
     "PARTITION_SIZE",
+    "SHARED_LIMITS",
     "finish_replay",
     "gate_run",
     "ingest_run",
     "load_gate",
     "needs_fake_provider",
+    "partition_size",
     "partitions",
     "progress_sink",
     "replay_run",
@@ -54,6 +56,10 @@ log = logging.getLogger(__name__)
 
 PARTITION_SIZE: Final = 1000
 """Records per replay partition (a task each in the flows)."""
+
+SHARED_LIMITS: Final = "limits_across_processes"
+"""Manifest key: true while the run's partitions may replay in several processes (a Dask or Ray
+task runner); they then share its budget and rpm/tpm through the run's ledger."""
 
 _sinks: list[Callable[[Progress], None]] = []
 
@@ -122,6 +128,7 @@ def ingest_run(run: Run) -> dict[str, int]:
     if sets:
         counts["eval_set_records"] = sum(sets.values())
     run.update_manifest(
+        partition_size=PARTITION_SIZE,
         counts=counts,
         source_formats=result.records_by_format,
         skipped_by_reason=result.skipped_by_reason,
@@ -134,24 +141,37 @@ def ingest_run(run: Run) -> dict[str, int]:
 # --- replay ------------------------------------------------------------------------------------
 
 
+def partition_size(run: Run) -> int:
+    """Records per partition of the run: its records' row groups, as ingest wrote them (read
+    from the manifest, so that a worker in another process partitions as the driver did)."""
+    return int(run.manifest().get("partition_size") or PARTITION_SIZE)
+
+
 def partitions(run: Run) -> list[int]:
     """Partition numbers of the run's records (PARTITION_SIZE records each).
 
     Announces every partition of every arm to the progress sinks first (0 done), so that a
     progress bar shows the whole run's total from the start, not the partitions begun so far.
+    Called once by whoever schedules the partitions, before any starts: when they share the
+    run's ledger, reservations a crashed earlier attempt left there are dropped.
     """
     n = run.manifest().get("counts", {}).get("records")
     if n is None:
         n = run.record_count()
-    parts = list(range(max(1, -(-int(n) // PARTITION_SIZE))))
+    size = partition_size(run)
+    parts = list(range(max(1, -(-int(n) // size))))
     if not run.stage_done("replay") and run.spec.mode != "canary":
         from evalpipe.replay.engine import Progress
+
+        if _shared_limits(run):
+            from evalpipe.replay.ledger import LEDGER_FILE, clear_reservations
+
+            clear_reservations(run.path(LEDGER_FILE), _spent(run))
 
         for arm in run.spec.arms():
             key = "baseline" if arm is run.spec.baseline else arm.name
             for p in parts:
-                size = min(PARTITION_SIZE, int(n) - p * PARTITION_SIZE)
-                _emit(Progress("replay", key, 0, size, 0.0, p))
+                _emit(Progress("replay", key, 0, min(size, int(n) - p * size), 0.0, p))
     return parts
 
 
@@ -163,17 +183,33 @@ _budgets: dict[tuple[str, str], Budget] = {}
 _budgets_lock = threading.Lock()
 
 
+def _shared_limits(run: Run) -> bool:
+    return bool(run.manifest().get(SHARED_LIMITS))
+
+
+def _spent(run: Run) -> float:
+    return float(run.manifest().get("cost_usd", {}).get("total") or 0.0)
+
+
 def _replay_budget(run: Run) -> Budget:
     """The run's one replay budget, shared by the partitions replaying in this process.
 
     Partitions run as concurrent tasks; each with a budget of its own could spend the whole
-    cap. (Task runners in other processes, Dask or Ray, each hold their own.)
+    cap. When they run in several processes (Dask, Ray: `SHARED_LIMITS`), every process reserves
+    from the run's ledger, and counts its endpoints' rpm/tpm there too.
     """
     key = (str(run.root), run.run_id)
     with _budgets_lock:
         if key not in _budgets:
-            spent = float(run.manifest().get("cost_usd", {}).get("total") or 0.0)
-            _budgets[key] = Budget(run.spec.budget_usd, spent)
+            if _shared_limits(run):
+                from evalpipe.replay.ledger import LEDGER_FILE, LedgerBudget
+                from evalpipe.replay.limits import share_limits
+
+                ledger = run.path(LEDGER_FILE)
+                share_limits(run.run_id, ledger)
+                _budgets[key] = LedgerBudget(ledger, run.spec.budget_usd, _spent(run))
+            else:
+                _budgets[key] = Budget(run.spec.budget_usd, _spent(run))
         return _budgets[key]
 
 
@@ -189,9 +225,10 @@ def replay_run(run: Run, part: int | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     budget = _replay_budget(run)
     parts = partitions(run) if part is None else [part]
+    size = partition_size(run)
     written = 0
     for p in parts:
-        chunk = run.read_records(p * PARTITION_SIZE, (p + 1) * PARTITION_SIZE, request_raw=True)
+        chunk = run.read_records(p * size, (p + 1) * size, request_raw=True)
         table = replay_records(
             chunk,
             spec,
@@ -244,7 +281,9 @@ def finish_replay(run: Run, seconds: float | None = None) -> None:
     run_async(close_clients(run.run_id))  # the SDK clients the partitions shared
 
     with _budgets_lock:
-        _budgets.pop((str(run.root), run.run_id), None)
+        budget = _budgets.pop((str(run.root), run.run_id), None)
+    if budget is not None:
+        budget.close()
     spec = run.spec
     out_dir = run.responses_dir
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -20,10 +20,12 @@ __all__ = [
     "prefect_api_configured",
     "run_in_process",
     "shadow_eval",
+    "shadow_eval_many",
 ]
 
 _FLOWS = {
     "shadow_eval": "evalpipe.flows.shadow",
+    "shadow_eval_many": "evalpipe.flows.shadow",
     "nightly_watch": "evalpipe.flows.nightly",
     "ci_gate": "evalpipe.flows.gate",
     "canary_ramp": "evalpipe.flows.canary",
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
     from evalpipe.flows.canary import canary_ramp
     from evalpipe.flows.gate import ci_gate
     from evalpipe.flows.nightly import nightly_watch
-    from evalpipe.flows.shadow import shadow_eval
+    from evalpipe.flows.shadow import shadow_eval, shadow_eval_many
 
 
 def __getattr__(name: str) -> Any:

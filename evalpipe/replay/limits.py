@@ -10,7 +10,8 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import asdict, dataclass
-from typing import Any, Final, Literal
+from pathlib import Path
+from typing import Any, Final, Literal, Protocol
 
 __all__ = [
     "AdaptiveConcurrency",
@@ -22,7 +23,18 @@ __all__ = [
     "close_clients",
     "endpoint_limits",
     "run_endpoints",
+    "share_limits",
 ]
+
+
+class Rate(Protocol):
+    """Requests/minute and tokens/minute of an endpoint: `RateLimiter` in one process, or
+    `ledger.SharedRateLimiter` across the processes replaying a run."""
+
+    @property
+    def unlimited(self) -> bool: ...
+
+    async def acquire(self, tokens: int) -> None: ...
 
 
 class RateLimiter:
@@ -313,7 +325,7 @@ class EndpointLimits:
         max_retries: int = 6,
     ) -> None:
         self.concurrency = AdaptiveConcurrency(concurrency or 32, floor or 1, adaptive=adaptive)
-        self.rate = RateLimiter(rpm, tpm)
+        self.rate: Rate = RateLimiter(rpm, tpm)
         self.rpm, self.tpm = rpm, tpm
         self.breaker = Breaker(pause_s)
         self.max_retries = max_retries
@@ -368,6 +380,17 @@ _registry: OrderedDict[tuple[Hashable, ...], dict[tuple[Hashable, ...], Endpoint
 _registry_lock = threading.Lock()
 
 
+_shared: dict[str, Path] = {}
+"""Runs whose rpm/tpm are shared across processes: run key → its ledger (`share_limits`)."""
+
+
+def share_limits(run_key: str, ledger: Path) -> None:
+    """Count the rpm/tpm of run `run_key`'s endpoints in `ledger`, with every other process
+    replaying it (call before its first request in this process)."""
+    with _registry_lock:
+        _shared[run_key] = ledger
+
+
 def endpoint_limits(
     run_key: str,
     *,
@@ -406,6 +429,11 @@ def endpoint_limits(
                 pause_s=pause_s,
                 max_retries=max_retries,
             )
+            ledger = _shared.get(run_key)
+            if ledger is not None and (rpm or tpm):
+                from evalpipe.replay.ledger import SharedRateLimiter
+
+                limits.rate = SharedRateLimiter(ledger, f"{provider} {host} {model}", rpm, tpm)
         return limits
 
 
@@ -482,3 +510,6 @@ class Budget:
             if held:
                 self._held = max(0.0, self._held - reserved)
             self.spent += actual
+
+    def close(self) -> None:
+        """Let go of what it holds once the stage is done (nothing here; a ledger's file)."""

@@ -463,9 +463,39 @@ CREATE TABLE IF NOT EXISTS run_metrics (
 """`runs.candidates` came later: an older catalog gains it (null for the runs it already holds)."""
 
 
+_CATALOG_WAIT_S = 60.0
+"""Longest wait for another process's hold on catalog.duckdb (DuckDB locks the whole file)."""
+
+
+@contextmanager
+def _catalog_writer(root: Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """catalog.duckdb opened for writing, one process at a time: runs finishing side by side on
+    a cluster's workers wait in turn (a lock file beside it), and for a reader's hold to end."""
+    import fcntl
+    import time
+
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / "catalog.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            deadline = time.monotonic() + _CATALOG_WAIT_S
+            while True:
+                try:
+                    con = duckdb.connect(str(root / "catalog.duckdb"))
+                    break
+                except duckdb.IOException as exc:
+                    if "lock" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+            with con:
+                yield con
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def update_catalog(run: Run) -> None:
     """Index a finished run in catalog.duckdb (idempotent)."""
-    with duckdb.connect(str(run.root / "catalog.duckdb")) as con:
+    with _catalog_writer(run.root) as con:
         con.execute(_CATALOG_DDL)
         _index_run(con, run.run_id, run.manifest(), run.path("gate.parquet"))
 
@@ -601,7 +631,7 @@ def refresh_catalog(root: Path) -> int:
         if all((m.get("stages") or {}).get(s) == "done" for s in STAGES if s != "report")
     ]
     remote.mirror_gates(finished)
-    with duckdb.connect(str(root / "catalog.duckdb")) as con:
+    with _catalog_writer(root) as con:
         con.execute(_CATALOG_DDL)
         con.execute("DELETE FROM runs")
         con.execute("DELETE FROM run_metrics")
@@ -676,7 +706,7 @@ def _index_night(root: Path, night: Night, metrics: list[dict[str, Any]]) -> Non
     for k in _NIGHT_JSON:
         row[k] = orjson.dumps(row[k]).decode()
     root.mkdir(parents=True, exist_ok=True)  # a night without traffic may be the store's first
-    with duckdb.connect(str(root / "catalog.duckdb")) as con:
+    with _catalog_writer(root) as con:
         con.execute(_NIGHTS_DDL)
         con.execute(
             "DELETE FROM nights WHERE series = ? AND night = ?", [night.series, night.night]
@@ -715,7 +745,7 @@ def _pull_nights(root: Path) -> None:
     if remote is None:
         return
     files = remote.pull_small("nights")
-    with duckdb.connect(str(root / "catalog.duckdb")) as con:
+    with _catalog_writer(root) as con:
         con.execute(_NIGHTS_DDL)
         con.execute("DELETE FROM nights")
         con.execute("DELETE FROM night_metrics")
