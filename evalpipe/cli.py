@@ -1067,7 +1067,10 @@ def report(
     ] = None,
     trends: Annotated[
         str | None,
-        typer.Option("--trends", help="Write reports/trends/SPEC.html from the store's runs."),
+        typer.Option(
+            "--trends",
+            help="Write reports/trends/<spec>.html from the store's runs (a spec file or name).",
+        ),
     ] = None,
 ) -> None:
     """Re-render a finished run's report from its stored tables (no provider call), or a
@@ -1089,6 +1092,12 @@ def report(
 
     root = store_root(store)
     if trends is not None:
+        if trends.endswith((".yaml", ".yml")) or Path(trends).is_file():  # a spec file
+            spec_file = _load(Path(trends))
+            trends = spec_file.name
+            if store == ".evalpipe":  # (not given: the spec's own store and reports)
+                root = store_root(spec_file.store)
+                out_dir = out_dir or spec_file.report.out
         refresh_catalog(root)  # (a remote store's gate tables, for the trends to read)
         reports = Path(out_dir or "reports")
         page = write_trends(root, trends, reports)

@@ -69,3 +69,20 @@ def test_report_trends_command_writes_the_page_and_links_it(store: Path, tmp_pat
 def test_runs_index_without_trends_has_no_trend_links(tmp_path: Path) -> None:
     html = write_runs_index(tmp_path, []).read_text()
     assert "Trends per spec" not in html
+
+
+def test_report_trends_takes_the_spec_file_as_every_command_does(
+    store: Path, tmp_path: Path
+) -> None:
+    spec = tmp_path / "eval.yaml"
+    spec.write_text(
+        f"name: {SPEC}\nstore: {store}\ntraffic: {{path: t.jsonl}}\n"
+        "baseline: {provider: openai, model: m}\n"
+        "candidates: [{name: c, provider: openai, model: n}]\n"
+        f"report: {{out: {tmp_path / 'out'}}}\n"
+    )
+    (tmp_path / "t.jsonl").write_text("{}\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["report", "--trends", str(spec)])
+    assert exc.value.code == 0
+    assert "Trends: support-nightly" in (tmp_path / "out" / "trends" / f"{SPEC}.html").read_text()
