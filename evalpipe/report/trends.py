@@ -98,6 +98,9 @@ def _manifests(root: Path, spec_name: str) -> list[dict[str, Any]]:
 
 def _scale(source: str) -> tuple[float, str, str, str]:
     """(factor to display units, axis label, unit, tick format) of a metric source."""
+    if source == "error_rate":  # (the gate's estimate is the change in requests answered)
+        axis = "change in requests answered without error, percentage points (up = fewer errors)"
+        return 100.0, axis, "pp", "+.0f"
     if source in _PP:
         return 100.0, "change against the baseline, percentage points (up is better)", "pp", "+.0f"
     if source in ("latency", "cost"):
