@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Final, NamedTuple
 
 import duckdb
@@ -19,6 +21,7 @@ from numpy.typing import NDArray
 from rapidfuzz import fuzz, process
 
 from evalpipe.gate.agreement import Agreement, agreement
+from evalpipe.gate.frame import query_table
 from evalpipe.gate.numbers import pct
 from evalpipe.spec import Spec
 
@@ -69,14 +72,31 @@ _SCORER_FAILED: Final = r"^check .+ \(scorer .+\): "
 """How `errors.ScorerError` messages start (the `error` of a failed custom scorer's rows)."""
 
 
-def scorer_failures(scores: pa.Table) -> list[str]:
+def scorer_failures(scores: pa.Table | duckdb.DuckDBPyConnection) -> list[str]:
     """One reason per custom scorer that failed (raised, or answered the wrong shape): a check
-    that could not be computed leaves the evaluation unable to say what it claims."""
-    rules = scores.filter(pc.equal(scores["kind"], "rule"))
-    failed = rules.filter(
-        pc.fill_null(pc.match_substring_regex(rules["error"], _SCORER_FAILED), False)
-    )
-    return [f"a check could not be computed: {e}" for e in sorted(set(failed["error"].to_pylist()))]
+    that could not be computed leaves the evaluation unable to say what it claims.
+
+    `scores`: the table, or a DuckDB connection with a `scores` view (`frame.GateTables`)."""
+    with _scores_view(scores) as con:
+        errors = con.execute(
+            "SELECT DISTINCT error FROM scores WHERE kind = 'rule' AND error IS NOT NULL "
+            "AND regexp_matches(error, ?)",
+            [_SCORER_FAILED],
+        ).fetchall()
+    return [f"a check could not be computed: {e}" for e in sorted(e for (e,) in errors)]
+
+
+@contextmanager
+def _scores_view(
+    scores: pa.Table | duckdb.DuckDBPyConnection,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection whose view `scores` is `scores` (given a connection: itself)."""
+    if isinstance(scores, duckdb.DuckDBPyConnection):
+        yield scores
+        return
+    with duckdb.connect() as con:
+        con.register("scores", scores)
+        yield con
 
 
 def injection_share(texts: pa.Array | pa.ChunkedArray) -> float:
@@ -192,7 +212,9 @@ def _three(w: F64) -> F64:
     return np.where(w > 0.5, 1.0, np.where(w < 0.5, 0.0, 0.5))
 
 
-def judge_calibration(scores: pa.Table, records: pa.Table, spec: Spec) -> list[Calibration]:
+def judge_calibration(
+    scores: pa.Table | duckdb.DuckDBPyConnection, records: pa.Table, spec: Spec
+) -> list[Calibration]:
     """Agreement and κ of each judge with the labels that calibrate it (`labels.<name>.judge`):
     the judge's repeat-0 scores of the labelled arm beside the labels, record by record."""
     from evalpipe.score.labels import label_values  # only specs with labels pay its import
@@ -208,13 +230,13 @@ def judge_calibration(scores: pa.Table, records: pa.Table, spec: Spec) -> list[C
         )
         arm = label.arm or default
         people = label_values(name, label, records, spec)
-        mask = pc.and_(
-            pc.and_(pc.equal(scores["metric"], judge.name), pc.equal(scores["arm"], arm)),
-            pc.and_(
-                pc.fill_null(pc.equal(scores["repeat"], 0), False), pc.is_valid(scores["value"])
-            ),
-        )
-        judged = scores.filter(mask).select(["record_id", "value"])
+        with _scores_view(scores) as con:
+            judged = query_table(
+                con,
+                "SELECT record_id, value FROM scores WHERE metric = ? AND arm = ? "
+                "AND repeat = 0 AND value IS NOT NULL",
+                [judge.name, arm],
+            )
         both = judged.join(people, "record_id", right_suffix="_people", join_type="inner")
         jv = np.asarray(both["value"], dtype=np.float64)
         pv = np.asarray(both["value_people"], dtype=np.float64)
@@ -225,13 +247,12 @@ def judge_calibration(scores: pa.Table, records: pa.Table, spec: Spec) -> list[C
     return out
 
 
-def position_bias(scores: pa.Table, judge: str, arm: str) -> tuple[float, float, int]:
+def position_bias(
+    scores: pa.Table | duckdb.DuckDBPyConnection, judge: str, arm: str
+) -> tuple[float, float, int]:
     """(share of pairs where the judge chose the same position in both orders, share where
     that position was the first, pairs judged in both orders) of a pairwise judge's rows."""
-    mask = pc.and_(pc.equal(scores["metric"], judge), pc.equal(scores["arm"], arm))
-    rows = scores.filter(pc.and_(mask, pc.is_valid(scores["value"]))).select(["detail"])
-    with duckdb.connect() as con:
-        con.register("judged", rows)
+    with _scores_view(scores) as con:
         # w1, w2: the candidate's win in each order; fa: the candidate was answer A first. The
         # answer labelled A won the first order when (w1 = 1) = fa, the second when
         # (w2 = 1) = NOT fa; the same position both times is position, not content (ties: not).
@@ -241,8 +262,9 @@ def position_bias(scores: pa.Table, judge: str, arm: str) -> tuple[float, float,
                 SELECT CAST(json_extract(detail, '$.orders[0]') AS DOUBLE) AS w1,
                        CAST(json_extract(detail, '$.orders[1]') AS DOUBLE) AS w2,
                        CAST(json_extract(detail, '$.first_a') AS BOOLEAN) AS fa
-                FROM judged
-                WHERE json_valid(detail) AND json_extract(detail, '$.orders') IS NOT NULL
+                FROM scores
+                WHERE metric = ? AND arm = ? AND value IS NOT NULL
+                  AND json_valid(detail) AND json_extract(detail, '$.orders') IS NOT NULL
                   AND json_extract(detail, '$.first_a') IS NOT NULL
             ), p AS (
                 SELECT ((w1 = 1) = fa) AS a_first, ((w2 = 1) = NOT fa) AS a_second,
@@ -253,7 +275,8 @@ def position_bias(scores: pa.Table, judge: str, arm: str) -> tuple[float, float,
                    count(*) FILTER (WHERE decided AND a_first AND a_second),
                    count(*)
             FROM p
-            """
+            """,
+            [judge, arm],
         ).fetchall()
     if n == 0:
         return math.nan, math.nan, 0
@@ -270,7 +293,9 @@ class ScoringValidity(NamedTuple):
     calibrations: list[Calibration]
 
 
-def scoring_validity(scores: pa.Table, records: pa.Table, spec: Spec) -> ScoringValidity:
+def scoring_validity(
+    scores: pa.Table | duckdb.DuckDBPyConnection, records: pa.Table, spec: Spec
+) -> ScoringValidity:
     """Scorer failures, judges' agreement with people and position bias (INVALID reasons and
     figures that `gate_scores` adds to every candidate)."""
     reasons = scorer_failures(scores)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -102,8 +102,12 @@ def score_responses(
     budget: Budget | None = None,
     redact: Callable[[list[str]], list[str]] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    judge_samples: Mapping[str, pa.Array] | None = None,
 ) -> pa.Table:
     """Score every response: rules on every arm, diffs and judges on candidates vs baseline.
+
+    `judge_samples` gives a sampled judge's sample over the whole run (judge name → record ids)
+    when `records` is one partition of it; without it a sample is drawn from `records`.
 
     Returns:
         tables.SCORES, sorted by arm, metric, record_id.
@@ -129,6 +133,7 @@ def score_responses(
                 prices=spec_prices(spec),
                 redact=redact,
                 on_progress=on_progress,
+                sample=(judge_samples or {}).get(judge.name),
             )
         )
     out = pa.concat_tables([conform(p, SCORES) for p in parts])

@@ -86,7 +86,7 @@ def test_stored_tables(demo_run: dict[str, Any]) -> None:
     assert pc.all(pc.equal(replayed["status"], "ok")).as_py()
     models = set(replayed["response_model"].to_pylist())
     assert {"gpt-4o-mini-2024-07-18", "claude-haiku-4-5", "gpt-4.1-mini-2025-04-14"} <= models
-    scores = read_table(run.path("scores.parquet"))
+    scores = run.read_scores()
     assert scores.schema.equals(SCORES)
     judged = scores.filter(pc.equal(scores["metric"], "helpfulness"))
     assert judged.num_rows == 2 * 500
