@@ -309,27 +309,7 @@ _FINISH_COLUMNS: Final = (
 
 def _responses_sql(run: Run, columns: tuple[str, ...]) -> str:
     """A SELECT of `columns` over the run's response part files (no part file: no rows)."""
-    from evalpipe.tables import RESPONSES
-
-    if not any(run.responses_dir.glob("part-*.parquet")):
-        casts = ", ".join(
-            f"CAST(NULL AS {_duck_type(RESPONSES.field(c).type)}) AS {c}" for c in columns
-        )
-        return f"SELECT {casts} WHERE false"
-    glob = run.responses_glob().replace("'", "''")
-    return f"SELECT {', '.join(columns)} FROM read_parquet('{glob}', union_by_name = true)"
-
-
-def _duck_type(t: pa.DataType) -> str:
-    if pa.types.is_string(t):
-        return "VARCHAR"
-    if pa.types.is_boolean(t):
-        return "BOOLEAN"
-    if pa.types.is_floating(t):
-        return "DOUBLE"
-    if pa.types.is_timestamp(t):
-        return "TIMESTAMPTZ"
-    return "BIGINT"
+    return run.select_sql("responses", columns)
 
 
 def _replay_losses(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:

@@ -187,6 +187,18 @@ def read_table(path: Path, schema: pa.Schema | None = None) -> pa.Table:
     return pq.read_table(path, schema=schema)
 
 
+def _duck_type(t: pa.DataType) -> str:
+    if pa.types.is_string(t):
+        return "VARCHAR"
+    if pa.types.is_boolean(t):
+        return "BOOLEAN"
+    if pa.types.is_floating(t):
+        return "DOUBLE"
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMPTZ"
+    return "BIGINT"
+
+
 def _git_sha(cwd: Path) -> str | None:
     try:
         out = subprocess.run(
@@ -297,6 +309,29 @@ class Run:
     def responses_glob(self) -> str:
         """The responses as a path DuckDB's read_parquet takes (a glob over the part files)."""
         return str(self.responses_dir / "part-*.parquet")
+
+    def select_sql(self, table: str, columns: tuple[str, ...] | list[str]) -> str:
+        """A DuckDB SELECT of `columns` over the run's `responses` or `scores` part files, read
+        in place (out of core); no part file yet: a SELECT of no rows of the same types."""
+        schema, source = (
+            (RESPONSES, self.responses_glob())
+            if table == "responses"
+            else (SCORES, self.scores_glob() if self._has_scores() else None)
+        )
+        if source is None or (
+            table == "responses" and not any(self.responses_dir.glob("part-*.parquet"))
+        ):
+            casts = ", ".join(
+                f"CAST(NULL AS {_duck_type(schema.field(c).type)}) AS {c}" for c in columns
+            )
+            return f"SELECT {casts} WHERE false"
+        quoted = source.replace("'", "''")
+        return f"SELECT {', '.join(columns)} FROM read_parquet('{quoted}', union_by_name = true)"
+
+    def _has_scores(self) -> bool:
+        return self.path("scores.parquet").exists() or (
+            self.scores_dir.is_dir() and any(self.scores_dir.glob("part-*.parquet"))
+        )
 
     def read_partition_responses(self, part: int, record_ids: pa.Array) -> pa.Table:
         """The responses of partition `part`'s records, every arm and repeat (RESPONSES)."""
