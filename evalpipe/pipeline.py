@@ -524,20 +524,20 @@ def gate_run(run: Run) -> GateResult:
 
     started = time.perf_counter()
     spec = run.spec
-    with duckdb.connect() as con:
-        found = con.execute(
-            f"SELECT count(*) FROM ({_responses_sql(run, ('error_type',))}) "
-            "WHERE error_type = 'BudgetExhausted'"
-        ).fetchone()
-    skipped = int(found[0]) if found else 0
+    budget_sql = (
+        f"SELECT count(*) FROM ({_responses_sql(run, ('error_type',))}) "
+        "WHERE error_type = 'BudgetExhausted'"
+    )
     if spec.mode == "canary":  # (logged cohorts: one arm, gated in memory)
+        with duckdb.connect() as con:
+            found = con.execute(budget_sql).fetchone()
         result = gate_scores(
             run.read_scores(),
             run.read_responses(),
             run.read_records(),
             spec,
             run_id=run.run_id,
-            budget_exhausted=skipped > 0,
+            budget_exhausted=bool(found and found[0]),
         )
     else:  # out of core: DuckDB over the run's Parquet files
         has_responses = any(run.responses_dir.glob("part-*.parquet"))
@@ -548,7 +548,10 @@ def gate_run(run: Run) -> GateResult:
             spec,
         )
         try:
-            result = gate_tables(tables, spec, run_id=run.run_id, budget_exhausted=skipped > 0)
+            found = tables.con.execute(budget_sql).fetchone()
+            result = gate_tables(
+                tables, spec, run_id=run.run_id, budget_exhausted=bool(found and found[0])
+            )
         finally:
             tables.close()
     run.write_gate(result.table)
