@@ -274,8 +274,7 @@ def finish_replay(run: Run, seconds: float | None = None) -> None:
             .to_pylist()
         )
         losses = _replay_losses(con)
-        found = con.execute("SELECT min(started_at) FROM r WHERE arm <> 'logged'").fetchone()
-        first = found[0] if found else None
+        ((first,),) = con.execute("SELECT min(started_at) FROM r WHERE arm <> 'logged'").fetchall()
     coverage = {
         r["arm"]: {k: r[k] for k in ("ok", "errored", "skipped", "cache_hits")} for r in per_arm
     }
@@ -530,14 +529,14 @@ def gate_run(run: Run) -> GateResult:
     )
     if spec.mode == "canary":  # (logged cohorts: one arm, gated in memory)
         with duckdb.connect() as con:
-            found = con.execute(budget_sql).fetchone()
+            ((skipped,),) = con.execute(budget_sql).fetchall()
         result = gate_scores(
             run.read_scores(),
             run.read_responses(),
             run.read_records(),
             spec,
             run_id=run.run_id,
-            budget_exhausted=bool(found and found[0]),
+            budget_exhausted=skipped > 0,
         )
     else:  # out of core: DuckDB over the run's Parquet files
         has_responses = any(run.responses_dir.glob("part-*.parquet"))
@@ -548,10 +547,8 @@ def gate_run(run: Run) -> GateResult:
             spec,
         )
         try:
-            found = tables.con.execute(budget_sql).fetchone()
-            result = gate_tables(
-                tables, spec, run_id=run.run_id, budget_exhausted=bool(found and found[0])
-            )
+            ((skipped,),) = tables.con.execute(budget_sql).fetchall()
+            result = gate_tables(tables, spec, run_id=run.run_id, budget_exhausted=skipped > 0)
         finally:
             tables.close()
     run.write_gate(result.table)

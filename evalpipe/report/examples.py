@@ -329,10 +329,10 @@ def _pick(
     }
     if limit <= 0 or not candidates:
         return out
-    found = con.execute(
+    ((rows,),) = con.execute(
         "SELECT (SELECT count(*) FROM scores_all) + (SELECT count(*) FROM responses_all)"
-    ).fetchone()
-    if not found or not found[0]:
+    ).fetchall()
+    if not rows:
         return out
     kinds = dict(zip(gate["metric"].to_pylist(), gate["kind"].to_pylist(), strict=True))
     pairwise = sorted(m for m, k in kinds.items() if k == "win_rate")
