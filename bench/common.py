@@ -24,8 +24,9 @@ def demo_records(n: int) -> list[dict[str, Any]]:
     return list(iter_demo_records(n))
 
 
-def iter_demo_records(n: int) -> Iterator[dict[str, Any]]:
-    """`demo_records(n)` one at a time (a million of them need not be held at once)."""
+def demo_base() -> list[dict[str, Any]]:
+    """The demo's logged records (without its one malformed line): record i of
+    `iter_demo_records` is a copy of record i % len(demo_base())."""
     base = []
     for line in gzip.decompress((DEMO / "traffic.jsonl.gz").read_bytes()).splitlines():
         try:
@@ -33,6 +34,12 @@ def iter_demo_records(n: int) -> Iterator[dict[str, Any]]:
         except orjson.JSONDecodeError:
             continue
         base += [record] if "request" in record else []
+    return base
+
+
+def iter_demo_records(n: int) -> Iterator[dict[str, Any]]:
+    """`demo_records(n)` one at a time (a million of them need not be held at once)."""
+    base = demo_base()
     for i in range(n):
         record = orjson.loads(orjson.dumps(base[i % len(base)]))
         if i >= len(base):

@@ -11,6 +11,7 @@ numeric arrays of one slot per record; no table of score rows or output texts is
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -153,27 +154,39 @@ class ArmData:
 
 @dataclass(frozen=True)
 class _Texts:
+    """An arm's ok output texts, read from the `responses` view when asked (not kept)."""
+
     con: duckdb.DuckDBPyConnection
     arm: str
     n: int
 
+    _OK: Final = (
+        "SELECT i.pos, any_value(r.output_text) AS output_text FROM responses r "
+        "JOIN ids i USING (record_id) WHERE r.repeat = 0 AND r.arm = ? AND r.status = 'ok' "
+        "GROUP BY i.pos"
+    )
+
     def read(self) -> pa.Array:
+        """output_text per record, null where the arm has no ok response."""
+        return self.at(np.arange(self.n, dtype=np.int64))
+
+    def at(self, positions: I64) -> pa.Array:
+        """output_text of the records at `positions` (ascending), null where not ok."""
+        self.con.register("wanted", pa.table({"pos": pa.array(positions, pa.int64())}))
         got = query_table(
             self.con,
-            "SELECT i.pos, r.output_text FROM responses r JOIN ids i USING (record_id) "
-            "WHERE r.repeat = 0 AND r.arm = ? AND r.status = 'ok' ORDER BY i.pos",
+            f"SELECT t.output_text FROM wanted w LEFT JOIN ({self._OK}) t USING (pos) "
+            "ORDER BY w.pos",
             [self.arm],
         )
-        pos = np.asarray(got["pos"], dtype=np.int64)
-        # the last ok row of a record wins, as a row-order scatter would
-        last = np.r_[pos[1:] != pos[:-1], True] if pos.size else np.zeros(0, dtype=bool)
-        order = np.full(self.n, -1, dtype=np.int64)
-        order[pos[last]] = np.flatnonzero(last)
-        text = got["output_text"].combine_chunks() if got.num_rows else pa.array([], pa.string())
-        taken = text.take(pa.array(np.where(order >= 0, order, 0))) if got.num_rows else None
-        if taken is None:
-            return pa.nulls(self.n, pa.string())
-        return pc.if_else(pa.array(order >= 0), taken, pa.scalar(None, pa.string()))
+        self.con.unregister("wanted")
+        return got["output_text"].combine_chunks() if got.num_rows else pa.array([], pa.string())
+
+    def batches(self, rows: int = 100_000) -> Iterator[pa.Array]:
+        """The ok output texts (one per record), `rows` at a time, in no particular order."""
+        reader = self.con.sql(self._OK, params=[self.arm]).to_arrow_reader(rows)
+        for batch in reader:
+            yield batch.column("output_text")
 
 
 @dataclass(frozen=True)

@@ -377,16 +377,16 @@ def _invalid_reasons(
                 f"(limit {pct(JUDGE_FAILURE_LIMIT, 0)})"
             )
     arm, base = frame.arms[cand], frame.arms["baseline"]
-    distinct = pa.array(frame.distinct_input)
-    cand_share = collapse_share(arm.text.filter(distinct))
+    distinct = np.flatnonzero(frame.distinct_input)  # (texts read from the view as needed)
+    cand_share = collapse_share(arm.texts.at(distinct))
     if cand_share > COLLAPSE_SHARE:
-        base_share = collapse_share(base.text.filter(distinct))
+        base_share = collapse_share(base.texts.at(distinct))
         if base_share < COLLAPSE_BASELINE:
             out.append(
                 f"the candidate's outputs collapsed: {pct(cand_share)} of distinct requests got "
                 f"the same or nearly the same answer (baseline {pct(base_share)})"
             )
-    injected = injection_share(arm.text)
+    injected = injection_share(arm.texts.batches())
     if injected > INJECTION_LIMIT:
         out.append(
             f"{pct(injected)} of the candidate's outputs look like attempts to steer the judge "

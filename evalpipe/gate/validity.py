@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Final, NamedTuple
 
@@ -99,18 +99,43 @@ def _scores_view(
         yield con
 
 
-def injection_share(texts: pa.Array | pa.ChunkedArray) -> float:
-    """Share of non-null outputs matching `INJECTION_PATTERN` (0 when there are none)."""
-    valid = pc.drop_null(texts)
-    if len(valid) == 0:
-        return 0.0
-    hits = pc.match_substring_regex(valid, INJECTION_PATTERN, ignore_case=True)
-    return float(pc.sum(hits).as_py() or 0) / len(valid)
+def injection_share(texts: pa.Array | pa.ChunkedArray | Iterable[pa.Array]) -> float:
+    """Share of non-null outputs matching `INJECTION_PATTERN` (0 when there are none); `texts`
+    may come in batches (an arm's outputs read a batch at a time)."""
+    batches = [texts] if isinstance(texts, pa.Array | pa.ChunkedArray) else texts
+    hits = total = 0
+    for batch in batches:
+        valid = pc.drop_null(batch)
+        total += len(valid)
+        if len(valid):
+            matched = pc.match_substring_regex(valid, INJECTION_PATTERN, ignore_case=True)
+            hits += int(pc.sum(matched).as_py() or 0)
+    return float(hits) / total if total else 0.0
 
 
 def _normalise(texts: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     lowered = pc.utf8_lower(texts)
     return pc.utf8_trim_whitespace(pc.replace_substring_regex(lowered, r"\s+", " "))
+
+
+_NORMALISE_ROWS: Final = 100_000
+"""Outputs normalised at a time (each step of `_normalise` copies the text)."""
+
+
+def _value_counts(texts: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, NDArray[np.int64]]:
+    """Distinct normalised texts and how often each occurs, `_NORMALISE_ROWS` at a time."""
+    parts = [
+        pc.value_counts(_normalise(texts.slice(start, _NORMALISE_ROWS)))
+        for start in range(0, len(texts), _NORMALISE_ROWS)
+    ]
+    if len(parts) == 1:
+        return parts[0].field("values"), np.asarray(parts[0].field("counts"), dtype=np.int64)
+    table = (
+        pa.Table.from_batches([pa.RecordBatch.from_struct_array(p) for p in parts])
+        .group_by("values")
+        .aggregate([("counts", "sum")])
+    )
+    return table["values"].combine_chunks(), np.asarray(table["counts_sum"], dtype=np.int64)
 
 
 def collapse_share(
@@ -125,9 +150,7 @@ def collapse_share(
     total = len(valid)
     if total == 0:
         return 0.0
-    counts = pc.value_counts(_normalise(valid))
-    values = counts.field("values")
-    freq = np.asarray(counts.field("counts"), dtype=np.int64)
+    values, freq = _value_counts(valid)
     order = pc.sort_indices(
         pa.table({"c": freq, "v": values}), sort_keys=[("c", "descending"), ("v", "ascending")]
     )
