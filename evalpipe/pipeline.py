@@ -593,7 +593,9 @@ def report_run(run: Run, result: GateResult, *, out: str | None = None) -> Path:
     started = time.perf_counter()
     spec = run.spec
     reports_root = Path(out or spec.report.out).resolve()
-    with duckdb.connect(config={"memory_limit": REPORT_MEMORY_LIMIT}) as con:
+    from evalpipe.gate.frame import out_of_core_config
+
+    with duckdb.connect(config=out_of_core_config(REPORT_MEMORY_LIMIT)) as con:
         records, responses, judged = _report_tables(run, con)
         paths = write_report(
             reports_root / run.run_id,
@@ -615,7 +617,7 @@ def report_run(run: Run, result: GateResult, *, out: str | None = None) -> Path:
     return paths.index_html
 
 
-REPORT_MEMORY_LIMIT: Final = "1GB"
+REPORT_MEMORY_LIMIT: Final = "512MB"
 """DuckDB's memory for picking the report's examples (it spills beyond)."""
 
 _REPORT_RECORDS: Final = ("record_id", "timestamp", "attributes", "labels")

@@ -38,6 +38,7 @@ __all__ = [
     "ScoreIndex",
     "build_frame",
     "frame_of",
+    "out_of_core_config",
     "query_table",
     "record_columns",
 ]
@@ -54,8 +55,17 @@ INFRA: Final = 3
 """Infrastructure failure after retries (429, 5xx, connection); an error of unknown origin too."""
 
 
-GATE_MEMORY_LIMIT: Final = "1GB"
+GATE_MEMORY_LIMIT: Final = "512MB"
 """DuckDB's memory for the gate's queries (it spills beyond: the run's size does not matter)."""
+
+
+def out_of_core_config(memory_limit: str) -> dict[str, str | bool | int | float | list[str]]:
+    """DuckDB settings of a connection that reads a large run: its memory, and where it spills
+    beyond (the system's temporary folder, not the working directory)."""
+    import tempfile
+
+    spill = Path(tempfile.gettempdir()) / "evalpipe-duckdb"
+    return {"memory_limit": memory_limit, "temp_directory": str(spill)}
 
 
 def query_table(
@@ -91,7 +101,7 @@ class GateTables:
         no responses yet), `records` the records file (only `record_columns` are read)."""
         from evalpipe.tables import RESPONSES, SCORES
 
-        con = duckdb.connect(config={"memory_limit": GATE_MEMORY_LIMIT})
+        con = duckdb.connect(config=out_of_core_config(GATE_MEMORY_LIMIT))
         for name, source, schema in (
             ("scores", scores, SCORES),
             ("responses", responses, RESPONSES),
@@ -168,15 +178,20 @@ class _Texts:
 
     def read(self) -> pa.Array:
         """output_text per record, null where the arm has no ok response."""
-        return self.at(np.arange(self.n, dtype=np.int64))
+        got = query_table(self.con, self._OK, [self.arm])
+        order = np.full(self.n, -1, dtype=np.int64)
+        order[np.asarray(got["pos"], dtype=np.int64)] = np.arange(got.num_rows)
+        if got.num_rows == 0:
+            return pa.nulls(self.n, pa.string())
+        text = got["output_text"].combine_chunks().take(pa.array(np.maximum(order, 0)))
+        return pc.if_else(pa.array(order >= 0), text, pa.scalar(None, pa.string()))
 
     def at(self, positions: I64) -> pa.Array:
-        """output_text of the records at `positions` (ascending), null where not ok."""
+        """output_text of the records at `positions` (null where not ok), in no set order."""
         self.con.register("wanted", pa.table({"pos": pa.array(positions, pa.int64())}))
         got = query_table(
             self.con,
-            f"SELECT t.output_text FROM wanted w LEFT JOIN ({self._OK}) t USING (pos) "
-            "ORDER BY w.pos",
+            f"SELECT t.output_text FROM wanted w LEFT JOIN ({self._OK}) t USING (pos)",
             [self.arm],
         )
         self.con.unregister("wanted")
@@ -236,8 +251,7 @@ class ScoreIndex:
             got = query_table(
                 self.con,
                 f"SELECT i.pos, s.value, {_AGREE} AS agree FROM scores s JOIN ids i "
-                "USING (record_id) WHERE s.repeat = 0 AND s.metric = ? AND s.arm = ? "
-                "ORDER BY i.pos",
+                "USING (record_id) WHERE s.repeat = 0 AND s.metric = ? AND s.arm = ?",
                 [metric, arm],
             )
             rows = np.asarray(got["pos"], dtype=np.int64)
@@ -282,7 +296,7 @@ def _arm(
         con,
         "SELECT i.pos, r.status, r.error_origin, r.latency_ms, r.cost_usd, r.ttft_ms, "
         "length(coalesce(r.output_text, '')) AS length FROM responses r JOIN ids i "
-        "USING (record_id) WHERE r.repeat = 0 AND r.arm = ? ORDER BY i.pos",
+        "USING (record_id) WHERE r.repeat = 0 AND r.arm = ?",
         [arm],
     )
     where = np.asarray(sub["pos"], dtype=np.int64)
