@@ -110,8 +110,12 @@ class GateTables:
                 con.register(name, schema.empty_table())
                 continue
             quoted = source.replace("'", "''")
+            # a small run's files are read once into DuckDB's memory; a large run's in place
+            # by every query (out of core)
+            kind = "TABLE" if _bytes(source) <= IN_MEMORY_BYTES else "VIEW"
             con.execute(
-                f"CREATE VIEW {name} AS SELECT * FROM read_parquet('{quoted}', union_by_name = true)"
+                f"CREATE {kind} {name} AS SELECT * FROM read_parquet('{quoted}', "
+                "union_by_name = true)"
             )
         names = pq.read_schema(records).names
         table = pq.read_table(records, columns=[c for c in record_columns(spec) if c in names])
@@ -119,6 +123,16 @@ class GateTables:
 
     def close(self) -> None:
         self.con.close()
+
+
+IN_MEMORY_BYTES: Final = 16 << 20
+"""Parquet (compressed) up to which a table is loaded once rather than read by each query."""
+
+
+def _bytes(glob: str) -> int:
+    path = Path(glob)
+    files = path.parent.glob(path.name) if "*" in path.name else [path]
+    return sum(f.stat().st_size for f in files if f.is_file())
 
 
 def record_columns(spec: Spec) -> list[str]:
