@@ -211,6 +211,19 @@ class _Texts:
         self.con.unregister("wanted")
         return got["output_text"].combine_chunks() if got.num_rows else pa.array([], pa.string())
 
+    def batches_at(self, positions: I64, rows: int = 100_000) -> Iterator[pa.Array]:
+        """`at(positions)`, `rows` at a time."""
+        self.con.register("wanted", pa.table({"pos": pa.array(positions, pa.int64())}))
+        try:
+            reader = self.con.sql(
+                f"SELECT t.output_text FROM wanted w LEFT JOIN ({self._OK}) t USING (pos)",
+                params=[self.arm],
+            ).to_arrow_reader(rows)
+            for batch in reader:
+                yield batch.column("output_text")
+        finally:
+            self.con.unregister("wanted")
+
     def batches(self, rows: int = 100_000) -> Iterator[pa.Array]:
         """The ok output texts (one per record), `rows` at a time, in no particular order."""
         reader = self.con.sql(self._OK, params=[self.arm]).to_arrow_reader(rows)

@@ -378,9 +378,9 @@ def _invalid_reasons(
             )
     arm, base = frame.arms[cand], frame.arms["baseline"]
     distinct = np.flatnonzero(frame.distinct_input)  # (texts read from the view as needed)
-    cand_share = collapse_share(arm.texts.at(distinct))
+    cand_share = collapse_share(arm.texts.batches_at(distinct))
     if cand_share > COLLAPSE_SHARE:
-        base_share = collapse_share(base.texts.at(distinct))
+        base_share = collapse_share(base.texts.batches_at(distinct))
         if base_share < COLLAPSE_BASELINE:
             out.append(
                 f"the candidate's outputs collapsed: {pct(cand_share)} of distinct requests got "

@@ -122,35 +122,48 @@ _NORMALISE_ROWS: Final = 100_000
 """Outputs normalised at a time (each step of `_normalise` copies the text)."""
 
 
-def _value_counts(texts: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, NDArray[np.int64]]:
-    """Distinct normalised texts and how often each occurs, `_NORMALISE_ROWS` at a time."""
-    parts = [
-        pc.value_counts(_normalise(texts.slice(start, _NORMALISE_ROWS)))
-        for start in range(0, len(texts), _NORMALISE_ROWS)
-    ]
-    if len(parts) == 1:
-        return parts[0].field("values"), np.asarray(parts[0].field("counts"), dtype=np.int64)
-    table = (
-        pa.Table.from_batches([pa.RecordBatch.from_struct_array(p) for p in parts])
-        .group_by("values")
-        .aggregate([("counts", "sum")])
-    )
-    return table["values"].combine_chunks(), np.asarray(table["counts_sum"], dtype=np.int64)
+def _value_counts(
+    batches: Iterable[pa.Array | pa.ChunkedArray],
+) -> tuple[int, pa.Array, NDArray[np.int64]]:
+    """(non-null texts, distinct normalised texts, how often each occurs), the texts read a
+    batch and normalised `_NORMALISE_ROWS` at a time, the counts merged as they come."""
+    total = 0
+    acc: pa.Table | None = None
+    for batch in batches:
+        valid = pc.drop_null(batch)
+        total += len(valid)
+        for start in range(0, len(valid), _NORMALISE_ROWS):
+            counts = pc.value_counts(_normalise(valid.slice(start, _NORMALISE_ROWS)))
+            part = pa.Table.from_batches([pa.RecordBatch.from_struct_array(counts)])
+            if acc is None:
+                acc = part
+                continue
+            acc = (
+                pa.concat_tables([acc, part.cast(acc.schema)])
+                .group_by("values")
+                .aggregate([("counts", "sum")])
+                .rename_columns(["values", "counts"])
+            )
+    if acc is None:
+        return 0, pa.array([], pa.string()), np.zeros(0, dtype=np.int64)
+    return total, acc["values"].combine_chunks(), np.asarray(acc["counts"], dtype=np.int64)
 
 
 def collapse_share(
-    texts: pa.Array | pa.ChunkedArray, *, top: int = 5, similarity: float = 0.95
+    texts: pa.Array | pa.ChunkedArray | Iterable[pa.Array],
+    *,
+    top: int = 5,
+    similarity: float = 0.95,
 ) -> float:
     """Share of outputs equal or nearly equal (rapidfuzz ratio ≥ similarity) to the `top` most common.
 
     Outputs are lower-cased with whitespace collapsed first. Pass one output per distinct
     input, so that a repeated question answered the same way is not counted as collapse.
     """
-    valid = pc.drop_null(texts)
-    total = len(valid)
+    batches = [texts] if isinstance(texts, pa.Array | pa.ChunkedArray) else texts
+    total, values, freq = _value_counts(batches)
     if total == 0:
         return 0.0
-    values, freq = _value_counts(valid)
     order = pc.sort_indices(
         pa.table({"c": freq, "v": values}), sort_keys=[("c", "descending"), ("v", "ascending")]
     )
