@@ -593,7 +593,7 @@ def report_run(run: Run, result: GateResult, *, out: str | None = None) -> Path:
     started = time.perf_counter()
     spec = run.spec
     reports_root = Path(out or spec.report.out).resolve()
-    from evalpipe.gate.frame import out_of_core_config
+    from evalpipe.store import out_of_core_config
 
     with duckdb.connect(config=out_of_core_config(REPORT_MEMORY_LIMIT)) as con:
         records, responses, judged = _report_tables(run, con)

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from evalpipe.spec import Spec
+from evalpipe.store import out_of_core_config
 from evalpipe.tables import column_values
 
 __all__ = [
@@ -57,15 +58,6 @@ INFRA: Final = 3
 
 GATE_MEMORY_LIMIT: Final = "512MB"
 """DuckDB's memory for the gate's queries (it spills beyond: the run's size does not matter)."""
-
-
-def out_of_core_config(memory_limit: str) -> dict[str, str | bool | int | float | list[str]]:
-    """DuckDB settings of a connection that reads a large run: its memory, and where it spills
-    beyond (the system's temporary folder, not the working directory)."""
-    import tempfile
-
-    spill = Path(tempfile.gettempdir()) / "evalpipe-duckdb"
-    return {"memory_limit": memory_limit, "temp_directory": str(spill)}
 
 
 def query_table(

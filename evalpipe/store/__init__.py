@@ -48,6 +48,7 @@ __all__ = [
     "list_runs",
     "new_run_id",
     "open_run",
+    "out_of_core_config",
     "read_night_metrics",
     "read_nights",
     "read_rows",
@@ -185,6 +186,13 @@ def read_table(path: Path, schema: pa.Schema | None = None) -> pa.Table:
     if not path.exists():
         raise StoreError(f"{path} does not exist; has the stage that writes it run?")
     return pq.read_table(path, schema=schema)
+
+
+def out_of_core_config(memory_limit: str) -> dict[str, str | bool | int | float | list[str]]:
+    """DuckDB settings of a connection that reads a large run: its memory, and where it spills
+    beyond (the system's temporary folder, not the working directory)."""
+    spill = Path(tempfile.gettempdir()) / "evalpipe-duckdb"
+    return {"memory_limit": memory_limit, "temp_directory": str(spill)}
 
 
 def _duck_type(t: pa.DataType) -> str:

@@ -181,7 +181,10 @@ def judge_sample(records: pa.Table, judge: Judge, spec: Spec) -> pa.Array:
     table = pa.table({"record_id": ids, **cols})
     key = " || '\x1f' || ".join(cols)
     frac = judge.sample / records.num_rows
-    with duckdb.connect() as con:
+    from evalpipe.store import out_of_core_config
+
+    # (a million records' hashes are ranked: DuckDB spills beyond its share, not the process)
+    with duckdb.connect(config=out_of_core_config("256MB")) as con:
         con.register("t", table)
         out = con.sql(
             f"""
