@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,12 @@ MODEL = "gpt-4o-mini-2024-07-18"
 def demo_records(n: int) -> list[dict[str, Any]]:
     """n logged records: the demo's (without its one malformed line), repeated with fresh ids
     and a numbered user turn when n is larger than the demo."""
+    return list(iter_demo_records(n))
+
+
+def demo_base() -> list[dict[str, Any]]:
+    """The demo's logged records (without its one malformed line): record i of
+    `iter_demo_records` is a copy of record i % len(demo_base())."""
     base = []
     for line in gzip.decompress((DEMO / "traffic.jsonl.gz").read_bytes()).splitlines():
         try:
@@ -27,14 +34,18 @@ def demo_records(n: int) -> list[dict[str, Any]]:
         except orjson.JSONDecodeError:
             continue
         base += [record] if "request" in record else []
-    out = []
+    return base
+
+
+def iter_demo_records(n: int) -> Iterator[dict[str, Any]]:
+    """`demo_records(n)` one at a time (a million of them need not be held at once)."""
+    base = demo_base()
     for i in range(n):
         record = orjson.loads(orjson.dumps(base[i % len(base)]))
         if i >= len(base):
             record["request"]["messages"][-1]["content"] += f" (#{i})"
             record["response"]["id"] = f"chatcmpl-bench-{i}"
-        out.append(record)
-    return out
+        yield record
 
 
 def arm_bodies(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 import duckdb
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from evalpipe.replay.cache import ResponseCache
 from evalpipe.replay.limits import Budget
@@ -40,6 +40,7 @@ __all__ = [
     "PARTITION_SIZE",
     "SHARED_LIMITS",
     "finish_replay",
+    "finish_score",
     "gate_run",
     "ingest_run",
     "load_gate",
@@ -49,6 +50,8 @@ __all__ = [
     "progress_sink",
     "replay_run",
     "report_run",
+    "score_partition",
+    "score_partitions",
     "score_run",
 ]
 
@@ -60,6 +63,9 @@ PARTITION_SIZE: Final = 1000
 SHARED_LIMITS: Final = "limits_across_processes"
 """Manifest key: true while the run's partitions may replay in several processes (a Dask or Ray
 task runner); they then share its budget and rpm/tpm through the run's ledger."""
+
+SCORE_THREADS: Final = 8
+"""Partitions judged side by side in one process (as many as replay's thread pool)."""
 
 _sinks: list[Callable[[Progress], None]] = []
 
@@ -147,6 +153,13 @@ def partition_size(run: Run) -> int:
     return int(run.manifest().get("partition_size") or PARTITION_SIZE)
 
 
+def _partition_numbers(run: Run) -> tuple[list[int], int]:
+    n = run.manifest().get("counts", {}).get("records")
+    if n is None:
+        n = run.record_count()
+    return list(range(max(1, -(-int(n) // partition_size(run))))), int(n)
+
+
 def partitions(run: Run) -> list[int]:
     """Partition numbers of the run's records (PARTITION_SIZE records each).
 
@@ -155,11 +168,8 @@ def partitions(run: Run) -> list[int]:
     Called once by whoever schedules the partitions, before any starts: when they share the
     run's ledger, reservations a crashed earlier attempt left there are dropped.
     """
-    n = run.manifest().get("counts", {}).get("records")
-    if n is None:
-        n = run.record_count()
+    parts, n = _partition_numbers(run)
     size = partition_size(run)
-    parts = list(range(max(1, -(-int(n) // size))))
     if not run.stage_done("replay") and run.spec.mode != "canary":
         from evalpipe.replay.engine import Progress
 
@@ -288,13 +298,15 @@ def finish_replay(run: Run, seconds: float | None = None) -> None:
     out_dir = run.responses_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     if spec.mode == "canary" or (spec.baseline is not None and spec.baseline.compare_logged):
-        records = run.read_records()
-        write_table_atomic(
-            logged_responses(records, run_id=run.run_id), out_dir / "part-logged-r0-p00000.parquet"
-        )
-    responses = run.read_responses()
+        size = partition_size(run)
+        for p in _partition_numbers(run)[0]:  # a part file per partition, as replay's reads
+            records = run.read_records(p * size, (p + 1) * size)
+            write_table_atomic(
+                logged_responses(records, run_id=run.run_id),
+                out_dir / f"part-logged-r0-p{p:05d}.parquet",
+            )
     with duckdb.connect() as con:
-        con.register("r", responses)
+        con.execute(f"CREATE VIEW r AS {_responses_sql(run, _FINISH_COLUMNS)}")
         fired = con.sql(
             "SELECT arm, coalesce(response_model, model) AS answered, count(*) AS n FROM r "
             "WHERE fallback_used AND status = 'ok' GROUP BY ALL ORDER BY arm, answered"
@@ -312,6 +324,8 @@ def finish_replay(run: Run, seconds: float | None = None) -> None:
             .to_arrow_table()
             .to_pylist()
         )
+        losses = _replay_losses(con)
+        ((first,),) = con.execute("SELECT min(started_at) FROM r WHERE arm <> 'logged'").fetchall()
     coverage = {
         r["arm"]: {k: r[k] for k in ("ok", "errored", "skipped", "cache_hits")} for r in per_arm
     }
@@ -322,11 +336,9 @@ def finish_replay(run: Run, seconds: float | None = None) -> None:
         coverage=coverage,
         models_seen={r["arm"]: r["models"] or [] for r in per_arm},
         cost_usd={"replay": replay_cost, "total": replay_cost},
-        **_replay_losses(responses),
+        **losses,
     )
     if seconds is None:  # partitions ran as separate tasks: time from the first request sent
-        replayed = responses.filter(pc.not_equal(responses["arm"], "logged"))
-        first = pc.min(replayed["started_at"]).as_py() if replayed.num_rows else None
         seconds = (datetime.now(UTC) - first).total_seconds() if first else 0.0
     run.mark_stage("replay", seconds)
 
@@ -339,32 +351,37 @@ _LOST_SQL: Final = """
 """
 
 
-def _replay_losses(responses: pa.Table) -> dict[str, Any]:
+_FINISH_COLUMNS: Final = (
+    "record_id", "arm", "model", "response_model", "status", "cache_hit", "cost_usd",
+    "fallback_used", "params_not_replayed", "error_type", "error_message", "started_at",
+)  # fmt: skip
+
+
+def _responses_sql(run: Run, columns: tuple[str, ...]) -> str:
+    """A SELECT of `columns` over the run's response part files (no part file: no rows)."""
+    return run.select_sql("responses", columns)
+
+
+def _replay_losses(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """Per arm: records that lost each logged parameter (`params_not_replayed`), the same grouped
-    by reason (`params_not_replayed_reasons`), and requests skipped by reason (`skipped`)."""
-    with duckdb.connect() as con:
-        con.register(
-            "r",
-            responses.select(
-                ["arm", "record_id", "params_not_replayed", "status", "error_type", "error_message"]
-            ),
-        )
-        by_param = con.sql(
-            _LOST_SQL + "SELECT arm, param, count(DISTINCT record_id) AS records FROM lost "
-            "GROUP BY ALL ORDER BY arm, records DESC, param"
-        ).fetchall()
-        by_reason = con.sql(
-            _LOST_SQL + "SELECT arm, reason, list(DISTINCT param ORDER BY param) AS params, "
-            "count(DISTINCT record_id) AS records FROM lost GROUP BY ALL "
-            "ORDER BY arm, records DESC, reason"
-        ).fetchall()
-        skipped = con.sql(
-            "SELECT arm, CASE error_type WHEN 'NotReplayable' THEN 'not replayable: ' || "
-            "coalesce(error_message, 'no reason logged') WHEN 'BudgetExhausted' THEN "
-            "'budget_usd reached' ELSE coalesce(error_message, error_type, 'no reason logged') "
-            "END AS reason, count(*) AS n FROM r WHERE status = 'skipped' AND arm <> 'logged' "
-            "GROUP BY ALL ORDER BY arm, n DESC, reason"
-        ).fetchall()
+    by reason (`params_not_replayed_reasons`), and requests skipped by reason (`skipped`), from
+    the responses in view `r`."""
+    by_param = con.sql(
+        _LOST_SQL + "SELECT arm, param, count(DISTINCT record_id) AS records FROM lost "
+        "GROUP BY ALL ORDER BY arm, records DESC, param"
+    ).fetchall()
+    by_reason = con.sql(
+        _LOST_SQL + "SELECT arm, reason, list(DISTINCT param ORDER BY param) AS params, "
+        "count(DISTINCT record_id) AS records FROM lost GROUP BY ALL "
+        "ORDER BY arm, records DESC, reason"
+    ).fetchall()
+    skipped = con.sql(
+        "SELECT arm, CASE error_type WHEN 'NotReplayable' THEN 'not replayable: ' || "
+        "coalesce(error_message, 'no reason logged') WHEN 'BudgetExhausted' THEN "
+        "'budget_usd reached' ELSE coalesce(error_message, error_type, 'no reason logged') "
+        "END AS reason, count(*) AS n FROM r WHERE status = 'skipped' AND arm <> 'logged' "
+        "GROUP BY ALL ORDER BY arm, n DESC, reason"
+    ).fetchall()
     out: dict[str, dict[str, Any]] = {
         "params_not_replayed": {},
         "params_not_replayed_reasons": {},
@@ -383,22 +400,104 @@ def _replay_losses(responses: pa.Table) -> dict[str, Any]:
 # --- score -------------------------------------------------------------------------------------
 
 
-def score_run(run: Run) -> int:
-    """Score the run's responses into scores.parquet; returns its number of rows."""
+_score_budgets: dict[tuple[str, str], Budget] = {}
+
+
+def _score_budget(run: Run) -> Budget:
+    """The judges' one budget, shared by the partitions scoring in this process: what replay
+    spent plus what the partitions scored before spent (their part files' footers)."""
+    key = (str(run.root), run.run_id)
+    with _budgets_lock:
+        if key not in _score_budgets:
+            replay = run.manifest().get("cost_usd", {})
+            spent = float(replay.get("replay", replay.get("total")) or 0.0)
+            spent += sum(run.scored_parts().values())
+            _score_budgets[key] = Budget(run.spec.budget_usd, spent)
+        return _score_budgets[key]
+
+
+class _PartitionSpend(Budget):
+    """One partition's view of the shared judge budget: reserves from it, and counts what this
+    partition's own calls spent (partitions judging side by side each write theirs)."""
+
+    def __init__(self, shared: Budget) -> None:
+        super().__init__(shared.limit, shared.spent)
+        self._shared = shared
+        self.own = 0.0
+
+    @property
+    def exhausted(self) -> bool:
+        return self._shared.exhausted
+
+    async def acquire(self, usd: float) -> bool:
+        return await self._shared.acquire(usd)
+
+    def hold(self, usd: float) -> None:
+        self._shared.hold(usd)
+
+    def settle(self, reserved: float, actual: float, *, held: bool = False) -> None:
+        self._shared.settle(reserved, actual, held=held)
+        self.own += actual
+        self.spent = self._shared.spent
+
+
+_samples: dict[tuple[str, str, str], pa.Array] = {}
+
+
+def _judge_samples(run: Run) -> dict[str, pa.Array]:
+    """Each sampled judge's record ids over the whole run (a sample is drawn from all records,
+    not per partition): computed once, kept in scores/sample-<judge>.parquet."""
+    from evalpipe.score.judges import judge_sample
+    from evalpipe.tables import RECORDS_LEAN
+
+    out: dict[str, pa.Array] = {}
+    for judge in run.spec.judges:
+        if judge.sample is None:
+            continue
+        key = (str(run.root), run.run_id, judge.name)
+        with _budgets_lock:
+            if key in _samples:
+                out[judge.name] = _samples[key]
+                continue
+        path = run.scores_dir / f"sample-{judge.name}.parquet"
+        if path.exists():
+            ids = pq.read_table(path)["record_id"].combine_chunks()
+        else:
+            wanted = {"record_id", "attributes", "labels"}
+            wanted |= {c for c in run.spec.gate.slices if c in RECORDS_LEAN.names}
+            records = pq.read_table(
+                run.path("records.parquet"), columns=[c for c in RECORDS_LEAN.names if c in wanted]
+            )
+            ids = judge_sample(records, judge, run.spec)
+            write_table_atomic(pa.table({"record_id": ids}), path)
+        with _budgets_lock:
+            _samples[key] = ids
+        out[judge.name] = ids
+    return out
+
+
+def score_partition(run: Run, part: int) -> int:
+    """Score partition `part` (its records and their responses) into scores/part-<part>.parquet;
+    returns its number of rows. A partition already committed is not scored again."""
     if run.stage_done("score"):
-        return int(run.read_scores().num_rows)
+        return 0
+    path = run.score_part_path(part)
+    if path.exists():
+        return int(pq.ParquetFile(path).metadata.num_rows)
     from evalpipe.ingest import redact_pii
     from evalpipe.score import score_responses
 
-    started = time.perf_counter()
     spec = run.spec
-    records = run.read_records()
-    responses = run.read_responses()
-    spent = float(run.manifest().get("cost_usd", {}).get("total") or 0.0)
-    budget = Budget(spec.budget_usd, spent)
+    size = partition_size(run)
+    records = run.read_records(part * size, (part + 1) * size)
+    responses = run.read_partition_responses(part, records["record_id"].combine_chunks())
+    budget = _PartitionSpend(_score_budget(run))
 
     def redact(texts: list[str]) -> list[str]:
         return [str(t) for t in redact_pii(pa.array(texts, pa.string())).to_pylist()]
+
+    def progress(event: Progress) -> None:
+        _emit(dataclasses.replace(event, part=part))
 
     cache = _cache(run)
     scores = score_responses(
@@ -409,14 +508,13 @@ def score_run(run: Run) -> int:
         cache=cache,
         budget=budget,
         redact=redact if spec.redact_pii.judges else None,
-        on_progress=_emit,
-        previous_anchors=previous_anchors(run) if spec.judges else None,
+        on_progress=progress,
+        judge_samples=_judge_samples(run),
+        previous_anchors=previous_anchors(run) if spec.judges and part == 0 else None,
+        anchors=part == 0,
     )
     cache.flush()  # the judges' answers
-    run.write_scores(scores)
-    judge_cost = round(budget.spent - spent, 6)
-    run.update_manifest(cost_usd={"judges": judge_cost, "total": round(budget.spent, 6)})
-    run.mark_stage("score", time.perf_counter() - started)
+    run.write_score_part(part, scores, judge_cost_usd=budget.own)
     return int(scores.num_rows)
 
 
@@ -434,10 +532,13 @@ def previous_anchors(run: Run) -> pa.Table | None:
         rid = str(manifest.get("run_id") or "")
         if manifest.get("spec_name") != run.spec.name or not rid or rid == run.run_id:
             continue
-        path = run.root / "runs" / rid / "scores.parquet"
+        folder = run.root / "runs" / rid
         remote = run.remote
-        if remote is not None:  # (a remote store: that run's scores into the staging folder)
-            remote.pull_run(rid, names=("scores.parquet",))
+        if remote is not None:  # (a remote store: that run's scores into the staging folder;
+            # anchors are judged with partition 0)
+            remote.pull_run(rid, names=("scores.parquet", "scores/part-00000.parquet"))
+        parts = sorted((folder / "scores").glob("part-*.parquet"))
+        path = parts[0] if parts else folder / "scores.parquet"
         if not path.is_file():
             continue
         columns = ["record_id", "arm", "metric", "judge_model", "prompt_version", "detail"]
@@ -451,22 +552,96 @@ def previous_anchors(run: Run) -> pa.Table | None:
     return None
 
 
+def finish_score(run: Run, seconds: float | None = None) -> int:
+    """After every partition: the judges' spend into the manifest, mark score done; returns the
+    number of score rows."""
+    with _budgets_lock:
+        _score_budgets.pop((str(run.root), run.run_id), None)
+        for key in [k for k in _samples if k[:2] == (str(run.root), run.run_id)]:
+            del _samples[key]
+    parts = run.scored_parts()
+    rows = sum(pq.ParquetFile(run.score_part_path(p)).metadata.num_rows for p in parts)
+    replay = float(run.manifest().get("cost_usd", {}).get("replay") or 0.0)
+    judge_cost = round(sum(parts.values()), 6)
+    run.update_manifest(cost_usd={"judges": judge_cost, "total": round(replay + judge_cost, 6)})
+    if seconds is None:
+        seconds = 0.0
+    run.mark_stage("score", seconds)
+    return int(rows)
+
+
+def score_partitions(run: Run) -> list[int]:
+    """Partitions still to score (every partition of the records not committed yet)."""
+    if run.stage_done("score"):
+        return []
+    done = run.scored_parts()
+    return [p for p in _partition_numbers(run)[0] if p not in done]
+
+
+def score_run(run: Run, part: int | None = None) -> int:
+    """Score one partition (or all, then finish); returns its (or the run's) number of rows."""
+    if run.stage_done("score"):
+        return int(sum(pq.ParquetFile(f).metadata.num_rows for f in _score_files(run)))
+    if part is not None:
+        return score_partition(run, part)
+    started = time.perf_counter()
+    todo = score_partitions(run)
+    if run.spec.judges and len(todo) > 1:  # judges wait on a provider: partitions side by side
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(min(len(todo), SCORE_THREADS)) as pool:
+            for _ in pool.map(lambda p: score_partition(run, p), todo):
+                pass
+    else:  # rules and diffs are computing: one partition at a time
+        for p in todo:
+            score_partition(run, p)
+    return finish_score(run, time.perf_counter() - started)
+
+
+def _score_files(run: Run) -> list[Path]:
+    source = run.scores_source()
+    return sorted(source.glob("part-*.parquet")) if source.is_dir() else [source]
+
+
 # --- gate --------------------------------------------------------------------------------------
 
 
 def gate_run(run: Run) -> GateResult:
     """Decide every candidate; writes gate.parquet and the verdict into the manifest."""
     from evalpipe.gate import gate_scores
+    from evalpipe.gate.frame import GateTables
+    from evalpipe.gate.shadow import gate_tables
 
     started = time.perf_counter()
     spec = run.spec
-    records = run.read_records()
-    responses = run.read_responses()
-    scores = run.read_scores()
-    skipped = pc.sum(pc.equal(responses["error_type"], "BudgetExhausted")).as_py() or 0
-    result = gate_scores(
-        scores, responses, records, spec, run_id=run.run_id, budget_exhausted=skipped > 0
+    budget_sql = (
+        f"SELECT count(*) FROM ({_responses_sql(run, ('error_type',))}) "
+        "WHERE error_type = 'BudgetExhausted'"
     )
+    if spec.mode == "canary":  # (logged cohorts: one arm, gated in memory)
+        with duckdb.connect() as con:
+            ((skipped,),) = con.execute(budget_sql).fetchall()
+        result = gate_scores(
+            run.read_scores(),
+            run.read_responses(),
+            run.read_records(),
+            spec,
+            run_id=run.run_id,
+            budget_exhausted=skipped > 0,
+        )
+    else:  # out of core: DuckDB over the run's Parquet files
+        has_responses = any(run.responses_dir.glob("part-*.parquet"))
+        tables = GateTables.from_files(
+            run.scores_glob(),
+            run.responses_glob() if has_responses else None,
+            run.path("records.parquet"),
+            spec,
+        )
+        try:
+            ((skipped,),) = tables.con.execute(budget_sql).fetchall()
+            result = gate_tables(tables, spec, run_id=run.run_id, budget_exhausted=skipped > 0)
+        finally:
+            tables.close()
     run.write_gate(result.table)
     run.update_manifest(
         verdict=result.verdict,
@@ -509,15 +684,20 @@ def report_run(run: Run, result: GateResult, *, out: str | None = None) -> Path:
     started = time.perf_counter()
     spec = run.spec
     reports_root = Path(out or spec.report.out).resolve()
-    paths = write_report(
-        reports_root / run.run_id,
-        gate=result,
-        spec=spec,
-        records=run.read_records(),
-        responses=run.read_responses(),
-        scores=run.read_scores(),
-        manifest=run.manifest(),
-    )
+    from evalpipe.store import out_of_core_config
+
+    with duckdb.connect(config=out_of_core_config(REPORT_MEMORY_LIMIT)) as con:
+        records, responses, judged = _report_tables(run, con)
+        paths = write_report(
+            reports_root / run.run_id,
+            gate=result,
+            spec=spec,
+            records=records,
+            responses=responses,
+            scores=judged,
+            manifest=run.manifest(),
+            examples_from=con,
+        )
     write_json_atomic(orjson.loads(paths.verdict_json.read_bytes()), run.path("verdict.json"))
     run.mark_stage("report", time.perf_counter() - started)
     run.update_manifest(
@@ -526,6 +706,43 @@ def report_run(run: Run, result: GateResult, *, out: str | None = None) -> Path:
     update_catalog(run)
     write_runs_index(reports_root, _runs_for_index(run.root))
     return paths.index_html
+
+
+REPORT_MEMORY_LIMIT: Final = "512MB"
+"""DuckDB's memory for picking the report's examples (it spills beyond)."""
+
+_REPORT_RECORDS: Final = ("record_id", "timestamp", "attributes", "labels")
+_REPORT_RESPONSES: Final = (
+    "record_id", "arm", "repeat", "status", "error_origin", "cache_hit", "cost_usd",
+    "latency_ms", "ttft_ms", "response_model",
+)  # fmt: skip
+"""What the report's figures read (coverage, money, dates, labels): no texts."""
+
+
+def _report_tables(run: Run, con: duckdb.DuckDBPyConnection) -> tuple[pa.Table, pa.Table, pa.Table]:
+    """The report's inputs without holding the run's texts: records and responses cut to the
+    columns the figures read, the judges' score rows only; and, in `con`, views `records_all`,
+    `responses_all` and `scores_all` over the run's files, where examples are picked."""
+    from evalpipe.tables import RESPONSES, SCORES, conform
+
+    def quoted(path: str | Path) -> str:
+        return str(path).replace("'", "''")
+
+    con.execute(
+        f"CREATE VIEW records_all AS SELECT * FROM read_parquet('{quoted(run.path('records.parquet'))}')"
+    )
+    con.execute(f"CREATE VIEW responses_all AS {_responses_sql(run, tuple(RESPONSES.names))}")
+    con.execute(
+        f"CREATE VIEW scores_all AS SELECT * FROM read_parquet('{quoted(run.scores_glob())}', "
+        "union_by_name = true)"
+    )
+    records = pq.read_table(run.path("records.parquet"), columns=list(_REPORT_RECORDS))
+    responses = con.sql(
+        f"SELECT {', '.join(_REPORT_RESPONSES)} FROM responses_all"
+    ).to_arrow_table()
+    judged = con.sql("SELECT * FROM scores_all WHERE kind = 'judge'").to_arrow_table()
+    assert responses is not None and judged is not None
+    return records, responses, conform(judged, SCORES)
 
 
 def _runs_for_index(root: Path) -> list[dict[str, Any]]:

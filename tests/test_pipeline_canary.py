@@ -98,7 +98,7 @@ def test_canary_rolls_back_a_cohort_that_breaks_json(tmp_path: Path) -> None:
 def test_canary_promotes_an_equal_cohort(tmp_path: Path) -> None:
     _log(tmp_path / "canary.jsonl", broken_share=0.0)
     run, result = _run(tmp_path)
-    scores = read_table(run.path("scores.parquet"))
+    scores = run.read_scores()
     assert pc.all(scores["passed"]).as_py()
     assert result.verdict in ("GO", "NOT-PROVEN"), result.candidates[0].reason
     assert result.verdict != "NO-GO"

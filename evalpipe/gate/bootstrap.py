@@ -224,13 +224,19 @@ def _weighted_quantile(counts: NDArray[np.int8], window: _Window, below: I64, to
     """Weighted inverted-CDF quantile per replicate (row of counts)."""
     target = (total * window.percent + 99) // 100
     out = np.full(counts.shape[0], np.nan)
+    ok = np.zeros(counts.shape[0], dtype=bool)
     if window.clusters.size:
-        cum = np.cumsum(counts[:, window.clusters], axis=1, dtype=np.int64) + below[:, None]
-        hit = cum >= target[:, None]
-        ok = hit[:, -1] & (below < target) & (total > 0)
-        out[ok] = window.values[hit[ok].argmax(axis=1)]
-    else:
-        ok = np.zeros(counts.shape[0], dtype=bool)
+        # Replicates a block at a time, so that the cumulated window (int64) stays near
+        # _CHUNK_CELLS cells however wide the window is (few large clusters make it wide).
+        rows = max(1, _CHUNK_CELLS // window.clusters.size)
+        for s in range(0, counts.shape[0], rows):
+            e = min(s + rows, counts.shape[0])
+            cum = np.cumsum(counts[s:e, window.clusters], axis=1, dtype=np.int64)
+            cum += below[s:e, None]
+            hit = cum >= target[s:e, None]
+            good = hit[:, -1] & (below[s:e] < target[s:e]) & (total[s:e] > 0)
+            out[s:e][good] = window.values[hit[good].argmax(axis=1)]
+            ok[s:e] = good
     for r in np.flatnonzero(~ok & (total > 0)):  # rare: the quantile left its window
         full = np.cumsum(counts[r, window.all_clusters], dtype=np.int64)
         out[r] = window.all_values[int(np.searchsorted(full, target[r]))]

@@ -3,19 +3,28 @@
 Records are put in record_id order, so every array here is indexed by that position and no
 result depends on the order of rows in the input tables. Response states fold status and
 error_origin into four codes; the mapping of errors onto metric values happens in `shadow.py`.
+
+Out of core: responses and scores are DuckDB views (`GateTables`, over a run's Parquet files or
+over Arrow tables), read one arm or one metric × arm at a time, only the columns needed, into
+numeric arrays of one slot per record; no table of score rows or output texts is held whole.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
 from evalpipe.spec import Spec
+from evalpipe.store import out_of_core_config
 from evalpipe.tables import column_values
 
 __all__ = [
@@ -25,9 +34,14 @@ __all__ = [
     "OWN_ERROR",
     "ArmData",
     "Frame",
+    "GateTables",
     "MetricValues",
     "ScoreIndex",
     "build_frame",
+    "frame_of",
+    "out_of_core_config",
+    "query_table",
+    "record_columns",
 ]
 
 F64 = NDArray[np.float64]
@@ -42,6 +56,96 @@ INFRA: Final = 3
 """Infrastructure failure after retries (429, 5xx, connection); an error of unknown origin too."""
 
 
+GATE_MEMORY_LIMIT: Final = "512MB"
+"""DuckDB's memory for the gate's queries (it spills beyond: the run's size does not matter)."""
+
+
+def query_table(
+    con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None
+) -> pa.Table:
+    """The rows of a query as an Arrow table."""
+    table = con.sql(sql, params=params or None).to_arrow_table()
+    assert table is not None
+    return table
+
+
+class GateTables:
+    """A run's tables where the gate reads them: DuckDB views `scores` and `responses` (over
+    Parquet files, or Arrow tables registered in place) and the records' few columns the gate
+    reads (`record_columns`)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, records: pa.Table) -> None:
+        self.con = con
+        self.records = records
+
+    @classmethod
+    def from_tables(cls, scores: pa.Table, responses: pa.Table, records: pa.Table) -> GateTables:
+        con = duckdb.connect()
+        con.register("scores", scores)
+        con.register("responses", responses)
+        return cls(con, records)
+
+    @classmethod
+    def from_files(
+        cls, scores: str, responses: str | None, records: Path, spec: Spec
+    ) -> GateTables:
+        """Views over Parquet: `scores` and `responses` are paths or globs (`responses` None:
+        no responses yet), `records` the records file (only `record_columns` are read)."""
+        from evalpipe.tables import RESPONSES, SCORES
+
+        con = duckdb.connect(config=out_of_core_config(GATE_MEMORY_LIMIT))
+        for name, source, schema in (
+            ("scores", scores, SCORES),
+            ("responses", responses, RESPONSES),
+        ):
+            if source is None:
+                con.register(name, schema.empty_table())
+                continue
+            quoted = source.replace("'", "''")
+            # a small run's files are read once into DuckDB's memory; a large run's in place
+            # by every query (out of core)
+            kind = "TABLE" if _bytes(source) <= IN_MEMORY_BYTES else "VIEW"
+            con.execute(
+                f"CREATE {kind} {name} AS SELECT * FROM read_parquet('{quoted}', "
+                "union_by_name = true)"
+            )
+        names = pq.read_schema(records).names
+        table = pq.read_table(records, columns=[c for c in record_columns(spec) if c in names])
+        return cls(con, table)
+
+    def close(self) -> None:
+        self.con.close()
+
+
+IN_MEMORY_BYTES: Final = 16 << 20
+"""Parquet (compressed) up to which a table is loaded once rather than read by each query."""
+
+
+def _bytes(glob: str) -> int:
+    path = Path(glob)
+    files = path.parent.glob(path.name) if "*" in path.name else [path]
+    return sum(f.stat().st_size for f in files if f.is_file())
+
+
+def record_columns(spec: Spec) -> list[str]:
+    """The records' columns the gate reads: ids, request hashes, the cluster and slice columns
+    (a key of `attributes` or `labels` reads that map), and what the labels read."""
+    from evalpipe.tables import RECORDS
+
+    wanted = {"record_id", "request_sha256"}
+    named = [spec.gate.cluster, *spec.gate.slices]
+    named += [label.column for label in spec.labels.values()]
+    for col in named:
+        if col is None:
+            continue
+        if col in RECORDS.names:
+            wanted.add(col)
+            continue
+        container, _, key = col.partition(".")
+        wanted.add(container if container in ("attributes", "labels") and key else "attributes")
+    return [c for c in RECORDS.names if c in wanted]
+
+
 @dataclass(frozen=True)
 class ArmData:
     """One arm's repeat-0 responses, one slot per record."""
@@ -50,14 +154,73 @@ class ArmData:
     latency: F64
     cost: F64
     length: F64
-    text: pa.Array
-    """output_text per record (null where there is no ok response)."""
     model: str | None
     ttft: F64
     """Time to first token in ms (nan where not streamed)."""
+    texts: _Texts = field(repr=False)
+
+    @property
+    def text(self) -> pa.Array:
+        """output_text per record (null where there is no ok response), read when asked."""
+        return self.texts.read()
 
     def count(self, state: int) -> int:
         return int(np.count_nonzero(self.state == state))
+
+
+@dataclass(frozen=True)
+class _Texts:
+    """An arm's ok output texts, read from the `responses` view when asked (not kept)."""
+
+    con: duckdb.DuckDBPyConnection
+    arm: str
+    n: int
+
+    _OK: Final = (
+        "SELECT i.pos, any_value(r.output_text) AS output_text FROM responses r "
+        "JOIN ids i USING (record_id) WHERE r.repeat = 0 AND r.arm = ? AND r.status = 'ok' "
+        "GROUP BY i.pos"
+    )
+
+    def read(self) -> pa.Array:
+        """output_text per record, null where the arm has no ok response."""
+        got = query_table(self.con, self._OK, [self.arm])
+        order = np.full(self.n, -1, dtype=np.int64)
+        order[np.asarray(got["pos"], dtype=np.int64)] = np.arange(got.num_rows)
+        if got.num_rows == 0:
+            return pa.nulls(self.n, pa.string())
+        text = got["output_text"].combine_chunks().take(pa.array(np.maximum(order, 0)))
+        return pc.if_else(pa.array(order >= 0), text, pa.scalar(None, pa.string()))
+
+    def at(self, positions: I64) -> pa.Array:
+        """output_text of the records at `positions` (null where not ok), in no set order."""
+        self.con.register("wanted", pa.table({"pos": pa.array(positions, pa.int64())}))
+        got = query_table(
+            self.con,
+            f"SELECT t.output_text FROM wanted w LEFT JOIN ({self._OK}) t USING (pos)",
+            [self.arm],
+        )
+        self.con.unregister("wanted")
+        return got["output_text"].combine_chunks() if got.num_rows else pa.array([], pa.string())
+
+    def batches_at(self, positions: I64, rows: int = 100_000) -> Iterator[pa.Array]:
+        """`at(positions)`, `rows` at a time."""
+        self.con.register("wanted", pa.table({"pos": pa.array(positions, pa.int64())}))
+        try:
+            reader = self.con.sql(
+                f"SELECT t.output_text FROM wanted w LEFT JOIN ({self._OK}) t USING (pos)",
+                params=[self.arm],
+            ).to_arrow_reader(rows)
+            for batch in reader:
+                yield batch.column("output_text")
+        finally:
+            self.con.unregister("wanted")
+
+    def batches(self, rows: int = 100_000) -> Iterator[pa.Array]:
+        """The ok output texts (one per record), `rows` at a time, in no particular order."""
+        reader = self.con.sql(self._OK, params=[self.arm]).to_arrow_reader(rows)
+        for batch in reader:
+            yield batch.column("output_text")
 
 
 @dataclass(frozen=True)
@@ -71,30 +234,54 @@ class MetricValues:
     """Pairwise judges: the two orders agreed."""
 
 
-@dataclass(frozen=True)
-class ScoreIndex:
-    """Repeat-0 score rows as arrays, looked up by (metric, arm)."""
+_AGREE: Final = (
+    "coalesce(contains(s.detail, '\"orders_agree\":true') "
+    "OR contains(s.detail, '\"orders_agree\": true'), false)"
+)
 
-    n_records: int
-    ridx: I64
-    metric: I64
-    arm: I64
-    value: F64
-    agree: NDArray[np.bool_]
-    metrics: list[str]
-    arms: list[str]
+
+class ScoreIndex:
+    """Repeat-0 score rows of the baseline and candidates, one metric × arm at a time from the
+    `scores` view, as arrays of one slot per record."""
+
+    _KEEP: Final = 8
+    """(metric, arm) arrays kept for the next lookup (a metric's baseline serves every candidate)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, n_records: int, arms: list[str]) -> None:
+        self.con = con
+        self.n_records = n_records
+        self.arms = arms
+        self.metrics: list[str] = [
+            m
+            for (m,) in con.execute(
+                "SELECT DISTINCT metric FROM scores WHERE metric IS NOT NULL ORDER BY metric"
+            ).fetchall()
+        ]
+        self._kept: dict[tuple[str, str], MetricValues] = {}
 
     def get(self, metric: str, arm: str) -> MetricValues:
+        key = (metric, arm)
+        if key in self._kept:
+            return self._kept[key]
         has = np.zeros(self.n_records, dtype=bool)
         value = np.full(self.n_records, np.nan)
         agree = np.zeros(self.n_records, dtype=bool)
         if metric in self.metrics and arm in self.arms:
-            sel = (self.metric == self.metrics.index(metric)) & (self.arm == self.arms.index(arm))
-            rows = self.ridx[sel]
+            got = query_table(
+                self.con,
+                f"SELECT i.pos, s.value, {_AGREE} AS agree FROM scores s JOIN ids i "
+                "USING (record_id) WHERE s.repeat = 0 AND s.metric = ? AND s.arm = ?",
+                [metric, arm],
+            )
+            rows = np.asarray(got["pos"], dtype=np.int64)
             has[rows] = True
-            value[rows] = self.value[sel]
-            agree[rows] = self.agree[sel]
-        return MetricValues(has, value, agree)
+            value[rows] = np.asarray(pc.fill_null(got["value"], np.nan), dtype=np.float64)
+            agree[rows] = np.asarray(got["agree"], dtype=bool)
+        out = MetricValues(has, value, agree)
+        if len(self._kept) >= self._KEEP:
+            del self._kept[next(iter(self._kept))]
+        self._kept[key] = out
+        return out
 
 
 @dataclass(frozen=True)
@@ -122,12 +309,16 @@ def _codes(values: pa.ChunkedArray | pa.Array) -> tuple[I64, list[str]]:
 
 
 def _arm(
-    responses: pa.Table, ridx: I64, n: int, arm: str, model: str | None, timeout_ms: float
+    con: duckdb.DuckDBPyConnection, n: int, arm: str, model: str | None, timeout_ms: float
 ) -> ArmData:
-    sel = np.asarray(pc.equal(responses["arm"], arm), dtype=bool) & (ridx >= 0)
-    rows = np.flatnonzero(sel)
-    sub = responses.take(pa.array(rows))
-    where = ridx[rows]
+    sub = query_table(
+        con,
+        "SELECT i.pos, r.status, r.error_origin, r.latency_ms, r.cost_usd, r.ttft_ms, "
+        "length(coalesce(r.output_text, '')) AS length FROM responses r JOIN ids i "
+        "USING (record_id) WHERE r.repeat = 0 AND r.arm = ?",
+        [arm],
+    )
+    where = np.asarray(sub["pos"], dtype=np.int64)
     status = sub["status"]
     ok = np.asarray(pc.fill_null(pc.equal(status, "ok"), False), dtype=bool)
     err = np.asarray(pc.fill_null(pc.equal(status, "error"), False), dtype=bool)
@@ -141,23 +332,22 @@ def _arm(
     cost = np.full(n, np.nan)
     cost[where] = np.asarray(pc.fill_null(sub["cost_usd"], np.nan), dtype=np.float64)
     length = np.full(n, np.nan)
-    length[where] = np.asarray(
-        pc.fill_null(pc.utf8_length(pc.fill_null(sub["output_text"], "")), 0), dtype=np.float64
-    )
+    length[where] = np.asarray(pc.fill_null(sub["length"], 0), dtype=np.float64)
     length[state == OWN_ERROR] = 0.0
-    order = np.full(n, -1, dtype=np.int64)
-    order[where[ok]] = rows[ok]
-    text = responses["output_text"].take(pa.array(np.where(order >= 0, order, 0)))
-    text = pc.if_else(pa.array(order >= 0), text, pa.scalar(None, pa.string()))
     ttft = np.full(n, np.nan)
     ttft[where] = np.asarray(pc.fill_null(sub["ttft_ms"], np.nan), dtype=np.float64)
     ttft[state == OWN_ERROR] = timeout_ms  # censored as latency is
-    return ArmData(state, latency, cost, length, text.combine_chunks(), model, ttft)
+    return ArmData(state, latency, cost, length, model, ttft, _Texts(con, arm, n))
 
 
 def build_frame(scores: pa.Table, responses: pa.Table, records: pa.Table, spec: Spec) -> Frame:
     """Index records, repeat-0 responses and scores of the baseline and candidates by record."""
-    records = records.sort_by("record_id")
+    return frame_of(GateTables.from_tables(scores, responses, records), spec)
+
+
+def frame_of(tables: GateTables, spec: Spec) -> Frame:
+    """`build_frame` over `GateTables`: responses and scores read from DuckDB as needed."""
+    records = tables.records.sort_by("record_id")
     ids = records["record_id"].combine_chunks()
     n = len(ids)
     arm_names = ["baseline", *(c.name for c in spec.candidates)]
@@ -175,53 +365,12 @@ def build_frame(scores: pa.Table, responses: pa.Table, records: pa.Table, spec: 
     distinct = np.zeros(n, dtype=bool)
     distinct[first] = True
 
-    resp = responses.select(
-        [
-            "record_id",
-            "arm",
-            "repeat",
-            "status",
-            "error_origin",
-            "latency_ms",
-            "ttft_ms",
-            "cost_usd",
-            "output_text",
-        ]
-    )
-    resp = resp.filter(pc.fill_null(pc.equal(resp["repeat"], 0), False))
-    rid = np.asarray(pc.fill_null(pc.index_in(resp["record_id"], value_set=ids), -1), np.int64)
+    con = tables.con
+    con.register("ids", pa.table({"record_id": ids, "pos": pa.array(np.arange(n, dtype=np.int64))}))
     arms = {}
     for name in arm_names:
         arm = spec.arm_named(name)
         timeout = spec.limit_for(arm.model).timeout_s or 60.0
-        arms[name] = _arm(resp, rid, n, name, arm.model, timeout * 1000.0)
-
-    # Masks and codes over the whole scores table: filtering it first would copy every string.
-    sidx = np.asarray(pc.fill_null(pc.index_in(scores["record_id"], value_set=ids), -1), np.int64)
-    arm_codes, arms_seen = _codes(scores["arm"])
-    wanted = np.isin(arm_codes, [i for i, a in enumerate(arms_seen) if a in arm_names])
-    repeat0 = np.asarray(pc.fill_null(pc.equal(scores["repeat"], 0), False), dtype=bool)
-    keep = np.flatnonzero((sidx >= 0) & wanted & repeat0)
-    metric_codes, metrics = _codes(scores["metric"])
-    detail = scores["detail"]
-    agree = np.asarray(
-        pc.fill_null(
-            pc.or_(
-                pc.match_substring(detail, '"orders_agree":true'),
-                pc.match_substring(detail, '"orders_agree": true'),
-            ),
-            False,
-        ),
-        dtype=bool,
-    )
-    index = ScoreIndex(
-        n_records=n,
-        ridx=sidx[keep],
-        metric=metric_codes[keep],
-        arm=arm_codes[keep],
-        value=np.asarray(pc.fill_null(scores["value"], np.nan), dtype=np.float64)[keep],
-        agree=agree[keep],
-        metrics=metrics,
-        arms=arms_seen,
-    )
+        arms[name] = _arm(con, n, name, arm.model, timeout * 1000.0)
+    index = ScoreIndex(con, n, arm_names)
     return Frame(ids, cluster, spec.gate.cluster is not None, slices, distinct, arms, index)

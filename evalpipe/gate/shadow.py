@@ -14,9 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, NamedTuple
 
+import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from numpy.typing import NDArray
 
 from evalpipe.gate import power
@@ -24,7 +24,17 @@ from evalpipe.gate.bootstrap import seeded_rng
 from evalpipe.gate.canary import gate_canary
 from evalpipe.gate.catalogue import Metric, gate_metrics
 from evalpipe.gate.estimates import Estimates, mean_diff, pass_rate, ratios, win_share
-from evalpipe.gate.frame import INFRA, OK, OWN_ERROR, ArmData, Frame, build_frame
+from evalpipe.gate.frame import (
+    INFRA,
+    OK,
+    OWN_ERROR,
+    ArmData,
+    Frame,
+    GateTables,
+    build_frame,
+    frame_of,
+    query_table,
+)
 from evalpipe.gate.multiplicity import benjamini_hochberg, holm
 from evalpipe.gate.numbers import pct
 from evalpipe.gate.paired import length_adjusted_win_rate
@@ -40,7 +50,7 @@ from evalpipe.gate.validity import (
 from evalpipe.gate.verdict import CandidateVerdict, GateResult, Verdict
 from evalpipe.spec import Spec
 
-__all__ = ["SLICE_MIN_N", "PowerCases", "gate_scores", "power_cases"]
+__all__ = ["SLICE_MIN_N", "PowerCases", "gate_scores", "gate_tables", "power_cases"]
 
 log = logging.getLogger(__name__)
 
@@ -263,13 +273,12 @@ def _ratio_rows(
     return rows
 
 
-def _aa_floor(scores: pa.Table) -> dict[str, float]:
+def _aa_floor(scores: duckdb.DuckDBPyConnection) -> dict[str, float]:
     """Mean of each diff metric of the baseline against itself (repeat ≥ 1), when replayed twice."""
-    mask = pc.and_(
-        pc.and_(pc.equal(scores["arm"], "baseline"), pc.greater_equal(scores["repeat"], 1)),
-        pc.equal(scores["kind"], "diff"),
+    sub = query_table(
+        scores,
+        "SELECT metric, value FROM scores WHERE arm = 'baseline' AND repeat >= 1 AND kind = 'diff'",
     )
-    sub = scores.filter(mask)
     if sub.num_rows == 0:
         return {}
     agg = sub.group_by("metric").aggregate([("value", "mean")])
@@ -368,16 +377,16 @@ def _invalid_reasons(
                 f"(limit {pct(JUDGE_FAILURE_LIMIT, 0)})"
             )
     arm, base = frame.arms[cand], frame.arms["baseline"]
-    distinct = pa.array(frame.distinct_input)
-    cand_share = collapse_share(arm.text.filter(distinct))
+    distinct = np.flatnonzero(frame.distinct_input)  # (texts read from the view as needed)
+    cand_share = collapse_share(arm.texts.batches_at(distinct))
     if cand_share > COLLAPSE_SHARE:
-        base_share = collapse_share(base.text.filter(distinct))
+        base_share = collapse_share(base.texts.batches_at(distinct))
         if base_share < COLLAPSE_BASELINE:
             out.append(
                 f"the candidate's outputs collapsed: {pct(cand_share)} of distinct requests got "
                 f"the same or nearly the same answer (baseline {pct(base_share)})"
             )
-    injected = injection_share(arm.text)
+    injected = injection_share(arm.texts.batches())
     if injected > INJECTION_LIMIT:
         out.append(
             f"{pct(injected)} of the candidate's outputs look like attempts to steer the judge "
@@ -731,9 +740,34 @@ def gate_scores(
     """
     if spec.mode == "canary":
         return gate_canary(records, scores, spec, run_id=run_id)
-    frame = build_frame(scores, responses, records, spec)
-    floor = _aa_floor(scores)
-    scoring = scoring_validity(scores, records, spec)
+    tables = GateTables.from_tables(scores, responses, records)
+    try:
+        return gate_tables(
+            tables,
+            spec,
+            run_id=run_id,
+            budget_exhausted=budget_exhausted,
+            bootstrap_b=bootstrap_b,
+            slice_bootstrap_b=slice_bootstrap_b,
+        )
+    finally:
+        tables.close()
+
+
+def gate_tables(
+    tables: GateTables,
+    spec: Spec,
+    *,
+    run_id: str,
+    budget_exhausted: bool = False,
+    bootstrap_b: int = 2000,
+    slice_bootstrap_b: int = 200,
+) -> GateResult:
+    """`gate_scores` of a shadow run over `GateTables` (a run's Parquet files, read out of core:
+    one arm's or one metric's numbers at a time, never a whole table of rows)."""
+    frame = frame_of(tables, spec)
+    floor = _aa_floor(tables.con)
+    scoring = scoring_validity(tables.con, tables.records, spec)
     all_rows: list[MetricRow] = []
     verdicts = []
     for cand in spec.candidates:

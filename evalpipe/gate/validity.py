@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Final, NamedTuple
 
 import duckdb
@@ -20,6 +22,7 @@ from numpy.typing import NDArray
 from rapidfuzz import fuzz, process
 
 from evalpipe.gate.agreement import Agreement, agreement
+from evalpipe.gate.frame import query_table
 from evalpipe.gate.numbers import pct
 from evalpipe.spec import Spec
 
@@ -72,23 +75,45 @@ _SCORER_FAILED: Final = r"^check .+ \(scorer .+\): "
 """How `errors.ScorerError` messages start (the `error` of a failed custom scorer's rows)."""
 
 
-def scorer_failures(scores: pa.Table) -> list[str]:
+def scorer_failures(scores: pa.Table | duckdb.DuckDBPyConnection) -> list[str]:
     """One reason per custom scorer that failed (raised, or answered the wrong shape): a check
-    that could not be computed leaves the evaluation unable to say what it claims."""
-    rules = scores.filter(pc.equal(scores["kind"], "rule"))
-    failed = rules.filter(
-        pc.fill_null(pc.match_substring_regex(rules["error"], _SCORER_FAILED), False)
-    )
-    return [f"a check could not be computed: {e}" for e in sorted(set(failed["error"].to_pylist()))]
+    that could not be computed leaves the evaluation unable to say what it claims.
+
+    `scores`: the table, or a DuckDB connection with a `scores` view (`frame.GateTables`)."""
+    with _scores_view(scores) as con:
+        errors = con.execute(
+            "SELECT DISTINCT error FROM scores WHERE kind = 'rule' AND error IS NOT NULL "
+            "AND regexp_matches(error, ?)",
+            [_SCORER_FAILED],
+        ).fetchall()
+    return [f"a check could not be computed: {e}" for e in sorted(e for (e,) in errors)]
 
 
-def injection_share(texts: pa.Array | pa.ChunkedArray) -> float:
-    """Share of non-null outputs matching `INJECTION_PATTERN` (0 when there are none)."""
-    valid = pc.drop_null(texts)
-    if len(valid) == 0:
-        return 0.0
-    hits = pc.match_substring_regex(valid, INJECTION_PATTERN, ignore_case=True)
-    return float(pc.sum(hits).as_py() or 0) / len(valid)
+@contextmanager
+def _scores_view(
+    scores: pa.Table | duckdb.DuckDBPyConnection,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A connection whose view `scores` is `scores` (given a connection: itself)."""
+    if isinstance(scores, duckdb.DuckDBPyConnection):
+        yield scores
+        return
+    with duckdb.connect() as con:
+        con.register("scores", scores)
+        yield con
+
+
+def injection_share(texts: pa.Array | pa.ChunkedArray | Iterable[pa.Array]) -> float:
+    """Share of non-null outputs matching `INJECTION_PATTERN` (0 when there are none); `texts`
+    may come in batches (an arm's outputs read a batch at a time)."""
+    batches = [texts] if isinstance(texts, pa.Array | pa.ChunkedArray) else texts
+    hits = total = 0
+    for batch in batches:
+        valid = pc.drop_null(batch)
+        total += len(valid)
+        if len(valid):
+            matched = pc.match_substring_regex(valid, INJECTION_PATTERN, ignore_case=True)
+            hits += int(pc.sum(matched).as_py() or 0)
+    return float(hits) / total if total else 0.0
 
 
 def _normalise(texts: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
@@ -96,21 +121,52 @@ def _normalise(texts: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     return pc.utf8_trim_whitespace(pc.replace_substring_regex(lowered, r"\s+", " "))
 
 
+_NORMALISE_ROWS: Final = 100_000
+"""Outputs normalised at a time (each step of `_normalise` copies the text)."""
+
+
+def _value_counts(
+    batches: Iterable[pa.Array | pa.ChunkedArray],
+) -> tuple[int, pa.Array, NDArray[np.int64]]:
+    """(non-null texts, distinct normalised texts, how often each occurs), the texts read a
+    batch and normalised `_NORMALISE_ROWS` at a time, the counts merged as they come."""
+    total = 0
+    acc: pa.Table | None = None
+    for batch in batches:
+        valid = pc.drop_null(batch)
+        total += len(valid)
+        for start in range(0, len(valid), _NORMALISE_ROWS):
+            counts = pc.value_counts(_normalise(valid.slice(start, _NORMALISE_ROWS)))
+            part = pa.Table.from_batches([pa.RecordBatch.from_struct_array(counts)])
+            if acc is None:
+                acc = part
+                continue
+            acc = (
+                pa.concat_tables([acc, part.cast(acc.schema)])
+                .group_by("values")
+                .aggregate([("counts", "sum")])
+                .rename_columns(["values", "counts"])
+            )
+    if acc is None:
+        return 0, pa.array([], pa.string()), np.zeros(0, dtype=np.int64)
+    return total, acc["values"].combine_chunks(), np.asarray(acc["counts"], dtype=np.int64)
+
+
 def collapse_share(
-    texts: pa.Array | pa.ChunkedArray, *, top: int = 5, similarity: float = 0.95
+    texts: pa.Array | pa.ChunkedArray | Iterable[pa.Array],
+    *,
+    top: int = 5,
+    similarity: float = 0.95,
 ) -> float:
     """Share of outputs equal or nearly equal (rapidfuzz ratio ≥ similarity) to the `top` most common.
 
     Outputs are lower-cased with whitespace collapsed first. Pass one output per distinct
     input, so that a repeated question answered the same way is not counted as collapse.
     """
-    valid = pc.drop_null(texts)
-    total = len(valid)
+    batches = [texts] if isinstance(texts, pa.Array | pa.ChunkedArray) else texts
+    total, values, freq = _value_counts(batches)
     if total == 0:
         return 0.0
-    counts = pc.value_counts(_normalise(valid))
-    values = counts.field("values")
-    freq = np.asarray(counts.field("counts"), dtype=np.int64)
     order = pc.sort_indices(
         pa.table({"c": freq, "v": values}), sort_keys=[("c", "descending"), ("v", "ascending")]
     )
@@ -195,7 +251,9 @@ def _three(w: F64) -> F64:
     return np.where(w > 0.5, 1.0, np.where(w < 0.5, 0.0, 0.5))
 
 
-def judge_calibration(scores: pa.Table, records: pa.Table, spec: Spec) -> list[Calibration]:
+def judge_calibration(
+    scores: pa.Table | duckdb.DuckDBPyConnection, records: pa.Table, spec: Spec
+) -> list[Calibration]:
     """Agreement and κ of each judge with the labels that calibrate it (`labels.<name>.judge`):
     the judge's repeat-0 scores of the labelled arm beside the labels, record by record."""
     from evalpipe.score.labels import label_values  # only specs with labels pay its import
@@ -211,13 +269,13 @@ def judge_calibration(scores: pa.Table, records: pa.Table, spec: Spec) -> list[C
         )
         arm = label.arm or default
         people = label_values(name, label, records, spec)
-        mask = pc.and_(
-            pc.and_(pc.equal(scores["metric"], judge.name), pc.equal(scores["arm"], arm)),
-            pc.and_(
-                pc.fill_null(pc.equal(scores["repeat"], 0), False), pc.is_valid(scores["value"])
-            ),
-        )
-        judged = scores.filter(mask).select(["record_id", "value"])
+        with _scores_view(scores) as con:
+            judged = query_table(
+                con,
+                "SELECT record_id, value FROM scores WHERE metric = ? AND arm = ? "
+                "AND repeat = 0 AND value IS NOT NULL",
+                [judge.name, arm],
+            )
         both = judged.join(people, "record_id", right_suffix="_people", join_type="inner")
         jv = np.asarray(both["value"], dtype=np.float64)
         pv = np.asarray(both["value_people"], dtype=np.float64)
@@ -228,13 +286,12 @@ def judge_calibration(scores: pa.Table, records: pa.Table, spec: Spec) -> list[C
     return out
 
 
-def position_bias(scores: pa.Table, judge: str, arm: str) -> tuple[float, float, int]:
+def position_bias(
+    scores: pa.Table | duckdb.DuckDBPyConnection, judge: str, arm: str
+) -> tuple[float, float, int]:
     """(share of pairs where the judge chose the same position in both orders, share where
     that position was the first, pairs judged in both orders) of a pairwise judge's rows."""
-    mask = pc.and_(pc.equal(scores["metric"], judge), pc.equal(scores["arm"], arm))
-    rows = scores.filter(pc.and_(mask, pc.is_valid(scores["value"]))).select(["detail"])
-    with duckdb.connect() as con:
-        con.register("judged", rows)
+    with _scores_view(scores) as con:
         # w1, w2: the candidate's win in each order; fa: the candidate was answer A first. The
         # answer labelled A won the first order when (w1 = 1) = fa, the second when
         # (w2 = 1) = NOT fa; the same position both times is position, not content (ties: not).
@@ -244,8 +301,9 @@ def position_bias(scores: pa.Table, judge: str, arm: str) -> tuple[float, float,
                 SELECT CAST(json_extract(detail, '$.orders[0]') AS DOUBLE) AS w1,
                        CAST(json_extract(detail, '$.orders[1]') AS DOUBLE) AS w2,
                        CAST(json_extract(detail, '$.first_a') AS BOOLEAN) AS fa
-                FROM judged
-                WHERE json_valid(detail) AND json_extract(detail, '$.orders') IS NOT NULL
+                FROM scores
+                WHERE metric = ? AND arm = ? AND value IS NOT NULL
+                  AND json_valid(detail) AND json_extract(detail, '$.orders') IS NOT NULL
                   AND json_extract(detail, '$.first_a') IS NOT NULL
             ), p AS (
                 SELECT ((w1 = 1) = fa) AS a_first, ((w2 = 1) = NOT fa) AS a_second,
@@ -256,7 +314,8 @@ def position_bias(scores: pa.Table, judge: str, arm: str) -> tuple[float, float,
                    count(*) FILTER (WHERE decided AND a_first AND a_second),
                    count(*)
             FROM p
-            """
+            """,
+            [judge, arm],
         ).fetchall()
     if n == 0:
         return math.nan, math.nan, 0
@@ -334,15 +393,19 @@ ORDER BY metric
 """
 
 
-def judge_drift(scores: pa.Table, spec: Spec) -> list[Drift]:
+def judge_drift(scores: pa.Table | duckdb.DuckDBPyConnection, spec: Spec) -> list[Drift]:
     """Each judge's figures on its anchor set (rows of kind `anchor`, `score.judges.anchors`)."""
-    rows = scores.filter(pc.fill_null(pc.equal(scores["kind"], "anchor"), False))
-    if rows.num_rows == 0:
+    with _scores_view(scores) as con:
+        figures = (
+            con.sql(
+                "WITH anchors AS (SELECT metric, judge_model, prompt_version, value, passed, "
+                "detail FROM scores WHERE kind = 'anchor') " + _DRIFT_SQL
+            )
+            .to_arrow_table()
+            .to_pylist()
+        )
+    if not figures:
         return []
-    cols = ["metric", "judge_model", "prompt_version", "value", "passed", "detail"]
-    with duckdb.connect() as con:
-        con.register("anchors", rows.select(cols))
-        figures = con.sql(_DRIFT_SQL).to_arrow_table().to_pylist()
     judges = {j.name: j for j in spec.judges}
     out = []
     for f in figures:
@@ -377,7 +440,9 @@ class ScoringValidity(NamedTuple):
     drift: tuple[Drift, ...] = ()
 
 
-def scoring_validity(scores: pa.Table, records: pa.Table, spec: Spec) -> ScoringValidity:
+def scoring_validity(
+    scores: pa.Table | duckdb.DuckDBPyConnection, records: pa.Table, spec: Spec
+) -> ScoringValidity:
     """Scorer failures, judges' agreement with people and with their anchor sets, and position
     bias (INVALID reasons and figures that `gate_scores` adds to every candidate)."""
     reasons = scorer_failures(scores)

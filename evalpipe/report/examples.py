@@ -29,6 +29,7 @@ __all__ = [
     "Example",
     "last_user_message",
     "pick_examples",
+    "pick_examples_from",
     "word_diff",
 ]
 
@@ -172,13 +173,13 @@ _BETTER: Final = {
 # Each candidate's score beside the baseline's on the same record and metric, built once for
 # every candidate and both directions (a pairwise judge has no baseline row: b_* are null).
 _PAIRS: Final = """
-CREATE TEMP TABLE pairs AS
+CREATE TEMP VIEW pairs AS
 SELECT c.arm AS cand, c.record_id, c.metric, c.kind, b.passed AS b_passed, c.passed AS c_passed,
        b.value AS b_value, c.value AS c_value
 FROM scores AS c LEFT JOIN scores AS b
   ON b.record_id = c.record_id AND b.metric = c.metric AND b.arm = 'baseline'
 WHERE c.arm <> 'baseline';
-CREATE TEMP TABLE rpairs AS
+CREATE TEMP VIEW rpairs AS
 SELECT c.arm AS cand, c.record_id, c.status AS c_status, c.error_origin AS c_origin,
        b.status AS b_status, b.error_origin AS b_origin
 FROM responses AS c JOIN responses AS b ON b.record_id = c.record_id AND b.arm = 'baseline'
@@ -270,12 +271,36 @@ def pick_examples(
     redact: bool,
 ) -> tuple[dict[str, list[Example]], dict[str, list[Example]]]:
     """Per candidate, its worst regressions and its best improvements (up to `limit` each)."""
+    with duckdb.connect() as con:
+        con.register("scores_all", scores)
+        con.register("responses_all", responses)
+        con.register("records_all", records)
+        return pick_examples_from(
+            con,
+            candidates,
+            gate=gate,
+            limit=limit,
+            slice_columns=slice_columns,
+            redact=redact,
+        )
+
+
+def pick_examples_from(
+    con: duckdb.DuckDBPyConnection,
+    candidates: list[str],
+    *,
+    gate: pa.Table,
+    limit: int,
+    slice_columns: list[str],
+    redact: bool,
+) -> tuple[dict[str, list[Example]], dict[str, list[Example]]]:
+    """`pick_examples` over a connection whose views `scores_all`, `responses_all` and
+    `records_all` hold the run's tables (a run's Parquet files, read out of core): examples
+    picked by ORDER BY … LIMIT, then only the picked records' rows read."""
     got = _pick(
+        con,
         candidates,
         gate=gate,
-        records=records,
-        responses=responses,
-        scores=scores,
         limit=limit,
         slice_columns=slice_columns,
         redact=redact,
@@ -283,13 +308,17 @@ def pick_examples(
     return got[False], got[True]
 
 
+def _rows(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    table = con.sql(sql).to_arrow_table()
+    assert table is not None
+    return table
+
+
 def _pick(
+    con: duckdb.DuckDBPyConnection,
     candidates: list[str],
     *,
     gate: pa.Table,
-    records: pa.Table,
-    responses: pa.Table,
-    scores: pa.Table,
     limit: int,
     slice_columns: list[str],
     redact: bool,
@@ -298,7 +327,12 @@ def _pick(
     out: dict[bool, dict[str, list[Example]]] = {
         d: {c: [] for c in candidates} for d in (False, True)
     }
-    if limit <= 0 or not candidates or scores.num_rows + responses.num_rows == 0:
+    if limit <= 0 or not candidates:
+        return out
+    ((rows,),) = con.execute(
+        "SELECT (SELECT count(*) FROM scores_all) + (SELECT count(*) FROM responses_all)"
+    ).fetchall()
+    if not rows:
         return out
     kinds = dict(zip(gate["metric"].to_pylist(), gate["kind"].to_pylist(), strict=True))
     pairwise = sorted(m for m, k in kinds.items() if k == "win_rate")
@@ -306,40 +340,45 @@ def _pick(
         m for m, k in kinds.items() if k == "mean" and not str(m).startswith("diff.")
     )
     # Only repeat 0 of rule and judge scores can show a regression (diffs are most of the rows).
-    keep = pc.and_(
-        pc.fill_null(pc.equal(scores["repeat"], 0), False),
-        pc.is_in(scores["kind"], value_set=pa.array(["rule", "judge"])),
+    scored = "FROM scores_all WHERE repeat = 0 AND kind IN ('rule', 'judge')"
+    has = {str(c) for (c, *_) in con.execute("DESCRIBE scores_all").fetchall()}
+    rationale = "rationale" if "rationale" in has else "NULL::VARCHAR AS rationale"  # (older runs)
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW scores AS SELECT record_id, arm, metric, kind, passed, "
+        f"value {scored}"
     )
-    scored = scores.filter(keep).select(
-        ["record_id", "arm", "metric", "kind", "passed", "value", "detail", "rationale"]
+    con.execute(
+        "CREATE OR REPLACE TEMP VIEW responses AS SELECT record_id, arm, status, error_origin "
+        "FROM responses_all WHERE repeat = 0"
     )
-    answered = responses.filter(pc.fill_null(pc.equal(responses["repeat"], 0), False)).select(
-        ["record_id", "arm", "status", "error_origin"]
-    )
-    with duckdb.connect() as con:
-        con.register("scores", scored.drop_columns(["detail", "rationale"]))
-        con.register("responses", answered)
-        con.register("totals", _totals(gate))
-        con.execute(_PAIRS)
-        picked = {
-            (improve, cand): con.sql(
-                _SQL[improve],
-                params={
-                    "cand": cand,
-                    "pairwise": pairwise,
-                    "pointwise": pointwise,
-                    "limit": limit,
-                },
-            ).to_arrow_table()
-            for improve in directions
-            for cand in candidates
-        }
-    # The shown records' scores, cut from the long table once for every candidate and direction.
+    con.register("totals", _totals(gate))
+    con.execute(_PAIRS)
+    picked = {
+        (improve, cand): con.sql(
+            _SQL[improve],
+            params={
+                "cand": cand,
+                "pairwise": pairwise,
+                "pointwise": pointwise,
+                "limit": limit,
+            },
+        ).to_arrow_table()
+        for improve in directions
+        for cand in candidates
+    }
+    # The shown records' rows, read once for every candidate and direction.
     ids = pa.chunked_array([t["record_id"] for t in picked.values()], pa.string())
-    id_set = ids.combine_chunks()
-    shown = scored.filter(pc.is_in(scored["record_id"], value_set=id_set))
-    shown_records = records.filter(pc.is_in(records["record_id"], value_set=id_set))
-    shown_responses = responses.filter(pc.is_in(responses["record_id"], value_set=id_set))
+    con.register("shown_ids", pa.table({"record_id": pc.unique(ids.combine_chunks())}))
+    shown_where = "record_id IN (SELECT record_id FROM shown_ids)"
+    shown = _rows(
+        con,
+        f"SELECT record_id, arm, metric, kind, passed, value, detail, {rationale} {scored} "
+        f"AND {shown_where}",
+    )
+    shown_records = _rows(
+        con, f"SELECT record_id, request, attributes FROM records_all WHERE {shown_where}"
+    )
+    shown_responses = _rows(con, f"SELECT * FROM responses_all WHERE {shown_where}")
     for (improve, cand), table in picked.items():
         out[improve][cand] = _examples(
             cand,

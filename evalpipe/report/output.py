@@ -8,13 +8,14 @@ import tempfile
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import duckdb
 import orjson
 import pyarrow as pa
 
 from evalpipe.gate.verdict import GateResult
 from evalpipe.report.coverage import arm_coverage
 from evalpipe.report.document import build_verdict, validate_verdict
-from evalpipe.report.examples import pick_examples
+from evalpipe.report.examples import pick_examples, pick_examples_from
 from evalpipe.report.figures import flagged_slices
 from evalpipe.report.html import INDEX_NAME, ExampleGroup, page_data, render_page, render_runs
 from evalpipe.report.judges import judge_reliability
@@ -71,6 +72,7 @@ def write_report(
     responses: pa.Table,
     scores: pa.Table,
     manifest: dict[str, Any],
+    examples_from: duckdb.DuckDBPyConnection | None = None,
 ) -> ReportPaths:
     """Write index.html, summary.md, verdict.json and junit.xml of a run into `out_dir`.
 
@@ -80,6 +82,10 @@ def write_report(
         spec: the run's spec (titles, arms, slices, redaction, number of examples).
         records, responses, scores: the run's tables (tables.RECORDS, RESPONSES, SCORES).
         manifest: the run's manifest (run id, created, counts, cost, timings, versions).
+        examples_from: a connection whose views `scores_all`, `responses_all`, `records_all`
+            hold the whole run (its Parquet files): examples are picked there, and `scores`
+            need then hold only the judges' rows, `records` and `responses` only the columns
+            the figures read (what `pipeline.report_run` passes for a large run).
 
     Returns:
         The paths of the four files.
@@ -93,17 +99,23 @@ def write_report(
     doc = build_verdict(gate, spec, manifest, coverage=coverage, records=records)
     validate_verdict(doc)
     shown = gate.candidates
-    picked = {
-        "limit": spec.report.top_examples,
-        "gate": gate.table,
-        "records": records,
-        "responses": responses,
-        "scores": scores,
-        "slice_columns": _slice_columns(spec),
-        "redact": spec.redact_pii.reports,
-    }
     names = [cv.candidate for cv in shown]
-    worst, best = pick_examples(names, **picked)
+    limit, slices, redact = spec.report.top_examples, _slice_columns(spec), spec.redact_pii.reports
+    if examples_from is not None:
+        worst, best = pick_examples_from(
+            examples_from, names, gate=gate.table, limit=limit, slice_columns=slices, redact=redact
+        )
+    else:
+        worst, best = pick_examples(
+            names,
+            gate=gate.table,
+            records=records,
+            responses=responses,
+            scores=scores,
+            limit=limit,
+            slice_columns=slices,
+            redact=redact,
+        )
     groups = [
         ExampleGroup(cv.candidate, cv.verdict, worst[cv.candidate], best[cv.candidate])
         for cv in shown

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -104,10 +104,16 @@ def score_responses(
     redact: Callable[[list[str]], list[str]] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     previous_anchors: pa.Table | None = None,
+    judge_samples: Mapping[str, pa.Array] | None = None,
+    anchors: bool = True,
 ) -> pa.Table:
     """Score every response: rules on every arm, diffs and judges on candidates vs baseline,
     and each judge on its anchor set (`score.judges.anchors`; `previous_anchors`: the anchor rows
     of the spec's previous run, to tell whether the judge's answers moved).
+
+    `judge_samples` gives a sampled judge's sample over the whole run (judge name → record ids)
+    when `records` is one partition of it; without it a sample is drawn from `records`. A run
+    judges its anchor sets once: `anchors=False` for all its partitions but one.
 
     Returns:
         tables.SCORES, sorted by arm, metric, record_id.
@@ -133,8 +139,11 @@ def score_responses(
                 prices=spec_prices(spec),
                 redact=redact,
                 on_progress=on_progress,
+                sample=(judge_samples or {}).get(judge.name),
             )
         )
+        if not anchors:
+            continue
         parts.append(
             score_anchors(
                 judge,

@@ -8,7 +8,8 @@ Layout (ARCHITECTURE.md, "The store")::
     runs/<run_id>/manifest.json    spec, hashes, versions, counts, cost, timings, stage status
     runs/<run_id>/records.parquet
     runs/<run_id>/responses/       part-*.parquet (+ journal-*.jsonl while a partition runs)
-    runs/<run_id>/scores.parquet, gate.parquet, verdict.json
+    runs/<run_id>/scores/          part-<partition>.parquet, one per scored partition
+    runs/<run_id>/gate.parquet, verdict.json
     cache/                         provider responses by request key, shared by all runs
     quarantine/<ingest_id>.jsonl   rejected input lines
 
@@ -56,6 +57,7 @@ __all__ = [
     "list_runs",
     "new_run_id",
     "open_run",
+    "out_of_core_config",
     "read_night_metrics",
     "read_nights",
     "read_rows",
@@ -197,6 +199,25 @@ def read_table(path: Path, schema: pa.Schema | None = None) -> pa.Table:
     return pq.read_table(path, schema=schema)
 
 
+def out_of_core_config(memory_limit: str) -> dict[str, str | bool | int | float | list[str]]:
+    """DuckDB settings of a connection that reads a large run: its memory, and where it spills
+    beyond (the system's temporary folder, not the working directory)."""
+    spill = Path(tempfile.gettempdir()) / "evalpipe-duckdb"
+    return {"memory_limit": memory_limit, "temp_directory": str(spill)}
+
+
+def _duck_type(t: pa.DataType) -> str:
+    if pa.types.is_string(t):
+        return "VARCHAR"
+    if pa.types.is_boolean(t):
+        return "BOOLEAN"
+    if pa.types.is_floating(t):
+        return "DOUBLE"
+    if pa.types.is_timestamp(t):
+        return "TIMESTAMPTZ"
+    return "BIGINT"
+
+
 def _git_sha(cwd: Path) -> str | None:
     try:
         out = subprocess.run(
@@ -277,11 +298,96 @@ class Run:
         """Every response written so far (RESPONSES; empty before replay)."""
         return read_table(self.responses_dir, RESPONSES)
 
+    @property
+    def scores_dir(self) -> Path:
+        """Where score writes one part file per partition (`score_part_path`)."""
+        return self.path("scores")
+
+    def score_part_path(self, part: int) -> Path:
+        return self.scores_dir / f"part-{part:05d}.parquet"
+
     def read_scores(self) -> pa.Table:
-        return read_table(self._existing("scores.parquet", "score"), SCORES)
+        """Every score row (SCORES): the partitions' part files, or a single scores.parquet
+        (runs of an older evalpipe, and tables written with `write_scores`)."""
+        return read_table(self.scores_source(), SCORES)
+
+    def scores_source(self) -> Path:
+        """The score dataset: the scores/ folder when it holds parts, else scores.parquet."""
+        if self.scores_dir.is_dir() and any(self.scores_dir.glob("part-*.parquet")):
+            return self.scores_dir
+        return self._existing("scores.parquet", "score")
+
+    def scores_glob(self) -> str:
+        """The score dataset as a path DuckDB's read_parquet takes (a glob over the parts)."""
+        source = self.scores_source()
+        return str(source / "part-*.parquet") if source.is_dir() else str(source)
 
     def write_scores(self, table: pa.Table) -> None:
+        """Write the whole scores table as one file (scores.parquet)."""
         write_table_atomic(table, self.path("scores.parquet"))
+
+    def write_score_part(self, part: int, table: pa.Table, *, judge_cost_usd: float) -> None:
+        """Commit one partition's scores atomically; its judges' spend rides in the footer."""
+        meta = {b"evalpipe.judge_cost_usd": repr(float(judge_cost_usd)).encode()}
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **meta})
+        write_table_atomic(table, self.score_part_path(part))
+
+    def scored_parts(self) -> dict[int, float]:
+        """Partitions whose scores are committed → their judges' spend (USD)."""
+        out: dict[int, float] = {}
+        if not self.scores_dir.is_dir():
+            return out
+        for path in self.scores_dir.glob("part-*.parquet"):
+            stem = path.stem.removeprefix("part-")
+            if not stem.isdigit():
+                continue
+            meta = pq.read_schema(path).metadata or {}
+            out[int(stem)] = float(meta.get(b"evalpipe.judge_cost_usd", b"0") or 0)
+        return out
+
+    def responses_glob(self) -> str:
+        """The responses as a path DuckDB's read_parquet takes (a glob over the part files)."""
+        return str(self.responses_dir / "part-*.parquet")
+
+    def select_sql(self, table: str, columns: tuple[str, ...] | list[str]) -> str:
+        """A DuckDB SELECT of `columns` over the run's `responses` or `scores` part files, read
+        in place (out of core); no part file yet: a SELECT of no rows of the same types."""
+        schema, source = (
+            (RESPONSES, self.responses_glob())
+            if table == "responses"
+            else (SCORES, self.scores_glob() if self._has_scores() else None)
+        )
+        if source is None or (
+            table == "responses" and not any(self.responses_dir.glob("part-*.parquet"))
+        ):
+            casts = ", ".join(
+                f"CAST(NULL AS {_duck_type(schema.field(c).type)}) AS {c}" for c in columns
+            )
+            return f"SELECT {casts} WHERE false"
+        quoted = source.replace("'", "''")
+        return f"SELECT {', '.join(columns)} FROM read_parquet('{quoted}', union_by_name = true)"
+
+    def _has_scores(self) -> bool:
+        return self.path("scores.parquet").exists() or (
+            self.scores_dir.is_dir() and any(self.scores_dir.glob("part-*.parquet"))
+        )
+
+    def read_partition_responses(self, part: int, record_ids: pa.Array) -> pa.Table:
+        """The responses of partition `part`'s records, every arm and repeat (RESPONSES)."""
+        import pyarrow.compute as pc
+
+        files = sorted(self.responses_dir.glob(f"part-*-p{part:05d}.parquet"))
+        if part != 0:  # a run of an older evalpipe kept every logged response in p00000
+            old = self.responses_dir / "part-logged-r0-p00000.parquet"
+            if (
+                old.exists()
+                and not (self.responses_dir / f"part-logged-r0-p{part:05d}.parquet").exists()
+            ):
+                files.append(old)
+        if not files:
+            return RESPONSES.empty_table()
+        table = pa.concat_tables([pq.read_table(f, schema=RESPONSES) for f in files])
+        return table.filter(pc.is_in(table["record_id"], value_set=record_ids))
 
     def read_gate(self) -> pa.Table:
         """The gate table (GATE; a run of an older evalpipe gets its missing columns as nulls)."""

@@ -88,8 +88,13 @@ def openmetrics(run: Run) -> str:
         add("evalpipe_run_verdict", {"spec": spec, "candidate": cand}, number)
     checks = [c.name for c in run.spec.checks]
     with duckdb.connect() as con:
-        con.register("r", run.read_responses().select(["arm", "status", "latency_ms", "cost_usd"]))
-        con.register("s", run.read_scores().select(["arm", "repeat", "metric", "value"]))
+        # (views over the run's files: a large run's tables are not read into memory)
+        con.execute(
+            f"CREATE VIEW r AS {run.select_sql('responses', ['arm', 'status', 'latency_ms', 'cost_usd'])}"
+        )
+        con.execute(
+            f"CREATE VIEW s AS {run.select_sql('scores', ['arm', 'repeat', 'metric', 'value'])}"
+        )
         arms = con.sql(
             "SELECT arm, quantile_cont(latency_ms, [0.5, 0.95, 0.99]) FILTER (WHERE status = 'ok'),"
             " avg(CASE WHEN status = 'error' THEN 1.0 ELSE 0.0 END) FILTER "

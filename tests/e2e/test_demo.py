@@ -95,7 +95,7 @@ def test_stored_tables(demo_run: dict[str, Any]) -> None:
     ]
     models = set(replayed["response_model"].to_pylist())
     assert {"gpt-4o-mini-2024-07-18", "claude-haiku-4-5", "gpt-4.1-mini-2025-04-14"} <= models
-    scores = read_table(run.path("scores.parquet"))
+    scores = run.read_scores()
     assert scores.schema.equals(SCORES)
     judged = scores.filter(
         pc.and_(pc.equal(scores["metric"], "helpfulness"), pc.equal(scores["kind"], "judge"))

@@ -66,7 +66,7 @@ def test_flow_and_in_process_runs_write_the_same_tables(
     assert result["verdict"] == state["verdict"]
     assert result["exit_code"] == state["exit_code"]
     assert by_hand.manifest()["candidates"] == by_flow.manifest()["candidates"]
-    for name in ("records.parquet", "responses", "scores.parquet", "gate.parquet"):
+    for name in ("records.parquet", "responses", "scores", "gate.parquet"):
         a, b = _table(by_hand, name), _table(by_flow, name)
         assert a.num_rows == b.num_rows > 0, name
         differ = [c for c in a.column_names if not a[c].equals(b[c])]

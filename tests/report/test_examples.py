@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from evalpipe.report.examples import (
     MAX_CHARS,
     Example,
     last_user_message,
     pick_examples,
+    pick_examples_from,
     word_diff,
 )
 from evalpipe.tables import GATE, RECORDS, RESPONSES, SCORES, from_rows
@@ -214,3 +218,35 @@ def test_regressions_list_every_check_of_the_record(run: HandRun) -> None:
         ("valid_json", "pass", "fail", "worse")
     ]
     assert any(kind == "ins" for kind, _ in r1.diff_candidate)
+
+
+def test_examples_picked_over_parquet_files_equal_the_tables(run: HandRun, tmp_path: Path) -> None:
+    """A large run's report picks its examples in DuckDB over the run's part files."""
+    options = {"limit": 10, "slice_columns": ["feature"], "redact": False}
+    names = ["bad", "good"]
+    want = pick_examples(
+        names,
+        gate=run.gate.table,
+        records=run.records,
+        responses=run.responses,
+        scores=run.scores,
+        **options,  # type: ignore[arg-type]
+    )
+    views = {}
+    for name, table in (
+        ("records", run.records),
+        ("responses", run.responses),
+        ("scores", run.scores),
+    ):
+        folder = tmp_path / name
+        folder.mkdir()
+        half = table.num_rows // 2  # two part files, as score and replay write them
+        pq.write_table(table.slice(half), folder / "part-00000.parquet")
+        pq.write_table(table.slice(0, half), folder / "part-00001.parquet")
+        views[name] = folder / "part-*.parquet"
+    with duckdb.connect() as con:
+        for name, glob in views.items():
+            con.execute(f"CREATE VIEW {name}_all AS SELECT * FROM read_parquet('{glob}')")
+        got = pick_examples_from(con, names, gate=run.gate.table, **options)  # type: ignore[arg-type]
+    assert got == want
+    assert got[0]["bad"]

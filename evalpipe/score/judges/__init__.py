@@ -234,7 +234,10 @@ def _traffic_sample(records: pa.Table, judge: Judge, spec: Spec) -> pa.Array:
     table = pa.table({"record_id": ids, **cols})
     key = " || '\x1f' || ".join(cols)
     frac = judge.sample / records.num_rows
-    with duckdb.connect() as con:
+    from evalpipe.store import out_of_core_config
+
+    # (a million records' hashes are ranked: DuckDB spills beyond its share, not the process)
+    with duckdb.connect(config=out_of_core_config("256MB")) as con:
         con.register("t", table)
         out = con.sql(
             f"""
@@ -248,6 +251,15 @@ def _traffic_sample(records: pa.Table, judge: Judge, spec: Spec) -> pa.Array:
         ).to_arrow_table()
     assert out is not None
     return out["record_id"].combine_chunks()
+
+
+def _sample_of(records: pa.Table, judge: Judge, spec: Spec, whole: pa.Array | None) -> pa.Array:
+    """The judge's sample among `records`: `whole` (the sample over the whole run, when
+    `records` is one partition of it) cut to these records, else drawn from `records`."""
+    if whole is None:
+        return judge_sample(records, judge, spec)
+    ids = records["record_id"].combine_chunks()
+    return ids.filter(pc.is_in(ids, value_set=whole))
 
 
 async def _ask(
@@ -339,6 +351,7 @@ def score_pairwise(
     prices: dict[str, Price] | None = None,
     redact: Callable[[list[str]], list[str]] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    sample: pa.Array | None = None,
 ) -> pa.Table:
     """Pairwise judge of each candidate against the baseline on the judge's sample.
 
@@ -347,7 +360,7 @@ def score_pairwise(
     errored get a null value; the gate decides what an error means.
     """
     template, version = load_prompt(judge.prompt, "pairwise_helpfulness@1", spec)
-    sample = judge_sample(records, judge, spec)
+    sample = _sample_of(records, judge, spec, sample)
     ok = pc.equal(responses["repeat"], 0)
     resp = responses.filter(ok)
     resp = resp.filter(pc.is_in(resp["record_id"], value_set=sample))
@@ -525,6 +538,7 @@ def score_pointwise(
     redact: Callable[[list[str]], list[str]] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     salt: str = "",
+    sample: pa.Array | None = None,
 ) -> pa.Table:
     """Pointwise judge: a score on `judge.scale` for every replayed arm's answer in the sample.
 
@@ -537,7 +551,7 @@ def score_pointwise(
     default_prompt = "reference@1" if with_reference else "pointwise@1"
     template, version = load_prompt(judge.prompt, default_prompt, spec)
     low, high = judge.scale
-    sample = judge_sample(records, judge, spec)
+    sample = _sample_of(records, judge, spec, sample)
     resp = responses.filter(pc.equal(responses["repeat"], 0))
     in_sample = pc.is_in(resp["record_id"], value_set=sample)
     logged = pc.equal(resp["arm"], ARMS_LOGGED)

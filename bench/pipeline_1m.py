@@ -1,0 +1,304 @@
+"""A large run in bounded memory: wall time and peak RSS of each stage, N = 10k, 100k, 1M.
+
+N logged records (the demo's, repeated with fresh ids: bench.common.iter_demo_records) are
+replayed against a baseline and 2 candidates of the fake provider at `--latency-ms` (1 ms, no
+jitter) with concurrency `--concurrency`, then scored (5 checks, 3 diffs, a pairwise judge on a
+sample of 500), gated and reported: the demo's spec on N records.
+
+- cache cold: each stage (ingest, replay, score, gate, report) in its own Python process, so its
+  peak RSS (`ru_maxrss` of that process) is its own; `seconds` its wall time inside the process,
+  `per_1k_records` = seconds per 1,000 records (cost growth with N: linear or better);
+- cache warm: a second run of the same spec, whole, in one `evalpipe run` process (replay
+  answered from the cache: no network); its peak RSS is the end-to-end figure (goal ≤ 2 GB),
+  with the stage timings its manifest records.
+
+The fake provider runs in a process of its own (not counted). Prints one JSON line.
+
+`--tile-from RUN_DIR` (a finished run of the same spec on fewer records, e.g. this bench's 100k
+or `evalpipe run` on 20k): sizes larger than it are not replayed; each record gets the responses
+its twin in RUN_DIR got (same demo record, so the same request but for its numbered turn), written
+as replay writes them, and replay's finisher runs. For when replaying N × 3 requests takes longer
+than there is time for: ingest, score, gate and report are measured on the full N; the replay
+and warm figures are then absent (`"replay": "tiled"`).
+
+    python bench/pipeline_1m.py [--n 10000 100000 1000000] [--latency-ms 1] [--concurrency 256]
+        [--tile-from RUN_DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow.parquet as pq
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import DEMO, iter_demo_records
+from evalpipe.fake import serving
+
+STAGES = ("ingest", "replay", "score", "gate", "report")
+GOAL_BYTES = 2 * 1024**3
+
+_STAGE = """
+import json, resource, sys, time
+from evalpipe import pipeline
+from evalpipe.flows.wiring import IN_PROCESS
+from evalpipe.spec import load_spec
+from evalpipe.store import open_run
+
+spec_path, run_id, stage = sys.argv[1:4]
+spec = load_spec(spec_path)
+run = open_run(spec, None if run_id == "-" else run_id)
+started = time.perf_counter()
+if stage == "ingest":
+    pipeline.ingest_run(run)
+elif stage == "replay":
+    IN_PROCESS.replay_partitions(run, pipeline.partitions(run))
+    IN_PROCESS.finish_replay(run)
+elif stage == "score":
+    pipeline.score_run(run)
+elif stage == "gate":
+    pipeline.gate_run(run)
+else:
+    pipeline.report_run(run, pipeline.load_gate(run))
+seconds = time.perf_counter() - started
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps({"run_id": run.run_id, "seconds": seconds, "peak_rss_bytes": rss}))
+"""
+
+
+def _env(fake: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    env["EVALPIPE_FAKE_URL"] = fake  # `builtin:fake` resolves to the bench's server
+    return env
+
+
+def _spec(folder: Path, n: int, concurrency: int) -> Path:
+    with (folder / "traffic.jsonl").open("wb") as f:
+        for record in iter_demo_records(n):
+            f.write(orjson.dumps(record) + b"\n")
+    (folder / "triage.schema.json").write_bytes((DEMO / "triage.schema.json").read_bytes())
+    spec = yaml.safe_load((DEMO / "eval.yaml").read_text())
+    spec.update(
+        name=f"bench-{n}",
+        traffic={"path": "traffic.jsonl"},
+        store=str(folder / "store"),
+        limits={"default": {"concurrency": concurrency}},
+    )
+    spec["report"]["out"] = str(folder / "reports")
+    path = folder / "eval.yaml"
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+def _stage(spec: Path, run_id: str, stage: str, env: dict[str, str]) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, "-c", _STAGE, str(spec), run_id, stage],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=spec.parent,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"stage {stage} failed: {proc.stderr[-3000:]}")
+    out: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return out
+
+
+_TILE = """
+import sys
+import numpy as np, pyarrow as pa, pyarrow.compute as pc, pyarrow.parquet as pq
+from pathlib import Path
+from evalpipe import pipeline
+from evalpipe.spec import load_spec
+from evalpipe.store import open_run, write_table_atomic
+from evalpipe.tables import RESPONSES
+
+spec_path, run_id, source = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+run = open_run(load_spec(spec_path), run_id)
+src = pq.read_table(source / "records.parquet", columns=["record_id", "source_line"])
+src_index = np.asarray(src["source_line"], dtype=np.int64) - 1  # demo record index of each row
+by_index = np.empty(int(src_index.max()) + 1, dtype=np.int64)
+by_index[src_index] = np.arange(src.num_rows)
+from bench.common import demo_base
+BASE, n_src = len(demo_base()), src.num_rows  # the demo's records, repeated by iter_demo_records
+laps = n_src // BASE
+resp = pq.read_table(source / "responses", schema=RESPONSES)
+resp = resp.filter(pc.and_(pc.not_equal(resp["arm"], "logged"), pc.equal(resp["repeat"], 0)))
+arms = sorted(set(resp["arm"].to_pylist()))
+by_arm = {}
+for arm in arms:
+    mine = resp.filter(pc.equal(resp["arm"], arm))
+    rows = np.asarray(pc.index_in(mine["record_id"], value_set=src["record_id"]), dtype=np.int64)
+    slot = np.full(n_src, -1, dtype=np.int64)
+    slot[rows] = np.arange(len(rows))
+    by_arm[arm] = (mine, slot)
+mine_records = pq.read_table(run.path("records.parquet"), columns=["record_id", "source_line"])
+index = np.asarray(mine_records["source_line"], dtype=np.int64) - 1
+twin = by_index[(index % BASE) + BASE * ((index // BASE) % laps)]
+run.responses_dir.mkdir(parents=True, exist_ok=True)
+size = pipeline.PARTITION_SIZE
+for p in range(-(-len(index) // size)):
+    ids = mine_records["record_id"].slice(p * size, size)
+    rows = twin[p * size : (p + 1) * size]
+    for arm in arms:
+        table, slot = by_arm[arm]
+        taken = table.take(pa.array(slot[rows]))
+        taken = taken.set_column(taken.schema.get_field_index("record_id"), "record_id", ids)
+        taken = taken.set_column(
+            0, "run_id", pa.array([run.run_id] * taken.num_rows, pa.string())
+        )
+        write_table_atomic(taken, run.responses_dir / f"part-{arm}-r0-p{p:05d}.parquet")
+pipeline.finish_replay(run, 0.0)
+print("{}")
+"""
+
+
+def _tile(spec: Path, run_id: str, source: Path, env: dict[str, str]) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", _TILE, str(spec), run_id, str(source)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=spec.parent,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"tiling failed: {proc.stderr[-3000:]}")
+
+
+def _figures(seconds: float, rss: int, n: int) -> dict[str, Any]:
+    return {
+        "seconds": round(seconds, 2),
+        "peak_rss_mb": round(rss / 1024**2, 1),
+        "per_1k_records_s": round(seconds / (n / 1000), 4),
+    }
+
+
+def _records(run_dir: Path) -> int:
+    return int(pq.ParquetFile(run_dir / "records.parquet").metadata.num_rows)
+
+
+def _one(n: int, args: argparse.Namespace, root: str) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix=f"evalpipe-1m-{n}-", dir=args.workdir) as tmp:
+        folder = Path(tmp)
+        spec = _spec(folder, n, args.concurrency)
+        env = _env(root)
+        cold: dict[str, Any] = {}
+        run_id = "-"
+        tiled = args.tile_from is not None and n > _records(args.tile_from)
+        for stage in STAGES:
+            if tiled and stage == "replay":
+                _tile(spec, run_id, args.tile_from, env)
+                continue
+            got = _stage(spec, run_id, stage, env)
+            run_id = got["run_id"]
+            cold[stage] = _figures(got["seconds"], got["peak_rss_bytes"], n)
+        cold_total = sum(s["seconds"] for s in cold.values())
+        cold_peak = max(s["peak_rss_mb"] for s in cold.values())
+        if tiled:
+            runs = sorted((folder / "store" / "runs").iterdir())
+            manifest = json.loads((runs[-1] / "manifest.json").read_text())
+            verdict = {c: v["verdict"] for c, v in (manifest.get("candidates") or {}).items()}
+            return {
+                "n": n,
+                "replay": "tiled",
+                "cold": {
+                    "stages": cold,
+                    "seconds": round(cold_total, 2),
+                    "peak_rss_mb": cold_peak,
+                    "per_1k_records_s": round(cold_total / (n / 1000), 4),
+                },
+                "under_2gb": cold_peak <= GOAL_BYTES / 1024**2,
+                "verdict": verdict,
+            }
+
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        started = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-m", "evalpipe.cli", "run", str(spec)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=folder,
+        )
+        seconds = time.perf_counter() - started
+        if proc.returncode not in (0, 1, 2, 3):
+            raise SystemExit(f"evalpipe run failed ({proc.returncode}): {proc.stderr[-3000:]}")
+        after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        # (RUSAGE_CHILDREN is the largest child so far: a warm run smaller than a cold stage
+        # shows as that stage; its manifest's timings are its own)
+        warm_rss = after * 1024 if after > before else None
+        runs = sorted((folder / "store" / "runs").iterdir())
+        warm = json.loads((runs[-1] / "manifest.json").read_text())
+        verdict = {c: v["verdict"] for c, v in (warm.get("candidates") or {}).items()}
+        return {
+            "n": n,
+            "cold": {
+                "stages": cold,
+                "seconds": round(cold_total, 2),
+                "peak_rss_mb": cold_peak,
+                "per_1k_records_s": round(cold_total / (n / 1000), 4),
+            },
+            "warm": {
+                "stages": {
+                    s: {
+                        "seconds": round(t, 2),
+                        "per_1k_records_s": round(t / (n / 1000), 4),
+                    }
+                    for s, t in warm.get("timings", {}).items()
+                },
+                "seconds": round(seconds, 2),
+                "peak_rss_mb": None if warm_rss is None else round(warm_rss / 1024**2, 1),
+                "per_1k_records_s": round(seconds / (n / 1000), 4),
+                "cache_hits": warm.get("coverage", {}),
+            },
+            "under_2gb": max(cold_peak, (warm_rss or 0) / 1024**2) <= GOAL_BYTES / 1024**2,
+            "verdict": verdict,
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--n", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--latency-ms", type=float, default=1.0)
+    parser.add_argument("--concurrency", type=int, default=256)
+    parser.add_argument("--workdir", default=None, help="Folder for the runs (default: /tmp).")
+    parser.add_argument(
+        "--tile-from",
+        type=Path,
+        default=None,
+        help="A finished run folder of the same spec: larger sizes reuse its responses.",
+    )
+    args = parser.parse_args()
+    results = []
+    with serving(latency_ms=args.latency_ms, jitter=0.0, subprocess=True) as root:
+        for n in args.n:
+            results.append(_one(n, args, root))
+    print(
+        json.dumps(
+            {
+                "runs": results,
+                "arms": 3,
+                "latency_ms": args.latency_ms,
+                "concurrency": args.concurrency,
+                "judge_sample": 500,
+                "goal_peak_rss_mb": GOAL_BYTES / 1024**2,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

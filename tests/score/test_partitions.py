@@ -1,0 +1,103 @@
+"""Scoring per partition (pipeline.score_partition / finish_score): the parts together equal the
+whole table scored at once, a judge's sample is drawn over the whole run, and a resumed run
+scores only the partitions not committed yet."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+import yaml
+
+from evalpipe import pipeline
+from evalpipe.replay.cache import ResponseCache
+from evalpipe.score import score_responses
+from evalpipe.spec import load_spec
+from evalpipe.store import Run, open_run
+from evalpipe.tables import SCORES
+
+DEMO = Path(__file__).resolve().parents[2] / "eval_sets" / "demo"
+KEYS = [(k, "ascending") for k in ("arm", "metric", "record_id", "repeat", "scorer")]
+
+
+def _replayed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Run:
+    """The demo on 160 records in 4 partitions of 40, replayed, its judge sampling 50."""
+    shutil.copy(DEMO / "traffic.jsonl.gz", tmp_path)
+    shutil.copy(DEMO / "triage.schema.json", tmp_path)
+    spec = yaml.safe_load((DEMO / "eval.yaml").read_text())
+    spec.update(store=str(tmp_path / "store"))
+    spec["traffic"]["sample"] = {"n": 160}
+    spec["judges"][0]["sample"] = 50
+    spec["baseline"]["compare_logged"] = True  # the logged arm is scored too
+    (tmp_path / "eval.yaml").write_text(yaml.safe_dump(spec))
+    monkeypatch.setattr(pipeline, "PARTITION_SIZE", 40)
+    run = open_run(load_spec(tmp_path / "eval.yaml"), None)
+    pipeline.ingest_run(run)
+    assert len(pipeline.partitions(run)) == 4
+    pipeline.replay_run(run)
+    return run
+
+
+def _whole(run: Run) -> pa.Table:
+    """The run's responses scored as one table (judges answer from the cache)."""
+    return score_responses(
+        run.read_responses(),
+        run.read_records(),
+        run.spec,
+        run_id=run.run_id,
+        cache=ResponseCache(run.cache_dir, run.spec.cache),
+    )
+
+
+def test_partitions_equal_the_whole_table(
+    fake_provider: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = _replayed(tmp_path, monkeypatch)
+    rows = pipeline.score_run(run)
+
+    parts = sorted(p.name for p in run.scores_dir.glob("part-*.parquet"))
+    assert parts == [f"part-{p:05d}.parquet" for p in range(4)]
+    scores = run.read_scores()
+    assert scores.schema.equals(SCORES)
+    assert rows == scores.num_rows > 0
+    assert scores.sort_by(KEYS).equals(_whole(run).sort_by(KEYS))
+    # the judge's 50 records are the whole run's sample, spread over the partitions
+    judged = scores.filter(pc.equal(scores["metric"], "helpfulness"))
+    assert pc.count_distinct(judged["record_id"]).as_py() == 50
+    assert {"logged", "baseline"} <= set(scores["arm"].to_pylist())
+    # the judges' spend is each part's own, summed
+    spent = run.manifest()["cost_usd"]
+    assert spent["judges"] == pytest.approx(sum(run.scored_parts().values()), abs=1e-6)
+    assert spent["judges"] > 0
+    assert spent["total"] == pytest.approx(spent["replay"] + spent["judges"], abs=1e-6)
+
+
+def test_resume_scores_only_the_missing_partitions(
+    fake_provider: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = _replayed(tmp_path, monkeypatch)
+    for p in (0, 2):  # a run killed after two of its four partitions
+        pipeline.score_partition(run, p)
+    assert sorted(run.scored_parts()) == [0, 2]
+    assert pipeline.score_partitions(run) == [1, 3]
+    before = {p: run.score_part_path(p).stat().st_mtime_ns for p in (0, 2)}
+    # a committed partition asked again is not scored again
+    again = pipeline.score_partition(run, 0)
+    assert (
+        again
+        == run.read_scores()
+        .filter(
+            pc.is_in(run.read_scores()["record_id"], value_set=run.read_records(0, 40)["record_id"])
+        )
+        .num_rows
+    )
+
+    pipeline.score_run(run)
+
+    assert {p: run.score_part_path(p).stat().st_mtime_ns for p in (0, 2)} == before
+    assert sorted(run.scored_parts()) == [0, 1, 2, 3]
+    assert run.stage_done("score")
+    assert run.read_scores().sort_by(KEYS).equals(_whole(run).sort_by(KEYS))
