@@ -150,7 +150,7 @@ def test_hangs_past_the_timeout_and_resets_are_retried(
     root: str, tmp_path: Path, model: str
 ) -> None:
     rows, facts = _replay(
-        root, tmp_path, model, 30, {"timeout_s": 0.5, "concurrency": 30, "max_retries": 6}
+        root, tmp_path, model, 30, {"timeout_s": 1.5, "concurrency": 30, "max_retries": 6}
     )
     assert rows["status"].to_pylist() == ["ok"] * 30
     attempts = rows["attempts"].to_pylist()

@@ -149,7 +149,7 @@ def test_killed_run_on_s3_resumes_elsewhere_without_paying_twice_and_equals_a_lo
     on_s3 = open_run(load_spec(spec), run_id)  # pulled from the bucket
     assert on_s3.manifest()["verdict"] == local.manifest()["verdict"]
     assert on_s3.manifest()["candidates"] == local.manifest()["candidates"]
-    for name in ("records.parquet", "responses", "scores.parquet", "gate.parquet"):
+    for name in ("records.parquet", "responses", "scores", "gate.parquet"):
         a, b = _table(on_s3, name), _table(local, name)
         assert a.num_rows == b.num_rows > 0, name
         differ = [c for c in a.column_names if not a[c].equals(b[c])]
