@@ -153,3 +153,15 @@ def test_shared_without_a_prefect_api_warns_and_keeps_the_run_s_own_window(
     assert len(warned) == 1
     assert "no Prefect API" in warned[0].getMessage()
     assert httpx.get(f"{root}/_fake/traffic").json()["fake-baseline"]["requests"] == 10
+
+
+def test_buckets_keep_a_minute_within_the_limit_and_names_suit_prefect() -> None:
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+
+    b = bucket("tpm", 200_000, provider="openai", host="api.example.com", model="org/m:1")
+    # capacity + a minute's refill is the limit itself
+    assert (b.limit, b.limit + b.decay * 60) == (20_000, 200_000)
+    GlobalConcurrencyLimitCreate(name=b.name, limit=b.limit, slot_decay_per_second=b.decay)
+    assert b.name.startswith("evalpipe-tpm-openai-org-m-1-")
+    other = bucket("tpm", 200_000, provider="openai", host="other.example.com", model="org/m:1")
+    assert other.name != b.name
