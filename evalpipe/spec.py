@@ -313,6 +313,10 @@ class Limit(_Strict):
     """Requests per minute."""
     tpm: int | None = Field(default=None, gt=0)
     """Tokens per minute."""
+    shared: bool | None = None
+    """Keep rpm and tpm across every flow using this provider + base URL + model (a nightly and
+    a CI gate on one API key), as Prefect global concurrency limits used as rate limits, when a
+    Prefect API is configured (without one: a warning, and the run keeps its own)."""
     timeout_s: float | None = Field(default=None, gt=0)
     """Timeout of one request attempt, in seconds."""
     max_retries: int | None = Field(default=None, ge=0)
@@ -327,6 +331,7 @@ DEFAULT_LIMIT: Final = Limit(
     concurrency=32,
     concurrency_min=1,
     adaptive=True,
+    shared=False,
     timeout_s=60,
     max_retries=6,
     breaker_pause_s=1.0,

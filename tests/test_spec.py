@@ -224,3 +224,20 @@ def test_modest_aliases_still_load(tmp_path: Path) -> None:
     )
     spec = load_spec(_yaml_spec(tmp_path, extra))
     assert spec.limits["gpt-4o-mini"].rpm == 60
+
+
+def test_limits_shared_defaults_to_off_and_is_set_per_model_or_by_default(tmp_path: Path) -> None:
+    data = _minimal(tmp_path)
+    spec = spec_from_dict(data, spec_dir=tmp_path)
+    assert spec.limit_for("gpt-4o-mini").shared is False
+    data["limits"] = {"default": {"rpm": 600, "shared": True}, "gpt-4o-mini": {"shared": False}}
+    spec = spec_from_dict(data, spec_dir=tmp_path)
+    assert spec.limit_for("claude-haiku-4-5").shared is True
+    assert spec.limit_for("gpt-4o-mini").shared is False
+    assert spec.limit_for("gpt-4o-mini").rpm == 600
+    data["limits"] = {"default": {"rpm": 600, "share": True}}
+    with pytest.raises(SpecError, match=r"limits\.default\.share"):
+        spec_from_dict(data, spec_dir=tmp_path)
+    data["limits"] = {"default": {"shared": "sometimes"}}
+    with pytest.raises(SpecError, match=r"limits\.default\.shared"):
+        spec_from_dict(data, spec_dir=tmp_path)

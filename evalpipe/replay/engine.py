@@ -252,6 +252,7 @@ def limits_of(endpoint: Endpoint, run_key: str) -> EndpointLimits:
         adaptive=limit.adaptive is not False,
         pause_s=limit.breaker_pause_s or 1.0,
         max_retries=limit.max_retries if limit.max_retries is not None else 6,
+        shared=bool(limit.shared),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import threading
 import time
@@ -25,6 +26,9 @@ __all__ = [
     "run_endpoints",
     "share_limits",
 ]
+
+
+log = logging.getLogger(__name__)
 
 
 class Rate(Protocol):
@@ -63,6 +67,9 @@ class RateLimiter:
         self._starts: deque[tuple[float, int]] = deque()  # (when, tokens) inside the window
         self._tokens = 0
         self._lock = asyncio.Lock()
+        self.shared: Callable[[int], Awaitable[None]] | None = None
+        """Also waits for this (the flows' shared limits, `limits.shared`) once the window has
+        room; the start is recorded when both admitted it."""
 
     @property
     def unlimited(self) -> bool:
@@ -95,6 +102,10 @@ class RateLimiter:
                 self._expire(now)
                 wait = self._wait_s(now, tokens)
                 if wait <= 0:
+                    if self.shared is not None:
+                        # holding the lock, nothing enters the window meanwhile: it still fits
+                        await self.shared(tokens)
+                        now = self._clock()
                     self._starts.append((now, tokens))
                     self._tokens += tokens
                     return
@@ -380,6 +391,50 @@ _registry: OrderedDict[tuple[Hashable, ...], dict[tuple[Hashable, ...], Endpoint
 _registry_lock = threading.Lock()
 
 
+class _SharedThenLedger:
+    """The flows' shared limits (Prefect), then the run's ledger across its processes."""
+
+    def __init__(self, shared: Callable[[int], Awaitable[None]], ledger: Rate) -> None:
+        self._shared, self._ledger = shared, ledger
+
+    @property
+    def unlimited(self) -> bool:
+        return self._ledger.unlimited
+
+    async def acquire(self, tokens: int) -> None:
+        await self._shared(tokens)
+        await self._ledger.acquire(tokens)
+
+
+_warned_unshared: set[str] = set()
+"""Runs already told that `limits.shared` has no Prefect API to share through."""
+
+
+def _shared_gate(
+    run_key: str, *, provider: str, host: str, model: str, rpm: int | None, tpm: int | None
+) -> Callable[[int], Awaitable[None]] | None:
+    """The Prefect rate limits every flow shares for this endpoint (`limits.shared`); None
+    (after one warning per run) when no Prefect API is configured."""
+    from evalpipe.flows.wiring import prefect_api_configured
+
+    if not prefect_api_configured():
+        if run_key not in _warned_unshared:
+            _warned_unshared.add(run_key)
+            log.warning(
+                "limits.shared: no Prefect API is configured (PREFECT_API_URL); rpm/tpm are "
+                "kept by this run alone"
+            )
+        return None
+    from evalpipe.replay.shared_limits import PrefectRate, bucket
+
+    where = {"provider": provider, "host": host, "model": model}
+    gate = PrefectRate(
+        bucket("rpm", rpm, **where) if rpm else None,
+        bucket("tpm", tpm, **where) if tpm else None,
+    )
+    return gate.acquire
+
+
 _shared: dict[str, Path] = {}
 """Runs whose rpm/tpm are shared across processes: run key → its ledger (`share_limits`)."""
 
@@ -404,14 +459,30 @@ def endpoint_limits(
     adaptive: bool = True,
     pause_s: float = 1.0,
     max_retries: int = 6,
+    shared: bool = False,
 ) -> EndpointLimits:
     """The run's one set of limiters for an endpoint, shared by every partition and judge.
+
+    `shared`: rpm and tpm are also kept across flows, by Prefect rate limits (`shared_limits`)
+    when a Prefect API is configured.
 
     Call from the event loop the requests run on (`loop.run_async`'s): the limiters belong to
     it. Only the last few runs of a process keep theirs.
     """
     run = (run_key, id(asyncio.get_running_loop()))
-    key = (provider, host, model, concurrency, rpm, tpm, floor, adaptive, pause_s, max_retries)
+    key = (
+        provider,
+        host,
+        model,
+        concurrency,
+        rpm,
+        tpm,
+        floor,
+        adaptive,
+        pause_s,
+        max_retries,
+        shared,
+    )
     with _registry_lock:
         endpoints = _registry.get(run)
         if endpoints is None:
@@ -434,6 +505,14 @@ def endpoint_limits(
                 from evalpipe.replay.ledger import SharedRateLimiter
 
                 limits.rate = SharedRateLimiter(ledger, f"{provider} {host} {model}", rpm, tpm)
+            if shared and (rpm or tpm):
+                gate = _shared_gate(
+                    run_key, provider=provider, host=host, model=model, rpm=rpm, tpm=tpm
+                )
+                if gate is not None and isinstance(limits.rate, RateLimiter):
+                    limits.rate.shared = gate
+                elif gate is not None:
+                    limits.rate = _SharedThenLedger(gate, limits.rate)
         return limits
 
 
