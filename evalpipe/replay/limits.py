@@ -425,7 +425,7 @@ def _shared_gate(
                 "kept by this run alone"
             )
         return None
-    from evalpipe.replay.shared_limits import PrefectRate, bucket
+    from evalpipe.flows.shared_limits import PrefectRate, bucket
 
     where = {"provider": provider, "host": host, "model": model}
     gate = PrefectRate(

@@ -16,8 +16,8 @@ import pyarrow.compute as pc
 import pytest
 
 from evalpipe.fake import serving
+from evalpipe.flows.shared_limits import bucket
 from evalpipe.replay.engine import replay_records
-from evalpipe.replay.shared_limits import bucket
 from evalpipe.spec import spec_from_dict
 from evalpipe.tables import RECORDS, from_rows
 
