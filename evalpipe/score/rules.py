@@ -72,7 +72,7 @@ from evalpipe.spec import (
     ToolCallF1,
     ToolCallValid,
 )
-from evalpipe.tables import SCORES, column_values, conform
+from evalpipe.tables import SCORES, column_values, conform, take_rows
 
 __all__ = ["CHECKS", "REFUSAL_PATTERN", "Measured", "score_rules", "where_mask"]
 
@@ -159,15 +159,56 @@ def _per_distinct(
 
 def _distinct_outputs(frame: pa.Table) -> pa.DictionaryArray:
     """The frame's outputs dictionary-encoded: each distinct text once (nulls stay null)."""
+    return _shared(frame, "distinct_outputs", lambda: _encode(frame["output_text"]))
 
-    def encode() -> pa.DictionaryArray:
-        chunks = pc.dictionary_encode(frame["output_text"]).unify_dictionaries().chunks
-        if not chunks:
-            return pc.dictionary_encode(pa.array([], pa.string()))
-        indices = pa.concat_arrays([c.indices for c in chunks])
-        return pa.DictionaryArray.from_arrays(indices, chunks[0].dictionary)
 
-    return _shared(frame, "distinct_outputs", encode)
+def _encode(texts: pa.ChunkedArray) -> pa.DictionaryArray:
+    """`texts` as one dictionary array. Each chunk is encoded alone and their dictionaries
+    put end to end (`unify_dictionaries` hashes every text again: seconds at a million
+    distinct texts); a text in several chunks is merged by encoding the dictionaries again
+    when they are small (repeating texts), else it stays in the dictionary more than once."""
+    chunks = [pc.dictionary_encode(c) for c in texts.chunks]
+    if not chunks:
+        return pc.dictionary_encode(pa.array([], texts.type))
+    if len(chunks) == 1:
+        return chunks[0]
+    starts = np.cumsum([0] + [len(c.dictionary) for c in chunks])
+    indices = pa.concat_arrays(
+        [pc.add(c.indices.cast(pa.int64()), int(s)) for c, s in zip(chunks, starts, strict=False)]
+    )
+    values = pa.concat_arrays([c.dictionary for c in chunks])
+    if 2 * len(values) <= len(texts):
+        again = pc.dictionary_encode(values)
+        return pa.DictionaryArray.from_arrays(again.indices.take(indices), again.dictionary)
+    return pa.DictionaryArray.from_arrays(indices, values)
+
+
+_SAMPLE: Final = 1 << 16
+
+
+def _repeated_outputs(frame: pa.Table) -> pa.DictionaryArray | None:
+    """The distinct outputs when they repeat enough that checking each once pays for finding
+    them (a strided sample of the rows holds at most half as many distinct texts), else None:
+    text checks then run over the column as it is."""
+
+    def decide() -> pa.DictionaryArray | None:
+        texts = frame["output_text"]
+        sample = take_rows(texts, np.arange(0, len(texts), max(len(texts) // _SAMPLE, 1)))
+        distinct = pc.count_distinct(sample, mode="all").as_py()
+        return _distinct_outputs(frame) if 2 * distinct <= len(sample) else None
+
+    return _shared(frame, "repeated_outputs", decide)
+
+
+def _on_outputs(
+    frame: pa.Table, fn: Callable[[pa.Array | pa.ChunkedArray], pa.Array | pa.ChunkedArray]
+) -> pa.Array | pa.ChunkedArray:
+    """`fn` (text column → one value per text, null for null) of the outputs: of each distinct
+    output once when outputs repeat (`_repeated_outputs`)."""
+    distinct = _repeated_outputs(frame)
+    if distinct is None:
+        return fn(frame["output_text"])
+    return _chunk(fn(distinct.dictionary)).take(distinct.indices)
 
 
 def _strict_json(text: str | None) -> bool | None:
@@ -269,7 +310,7 @@ def _json_schema(frame: pa.Table, check: JsonSchemaCheck, spec: Spec | None = No
 
 def _not_refusal(frame: pa.Table, check: NotRefusal, spec: Spec | None = None) -> pa.ChunkedArray:
     refused = pc.or_kleene(
-        pc.match_substring_regex(frame["output_text"], REFUSAL_PATTERN),
+        _on_outputs(frame, lambda texts: pc.match_substring_regex(texts, REFUSAL_PATTERN)),
         pc.equal(frame["finish_reason"], "refusal"),
     )
     return pc.invert(refused)
@@ -311,9 +352,12 @@ _ANY_PII: Final = "|".join(f"(?:{p.pattern})" for p in PII_PATTERNS)
 
 
 def _no_pii(frame: pa.Table, check: NoPii, spec: Spec | None = None) -> pa.Array:
+    return _chunk(_on_outputs(frame, _pii_free))
+
+
+def _pii_free(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
     # One RE2 pass finds the few outputs any PII pattern matches; only those go through the
     # full rule (each pattern's replacement, the Luhn check of card numbers).
-    texts = frame["output_text"]
     maybe = _chunk(pc.fill_null(pc.match_substring_regex(texts, _ANY_PII), False))
     clean = _chunk(pc.if_else(pc.is_null(texts), _NULL_BOOL, pa.scalar(True)))
     if not pc.any(maybe).as_py():
@@ -330,8 +374,8 @@ def _finish_reason_not(
     return pc.if_else(pc.is_null(frame["output_text"]), _NULL_BOOL, pc.invert(bad))
 
 
-def _regex(frame: pa.Table, check: Regex, spec: Spec | None = None) -> pa.ChunkedArray:
-    return pc.match_substring_regex(frame["output_text"], check.pattern)
+def _regex(frame: pa.Table, check: Regex, spec: Spec | None = None) -> pa.Array | pa.ChunkedArray:
+    return _on_outputs(frame, lambda texts: pc.match_substring_regex(texts, check.pattern))
 
 
 def _literal(text: str) -> str:
@@ -339,28 +383,37 @@ def _literal(text: str) -> str:
     return "".join(c if c.isalnum() or ord(c) > 127 else f"\\x{{{ord(c):x}}}" for c in text)
 
 
-def _has(texts: pa.ChunkedArray, values: list[str], case_sensitive: bool) -> pa.ChunkedArray:
-    """Whether each text contains any of `values`, in one pass: RE2 runs a literal (or an
+def _has(frame: pa.Table, values: list[str], case_sensitive: bool) -> pa.Array | pa.ChunkedArray:
+    """Whether each output contains any of `values`, in one pass: RE2 runs a literal (or an
     alternation of literals) several times faster than the plain substring kernel, and
     case-insensitively it is what `match_substring(ignore_case=True)` runs."""
     pattern = "|".join(_literal(v) for v in values)
-    return pc.match_substring_regex(texts, pattern if case_sensitive else f"(?i:{pattern})")
+    pattern = pattern if case_sensitive else f"(?i:{pattern})"
+    return _on_outputs(frame, lambda texts: pc.match_substring_regex(texts, pattern))
 
 
-def _contains(frame: pa.Table, check: Contains, spec: Spec | None = None) -> pa.ChunkedArray:
-    return _has(frame["output_text"], [check.value], check.case_sensitive)
+def _contains(
+    frame: pa.Table, check: Contains, spec: Spec | None = None
+) -> pa.Array | pa.ChunkedArray:
+    return _has(frame, [check.value], check.case_sensitive)
 
 
-def _not_contains(frame: pa.Table, check: NotContains, spec: Spec | None = None) -> pa.ChunkedArray:
-    return pc.invert(_has(frame["output_text"], [check.value], check.case_sensitive))
+def _not_contains(
+    frame: pa.Table, check: NotContains, spec: Spec | None = None
+) -> pa.Array | pa.ChunkedArray:
+    return pc.invert(_has(frame, [check.value], check.case_sensitive))
 
 
-def _contains_any(frame: pa.Table, check: ContainsAny, spec: Spec | None = None) -> pa.ChunkedArray:
-    return _has(frame["output_text"], check.values, check.case_sensitive)
+def _contains_any(
+    frame: pa.Table, check: ContainsAny, spec: Spec | None = None
+) -> pa.Array | pa.ChunkedArray:
+    return _has(frame, check.values, check.case_sensitive)
 
 
-def _contains_all(frame: pa.Table, check: ContainsAll, spec: Spec | None = None) -> pa.ChunkedArray:
-    hits = [_has(frame["output_text"], [v], check.case_sensitive) for v in check.values]
+def _contains_all(
+    frame: pa.Table, check: ContainsAll, spec: Spec | None = None
+) -> pa.Array | pa.ChunkedArray:
+    hits = [_has(frame, [v], check.case_sensitive) for v in check.values]
     return functools.reduce(pc.and_, hits)
 
 
@@ -375,11 +428,11 @@ def _leading_space() -> NDArray[np.bool_]:
     return table
 
 
-def _may_lead_with_space(texts: pa.ChunkedArray) -> pa.ChunkedArray:
+def _may_lead_with_space(texts: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
     """Rows whose text may start with whitespace (False for nulls and empty texts)."""
     table = _leading_space()
     chunks = []
-    for chunk in texts.chunks:
+    for chunk in texts.chunks if isinstance(texts, pa.ChunkedArray) else [texts]:
         if not pa.types.is_string(chunk.type) or len(chunk) == 0:
             chunks.append(pc.fill_null(pc.is_valid(chunk), False))
             continue
@@ -395,16 +448,20 @@ def _may_lead_with_space(texts: pa.ChunkedArray) -> pa.ChunkedArray:
     return pa.chunked_array(chunks, pa.bool_())
 
 
-def _starts_with(frame: pa.Table, check: StartsWith, spec: Spec | None = None) -> pa.ChunkedArray:
+def _starts_with(
+    frame: pa.Table, check: StartsWith, spec: Spec | None = None
+) -> pa.Array | pa.ChunkedArray:
     # leading whitespace is ignored: only the few texts that may have some are trimmed
-    texts = frame["output_text"]
-    hit = pc.starts_with(texts, check.value, ignore_case=not check.case_sensitive)
-    spaced = _shared(frame, "leading_space", lambda: _may_lead_with_space(texts))
-    if pc.any(spaced).as_py():
-        trimmed = pc.utf8_ltrim_whitespace(texts.filter(spaced))
-        again = pc.starts_with(trimmed, check.value, ignore_case=not check.case_sensitive)
-        hit = pc.replace_with_mask(_chunk(hit), _chunk(spaced), _chunk(again))
-    return hit
+    def starts(texts: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+        hit = pc.starts_with(texts, check.value, ignore_case=not check.case_sensitive)
+        spaced = _may_lead_with_space(texts)
+        if pc.any(spaced).as_py():
+            trimmed = pc.utf8_ltrim_whitespace(texts.filter(spaced))
+            again = pc.starts_with(trimmed, check.value, ignore_case=not check.case_sensitive)
+            hit = pc.replace_with_mask(_chunk(hit), _chunk(spaced), _chunk(again))
+        return hit
+
+    return _on_outputs(frame, starts)
 
 
 def _reference(frame: pa.Table) -> pa.ChunkedArray:
