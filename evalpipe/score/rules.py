@@ -469,22 +469,23 @@ def _reference(frame: pa.Table) -> pa.ChunkedArray:
 
 
 def _equals(frame: pa.Table, check: Equals, spec: Spec | None = None) -> pa.Array:
-    out = frame["output_text"]
-    if check.value is None:  # only the rows with both texts: the others are null
-        rows, out, want, _ = _pairs(frame)
-    else:
-        rows, want = None, pa.scalar(check.value, pa.string())
-    if check.trim:
-        out, want = pc.utf8_trim_whitespace(out), pc.utf8_trim_whitespace(want)
-    if not check.case_sensitive:
-        out, want = pc.utf8_lower(out), pc.utf8_lower(want)
-    same = pc.equal(out, want)
-    if rows is None:
-        return _chunk(same)
+    def canonical(texts: Any) -> Any:
+        if check.trim:
+            texts = pc.utf8_trim_whitespace(texts)
+        return texts if check.case_sensitive else pc.utf8_lower(texts)
+
+    if check.value is not None:
+        want = canonical(pa.scalar(check.value, pa.string()))
+        return _chunk(_on_outputs(frame, lambda texts: pc.equal(canonical(texts), want)))
+    # against the reference: only the rows with both texts (the others are null), each
+    # distinct pair once, by the codes of its two texts made canonical
+    pairs = _pairs(frame)
+    ids = np.asarray(pc.dictionary_encode(canonical(pairs.texts)).indices, np.int64)
+    same = ids[pairs.out_text] == ids[pairs.ref_text]
     passed = np.zeros(frame.num_rows, dtype=bool)
-    passed[rows] = np.asarray(same, dtype=bool)
+    passed[pairs.rows] = same[pairs.pair]
     scored = np.zeros(frame.num_rows, dtype=bool)
-    scored[rows] = True
+    scored[pairs.rows] = True
     return pa.array(passed, mask=~scored)
 
 
@@ -492,16 +493,20 @@ def _levenshtein_max(frame: pa.Table, check: LevenshteinMax, spec: Spec | None =
     from rapidfuzz.distance import Levenshtein
     from rapidfuzz.process import cpdist
 
-    rows, out, ref, _ = _pairs(frame)
-    dist = cpdist(
-        out.to_pylist(),
-        ref.to_pylist(),
-        scorer=Levenshtein.distance,
-        workers=-1,
-        dtype=np.int64,
-    )
+    pairs = _pairs(frame)  # each distinct pair once; a text against itself is 0 apart
+    differ = np.flatnonzero(pairs.out_text != pairs.ref_text)
+    per_pair = np.zeros(len(pairs.out_text))
+    if differ.size:
+        dist = cpdist(
+            pairs.texts.take(pa.array(pairs.out_text[differ])).to_pylist(),
+            pairs.texts.take(pa.array(pairs.ref_text[differ])).to_pylist(),
+            scorer=Levenshtein.distance,
+            workers=-1,
+            dtype=np.int64,
+        )
+        per_pair[differ] = np.asarray(dist, dtype=np.float64)
     values = np.full(frame.num_rows, np.nan)
-    values[rows] = np.asarray(dist, dtype=np.float64)
+    values[pairs.rows] = per_pair[pairs.pair]
     figure = pa.array(values, pa.float64(), from_pandas=True)  # nan (no pair) → null
     return Measured(pc.less_equal(figure, float(check.value)), figure, "distance")
 
