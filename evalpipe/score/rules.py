@@ -542,7 +542,9 @@ def _rouge_n_min(frame: pa.Table, check: RougeNMin, spec: Spec | None = None) ->
 
 def _bleu_min(frame: pa.Table, check: BleuMin, spec: Spec | None = None) -> Measured:
     _words(frame)
-    with ThreadPoolExecutor(4, thread_name_prefix="bleu") as pool:  # NumPy frees the GIL
+    with ThreadPoolExecutor(
+        min(4, os.cpu_count() or 1), thread_name_prefix="bleu"
+    ) as pool:  # NumPy frees the GIL
         orders = {
             n: pool.submit(contextvars.copy_context().run, _counts, frame, n) for n in (1, 2, 3, 4)
         }
@@ -744,17 +746,19 @@ def _check_table(scoped: pa.Table, check: Check, run_id: str, spec: Spec | None)
     error = _shared(scoped, "error", lambda: _errors(scoped))
     if _needs_reference(check):
         error = _shared(scoped, "error_no_reference", lambda: _errors(scoped, reference=True))
-    detail: pa.Array | pa.ChunkedArray = pa.nulls(scoped.num_rows, pa.string())
+    n = scoped.num_rows
+    nothing = _shared(scoped, "nulls", lambda: pa.nulls(n, pa.string()))
+    detail: pa.Array | pa.ChunkedArray = nothing
     try:
         result = CHECKS[check.type](scoped, check, spec)
     except ScorerError as exc:
         log.error("%s", exc)
-        result = pa.nulls(scoped.num_rows, pa.bool_())
+        result = pa.nulls(n, pa.bool_())
         error = pc.fill_null(error, str(exc))
     if isinstance(result, Measured):
-        detail, result = _detail(result), result.passed
+        detail = pc.if_else(pc.is_null(error), _detail(result), pa.scalar(None, pa.string()))
+        result = result.passed
     passed = pc.if_else(pc.is_null(error), result, _NULL_BOOL)
-    n = scoped.num_rows
 
     def repeated(text: str) -> pa.Array:  # the same column for every check of the scope
         return _shared(scoped, f"repeat:{text}", lambda: pa.repeat(pa.scalar(text, pa.string()), n))
@@ -771,9 +775,12 @@ def _check_table(scoped: pa.Table, check: Check, run_id: str, spec: Spec | None)
             "metric": name,
             "value": pc.cast(passed, pa.float64()),
             "passed": passed,
-            "detail": pc.if_else(pc.is_null(error), detail, pa.scalar(None, pa.string())),
+            "detail": detail,
             "scorer_version": repeated(SCORER_VERSION),
+            "judge_model": nothing,
+            "prompt_version": nothing,
             "error": error,
+            "rationale": nothing,
         }
     )
     return conform(table, SCORES)
@@ -788,36 +795,43 @@ def score_rules(
     reference check on a record without `reference` gets a null value and error `no reference`;
     the gate maps both. A custom scorer that fails gets null values and its failure as `error`.
     """
-    scopes: dict[str, pa.Table] = {}  # checks with the same `where` share one filtered frame
-    jobs: list[tuple[int, pa.Table, Check]] = []
-    for i, check in enumerate(checks):
-        key = orjson.dumps(check.where, option=orjson.OPT_SORT_KEYS).decode()
-        if key not in scopes:
-            scopes[key] = frame.filter(where_mask(frame, check.where)) if check.where else frame
-        if scopes[key].num_rows:
-            jobs.append((i, scopes[key], check))
-    tables: dict[int, pa.Table] = {}
+    jobs = list(enumerate(checks))
+    tables: dict[int, pa.Table | None] = {}
     token = _SHARED.set(_Shared())
     try:
-        builtin = [job for job in jobs if job[2].type != "python"]
-        builtin.sort(key=lambda job: _ORDER.get(job[2].type, len(_ORDER) // 2))
+        builtin = [job for job in jobs if job[1].type != "python"]
+        builtin.sort(key=lambda job: _ORDER.get(job[1].type, len(_ORDER) // 2))
         workers = min(len(builtin), os.cpu_count() or 1)
         if workers > 1:
             context = contextvars.copy_context()  # the workers see the same _Shared
             with ThreadPoolExecutor(workers, thread_name_prefix="score_rules") as pool:
                 futures = {
-                    i: pool.submit(context.copy().run, _check_table, scoped, check, run_id, spec)
-                    for i, scoped, check in builtin
+                    i: pool.submit(context.copy().run, _scoped_table, frame, check, run_id, spec)
+                    for i, check in builtin
                 }
-                for i, scoped, check in jobs:  # user code stays on this thread
+                for i, check in jobs:  # user code stays on this thread
                     if check.type == "python":
-                        tables[i] = _check_table(scoped, check, run_id, spec)
+                        tables[i] = _scoped_table(frame, check, run_id, spec)
                 tables.update({i: f.result() for i, f in futures.items()})
         else:
-            for i, scoped, check in jobs:
-                tables[i] = _check_table(scoped, check, run_id, spec)
+            for i, check in jobs:
+                tables[i] = _scoped_table(frame, check, run_id, spec)
     finally:
         _SHARED.reset(token)
-    if not tables:
-        return SCORES.empty_table()
-    return pa.concat_tables([tables[i] for i in sorted(tables)])
+    found = [tables[i] for i in sorted(tables)]
+    return pa.concat_tables([t for t in found if t is not None] or [SCORES.empty_table()])
+
+
+def _scope(frame: pa.Table, where: dict[str, str | list[str]]) -> pa.Table:
+    """The rows of `frame` a check's `where` keeps: filtered once per distinct `where`, by
+    the first check (thread) that needs it."""
+    if not where:
+        return frame
+    key = orjson.dumps(where, option=orjson.OPT_SORT_KEYS).decode()
+    return _shared(frame, f"scope:{key}", lambda: frame.filter(where_mask(frame, where)))
+
+
+def _scoped_table(frame: pa.Table, check: Check, run_id: str, spec: Spec | None) -> pa.Table | None:
+    """One check's tables.SCORES rows over the rows its `where` keeps (None: no row)."""
+    scoped = _scope(frame, check.where)
+    return _check_table(scoped, check, run_id, spec) if scoped.num_rows else None
