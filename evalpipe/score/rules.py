@@ -5,8 +5,10 @@ Each check function takes the scoring frame (responses joined to their records, 
 
 `score_rules` runs the checks on a few threads (the kernels release the GIL) and, while it
 runs, shares what several checks derive from the same frame: the words and n-gram counts of
-ROUGE and BLEU, the tool-call scores, the text lengths, the error column. What must run in
-Python per value (strict JSON, JSON schema, tool-call matching) runs once per distinct value.
+ROUGE and BLEU, the tool-call scores, the text lengths, the error column, each `where` scope.
+What must run in Python per value (strict JSON, JSON schema, tool-call matching) runs once per
+distinct value; so do the text scans (regex, contains & co., no_pii) when a sample of the
+outputs shows they repeat, and the reference checks run once per distinct (output, reference).
 """
 
 from __future__ import annotations
