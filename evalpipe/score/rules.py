@@ -5,8 +5,10 @@ Each check function takes the scoring frame (responses joined to their records, 
 
 `score_rules` runs the checks on a few threads (the kernels release the GIL) and, while it
 runs, shares what several checks derive from the same frame: the words and n-gram counts of
-ROUGE and BLEU, the tool-call scores, the text lengths, the error column. What must run in
-Python per value (strict JSON, JSON schema, tool-call matching) runs once per distinct value.
+ROUGE and BLEU, the tool-call scores, the text lengths, the error column, each `where` scope.
+What must run in Python per value (strict JSON, JSON schema, tool-call matching) runs once per
+distinct value; so do the text scans (regex, contains & co., no_pii) when a sample of the
+outputs shows they repeat, and the reference checks run once per distinct (output, reference).
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ from evalpipe.spec import (
     ToolCallF1,
     ToolCallValid,
 )
-from evalpipe.tables import SCORES, column_values, conform
+from evalpipe.tables import SCORES, column_values, conform, take_rows
 
 __all__ = ["CHECKS", "REFUSAL_PATTERN", "Measured", "score_rules", "where_mask"]
 
@@ -159,15 +161,56 @@ def _per_distinct(
 
 def _distinct_outputs(frame: pa.Table) -> pa.DictionaryArray:
     """The frame's outputs dictionary-encoded: each distinct text once (nulls stay null)."""
+    return _shared(frame, "distinct_outputs", lambda: _encode(frame["output_text"]))
 
-    def encode() -> pa.DictionaryArray:
-        chunks = pc.dictionary_encode(frame["output_text"]).unify_dictionaries().chunks
-        if not chunks:
-            return pc.dictionary_encode(pa.array([], pa.string()))
-        indices = pa.concat_arrays([c.indices for c in chunks])
-        return pa.DictionaryArray.from_arrays(indices, chunks[0].dictionary)
 
-    return _shared(frame, "distinct_outputs", encode)
+def _encode(texts: pa.ChunkedArray) -> pa.DictionaryArray:
+    """`texts` as one dictionary array. Each chunk is encoded alone and their dictionaries
+    put end to end (`unify_dictionaries` hashes every text again: seconds at a million
+    distinct texts); a text in several chunks is merged by encoding the dictionaries again
+    when they are small (repeating texts), else it stays in the dictionary more than once."""
+    chunks = [pc.dictionary_encode(c) for c in texts.chunks]
+    if not chunks:
+        return pc.dictionary_encode(pa.array([], texts.type))
+    if len(chunks) == 1:
+        return chunks[0]
+    starts = np.cumsum([0] + [len(c.dictionary) for c in chunks])
+    indices = pa.concat_arrays(
+        [pc.add(c.indices.cast(pa.int64()), int(s)) for c, s in zip(chunks, starts, strict=False)]
+    )
+    values = pa.concat_arrays([c.dictionary for c in chunks])
+    if 2 * len(values) <= len(texts):
+        again = pc.dictionary_encode(values)
+        return pa.DictionaryArray.from_arrays(again.indices.take(indices), again.dictionary)
+    return pa.DictionaryArray.from_arrays(indices, values)
+
+
+_SAMPLE: Final = 1 << 16
+
+
+def _repeated_outputs(frame: pa.Table) -> pa.DictionaryArray | None:
+    """The distinct outputs when they repeat enough that checking each once pays for finding
+    them (a strided sample of the rows holds at most half as many distinct texts), else None:
+    text checks then run over the column as it is."""
+
+    def decide() -> pa.DictionaryArray | None:
+        texts = frame["output_text"]
+        sample = take_rows(texts, np.arange(0, len(texts), max(len(texts) // _SAMPLE, 1)))
+        distinct = pc.count_distinct(sample, mode="all").as_py()
+        return _distinct_outputs(frame) if 2 * distinct <= len(sample) else None
+
+    return _shared(frame, "repeated_outputs", decide)
+
+
+def _on_outputs(
+    frame: pa.Table, fn: Callable[[pa.Array | pa.ChunkedArray], pa.Array | pa.ChunkedArray]
+) -> pa.Array | pa.ChunkedArray:
+    """`fn` (text column → one value per text, null for null) of the outputs: of each distinct
+    output once when outputs repeat (`_repeated_outputs`)."""
+    distinct = _repeated_outputs(frame)
+    if distinct is None:
+        return fn(frame["output_text"])
+    return _chunk(fn(distinct.dictionary)).take(distinct.indices)
 
 
 def _strict_json(text: str | None) -> bool | None:
@@ -269,7 +312,7 @@ def _json_schema(frame: pa.Table, check: JsonSchemaCheck, spec: Spec | None = No
 
 def _not_refusal(frame: pa.Table, check: NotRefusal, spec: Spec | None = None) -> pa.ChunkedArray:
     refused = pc.or_kleene(
-        pc.match_substring_regex(frame["output_text"], REFUSAL_PATTERN),
+        _on_outputs(frame, lambda texts: pc.match_substring_regex(texts, REFUSAL_PATTERN)),
         pc.equal(frame["finish_reason"], "refusal"),
     )
     return pc.invert(refused)
@@ -311,9 +354,12 @@ _ANY_PII: Final = "|".join(f"(?:{p.pattern})" for p in PII_PATTERNS)
 
 
 def _no_pii(frame: pa.Table, check: NoPii, spec: Spec | None = None) -> pa.Array:
+    return _chunk(_on_outputs(frame, _pii_free))
+
+
+def _pii_free(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
     # One RE2 pass finds the few outputs any PII pattern matches; only those go through the
     # full rule (each pattern's replacement, the Luhn check of card numbers).
-    texts = frame["output_text"]
     maybe = _chunk(pc.fill_null(pc.match_substring_regex(texts, _ANY_PII), False))
     clean = _chunk(pc.if_else(pc.is_null(texts), _NULL_BOOL, pa.scalar(True)))
     if not pc.any(maybe).as_py():
@@ -330,8 +376,8 @@ def _finish_reason_not(
     return pc.if_else(pc.is_null(frame["output_text"]), _NULL_BOOL, pc.invert(bad))
 
 
-def _regex(frame: pa.Table, check: Regex, spec: Spec | None = None) -> pa.ChunkedArray:
-    return pc.match_substring_regex(frame["output_text"], check.pattern)
+def _regex(frame: pa.Table, check: Regex, spec: Spec | None = None) -> pa.Array | pa.ChunkedArray:
+    return _on_outputs(frame, lambda texts: pc.match_substring_regex(texts, check.pattern))
 
 
 def _literal(text: str) -> str:
@@ -339,28 +385,37 @@ def _literal(text: str) -> str:
     return "".join(c if c.isalnum() or ord(c) > 127 else f"\\x{{{ord(c):x}}}" for c in text)
 
 
-def _has(texts: pa.ChunkedArray, values: list[str], case_sensitive: bool) -> pa.ChunkedArray:
-    """Whether each text contains any of `values`, in one pass: RE2 runs a literal (or an
+def _has(frame: pa.Table, values: list[str], case_sensitive: bool) -> pa.Array | pa.ChunkedArray:
+    """Whether each output contains any of `values`, in one pass: RE2 runs a literal (or an
     alternation of literals) several times faster than the plain substring kernel, and
     case-insensitively it is what `match_substring(ignore_case=True)` runs."""
     pattern = "|".join(_literal(v) for v in values)
-    return pc.match_substring_regex(texts, pattern if case_sensitive else f"(?i:{pattern})")
+    pattern = pattern if case_sensitive else f"(?i:{pattern})"
+    return _on_outputs(frame, lambda texts: pc.match_substring_regex(texts, pattern))
 
 
-def _contains(frame: pa.Table, check: Contains, spec: Spec | None = None) -> pa.ChunkedArray:
-    return _has(frame["output_text"], [check.value], check.case_sensitive)
+def _contains(
+    frame: pa.Table, check: Contains, spec: Spec | None = None
+) -> pa.Array | pa.ChunkedArray:
+    return _has(frame, [check.value], check.case_sensitive)
 
 
-def _not_contains(frame: pa.Table, check: NotContains, spec: Spec | None = None) -> pa.ChunkedArray:
-    return pc.invert(_has(frame["output_text"], [check.value], check.case_sensitive))
+def _not_contains(
+    frame: pa.Table, check: NotContains, spec: Spec | None = None
+) -> pa.Array | pa.ChunkedArray:
+    return pc.invert(_has(frame, [check.value], check.case_sensitive))
 
 
-def _contains_any(frame: pa.Table, check: ContainsAny, spec: Spec | None = None) -> pa.ChunkedArray:
-    return _has(frame["output_text"], check.values, check.case_sensitive)
+def _contains_any(
+    frame: pa.Table, check: ContainsAny, spec: Spec | None = None
+) -> pa.Array | pa.ChunkedArray:
+    return _has(frame, check.values, check.case_sensitive)
 
 
-def _contains_all(frame: pa.Table, check: ContainsAll, spec: Spec | None = None) -> pa.ChunkedArray:
-    hits = [_has(frame["output_text"], [v], check.case_sensitive) for v in check.values]
+def _contains_all(
+    frame: pa.Table, check: ContainsAll, spec: Spec | None = None
+) -> pa.Array | pa.ChunkedArray:
+    hits = [_has(frame, [v], check.case_sensitive) for v in check.values]
     return functools.reduce(pc.and_, hits)
 
 
@@ -375,11 +430,11 @@ def _leading_space() -> NDArray[np.bool_]:
     return table
 
 
-def _may_lead_with_space(texts: pa.ChunkedArray) -> pa.ChunkedArray:
+def _may_lead_with_space(texts: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray:
     """Rows whose text may start with whitespace (False for nulls and empty texts)."""
     table = _leading_space()
     chunks = []
-    for chunk in texts.chunks:
+    for chunk in texts.chunks if isinstance(texts, pa.ChunkedArray) else [texts]:
         if not pa.types.is_string(chunk.type) or len(chunk) == 0:
             chunks.append(pc.fill_null(pc.is_valid(chunk), False))
             continue
@@ -395,16 +450,20 @@ def _may_lead_with_space(texts: pa.ChunkedArray) -> pa.ChunkedArray:
     return pa.chunked_array(chunks, pa.bool_())
 
 
-def _starts_with(frame: pa.Table, check: StartsWith, spec: Spec | None = None) -> pa.ChunkedArray:
+def _starts_with(
+    frame: pa.Table, check: StartsWith, spec: Spec | None = None
+) -> pa.Array | pa.ChunkedArray:
     # leading whitespace is ignored: only the few texts that may have some are trimmed
-    texts = frame["output_text"]
-    hit = pc.starts_with(texts, check.value, ignore_case=not check.case_sensitive)
-    spaced = _shared(frame, "leading_space", lambda: _may_lead_with_space(texts))
-    if pc.any(spaced).as_py():
-        trimmed = pc.utf8_ltrim_whitespace(texts.filter(spaced))
-        again = pc.starts_with(trimmed, check.value, ignore_case=not check.case_sensitive)
-        hit = pc.replace_with_mask(_chunk(hit), _chunk(spaced), _chunk(again))
-    return hit
+    def starts(texts: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+        hit = pc.starts_with(texts, check.value, ignore_case=not check.case_sensitive)
+        spaced = _may_lead_with_space(texts)
+        if pc.any(spaced).as_py():
+            trimmed = pc.utf8_ltrim_whitespace(texts.filter(spaced))
+            again = pc.starts_with(trimmed, check.value, ignore_case=not check.case_sensitive)
+            hit = pc.replace_with_mask(_chunk(hit), _chunk(spaced), _chunk(again))
+        return hit
+
+    return _on_outputs(frame, starts)
 
 
 def _reference(frame: pa.Table) -> pa.ChunkedArray:
@@ -412,22 +471,23 @@ def _reference(frame: pa.Table) -> pa.ChunkedArray:
 
 
 def _equals(frame: pa.Table, check: Equals, spec: Spec | None = None) -> pa.Array:
-    out = frame["output_text"]
-    if check.value is None:  # only the rows with both texts: the others are null
-        rows, out, want, _ = _pairs(frame)
-    else:
-        rows, want = None, pa.scalar(check.value, pa.string())
-    if check.trim:
-        out, want = pc.utf8_trim_whitespace(out), pc.utf8_trim_whitespace(want)
-    if not check.case_sensitive:
-        out, want = pc.utf8_lower(out), pc.utf8_lower(want)
-    same = pc.equal(out, want)
-    if rows is None:
-        return _chunk(same)
+    def canonical(texts: Any) -> Any:
+        if check.trim:
+            texts = pc.utf8_trim_whitespace(texts)
+        return texts if check.case_sensitive else pc.utf8_lower(texts)
+
+    if check.value is not None:
+        want = canonical(pa.scalar(check.value, pa.string()))
+        return _chunk(_on_outputs(frame, lambda texts: pc.equal(canonical(texts), want)))
+    # against the reference: only the rows with both texts (the others are null), each
+    # distinct pair once, by the codes of its two texts made canonical
+    pairs = _pairs(frame)
+    ids = np.asarray(pc.dictionary_encode(canonical(pairs.texts)).indices, np.int64)
+    same = ids[pairs.out_text] == ids[pairs.ref_text]
     passed = np.zeros(frame.num_rows, dtype=bool)
-    passed[rows] = np.asarray(same, dtype=bool)
+    passed[pairs.rows] = same[pairs.pair]
     scored = np.zeros(frame.num_rows, dtype=bool)
-    scored[rows] = True
+    scored[pairs.rows] = True
     return pa.array(passed, mask=~scored)
 
 
@@ -435,16 +495,20 @@ def _levenshtein_max(frame: pa.Table, check: LevenshteinMax, spec: Spec | None =
     from rapidfuzz.distance import Levenshtein
     from rapidfuzz.process import cpdist
 
-    rows, out, ref, _ = _pairs(frame)
-    dist = cpdist(
-        out.to_pylist(),
-        ref.to_pylist(),
-        scorer=Levenshtein.distance,
-        workers=-1,
-        dtype=np.int64,
-    )
+    pairs = _pairs(frame)  # each distinct pair once; a text against itself is 0 apart
+    differ = np.flatnonzero(pairs.out_text != pairs.ref_text)
+    per_pair = np.zeros(len(pairs.out_text))
+    if differ.size:
+        dist = cpdist(
+            pairs.texts.take(pa.array(pairs.out_text[differ])).to_pylist(),
+            pairs.texts.take(pa.array(pairs.ref_text[differ])).to_pylist(),
+            scorer=Levenshtein.distance,
+            workers=-1,
+            dtype=np.int64,
+        )
+        per_pair[differ] = np.asarray(dist, dtype=np.float64)
     values = np.full(frame.num_rows, np.nan)
-    values[rows] = np.asarray(dist, dtype=np.float64)
+    values[pairs.rows] = per_pair[pairs.pair]
     figure = pa.array(values, pa.float64(), from_pandas=True)  # nan (no pair) → null
     return Measured(pc.less_equal(figure, float(check.value)), figure, "distance")
 
@@ -480,7 +544,9 @@ def _rouge_n_min(frame: pa.Table, check: RougeNMin, spec: Spec | None = None) ->
 
 def _bleu_min(frame: pa.Table, check: BleuMin, spec: Spec | None = None) -> Measured:
     _words(frame)
-    with ThreadPoolExecutor(4, thread_name_prefix="bleu") as pool:  # NumPy frees the GIL
+    with ThreadPoolExecutor(
+        min(4, os.cpu_count() or 1), thread_name_prefix="bleu"
+    ) as pool:  # NumPy frees the GIL
         orders = {
             n: pool.submit(contextvars.copy_context().run, _counts, frame, n) for n in (1, 2, 3, 4)
         }
@@ -682,17 +748,19 @@ def _check_table(scoped: pa.Table, check: Check, run_id: str, spec: Spec | None)
     error = _shared(scoped, "error", lambda: _errors(scoped))
     if _needs_reference(check):
         error = _shared(scoped, "error_no_reference", lambda: _errors(scoped, reference=True))
-    detail: pa.Array | pa.ChunkedArray = pa.nulls(scoped.num_rows, pa.string())
+    n = scoped.num_rows
+    nothing = _shared(scoped, "nulls", lambda: pa.nulls(n, pa.string()))
+    detail: pa.Array | pa.ChunkedArray = nothing
     try:
         result = CHECKS[check.type](scoped, check, spec)
     except ScorerError as exc:
         log.error("%s", exc)
-        result = pa.nulls(scoped.num_rows, pa.bool_())
+        result = pa.nulls(n, pa.bool_())
         error = pc.fill_null(error, str(exc))
     if isinstance(result, Measured):
-        detail, result = _detail(result), result.passed
+        detail = pc.if_else(pc.is_null(error), _detail(result), pa.scalar(None, pa.string()))
+        result = result.passed
     passed = pc.if_else(pc.is_null(error), result, _NULL_BOOL)
-    n = scoped.num_rows
 
     def repeated(text: str) -> pa.Array:  # the same column for every check of the scope
         return _shared(scoped, f"repeat:{text}", lambda: pa.repeat(pa.scalar(text, pa.string()), n))
@@ -709,9 +777,12 @@ def _check_table(scoped: pa.Table, check: Check, run_id: str, spec: Spec | None)
             "metric": name,
             "value": pc.cast(passed, pa.float64()),
             "passed": passed,
-            "detail": pc.if_else(pc.is_null(error), detail, pa.scalar(None, pa.string())),
+            "detail": detail,
             "scorer_version": repeated(SCORER_VERSION),
+            "judge_model": nothing,
+            "prompt_version": nothing,
             "error": error,
+            "rationale": nothing,
         }
     )
     return conform(table, SCORES)
@@ -726,36 +797,43 @@ def score_rules(
     reference check on a record without `reference` gets a null value and error `no reference`;
     the gate maps both. A custom scorer that fails gets null values and its failure as `error`.
     """
-    scopes: dict[str, pa.Table] = {}  # checks with the same `where` share one filtered frame
-    jobs: list[tuple[int, pa.Table, Check]] = []
-    for i, check in enumerate(checks):
-        key = orjson.dumps(check.where, option=orjson.OPT_SORT_KEYS).decode()
-        if key not in scopes:
-            scopes[key] = frame.filter(where_mask(frame, check.where)) if check.where else frame
-        if scopes[key].num_rows:
-            jobs.append((i, scopes[key], check))
-    tables: dict[int, pa.Table] = {}
+    jobs = list(enumerate(checks))
+    tables: dict[int, pa.Table | None] = {}
     token = _SHARED.set(_Shared())
     try:
-        builtin = [job for job in jobs if job[2].type != "python"]
-        builtin.sort(key=lambda job: _ORDER.get(job[2].type, len(_ORDER) // 2))
+        builtin = [job for job in jobs if job[1].type != "python"]
+        builtin.sort(key=lambda job: _ORDER.get(job[1].type, len(_ORDER) // 2))
         workers = min(len(builtin), os.cpu_count() or 1)
         if workers > 1:
             context = contextvars.copy_context()  # the workers see the same _Shared
             with ThreadPoolExecutor(workers, thread_name_prefix="score_rules") as pool:
                 futures = {
-                    i: pool.submit(context.copy().run, _check_table, scoped, check, run_id, spec)
-                    for i, scoped, check in builtin
+                    i: pool.submit(context.copy().run, _scoped_table, frame, check, run_id, spec)
+                    for i, check in builtin
                 }
-                for i, scoped, check in jobs:  # user code stays on this thread
+                for i, check in jobs:  # user code stays on this thread
                     if check.type == "python":
-                        tables[i] = _check_table(scoped, check, run_id, spec)
+                        tables[i] = _scoped_table(frame, check, run_id, spec)
                 tables.update({i: f.result() for i, f in futures.items()})
         else:
-            for i, scoped, check in jobs:
-                tables[i] = _check_table(scoped, check, run_id, spec)
+            for i, check in jobs:
+                tables[i] = _scoped_table(frame, check, run_id, spec)
     finally:
         _SHARED.reset(token)
-    if not tables:
-        return SCORES.empty_table()
-    return pa.concat_tables([tables[i] for i in sorted(tables)])
+    found = [tables[i] for i in sorted(tables)]
+    return pa.concat_tables([t for t in found if t is not None] or [SCORES.empty_table()])
+
+
+def _scope(frame: pa.Table, where: dict[str, str | list[str]]) -> pa.Table:
+    """The rows of `frame` a check's `where` keeps: filtered once per distinct `where`, by
+    the first check (thread) that needs it."""
+    if not where:
+        return frame
+    key = orjson.dumps(where, option=orjson.OPT_SORT_KEYS).decode()
+    return _shared(frame, f"scope:{key}", lambda: frame.filter(where_mask(frame, where)))
+
+
+def _scoped_table(frame: pa.Table, check: Check, run_id: str, spec: Spec | None) -> pa.Table | None:
+    """One check's tables.SCORES rows over the rows its `where` keeps (None: no row)."""
+    scoped = _scope(frame, check.where)
+    return _check_table(scoped, check, run_id, spec) if scoped.num_rows else None

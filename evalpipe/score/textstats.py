@@ -1,14 +1,16 @@
 """ROUGE-N and sentence BLEU of whole text columns against their references.
 
-Words are lower-cased runs between whitespace, punctuation and symbols; each word gets an
-integer code (`dictionary_encode` over both columns), each (row, side, n-gram) a 64-bit key, and
-one sort of the keys counts the clipped matches of every row at once. No Python runs per row.
+Words are lower-cased runs between whitespace, punctuation and symbols. The rows with both texts
+are reduced to their distinct (output, reference) pairs over the distinct texts of both sides;
+each distinct text is cut into words once, each word gets an integer code (`dictionary_encode`),
+each n-gram of a text a hash, and each (pair, side, n-gram) a 64-bit key laid out from the
+hashes of its texts; one sort of the keys counts the clipped matches of every pair at once (a
+pair of one text twice matches all its n-grams without it). No Python runs per row.
 
 Texts in ASCII (most answers) are cut into words by a byte table over the column's data buffer
 (NumPy); the table is probed from the Unicode rule (RE2 over the column, which the other texts
 take), so both give the same words. `Words` are made once per pair of columns and shared by
-every n-gram order and both figures (`rouge_n`, `bleu` take them through `words`).
-"""
+every n-gram order and both figures (`rouge_n`, `bleu` take them through `words`)."""
 
 from __future__ import annotations
 
@@ -32,12 +34,21 @@ I64 = NDArray[np.int64]
 
 
 class Words(NamedTuple):
-    """The words of the rows where output and reference are both present."""
+    """The words of the distinct (output, reference) pairs of the rows where both are present.
+
+    Each distinct text is cut into words once; the n-gram keys are laid out only for the pairs
+    whose two texts differ (`kept`): a pair of one text twice matches all its n-grams."""
 
     codes: NDArray[np.uint64]
-    """Code of each word, from 1 (equal words, equal codes), in order within each text."""
+    """Code of each word of the distinct texts, from 1 (equal words, equal codes), text after
+    text, in order within each."""
+    room: I64
+    """Per word of `codes`: words from it to the end of its text (itself included)."""
+    at: I64
+    """The laid-out words: the texts of each kept pair's output, then of their references,
+    each word as its position in `codes`."""
     texts: I64
-    """Text of each word: i for the output of distinct pair i, k + i for its reference."""
+    """Text of each laid-out word: j for the output of kept pair j, m + j for its reference."""
     present: I64
     """Rows (of the whole columns) where both texts are present."""
     pair: I64
@@ -45,11 +56,17 @@ class Words(NamedTuple):
     n_rows: int
     """Rows of the whole columns."""
     base: NDArray[np.uint64]
-    """Each word's part of an n-gram key: its row (of k) in the top bits, its side (1 for the
-    reference) in the last bit; `shift` places the row."""
+    """Each word's part of an n-gram key: its kept pair (of m) in the top bits, its side (1 for
+    the reference) in the last bit; `shift` places the pair."""
     shift: int
-    per_text: I64
-    """Words of each text (as `texts` numbers them)."""
+    kept: I64
+    """The distinct pairs (of k) whose output and reference differ, in `texts` order (m)."""
+    out_words: I64
+    """Words of each distinct pair's output (k)."""
+    ref_words: I64
+    """Words of each distinct pair's reference (k)."""
+    same: NDArray[np.bool_]
+    """Whether each distinct pair's output is its reference (k)."""
 
 
 class Counts(NamedTuple):
@@ -120,18 +137,35 @@ def _ascii_words(texts: pa.Array) -> tuple[pa.Array, I64]:
 
 
 class Pairs(NamedTuple):
-    """The rows where output and reference are both present, and their two texts."""
+    """The rows where output and reference are both present, their two texts, and the
+    distinct (output, reference) pairs among them by the distinct texts of both sides."""
 
     rows: I64
     out: pa.Array
     ref: pa.Array
     n_rows: int
+    texts: pa.Array
+    """Each distinct text of either side once."""
+    out_text: I64
+    """Per distinct pair: its output (a position in `texts`)."""
+    ref_text: I64
+    """Per distinct pair: its reference (a position in `texts`)."""
+    pair: I64
+    """Per row of `rows`: its distinct pair."""
 
 
 def pairs_of(out: pa.ChunkedArray | pa.Array, ref: pa.ChunkedArray | pa.Array) -> Pairs:
     """The rows with both texts, taken out of the columns once (several checks share them)."""
     rows = np.flatnonzero(np.asarray(_present(out, ref), dtype=bool))
-    return Pairs(rows, take_rows(out, rows), take_rows(ref, rows), len(out))
+    o, r = (take_rows(side, rows).cast(pa.string()) for side in (out, ref))
+    encoded = pc.dictionary_encode(pa.concat_arrays([o, r]))
+    ids = np.asarray(encoded.indices, np.int64)
+    o_id, r_id = ids[: len(rows)], ids[len(rows) :]
+    code = o_id * max(len(encoded.dictionary), 1) + r_id
+    _, first, pair = np.unique(code, return_index=True, return_inverse=True)
+    return Pairs(
+        rows, o, r, len(out), encoded.dictionary, o_id[first], r_id[first], pair.reshape(-1)
+    )
 
 
 def words_of(
@@ -140,45 +174,63 @@ def words_of(
     *,
     pairs: Pairs | None = None,
 ) -> Words:
-    """The words of output and reference, in the rows where both are present; a pair that
-    several rows hold (the same answer to the same reference) is cut into words once.
-    `pairs` (of `pairs_of`) saves taking the rows again."""
-    present, *sides, n_rows = pairs if pairs is not None else pairs_of(out, ref)
-    sides = [side.cast(pa.string()) for side in sides]
-    if len(present) == 0:
-        empty = np.zeros(0, np.int64)
-        return _words(np.zeros(0, np.uint64), empty, present, empty, n_rows)
-    oc, rc = (pc.dictionary_encode(side) for side in sides)
-    code = np.asarray(oc.indices, np.int64) * len(rc.dictionary) + np.asarray(rc.indices)
-    _, first, pair = np.unique(code, return_index=True, return_inverse=True)
-    firsts = pa.array(first, pa.int64())
-    both = pa.concat_arrays([side.take(firsts) for side in sides])
-    data, _ = _bytes(both)
-    if not np.any(data >= 128):
-        words, texts = _ascii_words(both)
-    else:
-        ascii_ = np.asarray(pc.string_is_ascii(both), dtype=bool)
-        a_rows, u_rows = np.flatnonzero(ascii_), np.flatnonzero(~ascii_)
-        a_words, a_texts = _ascii_words(both.take(pa.array(a_rows)))
-        u_words, u_texts = _unicode_words(both.take(pa.array(u_rows)))
-        texts = np.concatenate([a_rows[a_texts], u_rows[u_texts]])
-        order = np.argsort(texts, kind="stable")  # words back in text order
-        texts = texts[order]
-        words = pa.concat_arrays([a_words, u_words.cast(pa.string())]).take(pa.array(order))
-    codes = np.asarray(pc.dictionary_encode(words).indices, dtype=np.uint64) + np.uint64(1)
-    return _words(codes, texts, present, pair.reshape(-1), n_rows)
-
-
-def _words(codes: NDArray[np.uint64], texts: I64, present: I64, pair: I64, n_rows: int) -> Words:
-    k = int(pair.max()) + 1 if len(pair) else 0
-    shift = 64 - max(k.bit_length(), 1)
-    refs = int(np.searchsorted(texts, k))  # texts ascend: the outputs' words come first
+    """The words of output and reference, in the rows where both are present: each distinct
+    text is cut into words once. `pairs` (of `pairs_of`) saves taking the rows again."""
+    p = pairs if pairs is not None else pairs_of(out, ref)
+    t_codes, t_of_word = _text_words(p.texts)
+    per_text = np.bincount(t_of_word, minlength=len(p.texts))
+    t_start = np.concatenate([[0], np.cumsum(per_text)])
+    same = p.out_text == p.ref_text
+    kept = np.flatnonzero(~same)
+    seq = np.concatenate([p.out_text[kept], p.ref_text[kept]])  # text of each laid-out text
+    lens = per_text[seq]
+    total = int(lens.sum())
+    laid = np.cumsum(lens) - lens  # where each laid-out text starts
+    at = np.repeat(t_start[seq] - laid, lens) + np.arange(total, dtype=np.int64)
+    texts = np.repeat(np.arange(len(seq), dtype=np.int64), lens)
+    m = len(kept)
+    shift = 64 - max(m.bit_length(), 1)
     row = texts.copy()
-    row[refs:] -= k
+    refs = int(np.searchsorted(texts, m))  # texts ascend: the outputs' words come first
+    row[refs:] -= m
     base = row.astype(np.uint64) << np.uint64(shift)
     base[refs:] |= np.uint64(1)
-    per_text = np.bincount(texts, minlength=2 * k)
-    return Words(codes, texts, present, pair, n_rows, base, shift, per_text)
+    room = t_start[1:][t_of_word] - np.arange(len(t_codes), dtype=np.int64)
+    return Words(
+        t_codes,
+        room,
+        at,
+        texts,
+        p.rows,
+        p.pair,
+        p.n_rows,
+        base,
+        shift,
+        kept,
+        per_text[p.out_text],
+        per_text[p.ref_text],
+        same,
+    )
+
+
+def _text_words(texts: pa.Array) -> tuple[NDArray[np.uint64], I64]:
+    """(code of each word from 1, text of each word) of distinct non-null texts, in order."""
+    if len(texts) == 0:
+        return np.zeros(0, np.uint64), np.zeros(0, np.int64)
+    data, _ = _bytes(texts)
+    if not np.any(data >= 128):
+        words, of_text = _ascii_words(texts)
+    else:
+        ascii_ = np.asarray(pc.string_is_ascii(texts), dtype=bool)
+        a_rows, u_rows = np.flatnonzero(ascii_), np.flatnonzero(~ascii_)
+        a_words, a_texts = _ascii_words(texts.take(pa.array(a_rows)))
+        u_words, u_texts = _unicode_words(texts.take(pa.array(u_rows)))
+        of_text = np.concatenate([a_rows[a_texts], u_rows[u_texts]])
+        order = np.argsort(of_text, kind="stable")  # words back in text order
+        of_text = of_text[order]
+        words = pa.concat_arrays([a_words, u_words.cast(pa.string())]).take(pa.array(order))
+    codes = np.asarray(pc.dictionary_encode(words).indices, dtype=np.uint64) + np.uint64(1)
+    return codes, of_text
 
 
 def counts_of(words: Words, n: int) -> Counts:
@@ -192,31 +244,30 @@ def counts_of(words: Words, n: int) -> Counts:
 
 def _pair_counts(words: Words, n: int) -> Counts:
     """Counts_of per distinct pair."""
-    k = int(words.pair.max()) + 1 if len(words.pair) else 0
-    per_text = words.per_text
-    matches = np.zeros(k)
-    c_total = np.maximum(per_text[:k] - n + 1, 0).astype(np.float64)
-    r_total = np.maximum(per_text[k:] - n + 1, 0).astype(np.float64)
-    codes, texts = words.codes, words.texts
-    m = len(codes) - n + 1
-    if m <= 0:
+    c_total = np.maximum(words.out_words - n + 1, 0).astype(np.float64)
+    r_total = np.maximum(words.ref_words - n + 1, 0).astype(np.float64)
+    matches = np.where(words.same, c_total, 0.0)  # one text twice: every n-gram matches
+    if len(words.at) == 0:
         return Counts(matches, c_total, r_total)
-    # One sortable key per (row, n-gram, side): the row in the top bits, the n-gram's hash in
-    # the rest, the side in the last bit (a collision among a row's few hundred n-grams has
-    # probability below 1e-7). After one sort, a key of the output is followed by the same
-    # key of the reference when the n-gram is in both.
+    # One sortable key per (pair, n-gram, side): the pair in the top bits, the n-gram's hash
+    # in the rest, the side in the last bit (a collision among a pair's few hundred n-grams
+    # has probability below 1e-7). After one sort, a key of the output is followed by the
+    # same key of the reference when the n-gram is in both. The hashes are made per distinct
+    # text and laid out for the pairs.
+    codes = words.codes
+    h = codes.copy()  # codes count from one: no n-gram hashes to zero
+    for j in range(1, n):
+        h[:-j] *= _MULT
+        h[:-j] ^= codes[j:]
+    h &= np.uint64((1 << (words.shift - 1)) - 1)
+    h <<= np.uint64(1)
+    # an n-gram running past the end of its text: the largest key (its pair bits are never
+    # all ones), on the reference side, so it never pairs
+    h[words.room < n] = np.uint64(0xFFFFFFFFFFFFFFFF)
     shift = np.uint64(words.shift)
     one = np.uint64(1)
-    h = codes[:m].astype(np.uint64)  # codes count from one: no n-gram hashes to zero
-    for j in range(1, n):
-        h *= _MULT
-        h ^= codes[j : j + m]
-    h &= np.uint64((1 << (words.shift - 1)) - 1)
-    h <<= one
-    h |= words.base[:m]
-    # an n-gram running from one text into the next: the largest key (its row bits are never
-    # all ones), on the reference side, so it never pairs
-    h[texts[:m] != texts[n - 1 :]] = np.uint64(0xFFFFFFFFFFFFFFFF)
+    h = h[words.at]
+    h |= words.base
     key = h
     key.sort()
     step = key[1:] - key[:-1]
@@ -225,8 +276,8 @@ def _pair_counts(words: Words, n: int) -> Counts:
     if pair.size:
         # the output's run of equal keys ends at i, the reference's starts at i + 1
         clipped = np.minimum(_run(step, pair - 1, -1), _run(step, pair + 1, 1))
-        rows = (key[pair] >> shift).astype(np.int64)
-        matches = np.bincount(rows, weights=clipped, minlength=k).astype(np.float64)
+        kept = (key[pair] >> shift).astype(np.int64)
+        matches[words.kept] = np.bincount(kept, weights=clipped, minlength=len(words.kept))
     return Counts(matches, c_total, r_total)
 
 

@@ -163,21 +163,61 @@ _TEXTS = st.text(
     max_size=12,
 )
 
+_FLAGGED = st.sampled_from(
+    [
+        "I'm sorry, but I can't.",
+        " i cannot help with that",
+        "mail jane@example.com",
+        "card 4111 1111 1111 1111 ok",  # passes the Luhn check
+        "card 4111 1111 1111 1112 ok",  # does not
+        "call +1 415 555 0134",
+    ]
+)
+
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.one_of(st.none(), _TEXTS), min_size=1, max_size=20), st.data())
+@given(
+    st.lists(st.one_of(st.none(), _TEXTS, _FLAGGED), min_size=1, max_size=20, unique=True),
+    st.data(),
+)
 def test_text_checks_agree_with_the_arrow_kernels(
     texts: list[str | None], data: st.DataObject
 ) -> None:
     """contains & co. run as one RE2 pass over escaped literals, starts_with trims only the
     texts that may lead with a space, lengths count bytes of ASCII columns: the verdicts are
-    those of match_substring / utf8_ltrim_whitespace + starts_with / utf8_length."""
-    from evalpipe.spec import Contains, ContainsAll, ContainsAny, MinChars, StartsWith
+    those of match_substring / utf8_ltrim_whitespace + starts_with / utf8_length. Outputs that
+    repeat are checked once per distinct text: the verdicts are the same."""
+    from evalpipe.score.rules import _repeated_outputs
 
-    frame = pa.table({"output_text": pa.array(texts, pa.string())})
-    column = frame["output_text"]
     values = data.draw(st.lists(_TEXTS.filter(bool), min_size=1, max_size=3))
     case = data.draw(st.booleans())
+    distinct = pa.table({"output_text": pa.array(texts, pa.string())})
+    assert _repeated_outputs(distinct) is None or len(texts) == 1  # checked as they are
+    _assert_text_checks(distinct, values, case)
+    # chunks whose dictionaries are merged (texts repeat a lot) or put end to end
+    for chunks in ([texts * 3, texts[::-1] * 2], [texts * 2, texts[::-1]]):
+        repeated = pa.table({"output_text": pa.chunked_array(chunks, pa.string())})
+        assert _repeated_outputs(repeated) is not None
+        _assert_text_checks(repeated, values, case)
+
+
+def _assert_text_checks(frame: pa.Table, values: list[str], case: bool) -> None:
+    from evalpipe.pii import contains_pii
+    from evalpipe.score.rules import REFUSAL_PATTERN
+    from evalpipe.spec import (
+        Contains,
+        ContainsAll,
+        ContainsAny,
+        MinChars,
+        NoPii,
+        NotContains,
+        NotRefusal,
+        Regex,
+        StartsWith,
+    )
+
+    column = frame["output_text"]
+    texts = column.to_pylist()
 
     def has(v: str) -> list[bool | None]:
         return pc.match_substring(column, v, ignore_case=not case).to_pylist()
@@ -186,6 +226,12 @@ def test_text_checks_agree_with_the_arrow_kernels(
         frame, Contains(name="c", type="contains", value=values[0], case_sensitive=case), None
     )
     assert got.to_pylist() == has(values[0])
+    nope = CHECKS["not_contains"](
+        frame,
+        NotContains(name="c", type="not_contains", value=values[0], case_sensitive=case),
+        None,
+    )
+    assert nope.to_pylist() == [None if h is None else not h for h in has(values[0])]
     hits = [has(v) for v in values]
     any_ = CHECKS["contains_any"](
         frame, ContainsAny(name="c", type="contains_any", values=values, case_sensitive=case), None
@@ -204,6 +250,19 @@ def test_text_checks_agree_with_the_arrow_kernels(
     assert start.to_pylist() == pc.starts_with(trimmed, values[0], ignore_case=not case).to_pylist()
     chars = CHECKS["min_chars"](frame, MinChars(name="m", type="min_chars", value=3), None)
     assert chars.to_pylist() == pc.greater_equal(pc.utf8_length(column), 3).to_pylist()
+    regex = CHECKS["regex"](frame, Regex(name="r", type="regex", pattern="(?i)a.b"), None)
+    assert regex.to_pylist() == pc.match_substring_regex(column, "(?i)a.b").to_pylist()
+    pii = CHECKS["no_pii"](frame, NoPii(name="p", type="no_pii"), None)
+    assert pii.to_pylist() == pc.invert(contains_pii(column)).to_pylist()
+    refusal = CHECKS["not_refusal"](
+        frame.append_column("finish_reason", pa.array(["stop"] * frame.num_rows, pa.string())),
+        NotRefusal(name="r", type="not_refusal"),
+        None,
+    )
+    assert (
+        refusal.to_pylist()
+        == pc.invert(pc.match_substring_regex(column, REFUSAL_PATTERN)).to_pylist()
+    )
 
 
 def test_ascii_and_unicode_lengths() -> None:

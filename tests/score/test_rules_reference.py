@@ -10,6 +10,8 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from evalpipe.score import scoring_frame
 from evalpipe.score.rules import score_rules
@@ -392,3 +394,57 @@ def test_checks_together_score_as_each_alone() -> None:
     assert dict(zip(exact["record_id"].to_pylist(), exact["passed"].to_pylist(), strict=True))[
         "calls"
     ]
+
+
+def _distance(a: str, b: str) -> int:
+    row = list(range(len(b) + 1))
+    for i, x in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, y in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (x != y))
+    return row[-1]
+
+
+_SHORT = st.text(st.sampled_from([*"abAB ", "é", "\t"]), max_size=6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(st.one_of(st.none(), _SHORT), st.one_of(st.none(), _SHORT)), min_size=1),
+    st.data(),
+)
+def test_equals_and_levenshtein_row_by_row(
+    rows: list[tuple[str | None, str | None]], data: st.DataObject
+) -> None:
+    """equals and levenshtein_max score each distinct (output, reference) pair once, by the
+    codes of the distinct texts: row by row they are Python's comparison and edit distance."""
+    from evalpipe.score.rules import CHECKS, Measured
+    from evalpipe.spec import Equals, LevenshteinMax
+
+    outputs = [o for o, _ in rows]
+    rows = rows + [(o, o) for o in data.draw(st.lists(st.sampled_from(outputs), max_size=4))]
+    rows = rows + data.draw(st.lists(st.sampled_from(rows), max_size=4))  # repeated pairs
+    frame = pa.table(
+        {
+            "output_text": pa.array([o for o, _ in rows], pa.string()),
+            "reference": pa.array([r for _, r in rows], pa.string()),
+        }
+    )
+    trim, case = data.draw(st.booleans()), data.draw(st.booleans())
+    check = Equals(name="e", type="equals", trim=trim, case_sensitive=case)
+    got = CHECKS["equals"](frame, check, None)
+    assert isinstance(got, pa.Array | pa.ChunkedArray)
+
+    def canonical(text: str) -> str:
+        text = pc.utf8_trim_whitespace(pa.scalar(text)).as_py() if trim else text
+        return text if case else pc.utf8_lower(pa.scalar(text)).as_py()
+
+    want = [None if o is None or r is None else canonical(o) == canonical(r) for o, r in rows]
+    assert got.to_pylist() == want
+    measured = CHECKS["levenshtein_max"](
+        frame, LevenshteinMax(name="l", type="levenshtein_max", value=2), None
+    )
+    assert isinstance(measured, Measured)
+    distances = [None if o is None or r is None else _distance(o, r) for o, r in rows]
+    assert measured.figure.to_pylist() == distances
+    assert measured.passed.to_pylist() == [None if d is None else d <= 2 for d in distances]

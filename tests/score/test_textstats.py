@@ -60,6 +60,9 @@ def test_counts_equal_a_count_per_row(
     rows: list[tuple[str | None, str | None]], data: st.DataObject
 ) -> None:
     rows = rows + data.draw(st.lists(st.sampled_from(rows), max_size=5))  # repeated pairs
+    outputs = [o for o, _ in rows]
+    rows = rows + [(o, o) for o in data.draw(st.lists(st.sampled_from(outputs), max_size=5))]
+    rows = rows + [(o, o.upper()) for o, _ in rows[:3] if o is not None]  # same words
     out = pa.array([o for o, _ in rows], pa.string())
     ref = pa.array([r for _, r in rows], pa.string())
     words = words_of(out, ref)
