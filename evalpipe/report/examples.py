@@ -173,13 +173,13 @@ _BETTER: Final = {
 # Each candidate's score beside the baseline's on the same record and metric, built once for
 # every candidate and both directions (a pairwise judge has no baseline row: b_* are null).
 _PAIRS: Final = """
-CREATE TEMP VIEW pairs AS
+CREATE OR REPLACE TEMP TABLE pairs AS
 SELECT c.arm AS cand, c.record_id, c.metric, c.kind, b.passed AS b_passed, c.passed AS c_passed,
        b.value AS b_value, c.value AS c_value
 FROM scores AS c LEFT JOIN scores AS b
   ON b.record_id = c.record_id AND b.metric = c.metric AND b.arm = 'baseline'
 WHERE c.arm <> 'baseline';
-CREATE TEMP VIEW rpairs AS
+CREATE OR REPLACE TEMP TABLE rpairs AS
 SELECT c.arm AS cand, c.record_id, c.status AS c_status, c.error_origin AS c_origin,
        b.status AS b_status, b.error_origin AS b_origin
 FROM responses AS c JOIN responses AS b ON b.record_id = c.record_id AND b.arm = 'baseline'
@@ -344,11 +344,11 @@ def _pick(
     has = {str(c) for (c, *_) in con.execute("DESCRIBE scores_all").fetchall()}
     rationale = "rationale" if "rationale" in has else "NULL::VARCHAR AS rationale"  # (older runs)
     con.execute(
-        f"CREATE OR REPLACE TEMP VIEW scores AS SELECT record_id, arm, metric, kind, passed, "
+        f"CREATE OR REPLACE TEMP TABLE scores AS SELECT record_id, arm, metric, kind, passed, "
         f"value {scored}"
     )
     con.execute(
-        "CREATE OR REPLACE TEMP VIEW responses AS SELECT record_id, arm, status, error_origin "
+        "CREATE OR REPLACE TEMP TABLE responses AS SELECT record_id, arm, status, error_origin "
         "FROM responses_all WHERE repeat = 0"
     )
     con.register("totals", _totals(gate))
