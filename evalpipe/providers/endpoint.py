@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Final
@@ -142,6 +143,22 @@ class Endpoint:
         """
         url = str(self.client().base_url)
         connect = min(self.limit.timeout_s or 60.0, _PROBE_CONNECT_S)
+        parts = httpx.URL(url)
+        if not _proxied(parts.host):  # a TCP connect says it (no HTTP client or TLS to set up)
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            try:
+                _, writer = await asyncio.wait_for(
+                    asyncio.open_connection(parts.host, port), connect
+                )
+            except (OSError, TimeoutError) as exc:
+                reason = str(exc) or type(exc).__name__
+                raise FatalProviderError(
+                    None,
+                    f"nothing answers at {url} ({reason})",
+                    "Check base_url, and that the server is running and reachable.",
+                ) from None
+            writer.close()
+            return
         try:
             async with httpx.AsyncClient(timeout=httpx.Timeout(connect, read=connect)) as http:
                 await http.get(url)
@@ -160,3 +177,13 @@ class Endpoint:
         if self._client is not None and self._shared is None:
             await self._client.close()
         self._client = None
+
+
+def _proxied(host: str) -> bool:
+    """Whether a proxy is set in the environment (then the probe asks over HTTP, through it,
+    as the SDK will); `host` on NO_PROXY is not proxied."""
+    env = {k.lower(): v for k, v in os.environ.items()}
+    if not any(env.get(k) for k in ("http_proxy", "https_proxy", "all_proxy")):
+        return False
+    bypass = [h.strip().lstrip(".") for h in env.get("no_proxy", "").split(",") if h.strip()]
+    return not any(b == "*" or host == b or host.endswith("." + b) for b in bypass)
