@@ -339,6 +339,20 @@ class _Pair(NamedTuple):
     """The candidate's answer matches the judge-injection patterns."""
 
 
+def _redacted(pairs: list[_Pair], redact: Callable[[list[str]], list[str]] | None) -> list[_Pair]:
+    """The pairs with their conversation and both answers PII-redacted (one call for all)."""
+    if redact is None or not pairs:
+        return pairs
+    n = len(pairs)
+    texts = redact(
+        [p.conversation for p in pairs] + [p.baseline for p in pairs] + [p.candidate for p in pairs]
+    )
+    return [
+        p._replace(conversation=texts[i], baseline=texts[n + i], candidate=texts[2 * n + i])
+        for i, p in enumerate(pairs)
+    ]
+
+
 def score_pairwise(
     responses: pa.Table,
     records: pa.Table,
@@ -394,17 +408,7 @@ def score_pairwise(
     if pairs:
         flags = injection_flags(pa.array([p.candidate for p in pairs], pa.string())).to_pylist()
         pairs = [p._replace(injection=bool(f)) for p, f in zip(pairs, flags, strict=True)]
-    if redact is not None and pairs:
-        texts = redact(
-            [p.conversation for p in pairs]
-            + [p.baseline for p in pairs]
-            + [p.candidate for p in pairs]
-        )
-        n = len(pairs)
-        pairs = [
-            p._replace(conversation=texts[i], baseline=texts[n + i], candidate=texts[2 * n + i])
-            for i, p in enumerate(pairs)
-        ]
+    pairs = _redacted(pairs, redact)
     results = run_async(
         _judge_all(
             pairs,

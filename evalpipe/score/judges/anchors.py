@@ -40,6 +40,7 @@ from evalpipe.score.judges import (
     _judge_all,
     _judge_table,
     _Pair,
+    _redacted,
     load_prompt,
     render_conversation,
     score_pointwise,
@@ -230,17 +231,7 @@ def _pairwise(
         )
         for i in items
     ]
-    if redact is not None and pairs:
-        n = len(pairs)
-        texts = redact(
-            [p.conversation for p in pairs]
-            + [p.baseline for p in pairs]
-            + [p.candidate for p in pairs]
-        )
-        pairs = [
-            p._replace(conversation=texts[k], baseline=texts[n + k], candidate=texts[2 * n + k])
-            for k, p in enumerate(pairs)
-        ]
+    pairs = _redacted(pairs, redact)
     results = run_async(
         _judge_all(
             pairs,
