@@ -5,7 +5,6 @@ after a kill without paying twice, per-request failures as error rows, within th
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +18,6 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-import yaml
 
 from evalpipe import pipeline
 from evalpipe.errors import SpecError
@@ -29,6 +27,8 @@ from evalpipe.replay.engine import replay_records
 from evalpipe.spec import Spec, load_spec, spec_from_dict
 from evalpipe.store import open_run, read_table
 from evalpipe.tables import RECORDS, RESPONSES, from_rows
+
+from .specs import demo_traffic_spec
 
 DEMO = Path(__file__).resolve().parents[2] / "eval_sets" / "demo"
 POLL_S = 0.02
@@ -300,25 +300,14 @@ N = 20
 
 
 def _traffic_spec(folder: Path, root: str) -> Path:
-    folder.mkdir(parents=True)
-    shutil.copy(DEMO / "traffic.jsonl.gz", folder)
-    spec = {
-        "name": "batch-kill",
-        "store": str(folder / "store"),
-        "traffic": {"path": "traffic.jsonl.gz", "sample": {"n": N}},
-        "baseline": {
-            "provider": "openai",
-            "model": MODELS[0],
-            "base_url": f"{root}/v1",
-            "compare_logged": False,
-        },
-        "candidates": [
-            {"name": "haiku", "provider": "anthropic", "model": MODELS[1], "base_url": root}
-        ],
-        "replay": {"transport": "batch", "batch_poll_seconds": 0.05},
-    }
-    (folder / "eval.yaml").write_text(yaml.safe_dump(spec))
-    return folder / "eval.yaml"
+    return demo_traffic_spec(
+        folder,
+        root,
+        name="batch-kill",
+        n=N,
+        models=MODELS,
+        replay={"transport": "batch", "batch_poll_seconds": 0.05},
+    )
 
 
 def test_a_killed_replay_polls_the_same_batches_and_pays_nothing_twice(tmp_path: Path) -> None:

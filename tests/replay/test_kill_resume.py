@@ -20,12 +20,13 @@ import httpx
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-import yaml
 
 from evalpipe import pipeline
 from evalpipe.fake import serving
 from evalpipe.spec import load_spec
 from evalpipe.store import open_run, read_table
+
+from .specs import demo_traffic_spec
 
 DEMO = Path(__file__).resolve().parents[2] / "eval_sets" / "demo"
 N = 100
@@ -54,25 +55,14 @@ def root() -> Iterator[str]:
 
 
 def _spec(folder: Path, root: str) -> Path:
-    folder.mkdir(parents=True)
-    shutil.copy(DEMO / "traffic.jsonl.gz", folder)
-    spec = {
-        "name": "kill",
-        "store": str(folder / "store"),
-        "traffic": {"path": "traffic.jsonl.gz", "sample": {"n": N}},
-        "baseline": {
-            "provider": "openai",
-            "model": MODELS[0],
-            "base_url": f"{root}/v1",
-            "compare_logged": False,
-        },
-        "candidates": [
-            {"name": "haiku", "provider": "anthropic", "model": MODELS[1], "base_url": root}
-        ],
-        "limits": {"default": {"concurrency": CONCURRENCY}},
-    }
-    (folder / "eval.yaml").write_text(yaml.safe_dump(spec))
-    return folder / "eval.yaml"
+    return demo_traffic_spec(
+        folder,
+        root,
+        name="kill",
+        n=N,
+        models=MODELS,
+        limits={"default": {"concurrency": CONCURRENCY}},
+    )
 
 
 def _child(spec: Path, run_id: str) -> subprocess.Popen[str]:
