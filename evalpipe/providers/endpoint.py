@@ -151,24 +151,14 @@ class Endpoint:
                     asyncio.open_connection(parts.host, port), connect
                 )
             except (OSError, TimeoutError) as exc:
-                reason = str(exc) or type(exc).__name__
-                raise FatalProviderError(
-                    None,
-                    f"nothing answers at {url} ({reason})",
-                    "Check base_url, and that the server is running and reachable.",
-                ) from None
+                raise _nothing_answers(url, exc) from None
             writer.close()
             return
         try:
             async with httpx.AsyncClient(timeout=httpx.Timeout(connect, read=connect)) as http:
                 await http.get(url)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            reason = str(exc) or type(exc).__name__
-            raise FatalProviderError(
-                None,
-                f"nothing answers at {url} ({reason})",
-                "Check base_url, and that the server is running and reachable.",
-            ) from None
+            raise _nothing_answers(url, exc) from None
         except httpx.HTTPError:
             pass  # something answered, however oddly: the requests themselves decide
 
@@ -177,6 +167,14 @@ class Endpoint:
         if self._client is not None and self._shared is None:
             await self._client.close()
         self._client = None
+
+
+def _nothing_answers(url: str, exc: BaseException) -> FatalProviderError:
+    return FatalProviderError(
+        None,
+        f"nothing answers at {url} ({str(exc) or type(exc).__name__})",
+        "Check base_url, and that the server is running and reachable.",
+    )
 
 
 def _proxied(host: str) -> bool:
