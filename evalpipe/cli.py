@@ -430,7 +430,8 @@ RunnerOpt = Annotated[
     typer.Option(
         "--task-runner",
         help="Run the partitioned stages (several specs: the runs) on a cluster: dask or ray "
-        "(extras [dask], [ray]); a local one unless an address is given.",
+        "(pip install 'evalpipe\\[dask]' or 'evalpipe\\[ray]'); a local one unless an address "
+        "is given.",
     ),
 ]
 DaskAddressOpt = Annotated[

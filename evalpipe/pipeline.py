@@ -239,17 +239,22 @@ def replay_run(run: Run, part: int | None = None) -> int:
     written = 0
     for p in parts:
         chunk = run.read_records(p * size, (p + 1) * size, request_raw=True)
-        table = replay_records(
-            chunk,
-            spec,
-            run_id=run.run_id,
-            responses_dir=out_dir,
-            part=p,
-            cache=_cache(run),
-            cache_salt=_salt(run),
-            budget=budget,
-            on_progress=_emit,
-        )
+        cache = _cache(run)
+        cache.register()  # (other processes replaying into this cache claim what they buy)
+        try:
+            table = replay_records(
+                chunk,
+                spec,
+                run_id=run.run_id,
+                responses_dir=out_dir,
+                part=p,
+                cache=cache,
+                cache_salt=_salt(run),
+                budget=budget,
+                on_progress=_emit,
+            )
+        finally:
+            cache.unregister()
         written += table.num_rows
         if run.remote is not None:  # the partition's parts, each a finished unit of work
             run.publish(*sorted(out_dir.glob(f"part-*-p{p:05d}.parquet")))

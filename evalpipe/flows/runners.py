@@ -29,8 +29,12 @@ worker started before them must see too."""
 
 
 def worker_env() -> dict[str, str]:
-    """The driver's values of `WORKER_ENV`, to be set in each worker before a partition runs."""
-    return {k: os.environ[k] for k in WORKER_ENV if os.environ.get(k)}
+    """The driver's values of `WORKER_ENV`, to be set in each worker before a partition runs, and
+    `EVALPIPE_CACHE_CLAIMS=1`: the workers replay into one cache at once, so each claims a request
+    before buying it and the others wait for its answer (`replay.cache`)."""
+    from evalpipe.replay.cache import CLAIMS_ENV
+
+    return {k: os.environ[k] for k in WORKER_ENV if os.environ.get(k)} | {CLAIMS_ENV: "1"}
 
 
 def task_runner(name: str, address: str | None = None, *, workers: int | None = None) -> Any:

@@ -189,7 +189,8 @@ IN_PROCESS: Final = Stages(
 
 
 class WarmImports:
-    """The later stages' imports, loaded in a background thread in two waves.
+    """The later stages' imports (and the report's templates), loaded in a background thread in
+    two waves.
 
     The SDKs and SciPy take over a second to import. Replay's modules (the engine and the arms'
     SDKs) load while the main thread starts servers and ingests; the rest (score, gate, report)
@@ -218,6 +219,12 @@ class WarmImports:
         self._replay_loaded.set()
         self._replay_begun.wait()
         self._import(self._rest)
+        try:
+            from evalpipe.report.html import compile_templates
+
+            compile_templates()
+        except Exception:  # the report stage compiles them again and reports a real failure
+            log.debug("warm-up compile of the report templates failed", exc_info=True)
 
     @staticmethod
     def _import(names: list[str]) -> None:

@@ -289,10 +289,35 @@ async def cached_call(
         salt=salt,
     )
     hit = cache.get(key) if cache else None
+    if hit is None and cache is not None:  # another run may be buying it right now: pay once
+        hit = await cache.claim(key)
     if hit is not None:
         if release is not None:
             release()
         return dict(hit, request_key=key, cache_hit=True)
+    try:
+        result = await _bought(endpoint, kwargs, budget, limits, prices, admit)
+    except BaseException:
+        if cache is not None:
+            cache.unclaim(key)
+        raise
+    if cache is not None:
+        if result["status"] == "ok":
+            cache.put(key, {k: v for k, v in result.items() if k != "started_at"})
+        else:
+            cache.unclaim(key)
+    return dict(result, request_key=key, cache_hit=False)
+
+
+async def _bought(
+    endpoint: Endpoint,
+    kwargs: dict[str, Any],
+    budget: Budget,
+    limits: EndpointLimits,
+    prices: dict[str, Price],
+    admit: Callable[[], Awaitable[float | None]] | None,
+) -> dict[str, Any]:
+    """One request paid from the budget (or skipped when it is spent), as RESPONSES columns."""
     if admit is not None:
         share = await admit()
     else:
@@ -300,7 +325,6 @@ async def cached_call(
         share = share if await budget.acquire(share) else None
     if share is None:
         return {
-            "request_key": key,
             "status": "skipped",
             "error_type": "BudgetExhausted",
             "error_message": "budget_usd reached before this request",
@@ -314,10 +338,7 @@ async def cached_call(
         raise
     cost = outcome_cost(endpoint.model, outcome, prices)
     budget.settle(share, cost)
-    result = dict(outcome.row(), cost_usd=cost)
-    if cache is not None and outcome.status == "ok":
-        cache.put(key, result)
-    return dict(result, request_key=key, cache_hit=False, started_at=started)
+    return dict(outcome.row(), cost_usd=cost, started_at=started)
 
 
 def replay_records(

@@ -1,12 +1,21 @@
 """The response cache: entries written in the background are seen at once and on disk after
-flush; a fresh cache over the same folder reads them."""
+flush; a fresh cache over the same folder reads them; runs sharing it at once pay once (claims)."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
-from evalpipe.replay.cache import ResponseCache, request_key
+import pytest
+
+from evalpipe.replay.cache import CLAIMS_ENV, ResponseCache, request_key
 
 
 def _key(i: int) -> str:
@@ -53,3 +62,129 @@ def test_write_only_and_off_modes(tmp_path: Path) -> None:
     off.put(_key(1), {"x": 1})
     off.flush()
     assert not (tmp_path / "b").exists()
+
+
+# --- claims: runs sharing the cache at once pay once ----------------------------------------------
+
+
+def test_a_second_claimant_waits_for_the_first_answer(tmp_path: Path) -> None:
+    first, second = ResponseCache(tmp_path / "cache"), ResponseCache(tmp_path / "cache")
+    key = _key(1)
+
+    async def scenario() -> dict[str, Any] | None:
+        assert await first.claim(key) is None  # the first to miss buys it
+        waiting = asyncio.create_task(second.claim(key))
+        await asyncio.sleep(0.1)
+        assert not waiting.done()  # the second waits instead of buying it again
+        first.put(key, {"output_text": "bought once"})
+        return await asyncio.wait_for(waiting, 5)
+
+    assert asyncio.run(scenario()) == {"output_text": "bought once"}
+    assert asyncio.run(ResponseCache(tmp_path / "cache").claim(key)) == {
+        "output_text": "bought once"
+    }
+
+
+def test_a_failed_request_passes_its_claim_to_the_waiter(tmp_path: Path) -> None:
+    first, second = ResponseCache(tmp_path / "cache"), ResponseCache(tmp_path / "cache")
+    key = _key(2)
+
+    async def scenario() -> dict[str, Any] | None:
+        assert await first.claim(key) is None
+        waiting = asyncio.create_task(second.claim(key))
+        await asyncio.sleep(0.1)
+        first.unclaim(key)  # its request failed: nothing to wait for
+        return await asyncio.wait_for(waiting, 5)
+
+    assert asyncio.run(scenario()) is None  # the waiter now buys it itself
+    second.unclaim(key)
+
+
+def test_write_only_never_waits(tmp_path: Path) -> None:
+    first = ResponseCache(tmp_path / "cache")
+    fresh = ResponseCache(tmp_path / "cache", "write_only")  # asks for new answers
+
+    async def scenario() -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        return await first.claim(_key(3)), await asyncio.wait_for(fresh.claim(_key(3)), 1)
+
+    assert asyncio.run(scenario()) == (None, None)
+
+
+_HOLDER = """
+import asyncio, sys, time
+from pathlib import Path
+from evalpipe.replay.cache import ResponseCache
+cache = ResponseCache(Path(sys.argv[1]))
+async def hold():
+    assert await cache.claim(sys.argv[2]) is None
+    print("claimed", flush=True)
+    await asyncio.sleep(float(sys.argv[3]))
+    if sys.argv[4] == "answer":
+        cache.put(sys.argv[2], {"output_text": "from the other process"})
+        cache.flush()
+asyncio.run(hold())
+"""
+
+
+def _holder(tmp_path: Path, key: str, seconds: float, then: str) -> subprocess.Popen[str]:
+    """Another process that claims `key` in the cache, holds it `seconds`, then answers it or
+    dies (exit without a word: its claim file stays behind)."""
+    env = dict(os.environ, **{CLAIMS_ENV: "1"})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(tmp_path / "cache"), key, str(seconds), then],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "claimed"
+    return proc
+
+
+def test_across_processes_the_waiter_gets_the_other_process_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(CLAIMS_ENV, "1")
+    key = _key(4)
+    holder = _holder(tmp_path, key, 1.0, "answer")
+    assert (tmp_path / "cache" / key[:2] / f"{key}.claim").exists()
+    started = time.monotonic()
+    got = asyncio.run(ResponseCache(tmp_path / "cache").claim(key))
+    assert got == {"output_text": "from the other process"}
+    assert time.monotonic() - started > 0.5  # it waited for the answer
+    assert holder.wait(10) == 0
+    assert not (tmp_path / "cache" / key[:2] / f"{key}.claim").exists()
+
+
+def test_a_dead_process_claim_is_taken_over_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(CLAIMS_ENV, "1")
+    key = _key(5)
+    holder = _holder(tmp_path, key, 30.0, "die")
+    holder.kill()  # as kill -9 would: the claim file stays
+    holder.wait(10)
+    assert (tmp_path / "cache" / key[:2] / f"{key}.claim").exists()
+    cache = ResponseCache(tmp_path / "cache")
+    assert asyncio.run(asyncio.wait_for(cache.claim(key), 2)) is None  # ours now
+    cache.unclaim(key)
+    assert not (tmp_path / "cache" / key[:2] / f"{key}.claim").exists()
+
+
+def test_claims_cross_processes_only_when_another_process_replays(tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path / "cache")
+    cache.register()
+    assert list((tmp_path / "cache" / ".active").iterdir())  # this process is registered
+    assert not cache._across_processes()  # alone: no claim files
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        other = tmp_path / "cache" / ".active" / f"{socket.gethostname()}.{sleeper.pid}"
+        other.write_bytes(b"")
+        cache._others_checked = -10.0  # (re-read now rather than within the second)
+        assert cache._across_processes()
+    finally:
+        sleeper.kill()
+        sleeper.wait(10)
+    cache._others_checked = -10.0
+    assert not cache._across_processes()  # its process is gone
+    cache.unregister()
+    assert not (tmp_path / "cache" / ".active" / f"{socket.gethostname()}.{os.getpid()}").exists()
