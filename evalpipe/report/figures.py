@@ -256,6 +256,9 @@ class SliceView:
     total_verdict: str | None
     """The verdict of the metric's total row (None: not gated)."""
     q_value: float = 1.0
+    concern: bool = True
+    """Flagged, NO-GO, or a gated slice whose estimate leans worse; False: a gated slice that is
+    NOT-PROVEN only for want of records (its estimate shows no harm), listed apart."""
 
 
 def slice_rows(gate: pa.Table) -> list[dict[str, Any]]:
@@ -269,6 +272,16 @@ def slice_rows(gate: pa.Table) -> list[dict[str, Any]]:
     shown = gate.filter(pc.or_(flagged, gated_open))
     rows: list[dict[str, Any]] = shown.to_pylist()
     return rows
+
+
+def _leans_worse(row: dict[str, Any]) -> bool:
+    """Whether the row's point estimate is on the worse side (or unknown): a difference below 0,
+    a ratio (latency, cost) above 1."""
+    estimate: Any = row.get("estimate")
+    if not _ok(estimate):
+        return True
+    value = float(estimate)
+    return value > 1 if row.get("kind") == "ratio" else value < 0
 
 
 def flagged_slices(gate: pa.Table) -> list[SliceView]:
@@ -307,7 +320,8 @@ def flagged_slices(gate: pa.Table) -> list[SliceView]:
                 )
         verdict = None if total is None else total["verdict"]
         q_value = float(row["q_value"]) if _ok(row["q_value"]) else 1.0
-        out.append(SliceView(str(row["candidate"]), view, simpson, verdict, q_value))
+        concern = bool(row["flagged"]) or row["verdict"] != "NOT-PROVEN" or _leans_worse(row)
+        out.append(SliceView(str(row["candidate"]), view, simpson, verdict, q_value, concern))
     # Most telling first: hidden by a good total, then not already NO-GO in total, then by q.
     out.sort(
         key=lambda s: (

@@ -146,12 +146,28 @@ class Section:
 
 @dataclass(frozen=True)
 class SliceGroup:
-    """One candidate's slices of concern: the first few in a table, the rest folded."""
+    """One candidate's slices of concern: the first few in a table, the rest folded; and its
+    gated slices that are NOT-PROVEN only for want of records (one line)."""
 
     candidate: str
     verdict: str
     top: list[SliceView]
     more: list[SliceView]
+    unproven: list[SliceView] = field(default_factory=list)
+
+    @property
+    def unproven_text(self) -> str:
+        """The unproven gated slices in a sentence: each slice with its metrics, n and the
+        widest CI half-width."""
+        by_slice: dict[str, list[SliceView]] = {}
+        for s in self.unproven:
+            by_slice.setdefault(s.view.slice or "", []).append(s)
+        parts = []
+        for name, views in by_slice.items():
+            metrics = ", ".join(v.view.label for v in views)
+            n = max(v.view.n for v in views)
+            parts.append(f"{name} on {metrics} ({n:,} records)")
+        return "; ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -488,6 +504,18 @@ def _arm_rows(spec: Spec, coverage: list[ArmCoverage], manifest: dict[str, Any])
     return rows
 
 
+def _slice_group(card: Card, slices: list[SliceView]) -> SliceGroup | None:
+    """The card's slices of concern and unproven gated slices (None: it has neither)."""
+    mine = [s for s in slices if s.candidate == card.name]
+    if not mine:
+        return None
+    concern = [s for s in mine if s.concern]
+    unproven = [s for s in mine if not s.concern]
+    return SliceGroup(
+        card.name, card.verdict, concern[:SLICES_SHOWN], concern[SLICES_SHOWN:], unproven
+    )
+
+
 def page_data(
     *,
     gate: GateResult,
@@ -567,17 +595,8 @@ def page_data(
         ),
         cards=cards,
         sections=sections,
-        slices=slices,
-        slice_groups=[
-            SliceGroup(
-                card.name,
-                card.verdict,
-                [s for s in slices if s.candidate == card.name][:SLICES_SHOWN],
-                [s for s in slices if s.candidate == card.name][SLICES_SHOWN:],
-            )
-            for card in cards
-            if any(s.candidate == card.name for s in slices)
-        ],
+        slices=[s for s in slices if s.concern],
+        slice_groups=[g for g in (_slice_group(c, slices) for c in cards) if g is not None],
         examples=examples,
         top_examples=spec.report.top_examples,
         redacted=spec.redact_pii.reports,

@@ -214,3 +214,28 @@ def test_flagged_slices_and_simpson() -> None:
 
 def test_no_slices() -> None:
     assert flagged_slices(_gate([_row()])) == []
+
+
+def test_gated_slices_unproven_for_want_of_records_are_not_of_concern() -> None:
+    small = {"slice_col": "eval_set", "slice_value": "edge", "verdict": "NOT-PROVEN", "n": 28}
+    gate = _gate(
+        [
+            _row(estimate=0.0, ci_low=-0.005, ci_high=0.005),
+            # no change, CI wider than the margin: only too small
+            _row(**small, estimate=0.0, ci_low=-0.12, ci_high=0.12, q_value=1.0),
+            _row(**small, metric="no_refusal", estimate=0.01, ci_low=-0.1, ci_high=0.12),
+            # leans worse: of concern though NOT-PROVEN
+            _row(**small, metric="concise", estimate=-0.03, ci_low=-0.15, ci_high=0.09),
+            # a ratio leans worse above 1
+            _row(**small, metric="latency_p95", kind="ratio", margin=0.2, estimate=1.1),
+            _row(**small, metric="cost", kind="ratio", margin=0.2, estimate=0.9),
+        ]
+    )
+    concern = {v.view.metric: v.concern for v in flagged_slices(gate)}
+    assert concern == {
+        "valid_json": False,
+        "no_refusal": False,
+        "concise": True,
+        "latency_p95": True,
+        "cost": False,
+    }
