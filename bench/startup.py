@@ -15,7 +15,8 @@ Prints one JSON line:
   for each (the ratio counts only when both are ≤ 64).
 
 No Prefect API is configured, so the runs are in-process (no Prefect server). The fake provider
-runs in its own process, started before timing, as a real provider would be.
+runs in its own process, started before timing, as a real provider would be. evalpipe's bytecode
+is compiled first, as an install has it (`bench.common.compile_package`).
 
     python bench/startup.py [--repeat 5] [--latency-ms 200] [--records 1000]
 """
@@ -35,7 +36,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import arm_bodies, bare_loop, demo_records, max_in_flight, two_arm_spec
+from bench.common import (
+    arm_bodies,
+    bare_loop,
+    compile_package,
+    demo_records,
+    max_in_flight,
+    two_arm_spec,
+)
 from evalpipe.fake import serving
 
 CONCURRENCY = 64
@@ -98,6 +106,7 @@ def main() -> None:
     parser.add_argument("--e2e-repeat", type=int, default=3)
     args = parser.parse_args()
 
+    compile_package()
     with tempfile.TemporaryDirectory(prefix="evalpipe-bench-") as tmp:
         small, large = Path(tmp) / "small", Path(tmp) / "large"
         small.mkdir()
