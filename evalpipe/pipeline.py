@@ -21,6 +21,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from evalpipe.memory import release_freed_memory
 from evalpipe.replay.cache import ResponseCache
 from evalpipe.replay.limits import Budget
 from evalpipe.spec import BUILTIN_FAKE, Spec
@@ -141,6 +142,7 @@ def ingest_run(run: Run) -> dict[str, int]:
         **({"eval_sets": sets} if sets else {}),
     )
     run.mark_stage("ingest", time.perf_counter() - started)
+    release_freed_memory()  # what reading the logs freed: not resident through replay
     return counts
 
 

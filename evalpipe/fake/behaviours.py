@@ -93,6 +93,11 @@ BEHAVIOURS: Final[Mapping[str, Behaviour]] = {
             "503 (OpenAI) or 529 (Anthropic) above N requests in flight (`fake-overloaded-N`,"
             " default 32); then like baseline",
         ),
+        Behaviour(
+            "sporadic",
+            "each attempt: 10% 429 with retry-after, whatever the load (a rate limit shared with"
+            " other traffic); otherwise like baseline",
+        ),
         Behaviour("throttled", "always 429 with retry-after-ms (a quota that never comes back)"),
         Behaviour("down", "always 503 (OpenAI) or 529 (Anthropic)"),
         Behaviour("hang", "first attempt of ~20% of requests never answers; then like baseline"),
@@ -146,6 +151,8 @@ FAULTS: Final[tuple[tuple[str, float], ...]] = (
     ("reset", 0.01),
 )
 """The `faulty` model's faults and the share of attempts each gets."""
+SPORADIC_429_RATE: Final = 0.10
+"""Share of a `sporadic` model's attempts answered 429, drawn per attempt."""
 
 
 def capacity(model: str) -> int:

@@ -34,6 +34,7 @@ from evalpipe.fake.batches import Batches, Replies, batch_routes
 from evalpipe.fake.behaviours import (
     BEHAVIOURS,
     MODELS,
+    SPORADIC_429_RATE,
     Answer,
     Resolved,
     capacity,
@@ -457,11 +458,13 @@ async def _misbehave(
         return _throttle(anthropic)
     if name == "down":
         return _overload(anthropic)
-    if name not in ("hang", "reset", "faulty"):
+    if name not in ("hang", "reset", "faulty", "sporadic"):
         return None
     n = _state(request).attempt(call)
     kind: str | None = name
-    if name == "faulty":
+    if name == "sporadic":
+        kind = "429" if draw(f"{call.body_key}:{n}", "fault") < SPORADIC_429_RATE else None
+    elif name == "faulty":
         kind = fault(draw(f"{call.body_key}:{n}", "fault"))
     elif n > 0 or draw(call.conversation.key, name) >= _SLOW_START_RATE:
         kind = None

@@ -112,24 +112,43 @@ class RateLimiter:
                 await asyncio.sleep(wait)
 
 
-Signal = Literal["ok", "congested", "failed", "neutral"]
-"""What one attempt says about the provider: answered; 429/503/529 (too much load); another
-transient failure (5xx, connection, timeout, unreadable body); neither (a 4xx on the request)."""
+Signal = Literal["ok", "throttled", "congested", "failed", "neutral"]
+"""What one attempt says about the provider: answered; 429 (a rate limit: the request waits out
+what the server asked for; the window shrinks only when the 429s are the window's doing);
+503/529 (overloaded: the window shrinks); another transient failure (5xx, connection, timeout,
+unreadable body); neither (a 4xx on the request)."""
 
 
 class AdaptiveConcurrency:
     """Requests in flight, adapted to what the provider takes (AIMD, as TCP's congestion window).
 
-    The window halves on a 429, 503 or 529 (once per generation of requests: the answers of
-    requests started before the last cut do not cut again), and grows by one per window of
-    successes, between `floor` and `ceiling`. Above `INITIAL` it starts there and doubles per
-    window of successes until the first cut (slow start), so that a run started at a high ceiling
-    against a provider that takes less does not open with a storm. FIFO; `adaptive=False` is a
-    plain semaphore of `ceiling`.
+    Grows by one per window of answers (an epoch: as many answers as the window holds), between
+    `floor` and `ceiling`; above `INITIAL` it starts there and doubles per epoch until the first
+    cut (slow start), so that a run started at a high ceiling does not open with a storm.
+
+    It halves on an overload (503/529), once per generation (the answers of requests started
+    before the last cut do not cut again). A 429 cuts only when it says the window is too large:
+    some providers answer a share of requests 429 whatever the load (and the request waits out
+    its Retry-After anyway). Cutting on each of those would take the window to its floor (with
+    10% random 429s, TCP's one cut per round trip still left 1-5 in flight). So the window learns
+    `background`, the share of 429s that does not depend on it: after a cut for 429s it measures
+    an epoch at the smaller window. No more 429s than the background allows: the cut was right.
+    Still too many: it halves again and measures; when that second cut did not lower the share
+    (a two-proportion z-test; and the share is at most MAX_BACKGROUND), the 429s are not the window's doing — the share
+    becomes the background and the second cut is undone. Then an epoch cuts only when its 429s
+    exceed the background (its upper confidence bound) by three standard deviations, judged
+    over at least MEASURE_MIN answers, at once when they do; each epoch that does not cut
+    refines the background.
+
+    FIFO; `adaptive=False` is a plain semaphore of `ceiling`.
     """
 
     INITIAL: Final = 64
-    """Starting window when the ceiling is higher (doubles per window of successes)."""
+    """Starting window when the ceiling is higher (doubles per epoch of answers)."""
+    MEASURE_MIN: Final = 32
+    """Fewest answers an epoch measuring the 429 share after a cut counts."""
+    MAX_BACKGROUND: Final = 0.25
+    """Largest share of 429s taken as the provider's background: more always cuts."""
 
     def __init__(self, ceiling: int, floor: int = 1, *, adaptive: bool = True) -> None:
         self.ceiling, self.floor, self.adaptive = ceiling, min(floor, ceiling), adaptive
@@ -138,9 +157,16 @@ class AdaptiveConcurrency:
         """Smallest window so far."""
         self.in_flight = 0
         self.max_in_flight = 0
+        self.background = 0.0
+        """Share of attempts answered 429 whatever the window (learned; see the class)."""
         self._threshold = float(ceiling)  # slow start below it
-        self._successes = 0
+        self._answers = 0  # this epoch's answers (ok or 429)
+        self._throttled = 0  # this epoch's 429s
         self._last_cut = -math.inf
+        self._uncut = self.limit  # the window before the last cut
+        self._measuring = False  # this epoch measures the 429 share after a cut
+        self._seen = (0, 0)  # the 429s and answers the background was learned from
+        self._chain: tuple[int, int] | None = None  # 429s / answers the last measuring epoch saw
         self._waiters: deque[asyncio.Future[None]] = deque()
 
     async def acquire(self) -> float:
@@ -165,20 +191,83 @@ class AdaptiveConcurrency:
         """Leave the window, adapting it to `signal` (`started`: what `acquire` returned)."""
         self.in_flight -= 1
         if self.adaptive:
-            if signal == "congested":
-                if started >= self._last_cut:
-                    self.limit = max(float(self.floor), self.limit / 2)
-                    self._threshold = self.limit
-                    self._last_cut = time.monotonic()
-                    self._successes = 0
-                    self.low = min(self.low, self.limit)
-            elif signal == "ok":
-                self._successes += 1
-                if self._successes >= self.limit:
-                    self._successes = 0
-                    grown = self.limit * 2 if self.limit < self._threshold else self.limit + 1
-                    self.limit = min(float(self.ceiling), grown)
+            self._adapt(started, signal)
         self._wake()
+
+    def allowance(self, answers: int) -> float:
+        """429s an epoch of `answers` may hold without cutting: the background's mean plus three
+        standard deviations (none while the background is 0)."""
+        bg = self.background
+        if bg > 0:  # its upper confidence bound: it was learned from a few epochs
+            bg = min(1.0, bg + math.sqrt(bg * (1.0 - bg) / self._seen[1]))
+        return bg * answers + 3.0 * math.sqrt(answers * bg * (1.0 - bg))
+
+    def _adapt(self, started: float, signal: Signal) -> None:
+        if signal == "congested":
+            if started >= self._last_cut:
+                self._cut()
+                self._measuring, self._chain = False, None
+            return
+        if signal not in ("ok", "throttled"):
+            return
+        fresh = started >= self._last_cut
+        if signal == "throttled" and not fresh:
+            return  # the generation before the last cut: that cut answered it
+        if self._measuring and not fresh:
+            return  # a measuring epoch counts only the smaller window's requests
+        self._answers += 1
+        epoch = int(self.limit)
+        if self._measuring or self.background > 0:
+            epoch = max(epoch, self.MEASURE_MIN)  # 429 shares judged on enough answers
+        if signal == "throttled":
+            self._throttled += 1
+            if self._measuring:
+                if self._throttled > self.MAX_BACKGROUND * epoch:  # clearly still too many
+                    self._chain = (self._throttled, self._answers)
+                    self._cut()
+                    return
+            elif self._throttled > self.allowance(epoch):
+                self._cut()
+                self._measuring, self._chain = True, None
+                return
+        if self._answers >= epoch:
+            self._end_epoch(epoch)
+
+    def _end_epoch(self, epoch: int) -> None:
+        share = self._throttled / self._answers
+        if self._measuring:
+            if self._throttled > self.allowance(epoch):
+                chain, self._chain = self._chain, (self._throttled, self._answers)
+                if (
+                    chain is not None
+                    and share <= self.MAX_BACKGROUND
+                    and not _lower(self._chain, chain)
+                ):
+                    # halving again did not lower the share: these 429s are not the window's
+                    self._seen = (chain[0] + self._throttled, chain[1] + self._answers)
+                    self.background = self._seen[0] / self._seen[1]
+                    self.limit = self._threshold = self._uncut
+                    self._measuring, self._chain = False, None
+                else:
+                    self._cut()
+                    return
+            else:
+                self._measuring, self._chain = False, None  # the cut was right
+        elif self.background > 0:  # every epoch that did not cut refines the background
+            self._seen = (self._seen[0] + self._throttled, self._seen[1] + self._answers)
+            self.background = self._seen[0] / self._seen[1]
+        self._answers = self._throttled = 0
+        grown = self.limit * 2 if self.limit < self._threshold else self.limit + 1
+        self.limit = min(float(self.ceiling), grown)
+
+    def _cut(self) -> None:
+        """Halve the window; a new generation and epoch start."""
+        self._uncut = self.limit
+        self.limit = max(float(self.floor), self.limit / 2)
+        self._threshold = self.limit
+        self._last_cut = time.monotonic()
+        self._answers = self._throttled = 0
+        self.low = min(self.low, self.limit)
 
     def _enter(self) -> None:
         self.in_flight += 1
@@ -191,6 +280,17 @@ class AdaptiveConcurrency:
             if not waiter.done():
                 self._enter()
                 waiter.set_result(None)
+
+
+def _lower(after: tuple[int, int], before: tuple[int, int]) -> bool:
+    """Whether the share of 429s `after` (429s, answers) is significantly lower than `before`
+    (a one-sided two-proportion z-test at z > 2)."""
+    (k2, n2), (k1, n1) = after, before
+    pooled = (k1 + k2) / (n1 + n2)
+    if pooled <= 0.0 or pooled >= 1.0:
+        return False
+    se = math.sqrt(pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2))
+    return (k1 / n1 - k2 / n2) / se > 2.0
 
 
 BreakerState = Literal["closed", "open", "probing", "down"]
@@ -243,7 +343,7 @@ class Breaker:
 
     def record(self, signal: Signal, *, probe: bool, detail: str = "") -> None:
         """Count one attempt's signal (`probe`: admitted as the breaker's probe)."""
-        failed = signal in ("congested", "failed")
+        failed = signal in ("throttled", "congested", "failed")
         if probe:
             if failed:
                 self._probes_failed += 1
@@ -377,6 +477,7 @@ class EndpointLimits:
             "concurrency_ceiling": self.concurrency.ceiling,
             "concurrency_now": int(self.concurrency.limit),
             "concurrency_low": int(self.concurrency.low),
+            "background_429_share": round(self.concurrency.background, 4),
             "max_in_flight": self.concurrency.max_in_flight,
             "breaker": self.breaker.state,
             "breaker_opened": self.breaker.opened,

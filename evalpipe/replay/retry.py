@@ -38,7 +38,9 @@ def signal(outcome: CallOutcome) -> Signal:
     if outcome.status == "ok":
         return "ok"
     status = outcome.http_status
-    if status == 429 or status in _OVERLOAD_STATUS:
+    if status == 429:
+        return "throttled"
+    if status in _OVERLOAD_STATUS:
         return "congested"
     if outcome.error_type == INVALID_BODY or status is None or status >= 500:
         return "failed"
@@ -109,7 +111,8 @@ async def send_with_retries(
         detail = f"{outcome.http_status or ''} {outcome.error_type or ''}".strip()
         # 429s and overloads are the adaptive window's to answer while it can still shrink
         shrinkable = window.adaptive and window.limit > window.floor
-        breaker_sig: Signal = "neutral" if sig == "congested" and shrinkable else sig
+        pushback = sig in ("throttled", "congested")
+        breaker_sig: Signal = "neutral" if pushback and shrinkable else sig
         limits.breaker.record(breaker_sig, probe=bool(probe), detail=detail)
         if sig == "ok":
             stats.answered += 1
@@ -123,7 +126,7 @@ async def send_with_retries(
             stats.overloaded += 1
         elif sig == "failed":
             stats.failed_attempts += 1
-        if sig not in ("congested", "failed"):
+        if sig not in ("throttled", "congested", "failed"):
             break
         if outcome.error_type == INVALID_BODY:  # its own cap, whatever max_retries says
             invalid += 1

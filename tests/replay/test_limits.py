@@ -164,3 +164,30 @@ def test_breaker_opens_when_more_than_half_of_the_last_hundred_fail() -> None:
     breaker.record("failed", probe=False)
     breaker.record("failed", probe=False)
     assert breaker.state == "open"
+
+
+def test_adaptive_window_learns_load_independent_429s_and_cuts_on_those_the_load_causes() -> None:
+    async def epoch(window: AdaptiveConcurrency, answers: int, throttled: int) -> None:
+        for i in range(answers):  # one at a time: each answer from a request of the new window
+            window.release(await window.acquire(), "throttled" if i < throttled else "ok")
+
+    async def scenario() -> None:
+        sparse = AdaptiveConcurrency(16)
+        await epoch(sparse, 1, 1)  # the first 429: nothing learned yet, it cuts
+        assert sparse.limit == 8
+        await epoch(sparse, 32, 3)  # 10% at half the window: halve again and measure
+        assert sparse.limit == 4
+        await epoch(sparse, 32, 4)  # no lower: not the window's doing; the cut is undone
+        assert sparse.limit == 9 and 0.08 < sparse.background < 0.13  # (undone, then +1)
+        for _ in range(10):  # 10% keeps coming: the window grows back, no cut
+            await epoch(sparse, 32, 3)
+        assert sparse.limit == 16 and sparse.low == 4
+
+        pressure = AdaptiveConcurrency(16)
+        await epoch(pressure, 1, 1)
+        await epoch(pressure, 32, 0)  # no 429 at the smaller window: the cut was right
+        assert pressure.limit == 9 and pressure.background == 0
+        await epoch(pressure, 1, 1)  # so the next 429 cuts at once
+        assert pressure.limit == 4.5
+
+    asyncio.run(scenario())

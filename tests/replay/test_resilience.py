@@ -115,6 +115,20 @@ def test_429s_are_retried_after_retry_after_and_adaptive_concurrency_cuts_them(
     assert facts["throttled"] < _server(root, "fake-ratelimited-4-f")["statuses"]["429"]
 
 
+def test_sparse_random_429s_are_waited_out_without_collapsing_the_window(
+    root: str, tmp_path: Path
+) -> None:
+    # 10% of attempts answered 429 whatever the load: cutting on each (or once per round trip)
+    # took the window to its floor; the window learns them as background instead
+    rows, facts = _replay(root, tmp_path, "fake-sporadic", 300, {"concurrency": 16})
+    server = _server(root, "fake-sporadic")
+    assert rows["status"].to_pylist() == ["ok"] * 300  # each 429 waited out and retried
+    assert facts["throttled"] == server["statuses"]["429"] > 10
+    assert 0.03 <= facts["background_429_share"] <= 0.25
+    assert facts["concurrency_low"] >= 4
+    assert facts["concurrency_now"] >= 8
+
+
 def test_anthropic_529_overload_is_retried_and_adapted_to(root: str, tmp_path: Path) -> None:
     rows, facts = _replay(
         root, tmp_path, "fake-overloaded-3", 40, {"concurrency": 12}, provider="anthropic"
