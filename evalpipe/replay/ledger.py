@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Final
 
-from evalpipe.replay.limits import Budget
+from evalpipe.replay.limits import Budget, RateLimiter
 
 __all__ = ["LEDGER_FILE", "LedgerBudget", "SharedRateLimiter", "clear_reservations"]
 
@@ -160,7 +160,7 @@ class SharedRateLimiter:
     """`RateLimiter`'s sliding windows (rpm, tpm over 60 s) kept in the run's ledger, so that
     every process replaying the run counts the same starts of an endpoint."""
 
-    SLACK_S: Final = 0.25
+    SLACK_S: Final = RateLimiter.SLACK_S
 
     def __init__(
         self, path: Path, endpoint: str, rpm: int | None, tpm: int | None, period_s: float = 60.0
