@@ -800,6 +800,9 @@ class ReplaySpec(_Strict):
     polls it (resumable: the batch id is journaled). An arm's own `transport` overrides it."""
     batch_poll_seconds: float = Field(default=30.0, gt=0)
     """Seconds between two polls of a submitted batch."""
+    batch_max_requests: int | None = Field(default=None, gt=0)
+    """Most requests in one batch (default: the provider's limit, 50,000 on OpenAI and 100,000
+    on Anthropic); more are split into several batches, as are files over the size limits."""
 
 
 class Spec(_Strict):

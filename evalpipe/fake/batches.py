@@ -5,12 +5,17 @@ batch answers what the online API answers to the same body. A batch ends at its 
 `polls` (0 or 1: the first poll). A `down` model's requests fail in the batch with the status
 they get online (503 OpenAI, 529 Anthropic); a `throttled` model's (a quota that never comes
 back) expire. `GET /_fake/batches` counts the uploads, batches, polls and requests per model.
+
+The providers' size limits hold: an OpenAI input file of more than 50,000 requests or 200 MB
+fails validation; an Anthropic batch of more than 100,000 requests or 256 MB is refused (413/400).
+`EVALPIPE_FAKE_BATCH_MAX_REQUESTS` lowers the request limit of both, for tests.
 """
 
 from __future__ import annotations
 
 import email.parser
 import email.policy
+import os
 import re
 import time
 from collections.abc import Callable
@@ -33,6 +38,11 @@ Reply = Callable[[Any], "tuple[Call, Resolved, Answer] | Response"]
 _OPENAI_URL: Final = "/v1/chat/completions"
 _CUSTOM_ID: Final = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _DAY: Final = 24 * 3600
+OPENAI_MAX_REQUESTS: Final = 50_000
+OPENAI_MAX_BYTES: Final = 200 * 1024 * 1024
+ANTHROPIC_MAX_REQUESTS: Final = 100_000
+ANTHROPIC_MAX_BYTES: Final = 256 * 1024 * 1024
+MAX_REQUESTS_ENV: Final = "EVALPIPE_FAKE_BATCH_MAX_REQUESTS"
 
 
 class Replies(NamedTuple):
@@ -53,8 +63,12 @@ class _JSON(Response):
 class Batches:
     """Uploaded files, submitted batches, their results and the counts `/_fake/batches` serves."""
 
-    def __init__(self, polls: int, replies: Replies) -> None:
+    def __init__(self, polls: int, replies: Replies, max_requests: int | None = None) -> None:
         self.polls, self.replies = polls, replies
+        if max_requests is None and os.environ.get(MAX_REQUESTS_ENV, "").isdigit():
+            max_requests = int(os.environ[MAX_REQUESTS_ENV])
+        self.max_requests = max_requests
+        """Lowers both providers' limit on requests per batch (None: theirs)."""
         self.files: dict[str, tuple[str, bytes]] = {}  # id → (filename, bytes)
         self.openai: dict[str, dict[str, Any]] = {}
         self.anthropic: dict[str, dict[str, Any]] = {}
@@ -257,7 +271,15 @@ async def _create_openai(request: Request) -> Response:
         return _openai_error(400, "completion_window must be '24h'.")
     if file_id not in store.files:
         return _openai_error(404, f"No such File object: {file_id}")
-    lines, errors = _check_lines(store.files[file_id][1])
+    data = store.files[file_id][1]
+    lines, errors = _check_lines(data)
+    most = min(OPENAI_MAX_REQUESTS, store.max_requests or OPENAI_MAX_REQUESTS)
+    if len(lines) > most:
+        message = f"The input file holds {len(lines):,} requests; a batch takes at most {most:,}."
+        errors.append({"code": "too_many_requests", "message": message, "line": None})
+    if len(data) > OPENAI_MAX_BYTES:
+        message = f"The input file is {len(data):,} bytes; a batch file takes at most 200 MB."
+        errors.append({"code": "file_too_large", "message": message, "line": None})
     now = int(time.time())
     batch_id = store.new_id("batch_")
     batch: dict[str, Any] = {
@@ -356,13 +378,19 @@ async def _create_anthropic(request: Request) -> Response:
     if refused is not None:
         return refused
     store = _batches(request)
+    raw = await request.body()
+    if len(raw) > ANTHROPIC_MAX_BYTES:
+        return _anthropic_error(413, "Request exceeds the 256 MB limit.", "request_too_large")
     try:
-        body = orjson.loads(await request.body())
+        body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return _anthropic_error(400, "The body is not valid JSON.")
     items = body.get("requests") if isinstance(body, dict) else None
     if not isinstance(items, list) or not items:
         return _anthropic_error(400, "requests: Field required (a non-empty list)")
+    most = min(ANTHROPIC_MAX_REQUESTS, store.max_requests or ANTHROPIC_MAX_REQUESTS)
+    if len(items) > most:
+        return _anthropic_error(400, f"requests: at most {most:,} items ({len(items):,} given)")
     seen: set[str] = set()
     for n, item in enumerate(items):
         cid = item.get("custom_id") if isinstance(item, dict) else None

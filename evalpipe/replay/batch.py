@@ -1,10 +1,12 @@
 """Replay an arm through its provider's batch API (`transport: batch`), at half the list price.
 
 Per partition and arm × repeat, the requests the cache does not answer are bought from the
-budget (whole pairs, as online) and sent as one batch: an OpenAI Batch (a JSONL file uploaded with
-purpose `batch`, then `/v1/batches` on `/v1/chat/completions`) or an Anthropic Message Batch. Its
-id is journaled in ``responses/batch-<arm>-r<repeat>-p<part>.json`` before the first poll, so a
-replay killed while the batch runs polls the same batch when resumed instead of paying again.
+budget (whole pairs, as online) and sent as a batch: an OpenAI Batch (a JSONL file uploaded with
+purpose `batch`, then `/v1/batches` on `/v1/chat/completions`) or an Anthropic Message Batch; as
+several batches when they exceed the provider's limits (`BATCH_LIMITS`, or the spec's
+`replay.batch_max_requests`). Each batch id is journaled in
+``responses/batch-<arm>-r<repeat>-p<part>.json`` as it is submitted, so a replay killed while the
+batches run polls the same batches when resumed instead of paying again.
 
 The answers become the same rows, in the same cache (same request keys), as online replay's; a
 request the batch failed (an error line, `errored`, `expired`, `canceled`, or a whole batch that
@@ -45,12 +47,21 @@ if TYPE_CHECKING:
     from evalpipe.replay.engine import _ArmPlan, _Journal, _Partition
     from evalpipe.replay.limits import EndpointLimits
 
-__all__ = ["OPENAI_BATCH_URL", "batch_rows"]
+__all__ = ["BATCH_LIMITS", "OPENAI_BATCH_URL", "batch_rows"]
 
 log = logging.getLogger(__name__)
 
 OPENAI_BATCH_URL: Final = "/v1/chat/completions"
 """The endpoint every OpenAI batch line is sent to (replay speaks chat completions)."""
+
+BATCH_LIMITS: Final = {
+    "openai": (50_000, 200 * 1024 * 1024),
+    "anthropic": (100_000, 256 * 1024 * 1024),
+}
+"""Per provider: most requests in one batch and most bytes of its input (OpenAI's JSONL file,
+Anthropic's request body)."""
+_BYTES_MARGIN: Final = 0.95
+"""Share of the byte limit a batch fills (what the SDK adds around the lines stays under it)."""
 
 _SDK_RETRIES: Final = 5
 """Retries the SDK makes of one upload, create or poll (its own backoff)."""
@@ -99,14 +110,19 @@ def _state_path(part: _Partition, stem: str) -> Path | None:
     return part.responses_dir / f"batch-{stem}.json" if part.responses_dir else None
 
 
-def _write_state(path: Path | None, batch: _Batch) -> None:
+def _write_state(path: Path | None, batches: list[_Batch]) -> None:
     if path is None:
         return
     body = {
-        "provider": batch.provider,
-        "batch_id": batch.batch_id,
-        "submitted_at": batch.submitted_at.isoformat(),
-        "sent": {cid: [s.record_id, s.key, s.not_replayed] for cid, s in batch.sent.items()},
+        "batches": [
+            {
+                "provider": b.provider,
+                "batch_id": b.batch_id,
+                "submitted_at": b.submitted_at.isoformat(),
+                "sent": {cid: [s.record_id, s.key, s.not_replayed] for cid, s in b.sent.items()},
+            }
+            for b in batches
+        ]
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -114,20 +130,37 @@ def _write_state(path: Path | None, batch: _Batch) -> None:
     os.replace(tmp, path)
 
 
-def _read_state(path: Path | None, record_ids: list[str]) -> _Batch | None:
-    """The journaled batch of this plan, if one was submitted and not finished."""
+def _read_state(path: Path | None, record_ids: list[str]) -> list[_Batch]:
+    """The journaled batches of this plan that were submitted and not finished."""
     if path is None or not path.exists():
-        return None
+        return []
     body = orjson.loads(path.read_bytes())
     index = {rid: i for i, rid in enumerate(record_ids)}
-    sent = {
-        cid: _Sent(index[rid], rid, key, 0.0, not_replayed)
-        for cid, (rid, key, not_replayed) in body["sent"].items()
-        if rid in index
-    }
-    return _Batch(
-        body["provider"], body["batch_id"], datetime.fromisoformat(body["submitted_at"]), sent
-    )
+    out = []
+    for b in body.get("batches", [body] if "batch_id" in body else []):
+        sent = {
+            cid: _Sent(index[rid], rid, key, 0.0, not_replayed)
+            for cid, (rid, key, not_replayed) in b["sent"].items()
+            if rid in index
+        }
+        when = datetime.fromisoformat(b["submitted_at"])
+        out.append(_Batch(b["provider"], b["batch_id"], when, sent))
+    return out
+
+
+def split_batches(sizes: list[int], max_requests: int, max_bytes: int) -> list[tuple[int, int]]:
+    """[start, end) ranges of consecutive requests (of `sizes` bytes each), each range within
+    `max_requests` and `max_bytes` (a request larger than `max_bytes` alone in its range)."""
+    ranges: list[tuple[int, int]] = []
+    start, used = 0, 0
+    for i, size in enumerate(sizes):
+        if i > start and (i - start >= max_requests or used + size > max_bytes):
+            ranges.append((start, i))
+            start, used = i, 0
+        used += size
+    if start < len(sizes):
+        ranges.append((start, len(sizes)))
+    return ranges
 
 
 async def batch_rows(
@@ -157,23 +190,21 @@ async def batch_rows(
 
     path = _state_path(part, stem)
     todo = [i for i, rid in enumerate(part.record_ids) if rid not in done_ids]
-    batch = _read_state(path, part.record_ids)
-    if batch is not None:  # submitted by a run that stopped: poll it, pay nothing again
+    batches = _read_state(path, part.record_ids)
+    if batches:  # submitted by a run that stopped: poll them, pay nothing again
         # (answers it journaled before it stopped are done: not emitted twice)
-        batch.sent = {c: s for c, s in batch.sent.items() if s.record_id not in done_ids}
         sent_rows = np.zeros(len(part.record_ids), dtype=bool)
-        sent_rows[[s.i for s in batch.sent.values()]] = True
+        for batch in batches:
+            batch.sent = {c: s for c, s in batch.sent.items() if s.record_id not in done_ids}
+            sent_rows[[s.i for s in batch.sent.values()]] = True
+            log.info("%s: resuming batch %s", plan.arm_key, batch.batch_id)
         part._release(sent_rows, j)
-        ids = {s.record_id for s in batch.sent.values()}
-        log.info("%s: resuming batch %s", plan.arm_key, batch.batch_id)
-        for i in todo:  # journaled neither as done nor as sent (not expected): online
-            if part.record_ids[i] not in ids:
+        for i in todo:  # journaled neither as done nor as sent (a kill between submits): online
+            if not sent_rows[i]:
                 emit(await part._one(i, j, plan, base, limits))
     else:
-        batch = await _fill_and_submit(part, j, plan, base, todo, emit, limits, stem)
-        if batch is not None:
-            _write_state(path, batch)
-    if batch is not None:
+        batches = await _fill_and_submit(part, j, plan, base, todo, emit, limits, stem, path)
+    for batch in batches:
         await _collect(part, plan, base, batch, emit)
     if path is not None:
         path.unlink(missing_ok=True)
@@ -189,12 +220,13 @@ async def _fill_and_submit(
     emit: Callable[[dict[str, Any]], None],
     limits: EndpointLimits,
     stem: str,
-) -> _Batch | None:
-    """Skips and cache hits as rows; the requests bought from the budget submitted as a batch."""
+    path: Path | None,
+) -> list[_Batch]:
+    """Skips and cache hits as rows; the requests bought from the budget submitted as batches
+    within the provider's limits, each journaled at `path` as soon as it is submitted."""
     endpoint = plan.endpoint
     sent: dict[str, _Sent] = {}
     lines: list[tuple[str, dict[str, Any]]] = []
-    held = 0.0  # what this batch reserved
     for i in todo:
         row = dict(base, record_id=part.record_ids[i], started_at=datetime.now(UTC))
         if not part.replayable[i]:
@@ -243,35 +275,47 @@ async def _fill_and_submit(
                 )
             )
             continue
-        held += share
         cid = f"r{i}"
         sent[cid] = _Sent(i, part.record_ids[i], key, share, row["params_not_replayed"])
         lines.append((cid, built.kwargs))
     if not lines:
-        return None
-    try:
-        await limits.first_contact(endpoint.probe)
-        batch_id = await _submit(endpoint, lines, stem)
-    except BaseException as exc:
-        part.budget.settle(held, 0.0, held=part.admission is not None)
-        if isinstance(exc, FatalProviderError):
-            raise ProviderError(plan.arm_key, endpoint.model, exc.message, exc.fix) from None
-        if _is_api_error(exc):
-            raise ProviderError(
-                plan.arm_key,
-                endpoint.model,
-                f"could not submit a batch of {len(lines)} requests ({short(str(exc), 200)})",
-                "Check the provider's batch limits, or use `transport: online`.",
-            ) from None
-        raise
-    log.info(
-        "%s: submitted batch %s of %d requests (polling every %g s)",
-        plan.arm_key,
-        batch_id,
-        len(lines),
-        part.spec.replay.batch_poll_seconds,
-    )
-    return _Batch(endpoint.provider, batch_id, datetime.now(UTC), sent)
+        return []
+    most, most_bytes = BATCH_LIMITS.get(endpoint.provider, BATCH_LIMITS["openai"])
+    most = min(most, part.spec.replay.batch_max_requests or most)
+    sizes = [len(_line(endpoint.provider, cid, kw)) for cid, kw in lines]
+    batches: list[_Batch] = []
+    for start, end in split_batches(sizes, most, int(most_bytes * _BYTES_MARGIN)):
+        chunk = lines[start:end]
+        try:
+            if not batches:
+                await limits.first_contact(endpoint.probe)
+            batch_id = await _submit(endpoint, chunk, stem)
+        except BaseException as exc:  # the batches submitted so far are journaled: kept
+            unsent = sum(sent[cid].share for cid, _ in lines[start:])
+            part.budget.settle(unsent, 0.0, held=part.admission is not None)
+            if isinstance(exc, FatalProviderError):
+                raise ProviderError(plan.arm_key, endpoint.model, exc.message, exc.fix) from None
+            if _is_api_error(exc):
+                raise ProviderError(
+                    plan.arm_key,
+                    endpoint.model,
+                    f"could not submit a batch of {len(chunk)} requests ({short(str(exc), 200)})",
+                    "Check the provider's batch limits (`replay.batch_max_requests`), or use "
+                    "`transport: online`.",
+                ) from None
+            raise
+        batches.append(
+            _Batch(endpoint.provider, batch_id, datetime.now(UTC), {c: sent[c] for c, _ in chunk})
+        )
+        _write_state(path, batches)
+        log.info(
+            "%s: submitted batch %s of %d requests (polling every %g s)",
+            plan.arm_key,
+            batch_id,
+            len(chunk),
+            part.spec.replay.batch_poll_seconds,
+        )
+    return batches
 
 
 def _restored(result: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
@@ -358,6 +402,15 @@ def _client(endpoint: Endpoint) -> Any:
     return endpoint.client().with_options(max_retries=_SDK_RETRIES, timeout=_SDK_TIMEOUT_S)
 
 
+def _line(provider: str, cid: str, kwargs: dict[str, Any]) -> bytes:
+    """One request as the batch carries it: a line of OpenAI's JSONL file, an item of
+    Anthropic's `requests` (its bytes count against the provider's size limit)."""
+    if provider == "anthropic":
+        return orjson.dumps({"custom_id": cid, "params": _body(kwargs)})
+    line = {"custom_id": cid, "method": "POST", "url": OPENAI_BATCH_URL, "body": _body(kwargs)}
+    return orjson.dumps(line) + b"\n"
+
+
 async def _submit(endpoint: Endpoint, lines: list[tuple[str, dict[str, Any]]], stem: str) -> str:
     """Submit the requests as one batch; its id."""
     client = _client(endpoint)
@@ -366,13 +419,7 @@ async def _submit(endpoint: Endpoint, lines: list[tuple[str, dict[str, Any]]], s
             requests = [{"custom_id": cid, "params": _body(kw)} for cid, kw in lines]
             created = await client.messages.batches.create(requests=requests)
             return str(created.id)
-        data = b"".join(
-            orjson.dumps(
-                {"custom_id": cid, "method": "POST", "url": OPENAI_BATCH_URL, "body": _body(kw)}
-            )
-            + b"\n"
-            for cid, kw in lines
-        )
+        data = b"".join(_line(endpoint.provider, cid, kw) for cid, kw in lines)
         file = await client.files.create(file=(f"evalpipe-{stem}.jsonl", data), purpose="batch")
         created = await client.batches.create(
             input_file_id=file.id,

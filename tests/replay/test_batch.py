@@ -20,8 +20,10 @@ import pyarrow.compute as pc
 import pytest
 
 from evalpipe import pipeline
-from evalpipe.errors import SpecError
+from evalpipe.errors import ProviderError, SpecError
 from evalpipe.fake import serving
+from evalpipe.fake.batches import MAX_REQUESTS_ENV
+from evalpipe.replay.batch import split_batches
 from evalpipe.replay.cache import ResponseCache
 from evalpipe.replay.engine import replay_records
 from evalpipe.spec import Spec, load_spec, spec_from_dict
@@ -279,6 +281,62 @@ def test_the_budget_buys_whole_pairs_before_submitting(root: str, tmp_path: Path
     assert answered >= 1.6 * (online["status"].to_pylist().count("ok") // 2)
 
 
+def test_batches_split_at_the_request_and_byte_limits() -> None:
+    assert split_batches([10] * 7, 3, 1000) == [(0, 3), (3, 6), (6, 7)]
+    assert split_batches([40, 40, 40, 10, 90], 10, 100) == [(0, 2), (2, 4), (4, 5)]
+    assert split_batches([500, 10], 10, 100) == [(0, 1), (1, 2)]  # too large: alone
+    assert split_batches([], 3, 100) == []
+    sizes = [7, 1, 30, 2, 9, 9, 40, 1, 1, 5]
+    ranges = split_batches(sizes, 4, 40)
+    assert [i for a, b in ranges for i in range(a, b)] == list(range(len(sizes)))  # all, in order
+    assert all(b - a <= 4 and sum(sizes[a:b]) <= 40 for a, b in ranges)
+
+
+def test_more_requests_than_a_batch_takes_go_as_several_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the fake fails an OpenAI batch file, and refuses an Anthropic batch, above 5 requests
+    monkeypatch.setenv(MAX_REQUESTS_ENV, "5")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with serving(latency_ms=2.0, jitter=0.0, batch_polls=2) as limited:
+        records = _records(12)
+        with pytest.raises(ProviderError, match=r"at most 5 items.*batch_max_requests"):
+            replay_records(records, _spec(tmp_path / "a", limited), run_id="one")  # one batch
+        openai_only = _spec(
+            tmp_path / "a",
+            limited,
+            candidates=[
+                {
+                    "name": "cand",
+                    "provider": "openai",
+                    "model": "gpt-4.1-mini",
+                    "base_url": f"{limited}/v1",
+                }
+            ],
+        )
+        too_big = replay_records(records, openai_only, run_id="two")
+        assert set(too_big["status"].to_pylist()) == {"error"}  # the file failed validation
+        assert set(too_big["error_type"].to_pylist()) == {"BatchFailed"}
+        assert "at most 5" in too_big["error_message"][0].as_py()
+
+        spec = _spec(
+            tmp_path / "b",
+            limited,
+            replay={"transport": "batch", "batch_poll_seconds": POLL_S, "batch_max_requests": 5},
+        )
+        before = _batches(limited)
+        split = replay_records(records, spec, run_id="split", responses_dir=tmp_path / "resp")
+        after = _batches(limited)
+    assert split.num_rows == 24 and set(split["status"].to_pylist()) == {"ok"}
+    created = {k: after["created"][k] - before["created"][k] for k in ("openai", "anthropic")}
+    assert created == {"openai": 3, "anthropic": 3}  # 5 + 5 + 2 requests per arm
+    assert (
+        len(set(zip(split["arm"].to_pylist(), split["record_id"].to_pylist(), strict=True))) == 24
+    )
+    assert not list((tmp_path / "resp").glob("batch-*.json"))
+
+
 def test_streaming_cannot_be_batched(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="stream"):
         _spec(tmp_path, "http://127.0.0.1:9", replay={"stream": True, "transport": "batch"})
@@ -331,7 +389,9 @@ def test_a_killed_replay_polls_the_same_batches_and_pays_nothing_twice(tmp_path:
             journaled = sorted(run.dir.rglob("batch-*.json"))
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
-        ids = sorted(orjson.loads(p.read_bytes())["batch_id"] for p in journaled)
+        ids = sorted(
+            b["batch_id"] for p in journaled for b in orjson.loads(p.read_bytes())["batches"]
+        )
         killed = _batches(root)
         assert sorted(killed["batches"]) == ids
         assert set(killed["batches"].values()) <= {"in_progress", "validating"}  # still running
@@ -339,7 +399,7 @@ def test_a_killed_replay_polls_the_same_batches_and_pays_nothing_twice(tmp_path:
         # an answer journaled before the kill (as when a kill comes while results are read):
         # the resumed run keeps it and does not emit that request's row twice
         state = next(p for p in journaled if p.name.startswith("batch-baseline"))
-        kept = next(iter(orjson.loads(state.read_bytes())["sent"].values()))[0]
+        kept = next(iter(orjson.loads(state.read_bytes())["batches"][0]["sent"].values()))[0]
         journal = state.with_name(state.name.replace("batch-", "journal-")).with_suffix(".jsonl")
         row = {"run_id": run.run_id, "record_id": kept, "arm": "baseline", "repeat": 0}
         journal.write_bytes(
