@@ -19,10 +19,15 @@ or `evalpipe run` on 20k): sizes larger than it are not replayed; each record ge
 its twin in RUN_DIR got (same demo record, so the same request but for its numbered turn), written
 as replay writes them, and replay's finisher runs. For when replaying N × 3 requests takes longer
 than there is time for: ingest, score, gate and report are measured on the full N; the replay
-and warm figures are then absent (`"replay": "tiled"`).
+and warm figures are then absent (`"replay": "tiled"`): tiled responses are written as part
+files, not through the response cache, so a warm `evalpipe run` would replay N × 3 requests again.
+Eval-set cases (the demo's `demo_edge_cases`) get the responses of the same case in RUN_DIR.
+
+`--keep` keeps each size's folder (its `folder` in the output), e.g. a 10k run as a later
+`--tile-from`.
 
     python bench/pipeline_1m.py [--n 10000 100000 1000000] [--latency-ms 1] [--concurrency 256]
-        [--tile-from RUN_DIR]
+        [--tile-from RUN_DIR] [--keep] [--workdir DIR]
 """
 
 from __future__ import annotations

@@ -726,7 +726,8 @@ def report_run(run: Run, result: GateResult, *, out: str | None = None) -> Path:
 
 
 REPORT_MEMORY_LIMIT: Final = "512MB"
-"""DuckDB's memory for picking the report's examples (it spills beyond)."""
+"""DuckDB's memory for the report's coverage, money and examples over the run's files (it
+spills beyond)."""
 
 _REPORT_RECORDS: Final = ("record_id", "timestamp", "attributes", "labels")
 """What the report's figures read of the records (money, dates, labels): no texts."""
