@@ -19,10 +19,15 @@ or `evalpipe run` on 20k): sizes larger than it are not replayed; each record ge
 its twin in RUN_DIR got (same demo record, so the same request but for its numbered turn), written
 as replay writes them, and replay's finisher runs. For when replaying N × 3 requests takes longer
 than there is time for: ingest, score, gate and report are measured on the full N; the replay
-and warm figures are then absent (`"replay": "tiled"`).
+and warm figures are then absent (`"replay": "tiled"`): tiled responses are written as part
+files, not through the response cache, so a warm `evalpipe run` would replay N × 3 requests again.
+Eval-set cases (the demo's `demo_edge_cases`) get the responses of the same case in RUN_DIR.
+
+`--keep` keeps each size's folder (its `folder` in the output), e.g. a 10k run as a later
+`--tile-from`.
 
     python bench/pipeline_1m.py [--n 10000 100000 1000000] [--latency-ms 1] [--concurrency 256]
-        [--tile-from RUN_DIR]
+        [--tile-from RUN_DIR] [--keep] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -91,6 +97,8 @@ def _spec(folder: Path, n: int, concurrency: int) -> Path:
             f.write(orjson.dumps(record) + b"\n")
     (folder / "triage.schema.json").write_bytes((DEMO / "triage.schema.json").read_bytes())
     spec = yaml.safe_load((DEMO / "eval.yaml").read_text())
+    for name in spec.get("eval_sets") or []:  # (the demo's curated cases, beside the spec)
+        shutil.copytree(DEMO.parent / name, folder / "eval_sets" / name)
     spec.update(
         name=f"bench-{n}",
         traffic={"path": "traffic.jsonl"},
@@ -128,13 +136,17 @@ from evalpipe.tables import RESPONSES
 
 spec_path, run_id, source = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 run = open_run(load_spec(spec_path), run_id)
-src = pq.read_table(source / "records.parquet", columns=["record_id", "source_line"])
-src_index = np.asarray(src["source_line"], dtype=np.int64) - 1  # demo record index of each row
+def lines(table):  # the demo record index of each traffic row (eval-set cases: -1)
+    traffic = np.asarray(pc.equal(table["source_file"], table["source_file"][0]), dtype=bool)
+    return np.where(traffic, np.asarray(table["source_line"], dtype=np.int64) - 1, -1)
+columns = ["record_id", "source_file", "source_line"]
+src = pq.read_table(source / "records.parquet", columns=columns)
+src_index = lines(src)
 by_index = np.empty(int(src_index.max()) + 1, dtype=np.int64)
-by_index[src_index] = np.arange(src.num_rows)
+by_index[src_index[src_index >= 0]] = np.flatnonzero(src_index >= 0)
 from bench.common import demo_base
 BASE, n_src = len(demo_base()), src.num_rows  # the demo's records, repeated by iter_demo_records
-laps = n_src // BASE
+laps = int(np.count_nonzero(src_index >= 0)) // BASE
 resp = pq.read_table(source / "responses", schema=RESPONSES)
 resp = resp.filter(pc.and_(pc.not_equal(resp["arm"], "logged"), pc.equal(resp["repeat"], 0)))
 arms = sorted(set(resp["arm"].to_pylist()))
@@ -145,9 +157,12 @@ for arm in arms:
     slot = np.full(n_src, -1, dtype=np.int64)
     slot[rows] = np.arange(len(rows))
     by_arm[arm] = (mine, slot)
-mine_records = pq.read_table(run.path("records.parquet"), columns=["record_id", "source_line"])
-index = np.asarray(mine_records["source_line"], dtype=np.int64) - 1
-twin = by_index[(index % BASE) + BASE * ((index // BASE) % laps)]
+mine_records = pq.read_table(run.path("records.parquet"), columns=columns)
+index = lines(mine_records)
+twin = by_index[(np.maximum(index, 0) % BASE) + BASE * ((np.maximum(index, 0) // BASE) % laps)]
+cases = index < 0  # an eval-set case: the same case (same id) of RUN_DIR
+same = pc.index_in(mine_records["record_id"].filter(pa.array(cases)), value_set=src["record_id"])
+twin[cases] = np.asarray(same, dtype=np.int64)
 run.responses_dir.mkdir(parents=True, exist_ok=True)
 size = pipeline.PARTITION_SIZE
 for p in range(-(-len(index) // size)):
@@ -191,82 +206,91 @@ def _records(run_dir: Path) -> int:
 
 
 def _one(n: int, args: argparse.Namespace, root: str) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix=f"evalpipe-1m-{n}-", dir=args.workdir) as tmp:
-        folder = Path(tmp)
-        spec = _spec(folder, n, args.concurrency)
-        env = _env(root)
-        cold: dict[str, Any] = {}
-        run_id = "-"
-        tiled = args.tile_from is not None and n > _records(args.tile_from)
-        for stage in STAGES:
-            if tiled and stage == "replay":
-                _tile(spec, run_id, args.tile_from, env)
-                continue
-            got = _stage(spec, run_id, stage, env)
-            run_id = got["run_id"]
-            cold[stage] = _figures(got["seconds"], got["peak_rss_bytes"], n)
-        cold_total = sum(s["seconds"] for s in cold.values())
-        cold_peak = max(s["peak_rss_mb"] for s in cold.values())
-        if tiled:
-            runs = sorted((folder / "store" / "runs").iterdir())
-            manifest = json.loads((runs[-1] / "manifest.json").read_text())
-            verdict = {c: v["verdict"] for c, v in (manifest.get("candidates") or {}).items()}
-            return {
-                "n": n,
-                "replay": "tiled",
-                "cold": {
-                    "stages": cold,
-                    "seconds": round(cold_total, 2),
-                    "peak_rss_mb": cold_peak,
-                    "per_1k_records_s": round(cold_total / (n / 1000), 4),
-                },
-                "under_2gb": cold_peak <= GOAL_BYTES / 1024**2,
-                "verdict": verdict,
-            }
-
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        started = time.perf_counter()
-        proc = subprocess.run(
-            [sys.executable, "-m", "evalpipe.cli", "run", str(spec)],
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=folder,
+    if args.keep:  # the run folder stays (e.g. as a later --tile-from)
+        return _in(
+            Path(tempfile.mkdtemp(prefix=f"evalpipe-1m-{n}-", dir=args.workdir)), n, args, root
         )
-        seconds = time.perf_counter() - started
-        if proc.returncode not in (0, 1, 2, 3):
-            raise SystemExit(f"evalpipe run failed ({proc.returncode}): {proc.stderr[-3000:]}")
-        after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        # (RUSAGE_CHILDREN is the largest child so far: a warm run smaller than a cold stage
-        # shows as that stage; its manifest's timings are its own)
-        warm_rss = after * 1024 if after > before else None
+    with tempfile.TemporaryDirectory(prefix=f"evalpipe-1m-{n}-", dir=args.workdir) as tmp:
+        return _in(Path(tmp), n, args, root)
+
+
+def _in(folder: Path, n: int, args: argparse.Namespace, root: str) -> dict[str, Any]:
+    spec = _spec(folder, n, args.concurrency)
+    env = _env(root)
+    cold: dict[str, Any] = {}
+    run_id = "-"
+    tiled = args.tile_from is not None and n > _records(args.tile_from)
+    for stage in STAGES:
+        if tiled and stage == "replay":
+            _tile(spec, run_id, args.tile_from, env)
+            continue
+        got = _stage(spec, run_id, stage, env)
+        run_id = got["run_id"]
+        cold[stage] = _figures(got["seconds"], got["peak_rss_bytes"], n)
+    cold_total = sum(s["seconds"] for s in cold.values())
+    cold_peak = max(s["peak_rss_mb"] for s in cold.values())
+    if tiled:
         runs = sorted((folder / "store" / "runs").iterdir())
-        warm = json.loads((runs[-1] / "manifest.json").read_text())
-        verdict = {c: v["verdict"] for c, v in (warm.get("candidates") or {}).items()}
+        manifest = json.loads((runs[-1] / "manifest.json").read_text())
+        verdict = {c: v["verdict"] for c, v in (manifest.get("candidates") or {}).items()}
         return {
             "n": n,
+            "folder": str(folder) if args.keep else None,
+            "replay": "tiled",
             "cold": {
                 "stages": cold,
                 "seconds": round(cold_total, 2),
                 "peak_rss_mb": cold_peak,
                 "per_1k_records_s": round(cold_total / (n / 1000), 4),
             },
-            "warm": {
-                "stages": {
-                    s: {
-                        "seconds": round(t, 2),
-                        "per_1k_records_s": round(t / (n / 1000), 4),
-                    }
-                    for s, t in warm.get("timings", {}).items()
-                },
-                "seconds": round(seconds, 2),
-                "peak_rss_mb": None if warm_rss is None else round(warm_rss / 1024**2, 1),
-                "per_1k_records_s": round(seconds / (n / 1000), 4),
-                "cache_hits": warm.get("coverage", {}),
-            },
-            "under_2gb": max(cold_peak, (warm_rss or 0) / 1024**2) <= GOAL_BYTES / 1024**2,
+            "under_2gb": cold_peak <= GOAL_BYTES / 1024**2,
             "verdict": verdict,
         }
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "evalpipe.cli", "run", str(spec)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=folder,
+    )
+    seconds = time.perf_counter() - started
+    if proc.returncode not in (0, 1, 2, 3):
+        raise SystemExit(f"evalpipe run failed ({proc.returncode}): {proc.stderr[-3000:]}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    # (RUSAGE_CHILDREN is the largest child so far: a warm run smaller than a cold stage
+    # shows as that stage; its manifest's timings are its own)
+    warm_rss = after * 1024 if after > before else None
+    runs = sorted((folder / "store" / "runs").iterdir())
+    warm = json.loads((runs[-1] / "manifest.json").read_text())
+    verdict = {c: v["verdict"] for c, v in (warm.get("candidates") or {}).items()}
+    return {
+        "n": n,
+        "folder": str(folder) if args.keep else None,
+        "cold": {
+            "stages": cold,
+            "seconds": round(cold_total, 2),
+            "peak_rss_mb": cold_peak,
+            "per_1k_records_s": round(cold_total / (n / 1000), 4),
+        },
+        "warm": {
+            "stages": {
+                s: {
+                    "seconds": round(t, 2),
+                    "per_1k_records_s": round(t / (n / 1000), 4),
+                }
+                for s, t in warm.get("timings", {}).items()
+            },
+            "seconds": round(seconds, 2),
+            "peak_rss_mb": None if warm_rss is None else round(warm_rss / 1024**2, 1),
+            "per_1k_records_s": round(seconds / (n / 1000), 4),
+            "cache_hits": warm.get("coverage", {}),
+        },
+        "under_2gb": max(cold_peak, (warm_rss or 0) / 1024**2) <= GOAL_BYTES / 1024**2,
+        "verdict": verdict,
+    }
 
 
 def main() -> None:
@@ -275,6 +299,9 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=1.0)
     parser.add_argument("--concurrency", type=int, default=256)
     parser.add_argument("--workdir", default=None, help="Folder for the runs (default: /tmp).")
+    parser.add_argument(
+        "--keep", action="store_true", help="Keep each run's folder (printed as `folder`)."
+    )
     parser.add_argument(
         "--tile-from",
         type=Path,

@@ -449,38 +449,55 @@ class _PartitionSpend(Budget):
 
 
 _samples: dict[tuple[str, str, str], pa.Array] = {}
+_samples_lock = threading.Lock()
+"""Held while a sample is drawn: partitions scoring side by side wait for the one drawing it
+(each drawing its own copy held a run's records several times over)."""
 
 
 def _judge_samples(run: Run) -> dict[str, pa.Array]:
     """Each sampled judge's record ids over the whole run (a sample is drawn from all records,
     not per partition): computed once, kept in scores/sample-<judge>.parquet."""
     from evalpipe.score.judges import judge_sample
-    from evalpipe.tables import RECORDS_LEAN
 
     out: dict[str, pa.Array] = {}
     for judge in run.spec.judges:
         if judge.sample is None:
             continue
         key = (str(run.root), run.run_id, judge.name)
-        with _budgets_lock:
-            if key in _samples:
-                out[judge.name] = _samples[key]
-                continue
-        path = run.scores_dir / f"sample-{judge.name}.parquet"
-        if path.exists():
-            ids = pq.read_table(path)["record_id"].combine_chunks()
-        else:
-            wanted = {"record_id", "attributes", "labels"}
-            wanted |= {c for c in run.spec.gate.slices if c in RECORDS_LEAN.names}
-            records = pq.read_table(
-                run.path("records.parquet"), columns=[c for c in RECORDS_LEAN.names if c in wanted]
-            )
-            ids = judge_sample(records, judge, run.spec)
-            write_table_atomic(pa.table({"record_id": ids}), path)
-        with _budgets_lock:
-            _samples[key] = ids
-        out[judge.name] = ids
+        with _samples_lock:
+            if key not in _samples:
+                path = run.scores_dir / f"sample-{judge.name}.parquet"
+                if path.exists():
+                    ids = pq.read_table(path)["record_id"].combine_chunks()
+                else:
+                    ids = judge_sample(_sample_frame(run), judge, run.spec)
+                    write_table_atomic(pa.table({"record_id": ids}), path)
+                _samples[key] = ids
+            out[judge.name] = _samples[key]
     return out
+
+
+def _sample_frame(run: Run) -> pa.Table:
+    """What `judge_sample` reads of every record: its id and, as string columns named as the
+    spec names them, its gate slice values and eval set; read a row group at a time, so the
+    records' attribute and label maps are never held whole."""
+    from evalpipe.spec import EVAL_SET_COLUMN
+    from evalpipe.tables import RECORDS_LEAN, column_values
+
+    spec = run.spec
+    named = list(dict.fromkeys([*spec.gate.slices, *([EVAL_SET_COLUMN] if spec.eval_sets else [])]))
+    wanted = {"record_id", "attributes", "labels"} | {c for c in named if c in RECORDS_LEAN.names}
+    source = pq.ParquetFile(run.path("records.parquet"))
+    batches = []
+    for batch in source.iter_batches(
+        batch_size=PARTITION_SIZE, columns=[c for c in RECORDS_LEAN.names if c in wanted]
+    ):
+        records = pa.Table.from_batches([batch])
+        cols = {"record_id": records["record_id"]}
+        cols |= {name: column_values(records, name).cast(pa.string()) for name in named}
+        batches.append(pa.table(cols))
+    schema = pa.schema([("record_id", pa.string()), *((n, pa.string()) for n in named)])
+    return pa.concat_tables(batches).cast(schema) if batches else schema.empty_table()
 
 
 def score_partition(run: Run, part: int) -> int:
@@ -694,13 +711,13 @@ def report_run(run: Run, result: GateResult, *, out: str | None = None) -> Path:
     from evalpipe.store import out_of_core_config
 
     with duckdb.connect(config=out_of_core_config(REPORT_MEMORY_LIMIT)) as con:
-        records, responses, judged = _report_tables(run, con)
+        records, judged = _report_tables(run, con)
         paths = write_report(
             reports_root / run.run_id,
             gate=result,
             spec=spec,
             records=records,
-            responses=responses,
+            responses=None,  # (counted in `con`)
             scores=judged,
             manifest=run.manifest(),
             examples_from=con,
@@ -716,20 +733,18 @@ def report_run(run: Run, result: GateResult, *, out: str | None = None) -> Path:
 
 
 REPORT_MEMORY_LIMIT: Final = "512MB"
-"""DuckDB's memory for picking the report's examples (it spills beyond)."""
+"""DuckDB's memory for the report's coverage, money and examples over the run's files (it
+spills beyond)."""
 
 _REPORT_RECORDS: Final = ("record_id", "timestamp", "attributes", "labels")
-_REPORT_RESPONSES: Final = (
-    "record_id", "arm", "repeat", "status", "error_origin", "cache_hit", "cost_usd",
-    "latency_ms", "ttft_ms", "response_model",
-)  # fmt: skip
-"""What the report's figures read (coverage, money, dates, labels): no texts."""
+"""What the report's figures read of the records (money, dates, labels): no texts."""
 
 
-def _report_tables(run: Run, con: duckdb.DuckDBPyConnection) -> tuple[pa.Table, pa.Table, pa.Table]:
-    """The report's inputs without holding the run's texts: records and responses cut to the
-    columns the figures read, the judges' score rows only; and, in `con`, views `records_all`,
-    `responses_all` and `scores_all` over the run's files, where examples are picked."""
+def _report_tables(run: Run, con: duckdb.DuckDBPyConnection) -> tuple[pa.Table, pa.Table]:
+    """The report's inputs without holding the run's responses or texts: records cut to the
+    columns the figures read and the judges' score rows; and, in `con`, views `records_all`,
+    `responses_all` and `scores_all` over the run's files, where coverage and money are counted
+    and examples picked (out of core)."""
     from evalpipe.tables import RESPONSES, SCORES, conform
 
     def quoted(path: str | Path) -> str:
@@ -744,12 +759,9 @@ def _report_tables(run: Run, con: duckdb.DuckDBPyConnection) -> tuple[pa.Table, 
         "union_by_name = true)"
     )
     records = pq.read_table(run.path("records.parquet"), columns=list(_REPORT_RECORDS))
-    responses = con.sql(
-        f"SELECT {', '.join(_REPORT_RESPONSES)} FROM responses_all"
-    ).to_arrow_table()
     judged = con.sql("SELECT * FROM scores_all WHERE kind = 'judge'").to_arrow_table()
-    assert responses is not None and judged is not None
-    return records, responses, conform(judged, SCORES)
+    assert judged is not None
+    return records, conform(judged, SCORES)
 
 
 def _runs_for_index(root: Path) -> list[dict[str, Any]]:

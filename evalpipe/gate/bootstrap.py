@@ -222,6 +222,15 @@ def ratio_bootstrap(
 
 def _weighted_quantile(counts: NDArray[np.int8], window: _Window, below: I64, total: I64) -> F64:
     """Weighted inverted-CDF quantile per replicate (row of counts)."""
+    w, n_clusters = window.clusters.size, counts.shape[1]
+    block = math.isqrt(w * n_clusters) + 1
+    if w and 4 * block <= w:  # few large clusters (a wide window): sum whole blocks first
+        return _block_quantile(counts, window, below, total, block)
+    return _scan_quantile(counts, window, below, total)
+
+
+def _scan_quantile(counts: NDArray[np.int8], window: _Window, below: I64, total: I64) -> F64:
+    """`_weighted_quantile` by cumulating each replicate's weights over the whole window."""
     target = (total * window.percent + 99) // 100
     out = np.full(counts.shape[0], np.nan)
     ok = np.zeros(counts.shape[0], dtype=bool)
@@ -237,7 +246,56 @@ def _weighted_quantile(counts: NDArray[np.int8], window: _Window, below: I64, to
             good = hit[:, -1] & (below[s:e] < target[s:e]) & (total[s:e] > 0)
             out[s:e][good] = window.values[hit[good].argmax(axis=1)]
             ok[s:e] = good
+    _recount(counts, window, target, total, out, ok)
+    return out
+
+
+def _block_quantile(
+    counts: NDArray[np.int8], window: _Window, below: I64, total: I64, block: int
+) -> F64:
+    """`_scan_quantile`'s answer (the same value: weights are whole numbers) without cumulating
+    the whole window per replicate: each block of `block` sorted values gets its weight from one
+    matrix product with its per-cluster counts, and only the block where the replicate's target
+    is reached is cumulated value by value. For windows many times wider than the clusters are
+    many (a few sessions of thousands of records), where the scan costs replicates × window."""
+    target = (total * window.percent + 99) // 100
+    m, n_clusters = counts.shape
+    w = window.clusters.size
+    n_blocks = -(-w // block)
+    where = np.arange(w) // block * n_clusters + window.clusters
+    per_block = np.bincount(where, minlength=n_blocks * n_clusters).reshape(n_blocks, n_clusters)
+    # (exact: counts ≤ 15 times values per block, summed, stay far below 2^53)
+    weights = np.rint(counts.astype(np.float64) @ per_block.T.astype(np.float64)).astype(np.int64)
+    reached = np.cumsum(weights, axis=1) + below[:, None]
+    out = np.full(m, np.nan)
+    ok = reached[:, -1] >= target
+    ok &= (below < target) & (total > 0)
+    rows = np.flatnonzero(ok)
+    first = (reached[rows] >= target[rows, None]).argmax(axis=1)  # the block reaching it
+    before = np.where(first > 0, reached[rows, np.maximum(first - 1, 0)], below[rows])
+    step = max(1, _CHUNK_CELLS // block)
+    offsets = np.arange(block)
+    for s in range(0, rows.size, step):
+        r, b = rows[s : s + step], first[s : s + step]
+        at = b[:, None] * block + offsets[None, :]
+        inside = at < w
+        at = np.minimum(at, w - 1)
+        cum = np.cumsum(counts[r[:, None], window.clusters[at]] * inside, axis=1, dtype=np.int64)
+        cum += before[s : s + step, None]
+        k = (cum >= target[r, None]).argmax(axis=1)
+        out[r] = window.values[b * block + k]
+    _recount(counts, window, target, total, out, ok)
+    return out
+
+
+def _recount(
+    counts: NDArray[np.int8],
+    window: _Window,
+    target: I64,
+    total: I64,
+    out: F64,
+    ok: NDArray[np.bool_],
+) -> None:
     for r in np.flatnonzero(~ok & (total > 0)):  # rare: the quantile left its window
         full = np.cumsum(counts[r, window.all_clusters], dtype=np.int64)
         out[r] = window.all_values[int(np.searchsorted(full, target[r]))]
-    return out

@@ -113,6 +113,11 @@ class GateTables:
         table = pq.read_table(records, columns=[c for c in record_columns(spec) if c in names])
         return cls(con, table)
 
+    def release_records(self) -> None:
+        """Let the records go once the frame and the validity checks have read them (the frame
+        keeps its ids, clusters and slice codes; a million records' maps need not stay)."""
+        self.records = self.records.schema.empty_table()
+
     def close(self) -> None:
         self.con.close()
 
@@ -347,19 +352,25 @@ def build_frame(scores: pa.Table, responses: pa.Table, records: pa.Table, spec: 
 
 def frame_of(tables: GateTables, spec: Spec) -> Frame:
     """`build_frame` over `GateTables`: responses and scores read from DuckDB as needed."""
-    records = tables.records.sort_by("record_id")
-    ids = records["record_id"].combine_chunks()
+    records = tables.records
+    # (each column read in record_id order; the records' maps are not copied into that order)
+    order = pc.sort_indices(records["record_id"])
+
+    def sorted_values(column: str) -> pa.ChunkedArray:
+        return column_values(records, column).take(order)
+
+    ids = records["record_id"].take(order).combine_chunks()
     n = len(ids)
     arm_names = ["baseline", *(c.name for c in spec.candidates)]
 
     if spec.gate.cluster:
-        keys = column_values(records, spec.gate.cluster)
+        keys = sorted_values(spec.gate.cluster)
         keys = pc.if_else(pc.is_null(keys), pc.binary_join_element_wise("\x00", ids, ""), keys)
         cluster = np.asarray(pc.rank(keys, sort_keys="ascending", tiebreaker="dense"), np.int64) - 1
     else:
         cluster = np.arange(n, dtype=np.int64)
-    slices = {col: _codes(column_values(records, col)) for col in spec.gate.slices}
-    sha = records["request_sha256"]
+    slices = {col: _codes(sorted_values(col)) for col in spec.gate.slices}
+    sha = records["request_sha256"].take(order)
     sha = pc.if_else(pc.is_null(sha), pc.binary_join_element_wise("\x00", ids, ""), sha)
     _, first = np.unique(np.asarray(pc.rank(sha, tiebreaker="dense")), return_index=True)
     distinct = np.zeros(n, dtype=bool)

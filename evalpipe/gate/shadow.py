@@ -768,6 +768,7 @@ def gate_tables(
     frame = frame_of(tables, spec)
     floor = _aa_floor(tables.con)
     scoring = scoring_validity(tables.con, tables.records, spec)
+    tables.release_records()
     all_rows: list[MetricRow] = []
     verdicts = []
     for cand in spec.candidates:

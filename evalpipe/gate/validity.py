@@ -125,28 +125,43 @@ _NORMALISE_ROWS: Final = 100_000
 """Outputs normalised at a time (each step of `_normalise` copies the text)."""
 
 
+_MERGE_ROWS: Final = 1_000_000
+"""Distinct texts counted per batch that are held before they are merged into the totals (a
+merge per batch re-grouped every distinct text so far: quadratic in a run's size)."""
+
+
 def _value_counts(
     batches: Iterable[pa.Array | pa.ChunkedArray],
 ) -> tuple[int, pa.Array, NDArray[np.int64]]:
     """(non-null texts, distinct normalised texts, how often each occurs), the texts read a
-    batch and normalised `_NORMALISE_ROWS` at a time, the counts merged as they come."""
+    batch and normalised `_NORMALISE_ROWS` at a time, the counts merged when the held ones
+    reach the totals' size (or `_MERGE_ROWS`)."""
     total = 0
     acc: pa.Table | None = None
+    pending: list[pa.Table] = []
+    held = 0
+
+    def merge() -> pa.Table:
+        parts = ([] if acc is None else [acc]) + pending
+        schema = parts[0].schema
+        merged = pa.concat_tables([p.cast(schema) for p in parts])
+        return (
+            merged.group_by("values")
+            .aggregate([("counts", "sum")])
+            .rename_columns(["values", "counts"])
+        )
+
     for batch in batches:
         valid = pc.drop_null(batch)
         total += len(valid)
         for start in range(0, len(valid), _NORMALISE_ROWS):
             counts = pc.value_counts(_normalise(valid.slice(start, _NORMALISE_ROWS)))
-            part = pa.Table.from_batches([pa.RecordBatch.from_struct_array(counts)])
-            if acc is None:
-                acc = part
-                continue
-            acc = (
-                pa.concat_tables([acc, part.cast(acc.schema)])
-                .group_by("values")
-                .aggregate([("counts", "sum")])
-                .rename_columns(["values", "counts"])
-            )
+            pending.append(pa.Table.from_batches([pa.RecordBatch.from_struct_array(counts)]))
+            held += pending[-1].num_rows
+            if held >= max(_MERGE_ROWS, 0 if acc is None else acc.num_rows):
+                acc, pending, held = merge(), [], 0
+    if pending:
+        acc = merge()
     if acc is None:
         return 0, pa.array([], pa.string()), np.zeros(0, dtype=np.int64)
     return total, acc["values"].combine_chunks(), np.asarray(acc["counts"], dtype=np.int64)

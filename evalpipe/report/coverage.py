@@ -11,7 +11,7 @@ import pyarrow as pa
 from evalpipe.spec import Spec
 from evalpipe.tables import ARMS_LOGGED
 
-__all__ = ["ArmCoverage", "arm_coverage", "arm_order"]
+__all__ = ["ArmCoverage", "arm_coverage", "arm_coverage_in", "arm_order"]
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ SELECT arm,
        quantile_cont(latency_ms, 0.5) FILTER (WHERE status = 'ok') AS latency_p50_ms,
        coalesce(list(DISTINCT response_model ORDER BY response_model)
                 FILTER (WHERE response_model IS NOT NULL), []) AS models
-FROM responses
+FROM responses_all
 GROUP BY arm
 ORDER BY arm
 """
@@ -74,7 +74,7 @@ def arm_coverage(responses: pa.Table, spec: Spec) -> list[ArmCoverage]:
     """One entry per arm present in the responses, in `arm_order`."""
     with duckdb.connect() as con:
         con.register(
-            "responses",
+            "responses_all",
             responses.select(
                 [
                     "arm",
@@ -88,7 +88,13 @@ def arm_coverage(responses: pa.Table, spec: Spec) -> list[ArmCoverage]:
                 ]
             ),
         )
-        rows: list[dict[str, Any]] = con.sql(_SQL).to_arrow_table().to_pylist()
+        return arm_coverage_in(con, spec)
+
+
+def arm_coverage_in(con: duckdb.DuckDBPyConnection, spec: Spec) -> list[ArmCoverage]:
+    """`arm_coverage` of the view `responses_all` in `con` (a run's Parquet files, read in
+    place: counted out of core, no response held)."""
+    rows: list[dict[str, Any]] = con.sql(_SQL).to_arrow_table().to_pylist()
     by_arm = {r["arm"]: r for r in rows if r["arm"] is not None}
     out = []
     for arm in arm_order(spec, list(by_arm)):

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from evalpipe.gate.numbers import finite
 
-__all__ = ["ArmMoney", "Breakdown", "BreakdownRow", "Money", "money"]
+__all__ = ["ArmMoney", "Breakdown", "BreakdownRow", "Money", "money", "money_in"]
 
 DAYS_PER_MONTH: Final = 30
 GROUPS_SHOWN: Final = 20
@@ -99,6 +99,29 @@ def money(
         extra_logged: requests production served in the window that the run did not keep
             (sampled out, duplicates); they count towards the volume.
     """
+    with duckdb.connect() as con:
+        con.register(
+            "responses_all",
+            responses.select(
+                ["record_id", "arm", "repeat", "status", "cost_usd", "latency_ms", "ttft_ms"]
+            ),
+        )
+        return money_in(
+            con, records, arms=arms, slice_columns=slice_columns, extra_logged=extra_logged
+        )
+
+
+def money_in(
+    con: duckdb.DuckDBPyConnection,
+    records: pa.Table,
+    *,
+    arms: list[str],
+    slice_columns: list[str],
+    extra_logged: int = 0,
+) -> Money:
+    """`money` of the responses in the view `responses_all` of `con` (a run's Parquet files,
+    read in place: joined and ranked by DuckDB within its memory limit, no response held);
+    `records` needs only record_id, timestamp and attributes."""
     frame, names = _frame(records, slice_columns)
     logged = records.num_rows + max(extra_logged, 0)
     days = per_day = None
@@ -107,37 +130,39 @@ def money(
         if lo is not None and hi is not None:
             days = (hi - lo).total_seconds() / 86400
             per_day = logged / days if days >= _MIN_WINDOW_DAYS else None
-    resp = responses.select(
-        ["record_id", "arm", "repeat", "status", "cost_usd", "latency_ms", "ttft_ms"]
-    )
     g = [f"g{k}" for k in range(len(names))]
-    with duckdb.connect() as con:
-        con.register("recs", frame)
-        con.register("resp", resp)
-        con.register("arms", pa.table({"arm": arms}))
+    con.register("money_recs", frame)
+    con.register("money_arms", pa.table({"arm": arms}))
+    try:
         con.sql(
-            "CREATE TEMP TABLE x AS SELECT resp.arm, resp.cost_usd, resp.latency_ms, resp.ttft_ms, "
+            "CREATE TEMP TABLE money_x AS SELECT resp.arm, resp.cost_usd, resp.latency_ms, "
+            "resp.ttft_ms, "
             + ", ".join(f"recs.{c}" for c in g)
-            + " FROM resp JOIN recs USING (record_id) SEMI JOIN arms USING (arm)"
-            " WHERE resp.status = 'ok' AND resp.repeat = 0"
+            + " FROM (SELECT record_id, arm, cost_usd, latency_ms, ttft_ms FROM responses_all"
+            " WHERE status = 'ok' AND repeat = 0) resp JOIN money_recs recs USING (record_id)"
+            " SEMI JOIN money_arms USING (arm)"
         )
         stats = con.sql(
             "SELECT arm, count(*) AS n, avg(cost_usd) AS cost,"
             " quantile_cont(latency_ms, [0.5, 0.95, 0.99]) AS lat,"
             " quantile_cont(ttft_ms, [0.5, 0.95, 0.99]) AS ttft, count(ttft_ms) AS n_ttft"
-            " FROM x GROUP BY arm ORDER BY arm"
+            " FROM money_x GROUP BY arm ORDER BY arm"
         ).to_arrow_table()
         by_group = []
         for c in g:
             counts = con.sql(
-                f"SELECT coalesce({c}, '(none)') AS v, count(*) AS n FROM recs GROUP BY v "
+                f"SELECT coalesce({c}, '(none)') AS v, count(*) AS n FROM money_recs GROUP BY v "
                 "ORDER BY n DESC, v"
             ).to_arrow_table()
             costs = con.sql(
-                f"SELECT arm, coalesce({c}, '(none)') AS v, avg(cost_usd) AS cost FROM x "
+                f"SELECT arm, coalesce({c}, '(none)') AS v, avg(cost_usd) AS cost FROM money_x "
                 "GROUP BY arm, v ORDER BY arm, v"
             ).to_arrow_table()
             by_group.append((counts.to_pylist(), costs.to_pylist()))
+    finally:
+        con.execute("DROP TABLE IF EXISTS money_x")
+        con.unregister("money_recs")
+        con.unregister("money_arms")
     by_arm = {r["arm"]: r for r in stats.to_pylist()}
     out_arms = []
     for arm in arms:

@@ -13,14 +13,14 @@ import orjson
 import pyarrow as pa
 
 from evalpipe.gate.verdict import GateResult
-from evalpipe.report.coverage import arm_coverage
+from evalpipe.report.coverage import arm_coverage, arm_coverage_in
 from evalpipe.report.document import build_verdict, validate_verdict
 from evalpipe.report.examples import pick_examples, pick_examples_from
 from evalpipe.report.figures import flagged_slices
 from evalpipe.report.html import INDEX_NAME, ExampleGroup, page_data, render_page, render_runs
 from evalpipe.report.judges import judge_reliability
 from evalpipe.report.junit import render_junit
-from evalpipe.report.money import money
+from evalpipe.report.money import money, money_in
 from evalpipe.report.summary import render_summary
 from evalpipe.spec import Spec
 from evalpipe.tables import ARMS_LOGGED
@@ -69,7 +69,7 @@ def write_report(
     gate: GateResult,
     spec: Spec,
     records: pa.Table,
-    responses: pa.Table,
+    responses: pa.Table | None,
     scores: pa.Table,
     manifest: dict[str, Any],
     examples_from: duckdb.DuckDBPyConnection | None = None,
@@ -83,9 +83,10 @@ def write_report(
         records, responses, scores: the run's tables (tables.RECORDS, RESPONSES, SCORES).
         manifest: the run's manifest (run id, created, counts, cost, timings, versions).
         examples_from: a connection whose views `scores_all`, `responses_all`, `records_all`
-            hold the whole run (its Parquet files): examples are picked there, and `scores`
-            need then hold only the judges' rows, `records` and `responses` only the columns
-            the figures read (what `pipeline.report_run` passes for a large run).
+            hold the whole run (its Parquet files): examples are picked there and coverage and
+            money counted there (out of core), `responses` may then be None, `scores` need
+            hold only the judges' rows and `records` only the columns the figures read (what
+            `pipeline.report_run` passes for a large run).
 
     Returns:
         The paths of the four files.
@@ -95,7 +96,12 @@ def write_report(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    coverage = arm_coverage(responses, spec)
+    if examples_from is not None:
+        coverage = arm_coverage_in(examples_from, spec)
+    elif responses is not None:
+        coverage = arm_coverage(responses, spec)
+    else:
+        raise ValueError("write_report needs `responses` or `examples_from`")
     doc = build_verdict(gate, spec, manifest, coverage=coverage, records=records)
     validate_verdict(doc)
     shown = gate.candidates
@@ -106,6 +112,7 @@ def write_report(
             examples_from, names, gate=gate.table, limit=limit, slice_columns=slices, redact=redact
         )
     else:
+        assert responses is not None
         worst, best = pick_examples(
             names,
             gate=gate.table,
@@ -126,13 +133,24 @@ def write_report(
         for k in ("sampled_out", "duplicates_dropped")
         if isinstance(counts.get(k), int)
     )
-    figures = money(
-        records,
-        responses,
-        arms=[c.arm for c in coverage if c.arm != ARMS_LOGGED],
-        slice_columns=_slice_columns(spec),
-        extra_logged=extra,
-    )
+    shown_arms = [c.arm for c in coverage if c.arm != ARMS_LOGGED]
+    if examples_from is not None:
+        figures = money_in(
+            examples_from,
+            records,
+            arms=shown_arms,
+            slice_columns=_slice_columns(spec),
+            extra_logged=extra,
+        )
+    else:
+        assert responses is not None
+        figures = money(
+            records,
+            responses,
+            arms=shown_arms,
+            slice_columns=_slice_columns(spec),
+            extra_logged=extra,
+        )
     page = page_data(
         gate=gate,
         spec=spec,

@@ -99,3 +99,28 @@ def test_seeded_rng_is_a_function_of_seed_and_purpose() -> None:
     assert np.array_equal(a, seeded_rng(1, "bootstrap", "cand").random(3))
     assert not np.array_equal(a, seeded_rng(2, "bootstrap", "cand").random(3))
     assert not np.array_equal(a, seeded_rng(1, "bootstrap", "other").random(3))
+
+
+@pytest.mark.parametrize(
+    ("n", "clusters", "percent", "block"),
+    [(60_000, 40, 50, 500), (60_000, 40, 95, 777), (20_000, 3, 99, 64), (3_000, 2_000, 50, 7)],
+)
+def test_block_quantile_equals_the_scan(n: int, clusters: int, percent: int, block: int) -> None:
+    """Few large clusters make the window about as wide as the run: the weights are summed a
+    block at a time first, and the quantile of every replicate is the scan's, exactly."""
+    from evalpipe.gate import bootstrap as bs
+
+    rng = np.random.default_rng(n + clusters)
+    codes = rng.integers(0, clusters, n)
+    values = rng.gamma(2.0, 100.0, n).round(0)  # (ties)
+    sizes = np.bincount(codes, minlength=clusters).astype(np.float64)
+    window, below_cluster = bs._window(values, codes, clusters, percent, sizes)
+    counts = bs.poisson_counts(bs.seeded_rng(7, "test"), (150, clusters))
+    below = np.rint(counts.astype(np.float64) @ below_cluster).astype(np.int64)
+    total = np.rint(counts.astype(np.float64) @ sizes).astype(np.int64)
+
+    scan = bs._scan_quantile(counts, window, below, total)
+    blocks = bs._block_quantile(counts, window, below, total, block)
+
+    assert np.array_equal(scan, blocks, equal_nan=True)
+    assert np.isfinite(scan).mean() > 0.9

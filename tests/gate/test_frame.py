@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -110,3 +111,31 @@ def test_gate_over_parquet_equals_gate_in_memory(tmp_path: Path) -> None:
     assert out_of_core.candidates == in_memory.candidates
     assert out_of_core.table.equals(in_memory.table)
     assert {c.verdict for c in in_memory.candidates} >= {"NO-GO"}
+
+
+def test_files_are_read_within_duckdbs_memory_and_the_records_let_go(tmp_path: Path) -> None:
+    """DuckDB holds at most GATE_MEMORY_LIMIT of a run's files (it spills to the temporary
+    folder beyond), and once the frame and the validity checks have read the records the gate
+    does not keep them (a million records' maps are ~250 MB)."""
+    from evalpipe.gate.frame import GATE_MEMORY_LIMIT
+
+    run = _synth()
+    tables = _on_disk(tmp_path, run)
+    try:
+        ((limit, spill),) = tables.con.execute(
+            "SELECT current_setting('memory_limit'), current_setting('temp_directory')"
+        ).fetchall()
+        assert limit == _memory_limit({"memory_limit": GATE_MEMORY_LIMIT}) != _memory_limit({})
+        assert spill.endswith("evalpipe-duckdb")
+        assert tables.records.num_rows == run.records.num_rows
+        gate_tables(tables, run.spec, run_id="r")
+        assert tables.records.num_rows == 0
+    finally:
+        tables.close()
+
+
+def _memory_limit(config: dict[str, str]) -> str:
+    """DuckDB's memory_limit setting as it shows it, on a connection opened with `config`."""
+    with duckdb.connect(config=config) as con:
+        ((limit,),) = con.execute("SELECT current_setting('memory_limit')").fetchall()
+    return str(limit)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -73,3 +74,23 @@ def test_texts_in_batches_give_the_same_shares(monkeypatch: pytest.MonkeyPatch) 
     batches = [whole.slice(s, 101) for s in range(0, len(whole), 101)]
     assert collapse_share(batches) == collapse_share(whole) > 0.5
     assert injection_share(batches) == injection_share(whole) > 0
+
+
+def test_counts_merged_now_and_then_equal_the_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An arm's texts come in batches; their counts are merged when enough are held (not after
+    every batch: that re-grouped all texts so far each time), with the same totals."""
+    from evalpipe.gate import validity
+
+    rng = np.random.default_rng(3)
+    texts = [f"Answer  {int(i)}" if i % 7 else None for i in rng.integers(0, 400, 5000)]
+    whole = validity._value_counts([pa.array(texts, pa.string())])
+    monkeypatch.setattr(validity, "_NORMALISE_ROWS", 64)
+    monkeypatch.setattr(validity, "_MERGE_ROWS", 100)
+    batches = [pa.array(texts[i : i + 300], pa.string()) for i in range(0, len(texts), 300)]
+    total, values, counts = validity._value_counts(batches)
+
+    assert total == whole[0] == sum(t is not None for t in texts)
+    assert dict(zip(values.to_pylist(), counts.tolist(), strict=True)) == dict(
+        zip(whole[1].to_pylist(), whole[2].tolist(), strict=True)
+    )
+    assert validity.collapse_share(batches) == validity.collapse_share(pa.array(texts))

@@ -6,6 +6,7 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pyarrow.compute as pc
 import pytest
 
 from evalpipe.report import ReportPaths, validate_verdict, write_report, write_runs_index
@@ -279,3 +280,72 @@ def test_page_names_the_eval_sets_replayed(run: HandRun, tmp_path: Path) -> None
     html = write_report(tmp_path, **{**run.kwargs(), "manifest": manifest}).index_html.read_text()
     assert "Eval sets" in html and "demo_edge_cases (30 cases)" in html
     assert "Eval sets" not in write_report(tmp_path / "b", **run.kwargs()).index_html.read_text()
+
+
+def test_a_large_run_is_counted_in_duckdb_not_held(synth_run: SynthRun, tmp_path: Path) -> None:
+    """With `examples_from` (what pipeline.report_run passes), coverage and money are counted
+    over the run's Parquet files in DuckDB and no responses table is handed in: the same report
+    as from the whole tables."""
+    import duckdb
+    import pyarrow.parquet as pq
+
+    from evalpipe.report.coverage import arm_coverage, arm_coverage_in
+    from evalpipe.report.money import money, money_in
+
+    run = synth_run
+    kwargs = {"gate": run.gate, "spec": run.spec, "manifest": run.manifest}
+    tables = {"records": run.records, "responses": run.responses, "scores": run.scores}
+    whole = write_report(tmp_path / "whole", **kwargs, **tables)  # type: ignore[arg-type]
+    with duckdb.connect() as con:
+        for name, table in (
+            ("records", run.records),
+            ("responses", run.responses),
+            ("scores", run.scores),
+        ):
+            folder = tmp_path / name
+            folder.mkdir()
+            half = table.num_rows // 2  # two part files, as replay and score write them
+            pq.write_table(table.slice(half), folder / "part-00000.parquet")
+            pq.write_table(table.slice(0, half), folder / "part-00001.parquet")
+            con.execute(
+                f"CREATE VIEW {name}_all AS SELECT * FROM read_parquet('{folder}/part-*.parquet')"
+            )
+        # (sums over the part files in another order: equal up to the last bits)
+        assert _rounded(arm_coverage_in(con, run.spec)) == _rounded(
+            arm_coverage(run.responses, run.spec)
+        )
+        arms = ["baseline", "claude-haiku", "gpt-4.1-mini", "nano-fast"]
+        options = {"arms": arms, "slice_columns": ["tenant", "feature"]}
+        got = money_in(con, run.records, **options)  # type: ignore[arg-type]
+        assert _rounded(got) == _rounded(money(run.records, run.responses, **options))  # type: ignore[arg-type]
+        assert got.arms[0].answered > 0 and got.breakdowns
+        paths = write_report(
+            tmp_path / "lean",
+            **kwargs,  # type: ignore[arg-type]
+            records=run.records.select(["record_id", "timestamp", "attributes", "labels"]),
+            responses=None,
+            scores=run.scores.filter(pc.equal(run.scores["kind"], "judge")),
+            examples_from=con,
+        )
+    for a, b in ((whole.verdict_json, paths.verdict_json), (whole.summary_md, paths.summary_md)):
+        assert _stable(a.read_text()) == _stable(b.read_text().replace("/lean/", "/whole/"))
+
+
+def _rounded(obj: object) -> object:
+    """Dataclasses as dicts, floats to 12 significant digits."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return _rounded(dataclasses.asdict(obj))
+    if isinstance(obj, dict):
+        return {k: _rounded(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_rounded(v) for v in obj]
+    return float(f"{obj:.12g}") if isinstance(obj, float) else obj
+
+
+def _stable(text: str) -> str:
+    """A report file without its generation time."""
+    import re
+
+    return re.sub(r"\d\d \w{3} \d{4}, \d\d:\d\d UTC|\"generated\": \"[^\"]*\"", "", text)

@@ -5,10 +5,12 @@ scores only the partitions not committed yet."""
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -108,3 +110,33 @@ def test_resume_scores_only_the_missing_partitions(
     assert sorted(run.scored_parts()) == [0, 1, 2, 3]
     assert run.stage_done("score")
     assert run.read_scores().sort_by(KEYS).equals(_whole(run).sort_by(KEYS))
+
+
+def test_judge_sample_is_drawn_once_from_lean_columns(
+    fake_provider: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Partitions scoring side by side wait for one draw of the judge's sample (each drawing
+    its own held the run's records once per thread: 5 GB at a million records), and the draw
+    reads the records' slice values, not their attribute and label maps."""
+    from evalpipe.score import judges
+
+    run = _replayed(tmp_path, monkeypatch)
+    judge = run.spec.judges[0]
+    frame = pipeline._sample_frame(run)
+    assert frame.column_names == ["record_id", "feature", "tenant"]  # no maps held
+    whole = judges.judge_sample(run.read_records(), judge, run.spec)
+    assert judges.judge_sample(frame, judge, run.spec).equals(whole)
+
+    real, drawn = judges.judge_sample, []
+
+    def slow_draw(*args: object, **kwargs: object) -> pa.Array:
+        drawn.append(1)
+        time.sleep(0.3)  # (the other partitions' threads arrive while it draws)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(judges, "judge_sample", slow_draw)
+    pipeline.score_run(run)  # 4 partitions with a judge: side by side in threads
+
+    assert len(drawn) == 1
+    sample = pq.read_table(run.scores_dir / "sample-helpfulness.parquet")["record_id"]
+    assert sample.combine_chunks().equals(whole)
