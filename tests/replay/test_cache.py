@@ -10,12 +10,23 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
 from evalpipe.replay.cache import CLAIMS_ENV, ResponseCache, request_key
+
+T = TypeVar("T")
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run` on a thread of its own (a sync Playwright session elsewhere in the suite
+    leaves an event loop running on the main thread)."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 def _key(i: int) -> str:
@@ -79,10 +90,8 @@ def test_a_second_claimant_waits_for_the_first_answer(tmp_path: Path) -> None:
         first.put(key, {"output_text": "bought once"})
         return await asyncio.wait_for(waiting, 5)
 
-    assert asyncio.run(scenario()) == {"output_text": "bought once"}
-    assert asyncio.run(ResponseCache(tmp_path / "cache").claim(key)) == {
-        "output_text": "bought once"
-    }
+    assert _run(scenario()) == {"output_text": "bought once"}
+    assert _run(ResponseCache(tmp_path / "cache").claim(key)) == {"output_text": "bought once"}
 
 
 def test_a_failed_request_passes_its_claim_to_the_waiter(tmp_path: Path) -> None:
@@ -96,7 +105,7 @@ def test_a_failed_request_passes_its_claim_to_the_waiter(tmp_path: Path) -> None
         first.unclaim(key)  # its request failed: nothing to wait for
         return await asyncio.wait_for(waiting, 5)
 
-    assert asyncio.run(scenario()) is None  # the waiter now buys it itself
+    assert _run(scenario()) is None  # the waiter now buys it itself
     second.unclaim(key)
 
 
@@ -107,7 +116,7 @@ def test_write_only_never_waits(tmp_path: Path) -> None:
     async def scenario() -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         return await first.claim(_key(3)), await asyncio.wait_for(fresh.claim(_key(3)), 1)
 
-    assert asyncio.run(scenario()) == (None, None)
+    assert _run(scenario()) == (None, None)
 
 
 _HOLDER = """
@@ -148,7 +157,7 @@ def test_across_processes_the_waiter_gets_the_other_process_answer(
     holder = _holder(tmp_path, key, 1.0, "answer")
     assert (tmp_path / "cache" / key[:2] / f"{key}.claim").exists()
     started = time.monotonic()
-    got = asyncio.run(ResponseCache(tmp_path / "cache").claim(key))
+    got = _run(ResponseCache(tmp_path / "cache").claim(key))
     assert got == {"output_text": "from the other process"}
     assert time.monotonic() - started > 0.5  # it waited for the answer
     assert holder.wait(10) == 0
@@ -165,7 +174,7 @@ def test_a_dead_process_claim_is_taken_over_at_once(
     holder.wait(10)
     assert (tmp_path / "cache" / key[:2] / f"{key}.claim").exists()
     cache = ResponseCache(tmp_path / "cache")
-    assert asyncio.run(asyncio.wait_for(cache.claim(key), 2)) is None  # ours now
+    assert _run(asyncio.wait_for(cache.claim(key), 2)) is None  # ours now
     cache.unclaim(key)
     assert not (tmp_path / "cache" / key[:2] / f"{key}.claim").exists()
 
