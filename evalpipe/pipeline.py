@@ -403,16 +403,33 @@ def _replay_losses(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
 _score_budgets: dict[tuple[str, str], Budget] = {}
 
 
+def _score_spent(run: Run) -> float:
+    """What the run spent before its judges' pending partitions: replay, plus the partitions
+    scored before (their part files' footers)."""
+    replay = run.manifest().get("cost_usd", {})
+    spent = float(replay.get("replay", replay.get("total")) or 0.0)
+    return spent + sum(run.scored_parts().values())
+
+
 def _score_budget(run: Run) -> Budget:
     """The judges' one budget, shared by the partitions scoring in this process: what replay
-    spent plus what the partitions scored before spent (their part files' footers)."""
+    spent plus what the partitions scored before spent (their part files' footers).
+
+    When the partitions score in several processes (Dask, Ray: `SHARED_LIMITS`), every process
+    reserves from the run's ledger, as replay's do, and counts the judges' rpm/tpm there too.
+    """
     key = (str(run.root), run.run_id)
     with _budgets_lock:
         if key not in _score_budgets:
-            replay = run.manifest().get("cost_usd", {})
-            spent = float(replay.get("replay", replay.get("total")) or 0.0)
-            spent += sum(run.scored_parts().values())
-            _score_budgets[key] = Budget(run.spec.budget_usd, spent)
+            if _shared_limits(run):
+                from evalpipe.replay.ledger import LEDGER_FILE, LedgerBudget
+                from evalpipe.replay.limits import share_limits
+
+                ledger = run.path(LEDGER_FILE)
+                share_limits(run.run_id, ledger)
+                _score_budgets[key] = LedgerBudget(ledger, run.spec.budget_usd, _score_spent(run))
+            else:
+                _score_budgets[key] = Budget(run.spec.budget_usd, _score_spent(run))
         return _score_budgets[key]
 
 
@@ -556,7 +573,9 @@ def finish_score(run: Run, seconds: float | None = None) -> int:
     """After every partition: the judges' spend into the manifest, mark score done; returns the
     number of score rows."""
     with _budgets_lock:
-        _score_budgets.pop((str(run.root), run.run_id), None)
+        budget = _score_budgets.pop((str(run.root), run.run_id), None)
+        if budget is not None:
+            budget.close()
         for key in [k for k in _samples if k[:2] == (str(run.root), run.run_id)]:
             del _samples[key]
     parts = run.scored_parts()
@@ -571,9 +590,17 @@ def finish_score(run: Run, seconds: float | None = None) -> int:
 
 
 def score_partitions(run: Run) -> list[int]:
-    """Partitions still to score (every partition of the records not committed yet)."""
+    """Partitions still to score (every partition of the records not committed yet).
+
+    Called once by whoever schedules the partitions, before any starts: when they share the
+    run's ledger, reservations a crashed earlier attempt left there are dropped.
+    """
     if run.stage_done("score"):
         return []
+    if _shared_limits(run):
+        from evalpipe.replay.ledger import LEDGER_FILE, clear_reservations
+
+        clear_reservations(run.path(LEDGER_FILE), _score_spent(run))
     done = run.scored_parts()
     return [p for p in _partition_numbers(run)[0] if p not in done]
 

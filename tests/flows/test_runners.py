@@ -12,6 +12,7 @@ import httpx
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -60,8 +61,47 @@ def dask_address(fake_provider: str) -> Iterator[str]:
 def _flow_run(spec_path: Path, runner: Any) -> Run:
     from evalpipe.flows import shadow_eval
 
-    state = shadow_eval.with_options(task_runner=runner)(str(spec_path))
-    return open_run(load_spec(spec_path), str(state["run_id"]))
+    state = shadow_eval.with_options(task_runner=runner)(str(spec_path), return_state=True)
+    run = open_run(load_spec(spec_path), str(state.result()["run_id"]))
+    _flow_runs[run.run_id] = state.state_details.flow_run_id
+    return run
+
+
+_flow_runs: dict[str, Any] = {}
+"""Each run's Prefect flow run id, by run id (`_flow_run`)."""
+
+
+def _task_runs(run: Run) -> dict[str, int]:
+    """Task runs Prefect recorded in the run's flow run, by task name (a mapped task's runs are
+    named `<task>-<n>`) → how many."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    flow_run = FlowRunFilter(id=FlowRunFilterId(any_=[_flow_runs[run.run_id]]))
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=flow_run)
+    out: dict[str, int] = {}
+    for task_run in runs:
+        name = task_run.name.rsplit("-", 1)[0]
+        out[name] = out.get(name, 0) + 1
+    return out
+
+
+def _assert_partitioned_on_the_runner(run: Run) -> None:
+    """Replay and score ran as one task per partition (3), each stage finished once in the
+    flow; the judge's anchor set was judged once, with partition 0."""
+    tasks = _task_runs(run)
+    assert tasks["replay-partition"] == 3
+    assert tasks["score-partition"] == 3
+    assert tasks["finish-score"] == 1
+    assert "score" not in tasks  # the whole stage as one task
+    anchors = {
+        p: pc.sum(pc.equal(pq.read_table(p, columns=["arm"])["arm"], "anchor")).as_py() or 0
+        for p in sorted(run.scores_dir.glob("part-*.parquet"))
+    }
+    assert len(anchors) == 3
+    first, *rest = anchors.values()
+    assert first > 0 and rest == [0, 0]
 
 
 def _tables(run: Run) -> dict[str, pa.Table]:
@@ -155,6 +195,8 @@ def test_a_run_on_dask_equals_the_default_runners(
     assert manifest["partition_size"] == 40
     assert manifest["coverage"]["baseline"]["cache_hits"] == 0  # replayed, not read back
     assert _workers_that_replayed(dask_address, run.run_id) >= 2
+    assert _workers_that_scored(dask_address, run.run_id) >= 2
+    _assert_partitioned_on_the_runner(run)
     _assert_same_run(expected, run)
 
 
@@ -174,6 +216,7 @@ def test_a_run_on_ray_equals_the_default_runners(
     manifest = run.manifest()
     assert manifest[pipeline.SHARED_LIMITS] is True
     assert manifest["coverage"]["baseline"]["cache_hits"] == 0
+    _assert_partitioned_on_the_runner(run)
     _assert_same_run(expected, run)
 
 
@@ -188,6 +231,20 @@ def _workers_that_replayed(address: str, run_id: str) -> int:
 
     with Client(address) as client:
         seen = client.run(_replayed_here, run_id)
+    return sum(bool(v) for v in seen.values())
+
+
+def _scored_here(run_id: str) -> bool:
+    return any(key[1] == run_id for key in pipeline._score_budgets)
+
+
+def _workers_that_scored(address: str, run_id: str) -> int:
+    """Worker processes of the cluster that scored partitions of `run_id` (each keeps the
+    judges' budget, as `_workers_that_replayed`)."""
+    from distributed import Client
+
+    with Client(address) as client:
+        seen = client.run(_scored_here, run_id)
     return sum(bool(v) for v in seen.values())
 
 
