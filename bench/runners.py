@@ -12,6 +12,8 @@ process, `--latency-ms`). Each run has a store of its own (a cold cache: every r
 - `ratio` = seconds / reference_seconds; `verdict_identical`: the two verdict.json equal but for
   the run id, times, spec hash (the stores differ) and the latency metrics (timings), whose
   paths are listed in `differences` when anything else differs.
+- `dask_tasks`: per Prefect task of the Dask run (`replay-partition`, `score-partition`, …): how
+  many ran, their summed run time, and the span from the first's start to the last's end.
 
     python bench/runners.py [--records 100000] [--workers 2] [--latency-ms 5]
 """
@@ -75,6 +77,34 @@ def _differences(a: Any, b: Any, at: str = "") -> list[str]:
     return [] if a == b else [at]
 
 
+def _task_runs(flow_run_id: Any) -> dict[str, dict[str, float]]:
+    """The flow run's task runs as Prefect recorded them, by task (a mapped task's runs are
+    named `<task>-<n>`): how many, their summed run time, and the span from the first's start
+    to the last's end (seconds)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), limit=10_000
+        )
+    by: dict[str, list[Any]] = {}
+    for r in runs:
+        by.setdefault(r.name.rsplit("-", 1)[0], []).append(r)
+    out = {}
+    for name, group in sorted(by.items()):
+        starts = [r.start_time for r in group if r.start_time]
+        ends = [r.end_time for r in group if r.end_time]
+        out[name] = {
+            "n": len(group),
+            "run_seconds": round(sum(r.total_run_time.total_seconds() for r in group), 2),
+            "span_seconds": round((max(ends) - min(starts)).total_seconds(), 2)
+            if starts and ends
+            else 0.0,
+        }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
@@ -122,9 +152,12 @@ def main() -> None:
                 cluster_start = time.perf_counter() - started
                 runner = task_runner("dask", cluster.scheduler_address)
                 started = time.perf_counter()
-                state = shadow_eval.with_options(task_runner=runner)(str(spec_path))
+                state = shadow_eval.with_options(task_runner=runner)(
+                    str(spec_path), return_state=True
+                )
                 seconds = time.perf_counter() - started
-        dask_run = open_run(load_spec(spec_path), str(state["run_id"]))
+                tasks = _task_runs(state.state_details.flow_run_id)
+        dask_run = open_run(load_spec(spec_path), str(state.result()["run_id"]))
         got = _verdict(dask_run.path("verdict.json"))
         differences = _differences(expected, got)
         print(
@@ -143,6 +176,7 @@ def main() -> None:
                     "dask_verdict": dask_run.manifest()["verdict"],
                     "verdict_identical": not differences,
                     "differences": differences[:20],
+                    "dask_tasks": tasks,
                     "stage_seconds": {
                         "default": run.manifest().get("timings"),
                         "dask": dask_run.manifest().get("timings"),

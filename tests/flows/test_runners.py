@@ -3,6 +3,7 @@ runner's, and one budget for the whole run however many worker processes replay 
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -283,6 +284,34 @@ def test_four_dask_workers_share_one_budget_and_buy_whole_pairs(
     assert spent >= cap / 2
 
 
+def test_four_dask_workers_share_one_budget_for_the_judges_too(
+    dask_address: str, prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """200 records scored in 4 partitions on 4 worker processes, the judge on every record, a cap
+    worth replay and a quarter of the judge's calls: each worker with a judge budget of its own
+    would spend up to a quarter each, all of it together."""
+    monkeypatch.setattr(pipeline, "PARTITION_SIZE", 50)
+    judge = yaml.safe_load((DEMO / "eval.yaml").read_text())["judges"][0]
+    judge.pop("sample")
+    reference = open_run(load_spec(_spec(tmp_path / "reference", n=200, judges=[judge])))
+    run_in_process(reference, reports=str(tmp_path / "reports"))
+    costs = reference.manifest()["cost_usd"]
+    quarter = costs["judges"] / 4
+    cap = round(costs["replay"] + quarter, 6)
+
+    capped = _spec(tmp_path / "capped", n=200, judges=[judge], budget_usd=cap)
+    run = _flow_run(capped, task_runner("dask", dask_address))
+
+    assert _workers_that_scored(dask_address, run.run_id) >= 2
+    spent = run.manifest()["cost_usd"]
+    assert spent["replay"] == pytest.approx(costs["replay"])  # replay bought every record
+    assert spent["total"] <= cap
+    assert 0 < spent["judges"] <= quarter
+    judged = run.read_scores().filter(pc.field("metric") == judge["name"])
+    refused = pc.sum(pc.match_substring(judged["error"], "BudgetExhausted")).as_py()
+    assert refused > 0
+
+
 # --- several specs ---------------------------------------------------------------------------
 
 
@@ -372,6 +401,45 @@ def test_specs_mapped_over_dask_workers_each_finish_with_the_worst_exit(
     assert sorted(t.num_rows for t in sent) == [60 * 2, 60 * 3]
     assert _requests_seen(own_fake) == sum(pc.sum(pc.invert(t["cache_hit"])).as_py() for t in sent)
     assert code == worst_exit([int(r.manifest()["exit_code"]) for r in runs])
+
+
+def _servers_on_workers(address: str) -> int:
+    """Processes the cluster's workers started (a temporary Prefect server each, when a task
+    comes without a Prefect API to report to)."""
+    from distributed import Client
+
+    def children() -> int:
+        import psutil
+
+        return len(psutil.Process().children(recursive=True))
+
+    with Client(address) as client:
+        return sum(client.run(children).values())
+
+
+def test_without_a_prefect_api_the_workers_report_to_the_runs_one_temporary_server(
+    dask_address: str, prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    spec = _spec(tmp_path, n=40)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    with temporary_settings(updates={PREFECT_API_URL: None}):
+        code = _cli(
+            str(spec),
+            "--task-runner",
+            "dask",
+            "--dask-address",
+            dask_address,
+            "--reports",
+            str(tmp_path / "reports"),
+        )
+        assert not os.environ.get("PREFECT_API_URL")  # the run's server is gone with it
+
+    assert code != 4  # a verdict (40 records: INVALID, too few)
+    (run,) = _runs(tmp_path / "store")
+    assert run.complete and run.manifest()[pipeline.SHARED_LIMITS] is True
+    assert _servers_on_workers(dask_address) == 0
 
 
 def test_the_worst_exit_is_by_severity() -> None:
