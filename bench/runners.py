@@ -7,7 +7,8 @@ process, `--latency-ms`). Each run has a store of its own (a cold cache: every r
 - `reference_seconds`: the default runner (`evalpipe run` without a Prefect API: the stages in
   this process, partitions on a thread pool).
 - `seconds`: the `shadow-eval` flow with `DaskTaskRunner` on a `LocalCluster` of `--workers`
-  worker processes (one thread each), its replay partitions on the workers. The temporary Prefect
+  worker processes (`--threads` each: partitions side by side), its replay and score partitions
+  on the workers. The temporary Prefect
   API and the cluster start before timing (`cluster_start_seconds`).
 - `ratio` = seconds / reference_seconds; `verdict_identical`: the two verdict.json equal but for
   the run id, times, spec hash (the stores differ) and the latency metrics (timings), whose
@@ -15,7 +16,7 @@ process, `--latency-ms`). Each run has a store of its own (a cold cache: every r
 - `dask_tasks`: per Prefect task of the Dask run (`replay-partition`, `score-partition`, …): how
   many ran, their summed run time, and the span from the first's start to the last's end.
 
-    python bench/runners.py [--records 100000] [--workers 2] [--latency-ms 5]
+    python bench/runners.py [--records 100000] [--workers 2] [--threads 4] [--latency-ms 5]
 """
 
 from __future__ import annotations
@@ -84,10 +85,11 @@ def _task_runs(flow_run_id: Any) -> dict[str, dict[str, float]]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
+    flow_run = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+    runs: list[Any] = []
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), limit=10_000
-        )
+        while page := client.read_task_runs(flow_run_filter=flow_run, limit=200, offset=len(runs)):
+            runs += page
     by: dict[str, list[Any]] = {}
     for r in runs:
         by.setdefault(r.name.rsplit("-", 1)[0], []).append(r)
@@ -110,6 +112,9 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--latency-ms", type=float, default=5.0)
+    parser.add_argument(
+        "--threads", type=int, default=None, help="per worker (default: THREADS_PER_WORKER)"
+    )
     args = parser.parse_args()
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
@@ -120,7 +125,9 @@ def main() -> None:
 
     from evalpipe.fake import serving
     from evalpipe.flows import run_in_process, shadow_eval
-    from evalpipe.flows.runners import task_runner
+    from evalpipe.flows.runners import THREADS_PER_WORKER, task_runner
+
+    args.threads = args.threads or THREADS_PER_WORKER
     from evalpipe.providers.endpoint import FAKE_URL_ENV
     from evalpipe.spec import load_spec
     from evalpipe.store import open_run
@@ -145,7 +152,7 @@ def main() -> None:
             started = time.perf_counter()
             with LocalCluster(
                 n_workers=args.workers,
-                threads_per_worker=1,
+                threads_per_worker=args.threads,
                 processes=True,
                 dashboard_address=None,
             ) as cluster:
@@ -167,6 +174,7 @@ def main() -> None:
                     "records": args.records,
                     "arms": 3,
                     "workers": args.workers,
+                    "threads_per_worker": args.threads,
                     "latency_ms": args.latency_ms,
                     "seconds": round(seconds, 2),
                     "reference_seconds": round(reference, 2),
