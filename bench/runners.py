@@ -12,7 +12,7 @@ process, `--latency-ms`). Each run has a store of its own (a cold cache: every r
   API and the cluster start before timing (`cluster_start_seconds`).
 - `ratio` = seconds / reference_seconds; `verdict_identical`: the two verdict.json equal but for
   the run id, times, spec hash (the stores differ) and the latency metrics (timings), whose
-  paths are listed in `differences` when anything else differs.
+  paths are listed in `differences` (with the two values) when anything else differs.
 - `dask_tasks`: per Prefect task of the Dask run (`replay-partition`, `score-partition`, …): how
   many ran, their summed run time, and the span from the first's start to the last's end.
 
@@ -107,6 +107,17 @@ def _task_runs(flow_run_id: Any) -> dict[str, dict[str, float]]:
     return out
 
 
+def _at(a: Any, b: Any, path: str) -> list[Any]:
+    """The two verdicts' values at a `_differences` path (`.key[i].key`)."""
+    import re
+
+    for step in re.findall(r"\.([^.\[]+)|\[(\d+)\]", path):
+        key: Any = step[0] if step[0] else int(step[1])
+        a = a.get(key) if isinstance(a, dict) else a[key] if isinstance(a, list) else None
+        b = b.get(key) if isinstance(b, dict) else b[key] if isinstance(b, list) else None
+    return [a, b]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
@@ -183,7 +194,7 @@ def main() -> None:
                     "verdict": run.manifest()["verdict"],
                     "dask_verdict": dask_run.manifest()["verdict"],
                     "verdict_identical": not differences,
-                    "differences": differences[:20],
+                    "differences": {d: _at(expected, got, d) for d in differences[:20]},
                     "dask_tasks": tasks,
                     "stage_seconds": {
                         "default": run.manifest().get("timings"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -317,7 +318,7 @@ def finish_replay(run: Run, seconds: float | None = None) -> None:
                 "count(*) FILTER (WHERE status = 'error') AS errored, "
                 "count(*) FILTER (WHERE status = 'skipped') AS skipped, "
                 "count(*) FILTER (WHERE cache_hit) AS cache_hits, "
-                "coalesce(sum(cost_usd) FILTER (WHERE NOT coalesce(cache_hit, false) AND arm <> 'logged'), 0) AS spent, "
+                "coalesce(fsum(cost_usd) FILTER (WHERE NOT coalesce(cache_hit, false) AND arm <> 'logged'), 0) AS spent, "
                 "list(DISTINCT response_model ORDER BY response_model) FILTER (WHERE response_model IS NOT NULL) AS models "
                 "FROM r GROUP BY arm ORDER BY arm"
             )
@@ -581,7 +582,7 @@ def finish_score(run: Run, seconds: float | None = None) -> int:
     parts = run.scored_parts()
     rows = sum(pq.ParquetFile(run.score_part_path(p)).metadata.num_rows for p in parts)
     replay = float(run.manifest().get("cost_usd", {}).get("replay") or 0.0)
-    judge_cost = round(sum(parts.values()), 6)
+    judge_cost = round(math.fsum(parts.values()), 6)  # (exact: the same whatever the order)
     run.update_manifest(cost_usd={"judges": judge_cost, "total": round(replay + judge_cost, 6)})
     if seconds is None:
         seconds = 0.0

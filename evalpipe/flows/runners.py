@@ -27,9 +27,9 @@ RUNNERS: Final[tuple[str, ...]] = ("dask", "ray")
 
 THREADS_PER_WORKER: Final = 4
 """Partitions a worker of a local Dask cluster runs side by side. A partition waits on its
-providers most of the time (replay's requests, the judges' calls), as the default runner's
-thread pool knows: with one at a time, 2 workers had 2 partitions in flight where the default
-runner has 8, and scored a 20k-record run 2.5 × slower."""
+providers most of the time (replay's requests, the judges' calls); the default runner keeps up to
+8 in flight in one process. With one at a time per worker, 2 workers scored a 20k-record run
+2.5 × slower than the default runner."""
 
 WORKER_ENV: Final = ("EVALPIPE_FAKE_URL",)
 """Environment variables the driver sets for its stages (the built-in fake provider's URL) that a
