@@ -7,13 +7,16 @@ process, `--latency-ms`). Each run has a store of its own (a cold cache: every r
 - `reference_seconds`: the default runner (`evalpipe run` without a Prefect API: the stages in
   this process, partitions on a thread pool).
 - `seconds`: the `shadow-eval` flow with `DaskTaskRunner` on a `LocalCluster` of `--workers`
-  worker processes (one thread each), its replay partitions on the workers. The temporary Prefect
+  worker processes (`--threads` each: partitions side by side), its replay and score partitions
+  on the workers. The temporary Prefect
   API and the cluster start before timing (`cluster_start_seconds`).
 - `ratio` = seconds / reference_seconds; `verdict_identical`: the two verdict.json equal but for
   the run id, times, spec hash (the stores differ) and the latency metrics (timings), whose
-  paths are listed in `differences` when anything else differs.
+  paths are listed in `differences` (with the two values) when anything else differs.
+- `dask_tasks`: per Prefect task of the Dask run (`replay-partition`, `score-partition`, …): how
+  many ran, their summed run time, and the span from the first's start to the last's end.
 
-    python bench/runners.py [--records 100000] [--workers 2] [--latency-ms 5]
+    python bench/runners.py [--records 100000] [--workers 2] [--threads 4] [--latency-ms 5]
 """
 
 from __future__ import annotations
@@ -75,11 +78,54 @@ def _differences(a: Any, b: Any, at: str = "") -> list[str]:
     return [] if a == b else [at]
 
 
+def _task_runs(flow_run_id: Any) -> dict[str, dict[str, float]]:
+    """The flow run's task runs as Prefect recorded them, by task (a mapped task's runs are
+    named `<task>-<n>`): how many, their summed run time, and the span from the first's start
+    to the last's end (seconds)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    flow_run = FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+    runs: list[Any] = []
+    with get_client(sync_client=True) as client:
+        while page := client.read_task_runs(flow_run_filter=flow_run, limit=200, offset=len(runs)):
+            runs += page
+    by: dict[str, list[Any]] = {}
+    for r in runs:
+        by.setdefault(r.name.rsplit("-", 1)[0], []).append(r)
+    out = {}
+    for name, group in sorted(by.items()):
+        starts = [r.start_time for r in group if r.start_time]
+        ends = [r.end_time for r in group if r.end_time]
+        out[name] = {
+            "n": len(group),
+            "run_seconds": round(sum(r.total_run_time.total_seconds() for r in group), 2),
+            "span_seconds": round((max(ends) - min(starts)).total_seconds(), 2)
+            if starts and ends
+            else 0.0,
+        }
+    return out
+
+
+def _at(a: Any, b: Any, path: str) -> list[Any]:
+    """The two verdicts' values at a `_differences` path (`.key[i].key`)."""
+    import re
+
+    for step in re.findall(r"\.([^.\[]+)|\[(\d+)\]", path):
+        key: Any = step[0] if step[0] else int(step[1])
+        a = a.get(key) if isinstance(a, dict) else a[key] if isinstance(a, list) else None
+        b = b.get(key) if isinstance(b, dict) else b[key] if isinstance(b, list) else None
+    return [a, b]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--latency-ms", type=float, default=5.0)
+    parser.add_argument(
+        "--threads", type=int, default=None, help="per worker (default: THREADS_PER_WORKER)"
+    )
     args = parser.parse_args()
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
@@ -90,7 +136,9 @@ def main() -> None:
 
     from evalpipe.fake import serving
     from evalpipe.flows import run_in_process, shadow_eval
-    from evalpipe.flows.runners import task_runner
+    from evalpipe.flows.runners import THREADS_PER_WORKER, task_runner
+
+    args.threads = args.threads or THREADS_PER_WORKER
     from evalpipe.providers.endpoint import FAKE_URL_ENV
     from evalpipe.spec import load_spec
     from evalpipe.store import open_run
@@ -115,16 +163,19 @@ def main() -> None:
             started = time.perf_counter()
             with LocalCluster(
                 n_workers=args.workers,
-                threads_per_worker=1,
+                threads_per_worker=args.threads,
                 processes=True,
                 dashboard_address=None,
             ) as cluster:
                 cluster_start = time.perf_counter() - started
                 runner = task_runner("dask", cluster.scheduler_address)
                 started = time.perf_counter()
-                state = shadow_eval.with_options(task_runner=runner)(str(spec_path))
+                state = shadow_eval.with_options(task_runner=runner)(
+                    str(spec_path), return_state=True
+                )
                 seconds = time.perf_counter() - started
-        dask_run = open_run(load_spec(spec_path), str(state["run_id"]))
+                tasks = _task_runs(state.state_details.flow_run_id)
+        dask_run = open_run(load_spec(spec_path), str(state.result()["run_id"]))
         got = _verdict(dask_run.path("verdict.json"))
         differences = _differences(expected, got)
         print(
@@ -134,6 +185,7 @@ def main() -> None:
                     "records": args.records,
                     "arms": 3,
                     "workers": args.workers,
+                    "threads_per_worker": args.threads,
                     "latency_ms": args.latency_ms,
                     "seconds": round(seconds, 2),
                     "reference_seconds": round(reference, 2),
@@ -142,7 +194,8 @@ def main() -> None:
                     "verdict": run.manifest()["verdict"],
                     "dask_verdict": dask_run.manifest()["verdict"],
                     "verdict_identical": not differences,
-                    "differences": differences[:20],
+                    "differences": {d: _at(expected, got, d) for d in differences[:20]},
+                    "dask_tasks": tasks,
                     "stage_seconds": {
                         "default": run.manifest().get("timings"),
                         "dask": dask_run.manifest().get("timings"),

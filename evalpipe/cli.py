@@ -225,6 +225,10 @@ def _execute(
         if orchestrated:
             from evalpipe.flows import shadow_eval
 
+            if runner is not None:  # (its workers report to the same Prefect API)
+                from evalpipe.flows.runners import api_for_workers
+
+                stack.enter_context(api_for_workers())
             flow = shadow_eval if runner is None else shadow_eval.with_options(task_runner=runner)
             state = flow(str(spec_path), run_id=run_id, store=store, reports=reports)
             return open_run(spec, str(state["run_id"]), store=store)
@@ -537,9 +541,11 @@ def _run_many(paths: list[Path], *, store: str | None, reports: str | None, runn
             results.append(_report_one(run, s))
     else:
         from evalpipe.flows import shadow_eval_many
+        from evalpipe.flows.runners import api_for_workers
         from evalpipe.pipeline import needs_fake_provider
 
         with contextlib.ExitStack() as stack:
+            stack.enter_context(api_for_workers())
             if any(needs_fake_provider(s) for s in specs):
                 from evalpipe.fake import builtin_fake
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -324,7 +325,7 @@ def finish_replay(run: Run, seconds: float | None = None) -> None:
                 "count(*) FILTER (WHERE status = 'error') AS errored, "
                 "count(*) FILTER (WHERE status = 'skipped') AS skipped, "
                 "count(*) FILTER (WHERE cache_hit) AS cache_hits, "
-                "coalesce(sum(cost_usd) FILTER (WHERE NOT coalesce(cache_hit, false) AND arm <> 'logged'), 0) AS spent, "
+                "coalesce(fsum(cost_usd) FILTER (WHERE NOT coalesce(cache_hit, false) AND arm <> 'logged'), 0) AS spent, "
                 "list(DISTINCT response_model ORDER BY response_model) FILTER (WHERE response_model IS NOT NULL) AS models "
                 "FROM r GROUP BY arm ORDER BY arm"
             )
@@ -410,16 +411,33 @@ def _replay_losses(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
 _score_budgets: dict[tuple[str, str], Budget] = {}
 
 
+def _score_spent(run: Run) -> float:
+    """What the run spent before its judges' pending partitions: replay, plus the partitions
+    scored before (their part files' footers)."""
+    replay = run.manifest().get("cost_usd", {})
+    spent = float(replay.get("replay", replay.get("total")) or 0.0)
+    return spent + sum(run.scored_parts().values())
+
+
 def _score_budget(run: Run) -> Budget:
     """The judges' one budget, shared by the partitions scoring in this process: what replay
-    spent plus what the partitions scored before spent (their part files' footers)."""
+    spent plus what the partitions scored before spent (their part files' footers).
+
+    When the partitions score in several processes (Dask, Ray: `SHARED_LIMITS`), every process
+    reserves from the run's ledger, as replay's do, and counts the judges' rpm/tpm there too.
+    """
     key = (str(run.root), run.run_id)
     with _budgets_lock:
         if key not in _score_budgets:
-            replay = run.manifest().get("cost_usd", {})
-            spent = float(replay.get("replay", replay.get("total")) or 0.0)
-            spent += sum(run.scored_parts().values())
-            _score_budgets[key] = Budget(run.spec.budget_usd, spent)
+            if _shared_limits(run):
+                from evalpipe.replay.ledger import LEDGER_FILE, LedgerBudget
+                from evalpipe.replay.limits import share_limits
+
+                ledger = run.path(LEDGER_FILE)
+                share_limits(run.run_id, ledger)
+                _score_budgets[key] = LedgerBudget(ledger, run.spec.budget_usd, _score_spent(run))
+            else:
+                _score_budgets[key] = Budget(run.spec.budget_usd, _score_spent(run))
         return _score_budgets[key]
 
 
@@ -580,13 +598,15 @@ def finish_score(run: Run, seconds: float | None = None) -> int:
     """After every partition: the judges' spend into the manifest, mark score done; returns the
     number of score rows."""
     with _budgets_lock:
-        _score_budgets.pop((str(run.root), run.run_id), None)
+        budget = _score_budgets.pop((str(run.root), run.run_id), None)
+        if budget is not None:
+            budget.close()
         for key in [k for k in _samples if k[:2] == (str(run.root), run.run_id)]:
             del _samples[key]
     parts = run.scored_parts()
     rows = sum(pq.ParquetFile(run.score_part_path(p)).metadata.num_rows for p in parts)
     replay = float(run.manifest().get("cost_usd", {}).get("replay") or 0.0)
-    judge_cost = round(sum(parts.values()), 6)
+    judge_cost = round(math.fsum(parts.values()), 6)  # (exact: the same whatever the order)
     run.update_manifest(cost_usd={"judges": judge_cost, "total": round(replay + judge_cost, 6)})
     if seconds is None:
         seconds = 0.0
@@ -595,9 +615,17 @@ def finish_score(run: Run, seconds: float | None = None) -> int:
 
 
 def score_partitions(run: Run) -> list[int]:
-    """Partitions still to score (every partition of the records not committed yet)."""
+    """Partitions still to score (every partition of the records not committed yet).
+
+    Called once by whoever schedules the partitions, before any starts: when they share the
+    run's ledger, reservations a crashed earlier attempt left there are dropped.
+    """
     if run.stage_done("score"):
         return []
+    if _shared_limits(run):
+        from evalpipe.replay.ledger import LEDGER_FILE, clear_reservations
+
+        clear_reservations(run.path(LEDGER_FILE), _score_spent(run))
     done = run.scored_parts()
     return [p for p in _partition_numbers(run)[0] if p not in done]
 

@@ -1,14 +1,16 @@
 """The shadow evaluation flow: `wiring.shadow_steps` with its stages as Prefect tasks.
 
-A partitioned stage maps one task per partition over the flow's task runner: Prefect's thread
-pool by default, or a Dask or Ray cluster (`flows/runners.py`), whose workers are other
-processes. A partition task therefore gets only what pickles (the run: its folder and spec; the
-stage's name; the driver's environment for its stages) and reads the rest from the run folder.
+A partitioned stage (replay, score) maps one task per partition over the flow's task runner: a
+Dask or Ray cluster (`flows/runners.py`), whose workers are other processes, or Prefect's thread
+pool by default (replay; score stays one task there, see `score`). A partition task therefore
+gets only what pickles (the run: its folder and spec; the stage's name; the driver's environment
+for its stages) and reads the rest from the run folder.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -42,9 +44,11 @@ def _transient(task: Any, task_run: Any, state: Any) -> bool:
 # Runs are resumable by their own stage markers; Prefect's input-hash cache stays out of the way.
 ingest = task(name="ingest", cache_policy=NO_CACHE)(pipeline.ingest_run)
 
-PARTITIONED: Final[dict[str, Callable[[Run, int], Any]]] = {"replay": pipeline.replay_run}
-"""Stages that run one task per partition, by name: `stage(run, part)`. (A per-partition score
-plugs in here and maps with `map_partitions("score")`.)"""
+PARTITIONED: Final[dict[str, Callable[[Run, int], Any]]] = {
+    "replay": pipeline.replay_run,
+    "score": pipeline.score_partition,
+}
+"""Stages that run one task per partition, by name: `stage(run, part)`."""
 
 
 def _partition(stage: str, run: Run, part: int, env: dict[str, str]) -> Any:
@@ -74,7 +78,23 @@ def map_partitions(stage: str) -> Callable[[Run, list[int]], None]:
 
 
 finish_replay = task(name="finish-replay", cache_policy=NO_CACHE)(pipeline.finish_replay)
-score = task(name="score", cache_policy=NO_CACHE)(pipeline.score_run)
+score_whole = task(name="score", cache_policy=NO_CACHE)(pipeline.score_run)
+score_partitions = map_partitions("score")
+finish_score = task(name="finish-score", cache_policy=NO_CACHE)(pipeline.finish_score)
+
+
+def score(run: Run) -> int:
+    """Score the run: on a Dask or Ray cluster one task per partition on its workers (the
+    anchor sets judged with partition 0), then `finish-score`; on Prefect's thread pool one
+    `score` task, whose own pool bounds how many partitions are in memory at once (the thread
+    pool would start them all). Returns the run's number of score rows."""
+    if run.stage_done("score") or not _distributed():
+        return int(score_whole(run))
+    started = time.perf_counter()
+    score_partitions(run, pipeline.score_partitions(run))
+    return int(finish_score(run, time.perf_counter() - started))
+
+
 gate = task(name="gate", cache_policy=NO_CACHE)(pipeline.gate_run)
 report = task(name="report", cache_policy=NO_CACHE)(pipeline.report_run)
 
@@ -114,11 +134,16 @@ def shadow_eval(
 def _share_limits_if_distributed(run: Run) -> None:
     """Mark the run for limits shared across processes (its ledger) when the flow's task runner
     may run partitions in other processes (Dask, Ray): workers read the mark from the manifest."""
-    ctx = FlowRunContext.get()
-    runner = ctx.task_runner if ctx is not None else None
-    shared = runner is not None and not isinstance(runner, ThreadPoolTaskRunner)
+    shared = _distributed()
     if shared or run.manifest().get(pipeline.SHARED_LIMITS):
         run.update_manifest(**{pipeline.SHARED_LIMITS: shared})
+
+
+def _distributed() -> bool:
+    """Whether the flow's task runner may run tasks in other processes (Dask, Ray)."""
+    ctx = FlowRunContext.get()
+    runner = ctx.task_runner if ctx is not None else None
+    return runner is not None and not isinstance(runner, ThreadPoolTaskRunner)
 
 
 def _one_spec(

@@ -3,6 +3,7 @@ runner's, and one budget for the whole run however many worker processes replay 
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import httpx
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
@@ -60,8 +62,47 @@ def dask_address(fake_provider: str) -> Iterator[str]:
 def _flow_run(spec_path: Path, runner: Any) -> Run:
     from evalpipe.flows import shadow_eval
 
-    state = shadow_eval.with_options(task_runner=runner)(str(spec_path))
-    return open_run(load_spec(spec_path), str(state["run_id"]))
+    state = shadow_eval.with_options(task_runner=runner)(str(spec_path), return_state=True)
+    run = open_run(load_spec(spec_path), str(state.result()["run_id"]))
+    _flow_runs[run.run_id] = state.state_details.flow_run_id
+    return run
+
+
+_flow_runs: dict[str, Any] = {}
+"""Each run's Prefect flow run id, by run id (`_flow_run`)."""
+
+
+def _task_runs(run: Run) -> dict[str, int]:
+    """Task runs Prefect recorded in the run's flow run, by task name (a mapped task's runs are
+    named `<task>-<n>`) → how many."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    flow_run = FlowRunFilter(id=FlowRunFilterId(any_=[_flow_runs[run.run_id]]))
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=flow_run)
+    out: dict[str, int] = {}
+    for task_run in runs:
+        name = task_run.name.rsplit("-", 1)[0]
+        out[name] = out.get(name, 0) + 1
+    return out
+
+
+def _assert_partitioned_on_the_runner(run: Run) -> None:
+    """Replay and score ran as one task per partition (3), each stage finished once in the
+    flow; the judge's anchor set was judged once, with partition 0."""
+    tasks = _task_runs(run)
+    assert tasks["replay-partition"] == 3
+    assert tasks["score-partition"] == 3
+    assert tasks["finish-score"] == 1
+    assert "score" not in tasks  # the whole stage as one task
+    anchors = {
+        p: pc.sum(pc.equal(pq.read_table(p, columns=["arm"])["arm"], "anchor")).as_py() or 0
+        for p in sorted(run.scores_dir.glob("part-*.parquet"))
+    }
+    assert len(anchors) == 3
+    first, *rest = anchors.values()
+    assert first > 0 and rest == [0, 0]
 
 
 def _tables(run: Run) -> dict[str, pa.Table]:
@@ -155,6 +196,8 @@ def test_a_run_on_dask_equals_the_default_runners(
     assert manifest["partition_size"] == 40
     assert manifest["coverage"]["baseline"]["cache_hits"] == 0  # replayed, not read back
     assert _workers_that_replayed(dask_address, run.run_id) >= 2
+    assert _workers_that_scored(dask_address, run.run_id) >= 2
+    _assert_partitioned_on_the_runner(run)
     _assert_same_run(expected, run)
 
 
@@ -174,6 +217,7 @@ def test_a_run_on_ray_equals_the_default_runners(
     manifest = run.manifest()
     assert manifest[pipeline.SHARED_LIMITS] is True
     assert manifest["coverage"]["baseline"]["cache_hits"] == 0
+    _assert_partitioned_on_the_runner(run)
     _assert_same_run(expected, run)
 
 
@@ -188,6 +232,20 @@ def _workers_that_replayed(address: str, run_id: str) -> int:
 
     with Client(address) as client:
         seen = client.run(_replayed_here, run_id)
+    return sum(bool(v) for v in seen.values())
+
+
+def _scored_here(run_id: str) -> bool:
+    return any(key[1] == run_id for key in pipeline._score_budgets)
+
+
+def _workers_that_scored(address: str, run_id: str) -> int:
+    """Worker processes of the cluster that scored partitions of `run_id` (each keeps the
+    judges' budget, as `_workers_that_replayed`)."""
+    from distributed import Client
+
+    with Client(address) as client:
+        seen = client.run(_scored_here, run_id)
     return sum(bool(v) for v in seen.values())
 
 
@@ -224,6 +282,34 @@ def test_four_dask_workers_share_one_budget_and_buy_whole_pairs(
     # stays unused), far from the 4 × 55 of a budget per worker
     assert 40 <= len(bought) <= 70
     assert spent >= cap / 2
+
+
+def test_four_dask_workers_share_one_budget_for_the_judges_too(
+    dask_address: str, prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """200 records scored in 4 partitions on 4 worker processes, the judge on every record, a cap
+    worth replay and a quarter of the judge's calls: each worker with a judge budget of its own
+    would spend up to a quarter each, all of it together."""
+    monkeypatch.setattr(pipeline, "PARTITION_SIZE", 50)
+    judge = yaml.safe_load((DEMO / "eval.yaml").read_text())["judges"][0]
+    judge.pop("sample")
+    reference = open_run(load_spec(_spec(tmp_path / "reference", n=200, judges=[judge])))
+    run_in_process(reference, reports=str(tmp_path / "reports"))
+    costs = reference.manifest()["cost_usd"]
+    quarter = costs["judges"] / 4
+    cap = round(costs["replay"] + quarter, 6)
+
+    capped = _spec(tmp_path / "capped", n=200, judges=[judge], budget_usd=cap)
+    run = _flow_run(capped, task_runner("dask", dask_address))
+
+    assert _workers_that_scored(dask_address, run.run_id) >= 2
+    spent = run.manifest()["cost_usd"]
+    assert spent["replay"] == pytest.approx(costs["replay"])  # replay bought every record
+    assert spent["total"] <= cap
+    assert 0 < spent["judges"] <= quarter
+    judged = run.read_scores().filter(pc.field("metric") == judge["name"])
+    refused = pc.sum(pc.match_substring(judged["error"], "BudgetExhausted")).as_py()
+    assert refused > 0
 
 
 # --- several specs ---------------------------------------------------------------------------
@@ -318,6 +404,45 @@ def test_specs_mapped_over_dask_workers_pay_once_and_finish_with_the_worst_exit(
     # run's worker asked first (the other waited for its answer)
     assert _requests_seen(own_fake) == 60 * 3
     assert code == worst_exit([int(r.manifest()["exit_code"]) for r in runs])
+
+
+def _servers_on_workers(address: str) -> int:
+    """Processes the cluster's workers started (a temporary Prefect server each, when a task
+    comes without a Prefect API to report to)."""
+    from distributed import Client
+
+    def children() -> int:
+        import psutil
+
+        return len(psutil.Process().children(recursive=True))
+
+    with Client(address) as client:
+        return sum(client.run(children).values())
+
+
+def test_without_a_prefect_api_the_workers_report_to_the_runs_one_temporary_server(
+    dask_address: str, prefect_harness: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    spec = _spec(tmp_path, n=40)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    with temporary_settings(updates={PREFECT_API_URL: None}):
+        code = _cli(
+            str(spec),
+            "--task-runner",
+            "dask",
+            "--dask-address",
+            dask_address,
+            "--reports",
+            str(tmp_path / "reports"),
+        )
+        assert not os.environ.get("PREFECT_API_URL")  # the run's server is gone with it
+
+    assert code != 4  # a verdict (40 records: INVALID, too few)
+    (run,) = _runs(tmp_path / "store")
+    assert run.complete and run.manifest()[pipeline.SHARED_LIMITS] is True
+    assert _servers_on_workers(dask_address) == 0
 
 
 def test_the_worst_exit_is_by_severity() -> None:
