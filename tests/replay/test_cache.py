@@ -179,7 +179,10 @@ def test_a_dead_process_claim_is_taken_over_at_once(
     assert not (tmp_path / "cache" / key[:2] / f"{key}.claim").exists()
 
 
-def test_claims_cross_processes_only_when_another_process_replays(tmp_path: Path) -> None:
+def test_claims_cross_processes_only_when_another_process_replays(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(CLAIMS_ENV, raising=False)  # (a flow run earlier in the session sets it)
     cache = ResponseCache(tmp_path / "cache")
     cache.register()
     assert list((tmp_path / "cache" / ".active").iterdir())  # this process is registered
