@@ -37,3 +37,23 @@ def test_library_code_does_not_import_prefect_outside_flows() -> None:
         )
     ]
     assert offenders == []
+
+
+def test_the_stages_never_import_the_flows() -> None:
+    # flows wire the stages; a stage importing the flows points back up (only the CLI, the
+    # package's front door and the flows themselves may)
+    from pathlib import Path
+
+    root = Path(evalpipe.__file__).parent
+    allowed = {"cli.py", "__init__.py"}
+    offenders = [
+        str(p.relative_to(root))
+        for p in root.rglob("*.py")
+        if "flows" not in p.parts
+        and str(p.relative_to(root)) not in allowed
+        and any(
+            line.lstrip().startswith(("import evalpipe.flows", "from evalpipe.flows"))
+            for line in p.read_text().splitlines()
+        )
+    ]
+    assert offenders == []

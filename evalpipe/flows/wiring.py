@@ -18,7 +18,7 @@ import os
 import sys
 import threading
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from evalpipe import pipeline
 from evalpipe.errors import EvalpipeError
+from evalpipe.replay.limits import use_shared_gates
 
 if TYPE_CHECKING:
     from evalpipe.gate.verdict import GateResult
@@ -297,3 +298,23 @@ def prefect_api_configured() -> bool:
     active = os.environ.get("PREFECT_PROFILE") or profiles.get("active") or "ephemeral"
     profile = profiles.get("profiles", {}).get(active, {})
     return bool(isinstance(profile, dict) and profile.get("PREFECT_API_URL"))
+
+
+def prefect_shared_gate(
+    *, provider: str, host: str, model: str, rpm: int | None, tpm: int | None
+) -> Callable[[int], Awaitable[None]] | None:
+    """The Prefect rate limits every flow shares for an endpoint (`limits.shared`; imports Prefect
+    only then), or None when no Prefect API is configured."""
+    if not prefect_api_configured():
+        return None
+    from evalpipe.flows.shared_limits import PrefectRate, bucket
+
+    where = {"provider": provider, "host": host, "model": model}
+    gate = PrefectRate(
+        bucket("rpm", rpm, **where) if rpm else None,
+        bucket("tpm", tpm, **where) if tpm else None,
+    )
+    return gate.acquire
+
+
+use_shared_gates(prefect_shared_gate)

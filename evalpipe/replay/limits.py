@@ -513,29 +513,35 @@ _warned_unshared: set[str] = set()
 """Runs already told that `limits.shared` has no Prefect API to share through."""
 
 
+SharedGates = Callable[..., "Callable[[int], Awaitable[None]] | None"]
+"""Given the endpoint (`provider`, `host`, `model`, `rpm`, `tpm`, keywords), the wait every flow
+on one API key shares for it (`limits.shared`), or None when there is nothing to share through."""
+
+_shared_gates: SharedGates | None = None
+
+
+def use_shared_gates(gates: SharedGates) -> None:
+    """Where `limits.shared` endpoints get their shared wait from: the flows layer hands over its
+    Prefect rate limits (`evalpipe.flows.wiring`), so that replay never imports the flows."""
+    global _shared_gates
+    _shared_gates = gates
+
+
 def _shared_gate(
     run_key: str, *, provider: str, host: str, model: str, rpm: int | None, tpm: int | None
 ) -> Callable[[int], Awaitable[None]] | None:
-    """The Prefect rate limits every flow shares for this endpoint (`limits.shared`); None
-    (after one warning per run) when no Prefect API is configured."""
-    from evalpipe.flows.wiring import prefect_api_configured
-
-    if not prefect_api_configured():
-        if run_key not in _warned_unshared:
-            _warned_unshared.add(run_key)
-            log.warning(
-                "limits.shared: no Prefect API is configured (PREFECT_API_URL); rpm/tpm are "
-                "kept by this run alone"
-            )
-        return None
-    from evalpipe.flows.shared_limits import PrefectRate, bucket
-
-    where = {"provider": provider, "host": host, "model": model}
-    gate = PrefectRate(
-        bucket("rpm", rpm, **where) if rpm else None,
-        bucket("tpm", tpm, **where) if tpm else None,
-    )
-    return gate.acquire
+    """The rate limits every flow shares for this endpoint (`limits.shared`); None (after one
+    warning per run) when there is nothing to share them through."""
+    gate = None
+    if _shared_gates is not None:
+        gate = _shared_gates(provider=provider, host=host, model=model, rpm=rpm, tpm=tpm)
+    if gate is None and run_key not in _warned_unshared:
+        _warned_unshared.add(run_key)
+        log.warning(
+            "limits.shared: no Prefect API is configured (PREFECT_API_URL); rpm/tpm are "
+            "kept by this run alone"
+        )
+    return gate
 
 
 _shared: dict[str, Path] = {}
