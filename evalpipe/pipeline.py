@@ -211,19 +211,28 @@ def _replay_budget(run: Run) -> Budget:
     cap. When they run in several processes (Dask, Ray: `SHARED_LIMITS`), every process reserves
     from the run's ledger, and counts its endpoints' rpm/tpm there too.
     """
+    return _run_budget(run, _budgets, _spent)
+
+
+def _run_budget(
+    run: Run, held: dict[tuple[str, str], Budget], spent: Callable[[Run], float]
+) -> Budget:
+    """`run`'s budget in `held` (made once per process, starting from `spent(run)`): from the
+    run's ledger when its partitions run in several processes, which then count the run's
+    rpm/tpm there too; else in this process."""
     key = (str(run.root), run.run_id)
     with _budgets_lock:
-        if key not in _budgets:
+        if key not in held:
             if _shared_limits(run):
                 from evalpipe.replay.ledger import LEDGER_FILE, LedgerBudget
                 from evalpipe.replay.limits import share_limits
 
                 ledger = run.path(LEDGER_FILE)
                 share_limits(run.run_id, ledger)
-                _budgets[key] = LedgerBudget(ledger, run.spec.budget_usd, _spent(run))
+                held[key] = LedgerBudget(ledger, run.spec.budget_usd, spent(run))
             else:
-                _budgets[key] = Budget(run.spec.budget_usd, _spent(run))
-        return _budgets[key]
+                held[key] = Budget(run.spec.budget_usd, spent(run))
+        return held[key]
 
 
 def replay_run(run: Run, part: int | None = None) -> int:
@@ -426,19 +435,7 @@ def _score_budget(run: Run) -> Budget:
     When the partitions score in several processes (Dask, Ray: `SHARED_LIMITS`), every process
     reserves from the run's ledger, as replay's do, and counts the judges' rpm/tpm there too.
     """
-    key = (str(run.root), run.run_id)
-    with _budgets_lock:
-        if key not in _score_budgets:
-            if _shared_limits(run):
-                from evalpipe.replay.ledger import LEDGER_FILE, LedgerBudget
-                from evalpipe.replay.limits import share_limits
-
-                ledger = run.path(LEDGER_FILE)
-                share_limits(run.run_id, ledger)
-                _score_budgets[key] = LedgerBudget(ledger, run.spec.budget_usd, _score_spent(run))
-            else:
-                _score_budgets[key] = Budget(run.spec.budget_usd, _score_spent(run))
-        return _score_budgets[key]
+    return _run_budget(run, _score_budgets, _score_spent)
 
 
 class _PartitionSpend(Budget):

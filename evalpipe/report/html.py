@@ -157,8 +157,7 @@ class SliceGroup:
 
     @property
     def unproven_text(self) -> str:
-        """The unproven gated slices in a sentence: each slice with its metrics, n and the
-        widest CI half-width."""
+        """The unproven gated slices in a sentence: each slice with its metrics and records."""
         by_slice: dict[str, list[SliceView]] = {}
         for s in self.unproven:
             by_slice.setdefault(s.view.slice or "", []).append(s)
