@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from evalpipe.gate.verdict import CandidateVerdict, GateResult
@@ -460,3 +462,18 @@ def hostile_run() -> HandRun:
         GateResult(RUN_ID, gate, candidates),
         run.manifest | {"models_seen": {HOSTILE_NAME: [payload]}},
     )
+
+
+def part_file_views(
+    con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table], folder: Path
+) -> None:
+    """Each table as two part files under `folder/<name>/` (as replay and score write them), and
+    a view `<name>_all` over them in `con` (what pipeline.report_run hands the report)."""
+    for name, table in tables.items():
+        (folder / name).mkdir(parents=True)
+        half = table.num_rows // 2
+        pq.write_table(table.slice(half), folder / name / "part-00000.parquet")
+        pq.write_table(table.slice(0, half), folder / name / "part-00001.parquet")
+        con.execute(
+            f"CREATE VIEW {name}_all AS SELECT * FROM read_parquet('{folder / name}/part-*.parquet')"
+        )

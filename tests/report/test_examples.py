@@ -7,7 +7,6 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from evalpipe.report.examples import (
     MAX_CHARS,
@@ -19,7 +18,7 @@ from evalpipe.report.examples import (
 )
 from evalpipe.tables import GATE, RECORDS, RESPONSES, SCORES, from_rows
 
-from .conftest import HOSTILE, HandRun
+from .conftest import HOSTILE, HandRun, part_file_views
 
 
 def _pick(run: HandRun, cand: str, limit: int = 10, redact: bool = False) -> list[Example]:
@@ -232,21 +231,9 @@ def test_examples_picked_over_parquet_files_equal_the_tables(run: HandRun, tmp_p
         scores=run.scores,
         **options,  # type: ignore[arg-type]
     )
-    views = {}
-    for name, table in (
-        ("records", run.records),
-        ("responses", run.responses),
-        ("scores", run.scores),
-    ):
-        folder = tmp_path / name
-        folder.mkdir()
-        half = table.num_rows // 2  # two part files, as score and replay write them
-        pq.write_table(table.slice(half), folder / "part-00000.parquet")
-        pq.write_table(table.slice(0, half), folder / "part-00001.parquet")
-        views[name] = folder / "part-*.parquet"
+    tables = {"records": run.records, "responses": run.responses, "scores": run.scores}
     with duckdb.connect() as con:
-        for name, glob in views.items():
-            con.execute(f"CREATE VIEW {name}_all AS SELECT * FROM read_parquet('{glob}')")
+        part_file_views(con, tables, tmp_path)
         got = pick_examples_from(con, names, gate=run.gate.table, **options)  # type: ignore[arg-type]
     assert got == want
     assert got[0]["bad"]

@@ -12,7 +12,7 @@ import pytest
 from evalpipe.report import ReportPaths, validate_verdict, write_report, write_runs_index
 from evalpipe.tables import RECORDS, from_rows
 
-from .conftest import NO_GO_REASON, HandRun, _request
+from .conftest import NO_GO_REASON, HandRun, _request, part_file_views
 from .synth import XSS_IMG, XSS_SCRIPT, SynthRun
 
 
@@ -287,7 +287,6 @@ def test_a_large_run_is_counted_in_duckdb_not_held(synth_run: SynthRun, tmp_path
     over the run's Parquet files in DuckDB and no responses table is handed in: the same report
     as from the whole tables."""
     import duckdb
-    import pyarrow.parquet as pq
 
     from evalpipe.report.coverage import arm_coverage, arm_coverage_in
     from evalpipe.report.money import money, money_in
@@ -297,19 +296,7 @@ def test_a_large_run_is_counted_in_duckdb_not_held(synth_run: SynthRun, tmp_path
     tables = {"records": run.records, "responses": run.responses, "scores": run.scores}
     whole = write_report(tmp_path / "whole", **kwargs, **tables)  # type: ignore[arg-type]
     with duckdb.connect() as con:
-        for name, table in (
-            ("records", run.records),
-            ("responses", run.responses),
-            ("scores", run.scores),
-        ):
-            folder = tmp_path / name
-            folder.mkdir()
-            half = table.num_rows // 2  # two part files, as replay and score write them
-            pq.write_table(table.slice(half), folder / "part-00000.parquet")
-            pq.write_table(table.slice(0, half), folder / "part-00001.parquet")
-            con.execute(
-                f"CREATE VIEW {name}_all AS SELECT * FROM read_parquet('{folder}/part-*.parquet')"
-            )
+        part_file_views(con, tables, tmp_path / "parts")
         # (sums over the part files in another order: equal up to the last bits)
         assert _rounded(arm_coverage_in(con, run.spec)) == _rounded(
             arm_coverage(run.responses, run.spec)
