@@ -95,6 +95,7 @@ class ResponseCache:
         self._writer: threading.Thread | None = None
         self._mine: set[str] = set()  # keys this cache claimed in `_local_claims`
         self._file_claims: set[str] = set()
+        self._claims_failed = False
         self._others_checked = -_ACTIVE_REREAD_S
         self._others = False
 
@@ -181,6 +182,16 @@ class ResponseCache:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
                 continue
+            except OSError as exc:  # (a read-only cache, say: buy it unclaimed, never stop the run)
+                if not self._claims_failed:
+                    self._claims_failed = True
+                    log.warning(
+                        "cannot claim requests in %s (%s): a request other runs are "
+                        "buying at the same time may be paid twice",
+                        self.root,
+                        exc,
+                    )
+                return True
             try:
                 os.write(fd, f"{_HOST} {os.getpid()}".encode())
             finally:
@@ -358,6 +369,8 @@ def _claim_is_dead(path: str) -> bool:
         age = time.time() - os.stat(path).st_mtime
     except FileNotFoundError:
         return True
+    except OSError:  # unreadable: its holder is alive as far as anyone can tell
+        return False
     if age > CLAIM_LEASE_S:
         return True
     if host == _HOST and pid.isdigit():
