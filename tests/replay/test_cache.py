@@ -1,11 +1,14 @@
 """The response cache: entries written in the background are seen at once and on disk after
-flush; a fresh cache over the same folder reads them; runs sharing it at once pay once (claims)."""
+flush; a fresh cache over the same folder reads them (and a cache written before its SQLite file);
+runs sharing it at once pay once (claims); a cache that cannot be written costs requests, never
+the run."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -15,9 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import orjson
 import pytest
 
-from evalpipe.replay.cache import CLAIMS_ENV, ResponseCache, request_key
+from evalpipe.replay.cache import CLAIMS_ENV, DB_NAME, ResponseCache, request_key
 
 T = TypeVar("T")
 
@@ -40,10 +44,57 @@ def test_put_is_seen_at_once_and_on_disk_after_flush(tmp_path: Path) -> None:
         cache.put(key, {"output_text": f"answer {i}"})
     assert cache.get(keys[-1]) == {"output_text": "answer 299"}  # pending or written
     cache.flush()
-    assert len(list((tmp_path / "cache").rglob("*.json"))) == 300
+    assert _rows(tmp_path / "cache") == 300  # on disk, read by another connection
     fresh = ResponseCache(tmp_path / "cache")
     assert [fresh.get(k) for k in keys] == [{"output_text": f"answer {i}"} for i in range(300)]
-    assert not list((tmp_path / "cache").rglob("*.tmp"))
+
+
+def _rows(root: Path) -> int:
+    with sqlite3.connect(root / DB_NAME) as conn:
+        count: int = conn.execute("SELECT count(*) FROM entries").fetchone()[0]
+    return count
+
+
+def test_another_process_reads_what_one_wrote(tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path / "cache")
+    cache.put(_key(7), {"output_text": "kept"})
+    cache.flush()
+    code = (
+        "import sys; from pathlib import Path; from evalpipe.replay.cache import ResponseCache; "
+        "print(ResponseCache(Path(sys.argv[1])).get(sys.argv[2])['output_text'])"
+    )
+    seen = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "cache"), _key(7)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert seen.stdout.strip() == "kept"
+
+
+def test_a_cache_written_before_the_sqlite_file_is_still_read(tmp_path: Path) -> None:
+    key = _key(8)
+    old = tmp_path / "cache" / key[:2] / f"{key}.json"  # the layout before responses.sqlite
+    old.parent.mkdir(parents=True)
+    old.write_bytes(orjson.dumps({"output_text": "from an older evalpipe"}))
+    cache = ResponseCache(tmp_path / "cache")
+    assert cache.get(key) == {"output_text": "from an older evalpipe"}
+    assert cache.get(_key(9)) is None
+    assert _rows(tmp_path / "cache") == 1  # kept in the SQLite file as it was read
+    old.unlink()
+    assert ResponseCache(tmp_path / "cache").get(key) == {"output_text": "from an older evalpipe"}
+
+
+def test_a_cache_that_cannot_be_opened_is_a_warning_and_misses(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / DB_NAME).write_bytes(b"this is not an SQLite file, it is damaged " * 100)
+    cache = ResponseCache(tmp_path / "cache")
+    cache.put(_key(1), {"x": 1})
+    cache.flush()  # returns: the writer warned and went on
+    assert cache.get(_key(2)) is None
+    assert "cannot" in caplog.text and "response cache" in caplog.text
 
 
 def test_puts_from_many_threads_all_land(tmp_path: Path) -> None:
@@ -155,13 +206,13 @@ def test_across_processes_the_waiter_gets_the_other_process_answer(
     monkeypatch.setenv(CLAIMS_ENV, "1")
     key = _key(4)
     holder = _holder(tmp_path, key, 1.0, "answer")
-    assert (tmp_path / "cache" / key[:2] / f"{key}.claim").exists()
+    assert (tmp_path / "cache" / "claims" / f"{key}.claim").exists()
     started = time.monotonic()
     got = _run(ResponseCache(tmp_path / "cache").claim(key))
     assert got == {"output_text": "from the other process"}
     assert time.monotonic() - started > 0.5  # it waited for the answer
     assert holder.wait(10) == 0
-    assert not (tmp_path / "cache" / key[:2] / f"{key}.claim").exists()
+    assert not (tmp_path / "cache" / "claims" / f"{key}.claim").exists()
 
 
 def test_a_dead_process_claim_is_taken_over_at_once(
@@ -172,11 +223,11 @@ def test_a_dead_process_claim_is_taken_over_at_once(
     holder = _holder(tmp_path, key, 30.0, "die")
     holder.kill()  # as kill -9 would: the claim file stays
     holder.wait(10)
-    assert (tmp_path / "cache" / key[:2] / f"{key}.claim").exists()
+    assert (tmp_path / "cache" / "claims" / f"{key}.claim").exists()
     cache = ResponseCache(tmp_path / "cache")
     assert _run(asyncio.wait_for(cache.claim(key), 2)) is None  # ours now
     cache.unclaim(key)
-    assert not (tmp_path / "cache" / key[:2] / f"{key}.claim").exists()
+    assert not (tmp_path / "cache" / "claims" / f"{key}.claim").exists()
 
 
 def test_claims_cross_processes_only_when_another_process_replays(
