@@ -4,7 +4,9 @@ Each request of a batch runs through the same code as the online endpoint (`Repl
 batch answers what the online API answers to the same body. A batch ends at its poll number
 `polls` (0 or 1: the first poll). A `down` model's requests fail in the batch with the status
 they get online (503 OpenAI, 529 Anthropic); a `throttled` model's (a quota that never comes
-back) expire. `GET /_fake/batches` counts the uploads, batches, polls and requests per model.
+back) expire. `GET /_fake/batches` counts the uploads, batches, polls and requests per model, the files still
+stored and what was deleted (`DELETE /v1/files/{id}`, `DELETE /v1/messages/batches/{id}`: the
+file, or the ended batch's results, are gone from memory).
 
 The providers' size limits hold: an OpenAI input file of more than 50,000 requests or 200 MB
 fails validation; an Anthropic batch of more than 100,000 requests or 256 MB is refused (413/400).
@@ -77,6 +79,8 @@ class Batches:
         self.uploads = 0
         self.downloads = 0
         self.lines: dict[str, int] = {}
+        self.deleted_files = 0
+        self.deleted_batches: set[str] = set()  # Anthropic batches deleted (their results gone)
 
     def new_id(self, prefix: str, length: int = 24) -> str:
         n = len(self.files) + len(self.openai) + len(self.anthropic)
@@ -99,6 +103,8 @@ class Batches:
             "created": {"openai": len(self.openai), "anthropic": len(self.anthropic)},
             "polls": dict(self._polled),
             "lines": dict(self.lines),
+            "files_stored": len(self.files),
+            "deleted": {"files": self.deleted_files, "batches": len(self.deleted_batches)},
             "batches": {
                 **{k: v["status"] for k, v in self.openai.items()},
                 **{k: v["processing_status"] for k, v in self.anthropic.items()},
@@ -185,6 +191,18 @@ async def _upload(request: Request) -> Response:
     store.files[file_id] = (filename or "upload.jsonl", data)
     store.uploads += 1
     return _JSON(_file_object(file_id, filename or "upload.jsonl", len(data), purpose))
+
+
+async def _delete_file(request: Request) -> Response:
+    refused = _refused(request, anthropic=False)
+    if refused is not None:
+        return refused
+    store = _batches(request)
+    file_id = str(request.path_params["file_id"])
+    if store.files.pop(file_id, None) is None:
+        return _openai_error(404, f"No such File object: {file_id}")
+    store.deleted_files += 1
+    return _JSON({"id": file_id, "object": "file", "deleted": True})
 
 
 async def _file_content(request: Request) -> Response:
@@ -437,7 +455,7 @@ async def _retrieve_anthropic(request: Request) -> Response:
     store = _batches(request)
     batch_id = str(request.path_params["batch_id"])
     batch = store.anthropic.get(batch_id)
-    if batch is None:
+    if batch is None or batch_id in store.deleted_batches:
         return _anthropic_error(404, f"message batch {batch_id} not found", kind="not_found_error")
     if store.poll(batch_id) and batch["processing_status"] != "ended":
         counts = {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
@@ -460,12 +478,30 @@ async def _anthropic_results(request: Request) -> Response:
     store = _batches(request)
     batch_id = str(request.path_params["batch_id"])
     batch = store.anthropic.get(batch_id)
-    if batch is None or batch["processing_status"] != "ended":
+    if batch is None or batch["processing_status"] != "ended" or batch_id in store.deleted_batches:
         message = f"message batch {batch_id} has no results (not found, or still in progress)"
         return _anthropic_error(404, message, kind="not_found_error")
     store.downloads += 1
     data = b"".join(orjson.dumps(r) + b"\n" for r in store._results[batch_id])
     return Response(data, media_type="application/binary")
+
+
+async def _delete_anthropic(request: Request) -> Response:
+    """Delete an ended batch and its results (as the API: one still processing is refused)."""
+    refused = _refused(request, anthropic=True)
+    if refused is not None:
+        return refused
+    store = _batches(request)
+    batch_id = str(request.path_params["batch_id"])
+    batch = store.anthropic.get(batch_id)
+    if batch is None or batch_id in store.deleted_batches:
+        return _anthropic_error(404, f"message batch {batch_id} not found", kind="not_found_error")
+    if batch["processing_status"] != "ended":
+        message = f"message batch {batch_id} is still processing: cancel it first"
+        return _anthropic_error(400, message)
+    store.deleted_batches.add(batch_id)
+    store._results.pop(batch_id, None)
+    return _JSON({"id": batch_id, "type": "message_batch_deleted"})
 
 
 async def _report(request: Request) -> Response:
@@ -477,10 +513,12 @@ def batch_routes() -> list[Route]:
     return [
         Route("/v1/files", _upload, methods=["POST"]),
         Route("/v1/files/{file_id}/content", _file_content, methods=["GET"]),
+        Route("/v1/files/{file_id}", _delete_file, methods=["DELETE"]),
         Route("/v1/batches", _create_openai, methods=["POST"]),
         Route("/v1/batches/{batch_id}", _retrieve_openai, methods=["GET"]),
         Route("/v1/messages/batches", _create_anthropic, methods=["POST"]),
         Route("/v1/messages/batches/{batch_id}", _retrieve_anthropic, methods=["GET"]),
+        Route("/v1/messages/batches/{batch_id}", _delete_anthropic, methods=["DELETE"]),
         Route("/v1/messages/batches/{batch_id}/results", _anthropic_results, methods=["GET"]),
         Route("/_fake/batches", _report, methods=["GET"]),
     ]

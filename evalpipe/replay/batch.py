@@ -6,7 +6,9 @@ purpose `batch`, then `/v1/batches` on `/v1/chat/completions`) or an Anthropic M
 several batches when they exceed the provider's limits (`BATCH_LIMITS`, or the spec's
 `replay.batch_max_requests`). Each batch id is journaled in
 ``responses/batch-<arm>-r<repeat>-p<part>.json`` as it is submitted, so a replay killed while the
-batches run polls the same batches when resumed instead of paying again.
+batches run polls the same batches when resumed instead of paying again. Once a partition's
+batches are answered and journaled, they are deleted at the provider (an OpenAI batch's input,
+output and error files; an Anthropic batch with its results).
 
 The answers become the same rows, in the same cache (same request keys), as online replay's; a
 request the batch failed (an error line, `errored`, `expired`, `canceled`, or a whole batch that
@@ -20,7 +22,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -104,6 +106,8 @@ class _Batch:
     batch_id: str
     submitted_at: datetime
     sent: dict[str, _Sent]  # by custom_id
+    files: list[str] = field(default_factory=list)
+    """The OpenAI files it used (input, output, errors), known once it has ended."""
 
 
 def _state_path(part: _Partition, stem: str) -> Path | None:
@@ -208,7 +212,25 @@ async def batch_rows(
         await _collect(part, plan, base, batch, emit)
     if path is not None:
         path.unlink(missing_ok=True)
+    await _discard(plan.endpoint, batches)  # (after the unlink: a resume never polls them)
     return rows
+
+
+async def _discard(endpoint: Endpoint, batches: list[_Batch]) -> None:
+    """Delete what the ended batches keep at the provider (an OpenAI batch's files, an
+    Anthropic batch and its results): their answers are journaled and cached by now, and
+    providers cap the storage an organisation may hold. Best effort: a failure is logged."""
+    client = _client(endpoint)
+    for batch in batches:
+        try:
+            if batch.provider == "anthropic":
+                await client.messages.batches.delete(batch.batch_id)
+            for file_id in batch.files:
+                await client.files.delete(file_id)
+        except Exception as exc:
+            if not _is_api_error(exc):
+                raise
+            log.info("could not delete batch %s at the provider: %s", batch.batch_id, exc)
 
 
 async def _fill_and_submit(
@@ -467,6 +489,9 @@ async def _openai_results(client: Any, batch: _Batch, poll_s: float) -> dict[str
         if polled.status in _OPENAI_DONE:
             break
         await asyncio.sleep(poll_s)
+    batch.files = [
+        f for f in (polled.input_file_id, polled.output_file_id, polled.error_file_id) if f
+    ]
     outcomes: dict[str, CallOutcome] = {}
     for file_id in (polled.output_file_id, polled.error_file_id):
         if not file_id:

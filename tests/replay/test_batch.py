@@ -128,6 +128,11 @@ def test_batch_answers_equal_online_at_half_the_cost(root: str, tmp_path: Path) 
     assert after["created"]["anthropic"] == before["created"]["anthropic"] + 1
     for model in MODELS:
         assert after["lines"][model] - before["lines"].get(model, 0) == 12
+    # nothing left at the provider once answered: the OpenAI batch's input and output files,
+    # the Anthropic batch itself
+    assert after["files_stored"] == before["files_stored"]
+    assert after["deleted"]["files"] == before["deleted"]["files"] + 2
+    assert after["deleted"]["batches"] == before["deleted"]["batches"] + 1
     a, b = _rows(online), _rows(batched)
     assert a.keys() == b.keys()
     for key, on in a.items():
@@ -417,6 +422,7 @@ def test_a_killed_replay_polls_the_same_batches_and_pays_nothing_twice(tmp_path:
         assert sorted(seen["batches"]) == ids
         assert all(seen["polls"][i] >= 40 for i in ids)  # the resumed run polled them to the end
         assert seen["lines"] == {MODELS[0]: N, MODELS[1]: N}  # each request ran once
+        assert seen["files_stored"] == 0 and seen["deleted"]["batches"] == 1  # cleaned up
         assert _online_requests(root) == 0
         responses = read_table(resumed.path("responses"))
         replayed = responses.filter(pc.not_equal(responses["arm"], "logged"))
