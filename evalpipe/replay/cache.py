@@ -104,6 +104,7 @@ class ResponseCache:
         self._conns = threading.local()  # one SQLite connection per thread (and process)
         self._legacy: bool | None = None  # whether a pre-SQLite cache (<2 hex>/<key>.json) is here
         self._db_failed = False
+        self._local_only: set[str] = set()  # keys being kept here that the remote already has
         self._pending: dict[str, dict[str, Any]] = {}
         self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -183,11 +184,12 @@ class ResponseCache:
         if conn is None:
             return None
         try:
-            row = conn.execute("SELECT body FROM entries WHERE key = ?", (key,)).fetchone()
+            # (fetchall: the statement runs to its end, so no read transaction stays open)
+            rows = conn.execute("SELECT body FROM entries WHERE key = ?", (key,)).fetchall()
         except sqlite3.Error as exc:
             self._db_failure("read", exc)
             return None
-        return None if row is None else bytes(row[0])
+        return bytes(rows[0][0]) if rows else None
 
     def _store_many(self, bodies: dict[str, bytes]) -> None:
         """Write `bodies` in one transaction (several INSERTs of `_BATCH` rows each)."""
@@ -222,14 +224,14 @@ class ResponseCache:
         return self._legacy
 
     def _from_legacy(self, key: str) -> bytes | None:
-        """`key`'s file in a cache written before the SQLite file, kept in the file now."""
+        """`key`'s file in a cache written before the SQLite file (kept in the file from now on)."""
         if not self._has_legacy():
             return None
         try:
             body = self._legacy_path(key).read_bytes()
         except OSError:
             return None
-        self._store_many({key: body})
+        self._keep(key, body)
         return body
 
     # --- claims: runs sharing the cache at once pay once -----------------------------------------
@@ -372,13 +374,27 @@ class ResponseCache:
         except orjson.JSONDecodeError:
             log.warning("ignoring a corrupt remote cache entry %s", key)
             return None
-        self._store_many({key: body})
+        self._keep(key, body, data)
         return data
+
+    def _keep(self, key: str, body: bytes, value: dict[str, Any] | None = None) -> None:
+        """An answer read from elsewhere (the remote store, a pre-SQLite file), written here by
+        the background writer and not pushed to the remote store again."""
+        if value is None:
+            try:
+                value = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                return  # (`get` warns about it)
+        self._local_only.add(key)
+        self._enqueue(key, value)
 
     def put(self, key: str, value: dict[str, Any]) -> None:
         """Store `value` under `key` (written to disk by the background writer)."""
         if self.mode == "off":
             return
+        self._enqueue(key, value)
+
+    def _enqueue(self, key: str, value: dict[str, Any]) -> None:
         self._pending[key] = value  # (one dict store: atomic under the GIL)
         self._queue.put(key)
         with self._lock:  # (the writer takes it once per batch, so it is rarely contended)
@@ -416,7 +432,10 @@ class ResponseCache:
             bodies = {key: orjson.dumps(value) for key, value in written if value is not None}
             self._store_many(bodies)
             if self.remote is not None and bodies:
-                self._push(bodies)
+                pushed = {k: v for k, v in bodies.items() if k not in self._local_only}
+                if pushed:
+                    self._push(pushed)
+                self._local_only.difference_update(bodies)
             with self._idle:
                 for key, value in written:
                     if value is not None and self._pending.get(key) is value:  # (not if put again)

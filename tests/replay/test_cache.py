@@ -80,6 +80,7 @@ def test_a_cache_written_before_the_sqlite_file_is_still_read(tmp_path: Path) ->
     cache = ResponseCache(tmp_path / "cache")
     assert cache.get(key) == {"output_text": "from an older evalpipe"}
     assert cache.get(_key(9)) is None
+    cache.flush()
     assert _rows(tmp_path / "cache") == 1  # kept in the SQLite file as it was read
     old.unlink()
     assert ResponseCache(tmp_path / "cache").get(key) == {"output_text": "from an older evalpipe"}

@@ -137,6 +137,7 @@ def test_the_cache_is_pushed_as_written_and_read_from_the_bucket_on_a_miss(
     fresh = ResponseCache(other.cache_dir, remote=other.remote)
     key = next(iter(entries))
     assert fresh.get(key) == entries[key]
+    fresh.flush()
     assert fresh._read(key) is not None  # kept here, in the local SQLite file
     assert fresh.get("ff" + "00" * 31) is None
     # a cache that does not read (write_only) never asks
