@@ -358,6 +358,7 @@ def finish_replay(run: Run, seconds: float | None = None) -> None:
     if seconds is None:  # partitions ran as separate tasks: time from the first request sent
         seconds = (datetime.now(UTC) - first).total_seconds() if first else 0.0
     run.mark_stage("replay", seconds)
+    release_freed_memory()  # the partitions' rows and requests: not resident through score
 
 
 _LOST_SQL: Final = """
@@ -608,6 +609,7 @@ def finish_score(run: Run, seconds: float | None = None) -> int:
     if seconds is None:
         seconds = 0.0
     run.mark_stage("score", seconds)
+    release_freed_memory()  # the partitions' tables: not resident through the gate
     return int(rows)
 
 
@@ -698,6 +700,7 @@ def gate_run(run: Run) -> GateResult:
         candidates={c.candidate: _verdict_fields(c) for c in result.candidates},
     )
     run.mark_stage("gate", time.perf_counter() - started)
+    release_freed_memory()  # the gate's columns and replicates: not resident through the report
     return result
 
 
