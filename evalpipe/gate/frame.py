@@ -187,6 +187,16 @@ class _Texts:
         "GROUP BY i.pos"
     )
 
+    def count_matching(self, pattern: str) -> tuple[int, int]:
+        """(ok output texts, those `pattern` matches anywhere, ignoring case), counted where the
+        texts are: none of them is read into this process."""
+        sql = (
+            "SELECT count(output_text), count(*) FILTER (WHERE regexp_matches(output_text, ?, 'i'))"
+            f" FROM ({self._OK})"
+        )
+        ((total, hits),) = self.con.execute(sql, [pattern, self.arm]).fetchall()
+        return int(total), int(hits)
+
     def read(self) -> pa.Array:
         """output_text per record, null where the arm has no ok response."""
         got = query_table(self.con, self._OK, [self.arm])

@@ -42,12 +42,13 @@ from evalpipe.gate.power import PowerCase, cluster_sums
 from evalpipe.gate.reasons import candidate_sentence, metric_sentence, simpson_note
 from evalpipe.gate.rows import MetricRow, to_table
 from evalpipe.gate.validity import (
+    INJECTION_PATTERN,
     ScoringValidity,
     collapse_share,
-    injection_share,
     scoring_validity,
 )
 from evalpipe.gate.verdict import CandidateVerdict, GateResult, Verdict
+from evalpipe.memory import release_freed_memory
 from evalpipe.spec import Spec
 
 __all__ = ["SLICE_MIN_N", "PowerCases", "gate_scores", "gate_tables", "power_cases"]
@@ -386,7 +387,9 @@ def _invalid_reasons(
                 f"the candidate's outputs collapsed: {pct(cand_share)} of distinct requests got "
                 f"the same or nearly the same answer (baseline {pct(base_share)})"
             )
-    injected = injection_share(arm.texts.batches())
+    release_freed_memory()  # (the counts of a million texts: not resident through what follows)
+    total, hits = arm.texts.count_matching(INJECTION_PATTERN)  # (as injection_share, in DuckDB)
+    injected = hits / total if total else 0.0
     if injected > INJECTION_LIMIT:
         out.append(
             f"{pct(injected)} of the candidate's outputs look like attempts to steer the judge "

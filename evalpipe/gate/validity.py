@@ -125,46 +125,11 @@ _NORMALISE_ROWS: Final = 100_000
 """Outputs normalised at a time (each step of `_normalise` copies the text)."""
 
 
-_MERGE_ROWS: Final = 1_000_000
-"""Distinct texts counted per batch that are held before they are merged into the totals (a
-merge per batch re-grouped every distinct text so far: quadratic in a run's size)."""
+_CDIST_ROWS: Final = 50_000
+"""Distinct texts compared with the most common ones at a time."""
 
-
-def _value_counts(
-    batches: Iterable[pa.Array | pa.ChunkedArray],
-) -> tuple[int, pa.Array, NDArray[np.int64]]:
-    """(non-null texts, distinct normalised texts, how often each occurs), the texts read a
-    batch and normalised `_NORMALISE_ROWS` at a time, the counts merged when the held ones
-    reach the totals' size (or `_MERGE_ROWS`)."""
-    total = 0
-    acc: pa.Table | None = None
-    pending: list[pa.Table] = []
-    held = 0
-
-    def merge() -> pa.Table:
-        parts = ([] if acc is None else [acc]) + pending
-        schema = parts[0].schema
-        merged = pa.concat_tables([p.cast(schema) for p in parts])
-        return (
-            merged.group_by("values")
-            .aggregate([("counts", "sum")])
-            .rename_columns(["values", "counts"])
-        )
-
-    for batch in batches:
-        valid = pc.drop_null(batch)
-        total += len(valid)
-        for start in range(0, len(valid), _NORMALISE_ROWS):
-            counts = pc.value_counts(_normalise(valid.slice(start, _NORMALISE_ROWS)))
-            pending.append(pa.Table.from_batches([pa.RecordBatch.from_struct_array(counts)]))
-            held += pending[-1].num_rows
-            if held >= max(_MERGE_ROWS, 0 if acc is None else acc.num_rows):
-                acc, pending, held = merge(), [], 0
-    if pending:
-        acc = merge()
-    if acc is None:
-        return 0, pa.array([], pa.string()), np.zeros(0, dtype=np.int64)
-    return total, acc["values"].combine_chunks(), np.asarray(acc["counts"], dtype=np.int64)
+_COUNT_MEMORY: Final = "256MB"
+"""DuckDB's memory for counting an arm's texts (beyond it, it spills to disk)."""
 
 
 def collapse_share(
@@ -176,30 +141,54 @@ def collapse_share(
     """Share of outputs equal or nearly equal (rapidfuzz ratio ≥ similarity) to the `top` most common.
 
     Outputs are lower-cased with whitespace collapsed first. Pass one output per distinct
-    input, so that a repeated question answered the same way is not counted as collapse.
+    input, so that a repeated question answered the same way is not counted as collapse. The
+    texts may come in batches (an arm's outputs, a batch at a time): each is normalised
+    `_NORMALISE_ROWS` at a time and counted in DuckDB (within `_COUNT_MEMORY`, spilling beyond
+    it), so a million answers are never held at once in this process.
     """
+    from evalpipe.store import out_of_core_config
+
     batches = [texts] if isinstance(texts, pa.Array | pa.ChunkedArray) else texts
-    total, values, freq = _value_counts(batches)
-    if total == 0:
-        return 0.0
-    order = pc.sort_indices(
-        pa.table({"c": freq, "v": values}), sort_keys=[("c", "descending"), ("v", "ascending")]
-    )
-    head = values.take(order[:top]).to_pylist()
-    # Only strings of compatible length can reach the ratio: 2·min / (a + b) ≥ similarity.
-    lengths = np.asarray(pc.utf8_length(values), dtype=np.float64)
-    head_len = np.asarray(pc.utf8_length(pa.array(head, pa.string())), dtype=np.float64)
-    lo = head_len.min() * similarity / (2 - similarity)
-    hi = head_len.max() * (2 - similarity) / similarity
-    maybe = np.flatnonzero((lengths >= lo) & (lengths <= hi))
-    if maybe.size == 0:
-        return 0.0
-    candidates = values.take(pa.array(maybe)).to_pylist()
-    scores = process.cdist(
-        candidates, head, scorer=fuzz.ratio, score_cutoff=similarity * 100, dtype=np.float32
-    )
-    close = scores.max(axis=1) >= similarity * 100
-    return float(freq[maybe[close]].sum()) / total
+    total = 0
+    with duckdb.connect(config=out_of_core_config(_COUNT_MEMORY)) as con:
+        con.execute("CREATE TABLE normalised (v VARCHAR)")
+        for batch in batches:
+            valid = pc.drop_null(batch)
+            total += len(valid)
+            for start in range(0, len(valid), _NORMALISE_ROWS):
+                chunk = pa.table({"v": _normalise(valid.slice(start, _NORMALISE_ROWS))})
+                con.register("chunk", chunk)
+                con.execute("INSERT INTO normalised SELECT v FROM chunk")
+                con.unregister("chunk")
+        if total == 0:
+            return 0.0
+        con.execute("CREATE TABLE counts AS SELECT v, count(*) AS c FROM normalised GROUP BY v")
+        con.execute("DROP TABLE normalised")
+        head = [
+            str(v)
+            for (v,) in con.execute(
+                "SELECT v FROM counts ORDER BY c DESC, v ASC LIMIT ?", [top]
+            ).fetchall()
+        ]
+        # Only strings of compatible length can reach the ratio: 2·min / (a + b) ≥ similarity.
+        head_len = [len(h) for h in head]  # (code points, as DuckDB's length)
+        lo = min(head_len) * similarity / (2 - similarity)
+        hi = max(head_len) * (2 - similarity) / similarity
+        reader = con.sql(
+            "SELECT v, c FROM counts WHERE length(v) >= ? AND length(v) <= ?", params=[lo, hi]
+        ).to_arrow_reader(_CDIST_ROWS)
+        close = 0
+        for part in reader:
+            scores = process.cdist(
+                part.column(0).to_pylist(),
+                head,
+                scorer=fuzz.ratio,
+                score_cutoff=similarity * 100,
+                dtype=np.float32,
+            )
+            near = scores.max(axis=1) >= similarity * 100
+            close += int(np.asarray(part.column(1), dtype=np.int64)[near].sum())
+    return float(close) / total
 
 
 # --- judges against people ---------------------------------------------------------------------
