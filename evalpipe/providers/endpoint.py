@@ -62,7 +62,12 @@ class Endpoint:
     ) -> None:
         self.provider, self.model, self.limit = provider, model, limit
         self.base_url = _resolve_base_url(base_url, provider)
-        self.host = urlparse(self.base_url).netloc if self.base_url else provider
+        # where the answers come from, in the cache key: the built-in fake is one provider
+        # whatever port this run started it on (else a demo's repeat could never hit the cache)
+        if base_url == BUILTIN_FAKE:
+            self.host = BUILTIN_FAKE
+        else:
+            self.host = urlparse(self.base_url).netloc if self.base_url else provider
         self.default_max_tokens = default_max_tokens
         self._same_provider = (logged_provider or provider) == (
             "openai" if provider == "openai_compatible" else provider

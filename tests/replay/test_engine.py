@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -121,6 +122,28 @@ def test_cache_makes_a_repeat_free(fake_provider: str, tmp_path: Path) -> None:
     assert not any(first["cache_hit"].to_pylist())
     assert all(second["cache_hit"].to_pylist())
     assert second["output_text"].to_pylist() == first["output_text"].to_pylist()
+
+
+def test_the_builtin_fake_on_another_port_is_the_same_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`base_url: builtin:fake` starts a fake on a free port each run: a repeat on another
+    port is answered from the cache (the key names the fake, not where it listened)."""
+    from evalpipe.fake import serving
+    from evalpipe.providers.endpoint import FAKE_URL_ENV
+
+    cache = ResponseCache(tmp_path / "cache")
+    with serving(latency_ms=1.0) as first_root:
+        monkeypatch.setenv(FAKE_URL_ENV, first_root)
+        first = replay_records(_records(4), _spec(tmp_path), run_id="a", cache=cache)
+    with serving(latency_ms=1.0) as second_root:
+        assert second_root != first_root
+        monkeypatch.setenv(FAKE_URL_ENV, second_root)
+        second = replay_records(_records(4), _spec(tmp_path), run_id="b", cache=cache)
+        seen = httpx.get(f"{second_root}/_fake/traffic").json()
+    assert not any(first["cache_hit"].to_pylist())
+    assert all(second["cache_hit"].to_pylist())
+    assert sum(m.get("requests", 0) for m in seen.values() if isinstance(m, dict)) == 0
 
 
 def test_budget_stops_cleanly_with_skipped_rows(fake_provider: str, tmp_path: Path) -> None:
