@@ -18,3 +18,15 @@ def test_plain_progress_lines_show_retries_429s_and_the_breaker(
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "replay cand: 1/8"
     assert "replay cand: 2/8 (3 retries, 2 × 429, breaker open)" in lines
+
+
+def test_partitions_add_up_as_their_events_come(capsys: pytest.CaptureFixture[str]) -> None:
+    """Each partition reports its own done/total; the line shows their sums (updated per
+    event, a partition's newer event replacing its older)."""
+    with _ProgressView() as view:
+        view(Progress("replay", "cand", 1, 4, 0.0, part=0))
+        view(Progress("replay", "cand", 4, 4, 0.0, part=0))
+        view(Progress("replay", "cand", 4, 4, 0.0, part=1))
+        view(Progress("replay", "base", 2, 2, 0.0, part=1))
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == ["replay cand: 1/4", "replay cand: 4/4", "replay base: 2/2"]
