@@ -448,7 +448,8 @@ async def _create_anthropic(request: Request) -> Response:
     return _JSON(batch)
 
 
-async def _retrieve_anthropic(request: Request) -> Response:
+def _anthropic_batch(request: Request) -> tuple[Batches, str, dict[str, Any]] | Response:
+    """The store, id and batch a Message Batches route names, or the refusal / 404 to answer."""
     refused = _refused(request, anthropic=True)
     if refused is not None:
         return refused
@@ -457,6 +458,14 @@ async def _retrieve_anthropic(request: Request) -> Response:
     batch = store.anthropic.get(batch_id)
     if batch is None or batch_id in store.deleted_batches:
         return _anthropic_error(404, f"message batch {batch_id} not found", kind="not_found_error")
+    return store, batch_id, batch
+
+
+async def _retrieve_anthropic(request: Request) -> Response:
+    found = _anthropic_batch(request)
+    if isinstance(found, Response):
+        return found
+    store, batch_id, batch = found
     if store.poll(batch_id) and batch["processing_status"] != "ended":
         counts = {"processing": 0, "succeeded": 0, "errored": 0, "canceled": 0, "expired": 0}
         for r in store._results[batch_id]:
@@ -488,14 +497,10 @@ async def _anthropic_results(request: Request) -> Response:
 
 async def _delete_anthropic(request: Request) -> Response:
     """Delete an ended batch and its results (as the API: one still processing is refused)."""
-    refused = _refused(request, anthropic=True)
-    if refused is not None:
-        return refused
-    store = _batches(request)
-    batch_id = str(request.path_params["batch_id"])
-    batch = store.anthropic.get(batch_id)
-    if batch is None or batch_id in store.deleted_batches:
-        return _anthropic_error(404, f"message batch {batch_id} not found", kind="not_found_error")
+    found = _anthropic_batch(request)
+    if isinstance(found, Response):
+        return found
+    store, batch_id, batch = found
     if batch["processing_status"] != "ended":
         message = f"message batch {batch_id} is still processing: cancel it first"
         return _anthropic_error(400, message)
