@@ -9,7 +9,8 @@ sample of 500), gated and reported: the demo's spec on N records.
   peak RSS (`ru_maxrss` of that process) is its own; `seconds` its wall time inside the process,
   `per_1k_records` = seconds per 1,000 records (cost growth with N: linear or better);
 - cache warm: a second run of the same spec, whole, in one `evalpipe run` process (replay
-  answered from the cache: no network); its peak RSS (`ru_maxrss` of the `evalpipe run`
+  answered from the cache: `requests_sent` counts what reached the fake, per model — only the
+  judge's anchor set, which every run asks anew); its peak RSS (`ru_maxrss` of the `evalpipe run`
   process) is the end-to-end figure (goal ≤ 2 GB), with the stage timings its manifest records.
 
 `--transport batch`: the cold replay sends each partition's uncached requests as one batch per
@@ -44,6 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -99,6 +101,12 @@ sys.argv[0] = "evalpipe"
 main()
 """
 """`evalpipe run …` whose peak RSS (KiB) is written to the file named first, as it exits."""
+
+
+def _requests(root: str) -> dict[str, int]:
+    """Requests the fake has answered so far, per model."""
+    with urllib.request.urlopen(f"{root}/_fake/traffic") as reply:
+        return {m: seen["requests"] for m, seen in json.load(reply).items()}
 
 
 def _env(fake: str) -> dict[str, str]:
@@ -267,6 +275,7 @@ def _in(folder: Path, n: int, args: argparse.Namespace, root: str) -> dict[str, 
         }
 
     rss_file = folder / "warm-rss.txt"
+    before = _requests(root)
     started = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-c", _WARM, str(rss_file), "run", str(spec)],
@@ -276,6 +285,7 @@ def _in(folder: Path, n: int, args: argparse.Namespace, root: str) -> dict[str, 
         cwd=folder,
     )
     seconds = time.perf_counter() - started
+    sent = {m: k - before.get(m, 0) for m, k in _requests(root).items()}
     if proc.returncode not in (0, 1, 2, 3):
         raise SystemExit(f"evalpipe run failed ({proc.returncode}): {proc.stderr[-3000:]}")
     warm_rss = int(rss_file.read_text()) * 1024  # the `evalpipe run` process's own peak
@@ -303,6 +313,7 @@ def _in(folder: Path, n: int, args: argparse.Namespace, root: str) -> dict[str, 
             "peak_rss_mb": round(warm_rss / 1024**2, 1),
             "per_1k_records_s": round(seconds / (n / 1000), 4),
             "cache_hits": warm.get("coverage", {}),
+            "requests_sent": {m: k for m, k in sent.items() if k},
         },
         "under_2gb": max(cold_peak, warm_rss / 1024**2) <= GOAL_BYTES / 1024**2,
         "verdict": verdict,

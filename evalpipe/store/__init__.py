@@ -19,6 +19,7 @@ in a local staging copy that `evalpipe.store.remote` keeps in step with it (`Run
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import secrets
@@ -58,6 +59,7 @@ __all__ = [
     "new_run_id",
     "open_run",
     "out_of_core_config",
+    "parquet_rows",
     "read_night_metrics",
     "read_nights",
     "read_rows",
@@ -157,25 +159,46 @@ def read_rows(
     schema: pa.Schema | None = None,
 ) -> pa.Table:
     """Rows `start` to `stop` of a Parquet file, reading only the row groups that hold them."""
-    meta = pq.ParquetFile(path)
-    groups, first, offset = [], None, 0
-    for g in range(meta.metadata.num_row_groups):
-        n = meta.metadata.row_group(g).num_rows
-        if offset + n > start and offset < stop:
-            groups.append(g)
-            first = offset if first is None else first
-        offset += n
-    if not groups:
-        names = columns or (schema.names if schema is not None else meta.schema_arrow.names)
-        base = schema if schema is not None else meta.schema_arrow
+    meta, offsets = _layout(path)
+    # row group g holds rows offsets[g] to offsets[g + 1]: those that overlap [start, stop)
+    first = int(np.searchsorted(offsets[1:], start, side="right"))
+    last = int(np.searchsorted(offsets[:-1], stop, side="left"))
+    if first >= last or start >= stop:
+        names = columns or (
+            schema.names if schema is not None else meta.schema.to_arrow_schema().names
+        )
+        base = schema if schema is not None else meta.schema.to_arrow_schema()
         return base.empty_table().select(names)
-    table = meta.read_row_groups(groups, columns=columns)
-    assert first is not None
-    table = table.slice(start - first, stop - start)
+    source = pq.ParquetFile(path, metadata=meta)
+    table = source.read_row_groups(list(range(first, last)), columns=columns)
+    table = table.slice(start - int(offsets[first]), stop - start)
     if schema is not None:
         target = pa.schema([schema.field(n) for n in table.column_names])
         table = table.cast(target) if table.schema != target else table
     return table
+
+
+def parquet_rows(path: Path) -> int:
+    """Rows of a Parquet file, from its footer (parsed once per version of the file)."""
+    return int(_layout(path)[1][-1])
+
+
+def _layout(path: Path) -> tuple[pq.FileMetaData, np.ndarray[Any, np.dtype[np.int64]]]:
+    """A Parquet file's footer and its row groups' first rows (+ the row count last).
+
+    Cached per path, inode, modification time and size: a partition of a 1M-record run parses a
+    footer of 1,000 row groups (~10 MB, 35 ms) once, not once per read."""
+    stat = path.stat()
+    return _footer(str(path), stat.st_ino, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _footer(
+    path: str, _inode: int, _mtime_ns: int, _size: int
+) -> tuple[pq.FileMetaData, np.ndarray[Any, np.dtype[np.int64]]]:
+    meta = pq.read_metadata(path)
+    rows = [meta.row_group(g).num_rows for g in range(meta.num_row_groups)]
+    return meta, np.concatenate([[0], np.cumsum(rows, dtype=np.int64)]).astype(np.int64)
 
 
 def write_json_atomic(obj: Any, path: Path) -> None:
@@ -271,7 +294,7 @@ class Run:
 
     def record_count(self) -> int:
         """Rows of records.parquet (from its footer)."""
-        return int(pq.ParquetFile(self._existing("records.parquet", "ingest")).metadata.num_rows)
+        return parquet_rows(self._existing("records.parquet", "ingest"))
 
     def read_records(
         self, start: int = 0, stop: int | None = None, *, request_raw: bool = False
@@ -282,7 +305,7 @@ class Run:
         groups that hold them (one per replay partition)."""
         path = self._existing("records.parquet", "ingest")
         if stop is None:
-            stop = pq.ParquetFile(path).metadata.num_rows
+            stop = parquet_rows(path)
         schema = RECORDS_LEAN
         if request_raw:
             schema = schema.append(RECORDS.field("request_raw"))
