@@ -626,7 +626,38 @@ def score_partitions(run: Run) -> list[int]:
 
         clear_reservations(run.path(LEDGER_FILE), _score_spent(run))
     done = run.scored_parts()
-    return [p for p in _partition_numbers(run)[0] if p not in done]
+    todo = [p for p in _partition_numbers(run)[0] if p not in done]
+    if _sinks and run.spec.judges and todo:
+        _announce_judges(run, todo)
+    return todo
+
+
+def _announce_judges(run: Run, todo: list[int]) -> None:
+    """Each judge's expected calls per partition still to score, as progress events before any
+    starts (so that a progress view shows the stage's whole total, not the partitions begun
+    so far): a sampled judge's sample records in the partition, else all its records, times the
+    arms it judges (pairwise: each candidate against the baseline; otherwise every replayed
+    arm). A partition's own events then replace its estimate with its count."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    from evalpipe.replay.engine import Progress
+
+    size = partition_size(run)
+    spec = run.spec
+    samples = _judge_samples(run)
+    starts = np.arange(max(todo) + 1, dtype=np.int64) * size
+    records = np.minimum(size, run.record_count() - starts)  # (the last one may hold fewer)
+    for judge in spec.judges:
+        sample = samples.get(judge.name)
+        counts = records
+        if sample is not None:
+            ids = pq.read_table(run.path("records.parquet"), columns=["record_id"])["record_id"]
+            where = np.flatnonzero(pc.is_in(ids, value_set=sample).to_numpy(zero_copy_only=False))
+            counts = np.bincount(where // size, minlength=len(records))
+        arms = len(spec.candidates) + (0 if judge.type == "pairwise" else 1)
+        for p in todo:
+            _emit(Progress("judge", judge.name, 0, int(counts[p]) * arms, 0.0, p))
 
 
 def score_run(run: Run, part: int | None = None) -> int:

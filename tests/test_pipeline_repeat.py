@@ -13,10 +13,12 @@ import pyarrow.compute as pc
 import pytest
 import yaml
 
+from evalpipe import pipeline
 from evalpipe.fake import serving
 from evalpipe.flows import run_in_process
+from evalpipe.replay.engine import Progress
 from evalpipe.score.judges.anchors import load_anchors
-from evalpipe.spec import load_spec
+from evalpipe.spec import Spec, load_spec
 from evalpipe.store import open_run, read_table
 
 DEMO = Path(__file__).resolve().parent.parent / "eval_sets" / "demo"
@@ -34,7 +36,7 @@ def _requests(root: str) -> dict[str, int]:
     return {model: seen["requests"] for model, seen in report.items()}
 
 
-def test_a_repeat_run_sends_only_the_judge_anchors(server: str, tmp_path: Path) -> None:
+def _spec(server: str, tmp_path: Path) -> Spec:
     shutil.copy(DEMO / "traffic.jsonl.gz", tmp_path)
     spec_doc = {
         "name": "repeat",
@@ -59,7 +61,11 @@ def test_a_repeat_run_sends_only_the_judge_anchors(server: str, tmp_path: Path) 
         "report": {"out": str(tmp_path / "reports")},
     }
     (tmp_path / "eval.yaml").write_text(yaml.safe_dump(spec_doc))
-    spec = load_spec(tmp_path / "eval.yaml")
+    return load_spec(tmp_path / "eval.yaml")
+
+
+def test_a_repeat_run_sends_only_the_judge_anchors(server: str, tmp_path: Path) -> None:
+    spec = _spec(server, tmp_path)
     anchors, _source = load_anchors(spec.judges[0], spec)  # type: ignore[misc]
     per_run = 2 * len(anchors)  # a pairwise anchor is judged in both orders
 
@@ -75,6 +81,32 @@ def test_a_repeat_run_sends_only_the_judge_anchors(server: str, tmp_path: Path) 
     again = {m: n - sent.get(m, 0) for m, n in _requests(server).items()}
     assert again == {BASELINE: 0, CANDIDATE: 0, JUDGE: per_run}
     assert _judged(second.path("scores")) == judged  # the same verdicts, from the cache
+
+
+def test_judge_progress_shows_the_stage_total_from_the_start(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Partitions announce their judge calls before any is scored: the first judge event of
+    the stage already carries the whole total, which the partitions' own counts then confirm
+    (it used to be the first partition's pairs alone: `judge helpfulness: 2/2` of 1,000)."""
+    monkeypatch.setattr(pipeline, "PARTITION_SIZE", 20)
+    spec = _spec(server, tmp_path)
+    run = open_run(spec, None)
+    events: list[Progress] = []
+    with pipeline.progress_sink(events.append):
+        run_in_process(run)
+    judge = [e for e in events if e.stage == "judge"]
+    assert len({e.part for e in judge}) > 1
+    totals: dict[int, int] = {}  # as a view sums them: per partition, its latest total
+    seen_at_first_answer = None
+    done: dict[int, int] = {}
+    for e in judge:
+        totals[e.part], done[e.part] = e.total, e.done
+        if e.done and seen_at_first_answer is None:
+            seen_at_first_answer = sum(totals.values())
+    judged = len(_judged(run.path("scores")))
+    assert seen_at_first_answer == judged  # the whole stage's total (every sampled pair is ok)
+    assert sum(done.values()) == sum(totals.values()) == judged
 
 
 def _judged(path: Path) -> dict[tuple[str, str], float | None]:

@@ -379,9 +379,11 @@ def _invalid_reasons(
             )
     arm, base = frame.arms[cand], frame.arms["baseline"]
     distinct = np.flatnonzero(frame.distinct_input)  # (texts read from the view as needed)
-    cand_share = collapse_share(arm.texts.batches_at(distinct))
+    # (counted in the gate's own DuckDB: one memory limit for the texts and their counts)
+    release_freed_memory()
+    cand_share = collapse_share(arm.texts.batches_at(distinct), database=arm.texts.con)
     if cand_share > COLLAPSE_SHARE:
-        base_share = collapse_share(base.texts.batches_at(distinct))
+        base_share = collapse_share(base.texts.batches_at(distinct), database=base.texts.con)
         if base_share < COLLAPSE_BASELINE:
             out.append(
                 f"the candidate's outputs collapsed: {pct(cand_share)} of distinct requests got "

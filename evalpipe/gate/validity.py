@@ -121,7 +121,7 @@ def _normalise(texts: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     return pc.utf8_trim_whitespace(pc.replace_substring_regex(lowered, r"\s+", " "))
 
 
-_NORMALISE_ROWS: Final = 100_000
+_NORMALISE_ROWS: Final = 25_000
 """Outputs normalised at a time (each step of `_normalise` copies the text)."""
 
 
@@ -137,21 +137,29 @@ def collapse_share(
     *,
     top: int = 5,
     similarity: float = 0.95,
+    database: duckdb.DuckDBPyConnection | None = None,
 ) -> float:
     """Share of outputs equal or nearly equal (rapidfuzz ratio ≥ similarity) to the `top` most common.
 
     Outputs are lower-cased with whitespace collapsed first. Pass one output per distinct
     input, so that a repeated question answered the same way is not counted as collapse. The
     texts may come in batches (an arm's outputs, a batch at a time): each is normalised
-    `_NORMALISE_ROWS` at a time and counted in DuckDB (within `_COUNT_MEMORY`, spilling beyond
-    it), so a million answers are never held at once in this process.
+    `_NORMALISE_ROWS` at a time and counted in DuckDB, so a million answers are never held at
+    once in this process: in temporary tables of `database` (a cursor of it: its memory limit
+    then bounds the texts' source and their counts together), else of a database of its own
+    (within `_COUNT_MEMORY`), spilling to disk beyond.
     """
+    from evalpipe.memory import release_freed_memory
     from evalpipe.store import out_of_core_config
 
     batches = [texts] if isinstance(texts, pa.Array | pa.ChunkedArray) else texts
     total = 0
-    with duckdb.connect(config=out_of_core_config(_COUNT_MEMORY)) as con:
-        con.execute("CREATE TABLE normalised (v VARCHAR)")
+    if database is None:
+        con = duckdb.connect(config=out_of_core_config(_COUNT_MEMORY))
+    else:
+        con = database.cursor()
+    with con:
+        con.execute("CREATE TEMP TABLE normalised (v VARCHAR)")
         for batch in batches:
             valid = pc.drop_null(batch)
             total += len(valid)
@@ -160,9 +168,12 @@ def collapse_share(
                 con.register("chunk", chunk)
                 con.execute("INSERT INTO normalised SELECT v FROM chunk")
                 con.unregister("chunk")
+            release_freed_memory()  # (what reading and normalising the batch freed)
         if total == 0:
             return 0.0
-        con.execute("CREATE TABLE counts AS SELECT v, count(*) AS c FROM normalised GROUP BY v")
+        con.execute(
+            "CREATE TEMP TABLE counts AS SELECT v, count(*) AS c FROM normalised GROUP BY v"
+        )
         con.execute("DROP TABLE normalised")
         head = [
             str(v)
@@ -188,6 +199,7 @@ def collapse_share(
             )
             near = scores.max(axis=1) >= similarity * 100
             close += int(np.asarray(part.column(1), dtype=np.int64)[near].sum())
+        con.execute("DROP TABLE counts")
     return float(close) / total
 
 

@@ -139,3 +139,44 @@ def _memory_limit(config: dict[str, str]) -> str:
     with duckdb.connect(config=config) as con:
         ((limit,),) = con.execute("SELECT current_setting('memory_limit')").fetchall()
     return str(limit)
+
+
+def test_an_arms_texts_are_one_per_record_with_or_without_a_duplicate_row(tmp_path: Path) -> None:
+    """Texts stream as the rows are when each record has one ok row (as replay writes them);
+    a record with two ok rows of an arm (e.g. files of an older run) still counts once."""
+    run = _synth()
+    resp = run.responses
+    ok = resp.filter(pc.and_(pc.equal(resp["arm"], "good"), pc.equal(resp["status"], "ok"))).filter(
+        pc.equal(pc.field("repeat"), 0)
+    )
+    n_ok = ok.num_rows
+    twice = pa.concat_tables([resp, ok.slice(0, 25)])
+    figures = []
+    for name, responses in (("plain", resp), ("twice", twice)):
+        folder = tmp_path / name
+        folder.mkdir()
+        pq.write_table(run.records, folder / "records.parquet")
+        tables = GateTables.from_files(
+            _write_parts(run.scores, folder / "scores", 2, 1),
+            _write_parts(responses, folder / "responses", 3, 2),
+            folder / "records.parquet",
+            run.spec,
+        )
+        texts = frame_of(tables, run.spec).arms["good"].texts
+        assert ("GROUP BY" in texts._ok) == (name == "twice")
+        everyone = np.arange(texts.n, dtype=np.int64)
+        streamed = sorted(t for b in texts.batches_at(everyone, rows=7) for t in b.to_pylist())
+        some = np.arange(0, texts.n, 3, dtype=np.int64)
+        read = texts.read().to_pylist()
+        figures.append(
+            (
+                streamed,
+                sorted(t for b in texts.batches_at(some) for t in b.to_pylist()),
+                read,
+                texts.count_matching("."),
+            )
+        )
+        assert len(streamed) == n_ok and sum(t is not None for t in read) == n_ok
+        assert sorted(t for t in read[::3] if t is not None) == figures[-1][1]
+        tables.close()
+    assert figures[0] == figures[1]
