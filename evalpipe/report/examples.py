@@ -172,13 +172,17 @@ _BETTER: Final = {
 }
 # Each candidate's score beside the baseline's on the same record and metric, built once for
 # every candidate and both directions (a pairwise judge has no baseline row: b_* are null).
+# Only the rows some direction can show are kept (the union of _WORSE's and _BETTER's tests:
+# a check that changed, a judge value off 0.5 or off the baseline's): at 1M records the rest
+# is ~10M rows that only spilled.
 _PAIRS: Final = """
 CREATE OR REPLACE TEMP TABLE pairs AS
 SELECT c.arm AS cand, c.record_id, c.metric, c.kind, b.passed AS b_passed, c.passed AS c_passed,
        b.value AS b_value, c.value AS c_value
 FROM scores AS c LEFT JOIN scores AS b
   ON b.record_id = c.record_id AND b.metric = c.metric AND b.arm = 'baseline'
-WHERE c.arm <> 'baseline';
+WHERE c.arm <> 'baseline'
+  AND (b.passed <> c.passed OR c.value <> 0.5 OR c.value <> b.value);
 CREATE OR REPLACE TEMP TABLE rpairs AS
 SELECT c.arm AS cand, c.record_id, c.status AS c_status, c.error_origin AS c_origin,
        b.status AS b_status, b.error_origin AS b_origin
