@@ -648,11 +648,13 @@ def _announce_judges(run: Run, todo: list[int]) -> None:
     samples = _judge_samples(run)
     starts = np.arange(max(todo) + 1, dtype=np.int64) * size
     records = np.minimum(size, run.record_count() - starts)  # (the last one may hold fewer)
+    ids = None
     for judge in spec.judges:
         sample = samples.get(judge.name)
         counts = records
         if sample is not None:
-            ids = pq.read_table(run.path("records.parquet"), columns=["record_id"])["record_id"]
+            if ids is None:  # (read once, whatever the number of sampled judges)
+                ids = pq.read_table(run.path("records.parquet"), columns=["record_id"])["record_id"]
             where = np.flatnonzero(pc.is_in(ids, value_set=sample).to_numpy(zero_copy_only=False))
             counts = np.bincount(where // size, minlength=len(records))
         arms = len(spec.candidates) + (0 if judge.type == "pairwise" else 1)

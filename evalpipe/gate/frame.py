@@ -59,8 +59,8 @@ INFRA: Final = 3
 
 GATE_MEMORY_LIMIT: Final = "384MB"
 """DuckDB's memory for the gate's queries (it spills beyond: the run's size does not matter).
-At 1M records × 3 arms: 512 MB → 384 MB took the gate's peak RSS from 1,660 to 1,505 MB for
-58.7 s against 56.4 (256 MB: 1,465 MB, 64 s)."""
+At 1M records × 3 arms, single runs with the allocator settings of `out_of_core_config`:
+peak RSS 1,662 MB at 512 MB (56 s), 1,505–1,660 at 384 MB (59–60 s), 1,465 at 256 MB (64 s)."""
 
 
 def query_table(

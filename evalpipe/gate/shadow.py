@@ -379,8 +379,8 @@ def _invalid_reasons(
             )
     arm, base = frame.arms[cand], frame.arms["baseline"]
     distinct = np.flatnonzero(frame.distinct_input)  # (texts read from the view as needed)
+    release_freed_memory()  # (what the checks before freed: not resident under the texts)
     # (counted in the gate's own DuckDB: one memory limit for the texts and their counts)
-    release_freed_memory()
     cand_share = collapse_share(arm.texts.batches_at(distinct), database=arm.texts.con)
     if cand_share > COLLAPSE_SHARE:
         base_share = collapse_share(base.texts.batches_at(distinct), database=base.texts.con)

@@ -147,7 +147,7 @@ def collapse_share(
     `_NORMALISE_ROWS` at a time and counted in DuckDB, so a million answers are never held at
     once in this process: in temporary tables of `database` (a cursor of it: its memory limit
     then bounds the texts' source and their counts together), else of a database of its own
-    (within `_COUNT_MEMORY`), spilling to disk beyond.
+    (within `_COUNT_MEMORY`), spilling to disk beyond; either goes with the connection.
     """
     from evalpipe.memory import release_freed_memory
     from evalpipe.store import out_of_core_config
@@ -199,7 +199,6 @@ def collapse_share(
             )
             near = scores.max(axis=1) >= similarity * 100
             close += int(np.asarray(part.column(1), dtype=np.int64)[near].sum())
-        con.execute("DROP TABLE counts")
     return float(close) / total
 
 

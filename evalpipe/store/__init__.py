@@ -163,12 +163,9 @@ def read_rows(
     # row group g holds rows offsets[g] to offsets[g + 1]: those that overlap [start, stop)
     first = int(np.searchsorted(offsets[1:], start, side="right"))
     last = int(np.searchsorted(offsets[:-1], stop, side="left"))
-    if first >= last or start >= stop:
-        names = columns or (
-            schema.names if schema is not None else meta.schema.to_arrow_schema().names
-        )
+    if first >= last:
         base = schema if schema is not None else meta.schema.to_arrow_schema()
-        return base.empty_table().select(names)
+        return base.empty_table().select(columns or base.names)
     source = pq.ParquetFile(path, metadata=meta)
     table = source.read_row_groups(list(range(first, last)), columns=columns)
     table = table.slice(start - int(offsets[first]), stop - start)
@@ -227,10 +224,11 @@ def out_of_core_config(memory_limit: str) -> dict[str, str | bool | int | float 
     beyond (the system's temporary folder, not the working directory), and its allocator
     handing freed memory back early.
 
-    DuckDB's `memory_limit` bounds its buffer pool, not what its allocator keeps: by default
-    it holds up to 128 MB per thread (and 512 MB after bulk frees) for reuse, so the gate's
-    queries over a 1M-record run sat ~1 GB above a 512 MB limit; with the thresholds below,
-    the gate's peak fell by ~100 MB at the same speed."""
+    DuckDB's `memory_limit` bounds its buffer pool, not what its allocator keeps for reuse (it
+    flushes at 128 MB, and 512 MB after bulk frees, by default): the gate over a 1M-record run
+    held ~1 GB more than DuckDB accounted for. With the thresholds below its peak was 1,662 MB
+    against 1,734–1,754 without, at the same speed (single runs; the rest of that excess was
+    freed C-heap memory, see `evalpipe.memory`)."""
     spill = Path(tempfile.gettempdir()) / "evalpipe-duckdb"
     return {
         "memory_limit": memory_limit,

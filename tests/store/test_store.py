@@ -148,7 +148,7 @@ def test_write_rows_then_read_rows_by_range(tmp_path: Path) -> None:
 
 def test_read_rows_every_range_and_a_rewritten_file(tmp_path: Path) -> None:
     """Row-group bounds come from a cached footer: every range is exact, and a file written
-    again at the same path (same size even) is read as it is now."""
+    again at the same path is read as it is now."""
     import pyarrow.parquet as pq
 
     from evalpipe.store import parquet_rows, read_rows
